@@ -1,0 +1,75 @@
+"""Exponential backoff with full jitter, and the one retry helper. Stdlib only.
+
+Clock and sleep are injected so tests never sleep for real; ``control/`` (stdlib + boto3 only)
+uses this module too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from algostack.errors import RetryableError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Backoff:
+    """Delays ``base * factor**n`` capped at ``cap``, with full jitter in ``[floor, delay]``."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 30.0
+    floor: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        """Return the next delay and advance; never below ``floor``, never above ``cap``."""
+        raw = min(self.cap, self.base * self.factor**self.attempt)
+        self.attempt += 1
+        return max(self.floor, self.rng.uniform(0.0, raw))
+
+    def reset(self) -> None:
+        """Start again from the first delay (after a success)."""
+        self.attempt = 0
+
+    def delays(self) -> Iterator[float]:
+        """Yield delays forever."""
+        while True:
+            yield self.next_delay()
+
+
+async def retry_async(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    backoff: Backoff,
+    deadline_s: float,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Call ``fn`` until it succeeds, retrying only ``RetryableError`` until ``deadline_s``.
+
+    The last error is re-raised when the next wait would pass the deadline.
+    """
+    start = clock()
+    attempt = 0
+    while True:
+        try:
+            return await fn()
+        except RetryableError as exc:
+            attempt += 1
+            delay = backoff.next_delay()
+            if exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            if clock() - start + delay > deadline_s:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            await sleep(delay)

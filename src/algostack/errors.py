@@ -1,0 +1,35 @@
+"""One error hierarchy: retryable (network, rate limit) vs fatal (config, auth, bad input).
+
+Adapters raise these at the edge; the one retry helper (``algostack.core.backoff``) retries
+only ``RetryableError``. Messages say what the user must do.
+"""
+
+from __future__ import annotations
+
+
+class AlgostackError(Exception):
+    """Base of every error algostack raises on purpose."""
+
+
+class RetryableError(AlgostackError):
+    """A transient failure: trying again later may succeed (network, rate limit, 5xx)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(AlgostackError):
+    """A failure that retrying cannot fix: configuration, credentials, permissions."""
+
+
+class ConfigError(FatalError):
+    """Invalid or missing configuration, detected before connecting to anything."""
+
+
+class AuthError(FatalError):
+    """Credentials were refused or lack the needed subscription or scope."""
+
+
+class DataError(AlgostackError):
+    """Input data (a frame, a file, an artifact) is malformed; the message names it."""

@@ -1,0 +1,1 @@
+"""algostack.testing."""
