@@ -1,0 +1,43 @@
+"""The interface every market-data source implements (Alpaca, synthetic, replay).
+
+A source yields batches of core events — one batch per websocket frame, or per minute for
+offline sources — and keeps its own counters. The ingest service drains a source into the bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from algostack.core.market import MarketEvent
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps; the ingest service logs and reports them."""
+
+    received: int = 0
+    """Events parsed into core types."""
+    malformed: int = 0
+    """Frames or messages that could not be parsed (counted, logged truncated, skipped)."""
+    reconnects: int = 0
+    backfilled: int = 0
+    """Bars fetched through the historical REST seam after a gap."""
+    last_bar_ts: dict[str, int] = field(default_factory=dict)
+    """Per symbol, the timestamp (UTC ns) of the last bar seen."""
+
+
+class MarketSource(Protocol):
+    """An async source of market events."""
+
+    name: str
+    stats: SourceStats
+
+    def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        """Yield batches of events until the source ends (offline) or is closed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop producing and release connections; ``stream()`` then ends."""
+        ...
