@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.algostack-installed
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck unit bench clean venv
+.PHONY: run test lint typecheck unit bench clean venv tools
+
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION := 3.3.30
 
 venv: $(STAMP)
 
@@ -15,6 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
 	@touch $(STAMP)
+
+# checkov pins its own boto3 and clobbers python-hcl2's `hcl2` package: it gets a venv of its own.
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV) || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) checkov==$(CHECKOV_VERSION)
+	@touch $(CHECKOV_STAMP)
+
+# Debian tools the infra tests use (CI runs as root on a Debian image); skipped when present.
+tools: $(CHECKOV_STAMP)
+	@command -v shellcheck >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; } || echo "warning: shellcheck not installed; its tests will skip"
 
 run: $(STAMP)
 	$(BIN)/algostack run $(ARGS)
@@ -26,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) tools lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
