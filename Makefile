@@ -28,7 +28,13 @@ $(CHECKOV_STAMP):
 
 # Debian tools the infra tests use (CI runs as root on a Debian image); skipped when present.
 tools: $(CHECKOV_STAMP)
-	@command -v shellcheck >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; } || echo "warning: shellcheck not installed; its tests will skip"
+	@missing=""; command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	    || echo "warning: could not install$$missing; the tests that need them will skip"; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/algostack run $(ARGS)
