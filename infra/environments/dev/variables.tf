@@ -1,0 +1,95 @@
+variable "environment" {
+  description = "Deployment environment of this root."
+  type        = string
+  default     = "dev"
+}
+
+variable "aws_region" {
+  description = "AWS region of the stack."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "bucket_name" {
+  description = "Model bucket (models in, logs and trades out)."
+  type        = string
+  default     = "algo-model-deploy-dev"
+}
+
+variable "git_branch" {
+  description = "Branch every node installs."
+  type        = string
+  default     = "feature/dev"
+}
+
+variable "git_repository" {
+  description = "SSH URL of the project repository."
+  type        = string
+  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+}
+
+variable "ingest_instance_type" {
+  description = "EC2 type of the ingest host."
+  type        = string
+  default     = "t2.small"
+}
+
+variable "trader_instance_type" {
+  description = "EC2 type of each trading host."
+  type        = string
+  default     = "t2.small"
+}
+
+variable "ami_name_filter" {
+  description = "AMI name pattern of every instance."
+  type        = string
+  default     = "al2023-ami-2023.*-x86_64"
+}
+
+variable "ami_id" {
+  description = "Explicit AMI id; overrides ami_name_filter when set."
+  type        = string
+  default     = null
+}
+
+variable "enable_eventbridge" {
+  description = "Daily start schedule plus ingest -> trading chaining."
+  type        = bool
+  default     = false
+}
+
+variable "enable_shutdown" {
+  description = "Deploy the evening shutdown module."
+  type        = bool
+  default     = false
+}
+
+variable "shutdown_schedule_mode" {
+  description = "rule (UTC cron, the spec's default) or scheduler (America/New_York, DST-correct)."
+  type        = string
+  default     = "rule"
+}
+
+variable "nats_address" {
+  description = "Ingest address passed to traders: private or public."
+  type        = string
+  default     = "private"
+}
+
+variable "dashboard_ingress_cidrs" {
+  description = "CIDRs allowed to reach the dashboard; empty means SSM port forwarding only."
+  type        = list(string)
+  default     = []
+}
+
+variable "ssm_output_bucket" {
+  description = "Bucket for SSM command output; null keeps it in SSM."
+  type        = string
+  default     = null
+}
+
+variable "aws_endpoint_url" {
+  description = "Emulator endpoint for every AWS service (tests only); null for real AWS."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,54 @@
+# The three roots are identical but for values (variables.tf defaults and terraform.tfvars).
+
+module "alpaca_websocket" {
+  source = "../../modules/alpaca_websocket"
+
+  environment             = var.environment
+  aws_region              = var.aws_region
+  bucket_name             = var.bucket_name
+  git_branch              = var.git_branch
+  git_repository          = var.git_repository
+  instance_type           = var.ingest_instance_type
+  ami_name_filter         = var.ami_name_filter
+  ami_id                  = var.ami_id
+  enable_eventbridge      = var.enable_eventbridge
+  dashboard_ingress_cidrs = var.dashboard_ingress_cidrs
+  ssm_output_bucket       = var.ssm_output_bucket
+}
+
+module "trading_server" {
+  source = "../../modules/trading_server"
+
+  environment                   = var.environment
+  aws_region                    = var.aws_region
+  bucket_name                   = var.bucket_name
+  git_branch                    = var.git_branch
+  git_repository                = var.git_repository
+  instance_type                 = var.trader_instance_type
+  ami_name_filter               = var.ami_name_filter
+  ami_id                        = var.ami_id
+  websocket_instance_name       = module.alpaca_websocket.instance_name
+  nats_client_security_group_id = module.alpaca_websocket.nats_client_security_group_id
+  nats_address                  = var.nats_address
+  kms_key_arn                   = module.alpaca_websocket.kms_key_arn
+  ssm_output_bucket             = var.ssm_output_bucket
+
+  enable_eventbridge           = var.enable_eventbridge
+  ingest_lambda_name           = module.alpaca_websocket.lambda_function_name
+  ingest_lambda_role_name      = module.alpaca_websocket.lambda_role_name
+  ingest_lambda_role_arn       = module.alpaca_websocket.lambda_role_arn
+  ingest_dead_letter_queue_arn = module.alpaca_websocket.dead_letter_queue_arn
+}
+
+module "trading_server_shutdown" {
+  source = "../../modules/trading_server_shutdown"
+  count  = var.enable_shutdown ? 1 : 0
+
+  environment             = var.environment
+  aws_region              = var.aws_region
+  bucket_name             = var.bucket_name
+  kms_key_arn             = module.alpaca_websocket.kms_key_arn
+  schedule_mode           = var.shutdown_schedule_mode
+  websocket_instance_name = module.alpaca_websocket.instance_name
+  ssm_output_bucket       = var.ssm_output_bucket
+}

@@ -1,0 +1,9 @@
+environment            = "qa"
+aws_region             = "us-east-1"
+bucket_name            = "algo-model-deploy"
+git_branch             = "main"
+ingest_instance_type   = "t3.small"
+trader_instance_type   = "t3.small"
+enable_eventbridge     = true
+enable_shutdown        = true
+shutdown_schedule_mode = "rule"

@@ -1,0 +1,155 @@
+variable "environment" {
+  description = "Deployment environment (dev, qa or prod); part of every name and tag."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "qa", "prod"], var.environment)
+    error_message = "environment must be one of dev, qa, prod."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region of the stack (written into deployment_config.txt for the node bootstrap)."
+  type        = string
+}
+
+variable "bucket_name" {
+  description = "S3 bucket holding the model artifacts and receiving logs and trades."
+  type        = string
+}
+
+variable "git_branch" {
+  description = "Branch of the project the node bootstrap installs (passed to EC2 user data)."
+  type        = string
+}
+
+variable "git_repository" {
+  description = "SSH URL of the project repository the node bootstrap clones with the deploy key."
+  type        = string
+  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+}
+
+variable "instance_type" {
+  description = "EC2 instance type of the ingest host."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "ami_name_filter" {
+  description = "AMI name pattern for the ingest instance lookup (most recent match wins)."
+  type        = string
+  default     = "al2023-ami-2023.*-x86_64"
+}
+
+variable "ami_owners" {
+  description = "Owners searched by the AMI lookup."
+  type        = list(string)
+  default     = ["amazon"]
+}
+
+variable "ami_id" {
+  description = "Explicit AMI id; overrides the name-filter lookup when set."
+  type        = string
+  default     = null
+}
+
+variable "root_volume_size" {
+  description = "Size in GiB of the encrypted root volume."
+  type        = number
+  default     = 30
+}
+
+variable "vpc_id" {
+  description = "VPC of the security groups; the default VPC when null."
+  type        = string
+  default     = null
+}
+
+variable "subnet_id" {
+  description = "Subnet of the ingest instance; AWS picks a default-VPC subnet when null."
+  type        = string
+  default     = null
+}
+
+variable "associate_public_ip_address" {
+  description = "Give the ingest host a public address (needed for outbound traffic in a default VPC without NAT)."
+  type        = bool
+  default     = true
+}
+
+variable "dashboard_ingress_cidrs" {
+  description = "CIDRs allowed to reach the Streamlit dashboard (8501). Empty: reach it through SSM port forwarding only. 0.0.0.0/0 is refused."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = !contains(var.dashboard_ingress_cidrs, "0.0.0.0/0")
+    error_message = "dashboard_ingress_cidrs must not contain 0.0.0.0/0; use SSM port forwarding."
+  }
+}
+
+variable "enable_eventbridge" {
+  description = "Create the EventBridge Scheduler schedule that starts the trading day."
+  type        = bool
+  default     = false
+}
+
+variable "schedule_expression" {
+  description = "Scheduler expression of the daily start (evaluated in schedule_timezone)."
+  type        = string
+  default     = "cron(30 8 ? * MON-FRI *)"
+}
+
+variable "schedule_timezone" {
+  description = "Time zone of the daily start schedule (DST-correct)."
+  type        = string
+  default     = "America/New_York"
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for volumes, logs, queues, secrets and Lambda environments; the module creates one when null."
+  type        = string
+  default     = null
+}
+
+variable "alpaca_secret_name" {
+  description = "Secrets Manager secret with the Alpaca keys (JSON APCA_API_KEY_ID, APCA_API_SECRET_KEY); alpaca/<environment> when null."
+  type        = string
+  default     = null
+}
+
+variable "github_secret_name" {
+  description = "Secrets Manager secret holding the repository deploy key."
+  type        = string
+  default     = "github/ssh-key"
+}
+
+variable "nats_password_version" {
+  description = "Bump to generate and store a new NATS password (write-only; never in state)."
+  type        = number
+  default     = 1
+}
+
+variable "ssm_output_bucket" {
+  description = "Bucket for SSM command output (prefix ssm-output/<environment>/); output stays in SSM when null."
+  type        = string
+  default     = null
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the controller Lambda."
+  type        = string
+  default     = "python3.11"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the controller's CloudWatch log group."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Extra tags merged into every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,177 @@
+variable "environment" {
+  description = "Deployment environment (dev, qa or prod); part of every name and tag."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "qa", "prod"], var.environment)
+    error_message = "environment must be one of dev, qa, prod."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region of the stack (written into deployment_config.txt for the node bootstrap)."
+  type        = string
+}
+
+variable "bucket_name" {
+  description = "S3 source of models (keys under models/) and sink for logs and trades."
+  type        = string
+}
+
+variable "max_model_keys" {
+  description = "Upper bound on keys listed under models/ when discovering the fleet."
+  type        = number
+  default     = 10000
+}
+
+variable "git_branch" {
+  description = "Branch of the project the node bootstrap installs; keep it equal to the ingest host's."
+  type        = string
+}
+
+variable "git_repository" {
+  description = "SSH URL of the project repository the node bootstrap clones with the deploy key."
+  type        = string
+  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+}
+
+variable "websocket_instance_name" {
+  description = "Name tag of the ingest EC2 the controller looks up; alpaca-websocket-ingest-<environment> when null."
+  type        = string
+  default     = null
+}
+
+variable "instance_type" {
+  description = "EC2 instance type of every trading host."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "ami_name_filter" {
+  description = "AMI name pattern for the trading instance lookup (most recent match wins)."
+  type        = string
+  default     = "al2023-ami-2023.*-x86_64"
+}
+
+variable "ami_owners" {
+  description = "Owners searched by the AMI lookup."
+  type        = list(string)
+  default     = ["amazon"]
+}
+
+variable "ami_id" {
+  description = "Explicit AMI id; overrides the name-filter lookup when set."
+  type        = string
+  default     = null
+}
+
+variable "root_volume_size" {
+  description = "Size in GiB of each encrypted root volume."
+  type        = number
+  default     = 30
+}
+
+variable "vpc_id" {
+  description = "VPC of the trading security group; the default VPC when null."
+  type        = string
+  default     = null
+}
+
+variable "subnet_id" {
+  description = "Subnet of the trading instances; AWS picks a default-VPC subnet when null."
+  type        = string
+  default     = null
+}
+
+variable "associate_public_ip_address" {
+  description = "Give trading hosts a public address (needed for outbound traffic in a default VPC without NAT)."
+  type        = bool
+  default     = true
+}
+
+variable "nats_client_security_group_id" {
+  description = "Security group allowed to reach NATS on the ingest host (output of the alpaca_websocket module)."
+  type        = string
+}
+
+variable "nats_address" {
+  description = "Which ingest address the controller passes to traders: private (same VPC) or public."
+  type        = string
+  default     = "private"
+
+  validation {
+    condition     = contains(["private", "public"], var.nats_address)
+    error_message = "nats_address must be private or public."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key of the stack (output of the alpaca_websocket module)."
+  type        = string
+}
+
+variable "alpaca_secret_name" {
+  description = "Secrets Manager secret with the Alpaca keys; alpaca/<environment> when null."
+  type        = string
+  default     = null
+}
+
+variable "github_secret_name" {
+  description = "Secrets Manager secret holding the repository deploy key."
+  type        = string
+  default     = "github/ssh-key"
+}
+
+variable "enable_eventbridge" {
+  description = "Chain this controller after a successful ingest invocation (event-invoke config and permissions)."
+  type        = bool
+  default     = false
+}
+
+variable "ingest_lambda_name" {
+  description = "Name of the ingest controller Lambda (required when enable_eventbridge)."
+  type        = string
+  default     = null
+}
+
+variable "ingest_lambda_role_name" {
+  description = "Execution role of the ingest controller, granted permission to invoke this one (required when enable_eventbridge)."
+  type        = string
+  default     = null
+}
+
+variable "ingest_lambda_role_arn" {
+  description = "ARN of the ingest controller's execution role (required when enable_eventbridge)."
+  type        = string
+  default     = null
+}
+
+variable "ingest_dead_letter_queue_arn" {
+  description = "On-failure destination of ingest invocations (required when enable_eventbridge)."
+  type        = string
+  default     = null
+}
+
+variable "ssm_output_bucket" {
+  description = "Bucket for SSM command output (prefix ssm-output/<environment>/); output stays in SSM when null."
+  type        = string
+  default     = null
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the controller Lambda."
+  type        = string
+  default     = "python3.11"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the controller's CloudWatch log group."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Extra tags merged into every resource."
+  type        = map(string)
+  default     = {}
+}

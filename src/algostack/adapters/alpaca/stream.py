@@ -1,0 +1,464 @@
+"""Alpaca v2 stock market-data stream as a ``MarketSource``.
+
+Speaks the wire protocol directly with ``websockets`` rather than through alpaca-py's
+``StockDataStream``, because (checked in alpaca-py 0.44, ``alpaca/data/live/websocket.py``):
+``run()`` calls ``asyncio.run`` and so cannot live inside the ingest service's loop; its
+reconnect policy is fixed (1-30 s backoff, no 90 s wait after 406, no resubscribe hook for a
+backfill); its ``_cast`` turns bars, updated bars and daily bars into one ``Bar`` model and
+drops ``T``, so they can only be told apart by separate handlers; and it decodes through
+``msgpack.unpackb`` into dicts then pydantic models, several times slower than the typed
+msgspec decode in ``wire.py``. The protocol itself is small (connected -> auth ->
+subscribe -> arrays of messages), so owning it costs little and every error code gets an
+explicit behaviour (``wire.ERROR_CODES``).
+
+Lifecycle: connect (``Content-Type: application/msgpack`` like the SDKs), wait for
+``connected``, authenticate, subscribe, then yield one batch per data frame. Any drop, 407,
+404, 500 or silent socket (nothing for ``silence_timeout_s`` while the market is open)
+reconnects with exponential backoff and full jitter; 406 waits at least 90 s; 401, 402, 405,
+408-411 raise ``AuthError``/``ConfigError``. After a reconnect it resubscribes and fetches the
+minute bars missed during the gap through the ``HistoricalBars`` seam, skipping any bar
+already yielded (``last_bar_ts`` per symbol); the NATS ``Nats-Msg-Id`` is the second net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from algostack.adapters.alpaca import wire
+from algostack.adapters.alpaca.historical import (
+    DEFAULT_DATA_URL,
+    AlpacaHistoricalBars,
+    HistoricalBars,
+)
+from algostack.core import sessions
+from algostack.core.backoff import Backoff, retry_async
+from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts, validate_symbol
+from algostack.core.source import SourceStats
+from algostack.errors import AlgostackError, AuthError, ConfigError
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+    from algostack.config import AlpacaSettings
+
+log = logging.getLogger(__name__)
+
+FEEDS: Final = ("iex", "sip", "delayed_sip", "test")
+STREAM_HOST: Final = "wss://stream.data.alpaca.markets"
+TEST_SYMBOL: Final = "FAKEPACA"
+MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
+_KEYS_HINT = "set APCA_API_KEY_ID and APCA_API_SECRET_KEY"
+
+
+def feed_url(feed: str) -> str:
+    """The stream URL of a feed: ``wss://stream.data.alpaca.markets/v2/{feed}``."""
+    if feed not in FEEDS:
+        raise ConfigError(f"unknown Alpaca feed {feed!r}; expected one of {', '.join(FEEDS)}")
+    return f"{STREAM_HOST}/v2/{feed}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Reconnect(Exception):
+    """Internal: leave this connection and reconnect after at least ``min_wait`` seconds."""
+
+    def __init__(self, reason: str, min_wait: float = 0.0) -> None:
+        super().__init__(reason)
+        self.min_wait = min_wait
+
+
+class AlpacaStreamSource:
+    """Market events from Alpaca's v2 stock stream, with reconnect, resubscribe and backfill."""
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        *,
+        key_id: str,
+        secret_key: str,
+        feed: str = "iex",
+        url: str | None = None,
+        historical: HistoricalBars | None = None,
+        silence_timeout_s: float = 30.0,
+        market_open: Callable[[datetime], bool] = sessions.is_open,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        backoff: Backoff | None = None,
+        channels: Sequence[str] = wire.DEFAULT_CHANNELS,
+        use_msgpack: bool = True,
+        now: Callable[[], datetime] = _utcnow,
+        handshake_timeout_s: float = 10.0,
+        backfill_deadline_s: float = 60.0,
+        max_backfill_minutes: int = 24 * 60,
+        stable_after_s: float = 60.0,
+    ) -> None:
+        """Validate everything before any connection; raise ``ConfigError`` naming the fix."""
+        if not key_id or not secret_key:
+            raise ConfigError(f"missing Alpaca keys: {_KEYS_HINT}")
+        if feed not in FEEDS:
+            raise ConfigError(f"unknown Alpaca feed {feed!r}; expected one of {', '.join(FEEDS)}")
+        if not symbols:
+            raise ConfigError("no symbols to subscribe to: pass at least one (or '*')")
+        syms: list[str] = []
+        for s in symbols:
+            if s != "*":
+                try:
+                    validate_symbol(s)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
+            if s not in syms:
+                syms.append(s)
+        if url is None and feed == "test" and set(syms) != {TEST_SYMBOL}:
+            raise ConfigError(f"the 'test' feed only carries {TEST_SYMBOL}; got {', '.join(syms)}")
+        for ch in channels:
+            if ch not in wire.CHANNELS:
+                raise ConfigError(
+                    f"unknown channel {ch!r}; expected one of {', '.join(wire.CHANNELS)}"
+                )
+        if url is not None and not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"stream URL must start with ws:// or wss://, got {url!r}")
+        if silence_timeout_s <= 0 or handshake_timeout_s <= 0:
+            raise ConfigError("silence_timeout_s and handshake_timeout_s must be positive")
+        self.symbols: tuple[str, ...] = tuple(syms)
+        self.feed = feed
+        self.url = url or feed_url(feed)
+        self.channels: tuple[str, ...] = tuple(channels)
+        self.stats = SourceStats()
+        self.duplicates = 0
+        """Bars dropped because one with the same or a later time was already yielded."""
+        self.ignored = 0
+        """Known message types not used here (LULD, corrections, cancel errors)."""
+        self.silences = 0
+        """Reconnects caused by a connected but silent socket while the market was open."""
+        self.backfill_failures = 0
+        self.last_error: str | None = None
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self._historical = historical
+        self._owned_historical: AlpacaHistoricalBars | None = None
+        self._silence_timeout_s = silence_timeout_s
+        self._market_open = market_open
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff(base=1.0, factor=2.0, cap=30.0, rng=self._rng)
+        self._msgpack = use_msgpack
+        self._now = now
+        self._handshake_timeout_s = handshake_timeout_s
+        self._backfill_deadline_s = backfill_deadline_s
+        self._max_backfill_ns = max_backfill_minutes * NS_PER_MIN
+        self._stable_after_s = stable_after_s
+        self._ws: ClientConnection | None = None
+        self._closed = asyncio.Event()
+        self._lost_at_ns: int | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: AlpacaSettings, symbols: Sequence[str], **kwargs: Any
+    ) -> AlpacaStreamSource:
+        """Build from ``AlpacaSettings``; ``ConfigError`` names the env vars of missing keys."""
+        missing = [
+            name
+            for name, value in (
+                ("APCA_API_KEY_ID", settings.key_id),
+                ("APCA_API_SECRET_KEY", settings.secret_key),
+            )
+            if value is None or not value.get_secret_value()
+        ]
+        if missing:
+            raise ConfigError(f"missing Alpaca keys: set {' and '.join(missing)}")
+        assert settings.key_id is not None and settings.secret_key is not None
+        key, secret = settings.key_id.get_secret_value(), settings.secret_key.get_secret_value()
+        owned: AlpacaHistoricalBars | None = None
+        if "historical" not in kwargs:
+            owned = AlpacaHistoricalBars(
+                key, secret, base_url=settings.data_url or DEFAULT_DATA_URL, feed=settings.feed
+            )
+            kwargs["historical"] = owned
+        source = cls(
+            symbols,
+            key_id=key,
+            secret_key=secret,
+            feed=settings.feed,
+            url=settings.stream_url,
+            **kwargs,
+        )
+        source._owned_historical = owned
+        return source
+
+    # --- public -----------------------------------------------------------------------------
+
+    async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        """Yield one batch per data frame (and one per backfill) until ``aclose()``."""
+        had_session = False
+        while not self._closed.is_set():
+            min_wait = 0.0
+            started = self._clock()
+            delivered = False
+            try:
+                ws, pending = await self._open()
+                if had_session:
+                    backfill = await self._backfill()
+                    if backfill:
+                        yield backfill
+                had_session = True
+                self._lost_at_ns = None
+                first = self._accept(pending)
+                if first:
+                    delivered = True
+                    yield first
+                async for batch in self._read(ws):
+                    if not delivered:
+                        delivered = True
+                        self._backoff.reset()
+                    yield batch
+            except _Reconnect as exc:
+                min_wait = exc.min_wait
+                self._note_drop(str(exc), warn=True)
+            except AlgostackError:
+                raise
+            except Exception as exc:
+                if self._closed.is_set():
+                    break
+                self._note_drop(f"{type(exc).__name__}: {exc}", warn=True)
+            finally:
+                await self._close_ws()
+            if self._closed.is_set():
+                break
+            if self._clock() - started >= self._stable_after_s:
+                self._backoff.reset()
+            delay = max(self._backoff.next_delay(), min_wait)
+            self.stats.reconnects += 1
+            log.info(
+                "alpaca stream reconnecting",
+                extra={"fields": {"delay_s": round(delay, 3), "attempt": self._backoff.attempt}},
+            )
+            if await self._wait_or_closed(delay):
+                break
+
+    async def aclose(self) -> None:
+        """Stop: close the socket (``stream()`` then ends) and an owned REST session."""
+        self._closed.set()
+        await self._close_ws()
+        if self._owned_historical is not None:
+            await self._owned_historical.aclose()
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def _open(self) -> tuple[ClientConnection, list[MarketEvent]]:
+        """Connect, authenticate and subscribe; return the socket and any early data."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        headers = {"Content-Type": "application/msgpack"} if self._msgpack else {}
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=self._handshake_timeout_s,
+                max_size=MAX_FRAME_BYTES,
+                max_queue=64,
+                close_timeout=2.0,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthError(
+                    f"Alpaca stream refused the upgrade ({status}): {_KEYS_HINT}"
+                ) from None
+            raise _Reconnect(f"stream upgrade answered HTTP {status}") from None
+        self._ws = ws
+        pending: list[MarketEvent] = []
+        try:
+            async with asyncio.timeout(self._handshake_timeout_s):
+                await self._expect(ws, "connected", pending)
+                await ws.send(
+                    wire.encode_client(
+                        wire.auth_message(self._key_id, self._secret_key), msgpack=self._msgpack
+                    )
+                )
+                await self._expect(ws, "authenticated", pending)
+                await ws.send(
+                    wire.encode_client(
+                        wire.subscribe_message(self.symbols, self.channels), msgpack=self._msgpack
+                    )
+                )
+                await self._expect(ws, "subscription", pending)
+        except TimeoutError:
+            raise _Reconnect("no reply from the stream during the handshake") from None
+        log.info(
+            "alpaca stream subscribed",
+            extra={"fields": {"url": self.url, "symbols": len(self.symbols)}},
+        )
+        return ws, pending
+
+    async def _expect(self, ws: ClientConnection, what: str, pending: list[MarketEvent]) -> None:
+        """Read frames until the control message ``what``; act on errors on the way."""
+        while True:
+            parsed = self._parse(await ws.recv())
+            pending.extend(parsed.events)
+            for c in parsed.controls:
+                if isinstance(c, wire.Error):
+                    self._on_error(c)
+                elif isinstance(c, wire.Subscription):
+                    if what == "subscription":
+                        return
+                elif c.msg == what:
+                    return
+
+    def _on_error(self, err: wire.Error) -> None:
+        spec = wire.error_policy(err.code)
+        text = f"Alpaca stream error {err.code} ({err.msg or spec.meaning})"
+        if spec.hint:
+            text += f": {spec.hint}"
+        self.last_error = text
+        policy = spec.policy
+        if policy is wire.Policy.FATAL_AUTH:
+            raise AuthError(text)
+        if policy is wire.Policy.FATAL_CONFIG:
+            raise ConfigError(text)
+        if policy is wire.Policy.WAIT_CONNECTION_LIMIT:
+            raise _Reconnect(text, min_wait=wire.CONNECTION_LIMIT_WAIT_S)
+        if policy is wire.Policy.RECONNECT:
+            raise _Reconnect(text)
+        log.warning(text)
+
+    async def _read(self, ws: ClientConnection) -> AsyncIterator[list[MarketEvent]]:
+        timeout = self._silence_timeout_s
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await ws.recv()
+            except TimeoutError:
+                if self._market_open(self._now()):
+                    self.silences += 1
+                    raise _Reconnect(
+                        f"socket connected but silent for {timeout:g} s while the market is open"
+                    ) from None
+                continue
+            parsed = self._parse(data)
+            for c in parsed.controls:
+                if isinstance(c, wire.Error):
+                    self._on_error(c)
+            if parsed.events:
+                events = self._accept(parsed.events)
+                if events:
+                    yield events
+
+    def _parse(self, data: bytes | str) -> wire.ParsedFrame:
+        parsed = wire.parse_frame(data)
+        self.ignored += parsed.ignored
+        if parsed.malformed:
+            self.stats.malformed += parsed.malformed
+            for problem in parsed.problems[:3]:
+                log.warning("alpaca stream: malformed message skipped: %s", problem)
+        return parsed
+
+    def _accept(self, events: list[MarketEvent]) -> list[MarketEvent]:
+        """Drop minute bars already yielded; track the last bar per symbol."""
+        last = self.stats.last_bar_ts
+        out = events
+        for i, e in enumerate(events):
+            if type(e) is Bar:
+                if e.ts <= last.get(e.symbol, -1):
+                    # Rare: rebuild the batch without the duplicates from here on.
+                    out = events[:i] + [
+                        x for x in events[i:] if type(x) is not Bar or self._new_bar(x)
+                    ]
+                    break
+                last[e.symbol] = e.ts
+        self.stats.received += len(out)
+        return out
+
+    def _new_bar(self, bar: MarketEvent) -> bool:
+        last = self.stats.last_bar_ts
+        if bar.ts <= last.get(bar.symbol, -1):
+            self.duplicates += 1
+            return False
+        last[bar.symbol] = bar.ts
+        return True
+
+    def _note_drop(self, reason: str, *, warn: bool) -> None:
+        if self._lost_at_ns is None:
+            self._lost_at_ns = datetime_to_ts(self._now())
+        if warn:
+            log.warning("alpaca stream lost: %s", reason)
+
+    async def _close_ws(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            # Closing a broken socket may fail; it is gone either way.
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _wait_or_closed(self, delay: float) -> bool:
+        """Sleep ``delay`` through the injected sleep; True when closed meanwhile."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        closer = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({sleeper, closer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, closer):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(sleeper, closer, return_exceptions=True)
+        return self._closed.is_set()
+
+    # --- backfill -----------------------------------------------------------------------------
+
+    async def _backfill(self) -> list[MarketEvent]:
+        """Fetch the minute bars of the gap; return those not yet yielded, oldest first."""
+        if self._historical is None or "bars" not in self.channels:
+            return []
+        now_ns = datetime_to_ts(self._now())
+        end_ns = now_ns // NS_PER_MIN * NS_PER_MIN  # only minutes that have ended
+        lost = self._lost_at_ns if self._lost_at_ns is not None else now_ns
+        default_start = lost // NS_PER_MIN * NS_PER_MIN - NS_PER_MIN
+        last = self.stats.last_bar_ts
+        syms = [s for s in self.symbols if s != "*"] or sorted(last)
+        starts = {s: (last[s] + 1 if s in last else default_start) for s in syms}
+        if not starts:
+            return []
+        start_ns = max(min(starts.values()), end_ns - self._max_backfill_ns)
+        if start_ns >= end_ns:
+            return []
+        historical = self._historical
+
+        async def fetch() -> list[Bar]:
+            return await historical.minute_bars(syms, start_ns, end_ns)
+
+        try:
+            bars = await retry_async(
+                fetch,
+                backoff=Backoff(base=1.0, cap=10.0, rng=self._rng),
+                deadline_s=self._backfill_deadline_s,
+                sleep=self._sleep,
+                clock=self._clock,
+            )
+        except AlgostackError as exc:
+            self.backfill_failures += 1
+            log.error("alpaca backfill failed; gap left to the replay tools: %s", exc)
+            return []
+        out: list[MarketEvent] = []
+        for bar in sorted(bars, key=lambda b: b.ts):
+            if bar.symbol in starts and bar.ts >= starts[bar.symbol] and self._new_bar(bar):
+                out.append(bar)
+        self.stats.backfilled += len(out)
+        log.info(
+            "alpaca backfill done",
+            extra={"fields": {"bars": len(out), "start_ns": start_ns, "end_ns": end_ns}},
+        )
+        return out

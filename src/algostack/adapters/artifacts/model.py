@@ -1,0 +1,185 @@
+"""The fold ensemble a trader scores: one model = every fold under one prefix, averaged.
+
+Each artifact format parses into a ``Fold`` (its metadata and a one-row scorer); the
+``EnsembleModel`` checks that the folds agree and picks the fastest exact way to average
+them: linear folds collapse into one dot product, logistic folds into one matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from algostack.core.features import UnknownFeatureError, parse_feature
+from algostack.core.naming import ModelSpec
+from algostack.core.signals import Thresholds
+from algostack.errors import DataError
+
+_TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*(Min|Hour|Day|Week|Month)$")
+
+
+class ArtifactError(DataError):
+    """An artifact cannot be used (corrupt, empty, inconsistent); the message names the key."""
+
+
+Scorer = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    """A linear or logistic fold with its scaler folded in: ``z = coef @ x + intercept``."""
+
+    kind: str  # "linear" | "logistic"
+    coef: np.ndarray
+    intercept: float
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One parsed artifact: metadata plus a scorer for one row of features."""
+
+    key: str
+    fmt: str
+    features: tuple[str, ...]
+    thresholds: Thresholds
+    timeframe: str
+    scorer: Scorer
+    linear: LinearParams | None = None
+    """Set for native linear/logistic folds so the ensemble can combine them exactly."""
+
+
+def check_metadata(key: str, features: object, timeframe: object) -> tuple[tuple[str, ...], str]:
+    """Validate a fold's feature list and timeframe; ``ArtifactError`` naming ``key``."""
+    if (
+        not isinstance(features, list | tuple)
+        or not features
+        or not all(isinstance(f, str) for f in features)
+    ):
+        raise ArtifactError(f"{key}: 'features' must be a non-empty list of feature names")
+    for name in features:
+        try:
+            parse_feature(name)
+        except UnknownFeatureError as exc:
+            raise ArtifactError(f"{key}: {exc}") from None
+    if len(set(features)) != len(features):
+        raise ArtifactError(f"{key}: duplicate feature names {list(features)}")
+    if not isinstance(timeframe, str) or not _TIMEFRAME_RE.match(timeframe):
+        raise ArtifactError(
+            f"{key}: timeframe {timeframe!r} is not a bar timeframe like '1Min', '5Min', '1Hour'"
+        )
+    return tuple(features), timeframe
+
+
+def parse_thresholds(key: str, data: object) -> Thresholds:
+    """Build ``Thresholds`` from a JSON object; ``ArtifactError`` naming ``key``."""
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{key}: 'thresholds' must be an object with long_entry/long_exit")
+    try:
+        return Thresholds.from_mapping(data, where=f"{key}: thresholds")
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+
+
+class EnsembleModel:
+    """A model's folds, scored together: ``score(x)`` is the mean of the folds' scores."""
+
+    def __init__(self, spec: ModelSpec, folds: Sequence[Fold]) -> None:
+        if not folds:
+            raise ArtifactError(f"{spec.prefix}: no artifacts (folds) to load")
+        first = folds[0]
+        for f in folds[1:]:
+            for what in ("features", "thresholds", "timeframe"):
+                if getattr(f, what) != getattr(first, what):
+                    raise ArtifactError(
+                        f"{f.key}: {what} {_show(getattr(f, what))} disagree with "
+                        f"{first.key}: {_show(getattr(first, what))}; every fold of "
+                        f"{spec.prefix} must agree"
+                    )
+        self.spec = spec
+        self.features: tuple[str, ...] = first.features
+        self.thresholds: Thresholds = first.thresholds
+        self.timeframe: str = first.timeframe
+        self.fold_keys: tuple[str, ...] = tuple(f.key for f in folds)
+        self.formats: tuple[str, ...] = tuple(sorted({f.fmt for f in folds}))
+        self._folds = tuple(folds)
+        self._n = len(first.features)
+        self._score = self._build()
+
+    def __repr__(self) -> str:
+        return (
+            f"EnsembleModel({self.spec.prefix!r}, folds={len(self.fold_keys)}, "
+            f"formats={self.formats}, features={list(self.features)})"
+        )
+
+    def _build(self) -> Scorer:
+        folds = self._folds
+        n = self._n
+        lin = [f.linear for f in folds]
+        if all(p is not None and p.kind == "linear" for p in lin):
+            # the mean of linear folds is one linear model: one dot product per bar
+            coef = np.mean([p.coef for p in lin if p is not None], axis=0)
+            b = float(np.mean([p.intercept for p in lin if p is not None]))
+
+            def linear(x: np.ndarray) -> float:
+                if x.shape != (n,):
+                    raise _shape_error(self, x)
+                return float(coef @ x) + b
+
+            return linear
+        if all(p is not None and p.kind == "logistic" for p in lin):
+            w = np.vstack([p.coef for p in lin if p is not None])
+            b_vec = np.array([p.intercept for p in lin if p is not None])
+            k = float(len(lin))
+
+            def logistic(x: np.ndarray) -> float:
+                if x.shape != (n,):
+                    raise _shape_error(self, x)
+                # sigmoid(z) = (1 + tanh(z / 2)) / 2: no overflow for any z
+                t = np.tanh((w @ x + b_vec) * 0.5)
+                return 0.5 + 0.5 * float(np.sum(t)) / k
+
+            return logistic
+        scorers = tuple(f.scorer for f in folds)
+        count = float(len(scorers))
+
+        def mean(x: np.ndarray) -> float:
+            if x.shape != (n,):
+                raise _shape_error(self, x)
+            total = 0.0
+            for s in scorers:
+                total += s(x)
+            return total / count
+
+        return mean
+
+    def score(self, x: np.ndarray) -> float:
+        """Score one feature vector (shape ``(len(features),)``): the mean over the folds."""
+        return self._score(x)
+
+    def fold_scores(self, x: np.ndarray) -> list[float]:
+        """Each fold's own score for ``x`` (diagnostics; the trader uses ``score``)."""
+        return [f.scorer(np.asarray(x, dtype=float)) for f in self._folds]
+
+
+def _shape_error(model: EnsembleModel, x: np.ndarray) -> ValueError:
+    return ValueError(
+        f"{model.spec.prefix}: expected a feature vector of shape ({model._n},) for "
+        f"{list(model.features)}, got {getattr(x, 'shape', type(x))}"
+    )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Thresholds):
+        return str(value.to_dict())
+    if isinstance(value, tuple):
+        return str(list(value))
+    return repr(value)
+
+
+def sigmoid(z: float) -> float:
+    """The logistic function, as ``(1 + tanh(z / 2)) / 2`` (no overflow for any ``z``)."""
+    return 0.5 + 0.5 * math.tanh(z * 0.5)

@@ -1,0 +1,188 @@
+"""The broker seam: one Protocol, a deterministic simulated broker, and the Alpaca broker
+(``algostack.adapters.alpaca.trading``). The paper/live/sim switch lives behind this seam, so
+the trader runs one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from algostack.core import simfill
+from algostack.core.market import Bar
+from algostack.core.orders import Fill, OpenOrder, OrderAck, OrderIntent, OrderStatus
+
+
+@dataclass
+class ReconcileReport:
+    """What the broker holds at start, compared with what the trader expected."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    open_orders: list[OpenOrder] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    """Client order ids of this model's open orders, now tracked for fills."""
+    foreign: list[str] = field(default_factory=list)
+    """Client order ids of open orders that are not this model's (left alone)."""
+    mismatches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Symbol -> (expected, actual) shares, where they differ."""
+
+    @property
+    def clean(self) -> bool:
+        """True when positions match what was expected."""
+        return not self.mismatches
+
+
+class Broker(Protocol):
+    """Where orders go. ``submit`` is idempotent per client order id."""
+
+    async def submit(self, intent: OrderIntent) -> OrderAck:
+        """Place a market order for ``intent``; a re-submit of the same id places nothing."""
+        ...
+
+    async def on_bar(self, bar: Bar) -> list[Fill]:
+        """Give the broker a bar; return the fills that happened since the last call."""
+        ...
+
+    async def positions(self) -> dict[str, int]:
+        """Signed shares per symbol, as the broker holds them."""
+        ...
+
+    async def open_orders(self) -> list[OpenOrder]:
+        """Orders not yet filled, canceled or rejected."""
+        ...
+
+    async def cancel(self, client_order_id: str) -> bool:
+        """Cancel an open order; False when it was not open."""
+        ...
+
+    async def reconcile(self, expected: Mapping[str, int] | None = None) -> ReconcileReport:
+        """Read positions and open orders, adopt this model's open orders, compare."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def compare_positions(
+    expected: Mapping[str, int] | None, actual: Mapping[str, int]
+) -> dict[str, tuple[int, int]]:
+    """Symbols whose expected and actual shares differ (missing counts as 0)."""
+    if expected is None:
+        return {}
+    out = {}
+    for sym in sorted(set(expected) | set(actual)):
+        e, a = expected.get(sym, 0), actual.get(sym, 0)
+        if e != a:
+            out[sym] = (e, a)
+    return out
+
+
+class SimBroker:
+    """The simulated broker of DESIGN.md 3.4: deterministic for a given input.
+
+    A market order decided on bar t fills at the open of the next bar of its symbol, moved by
+    ``slippage_bps`` against the trader, plus ``commission_per_share``. An order whose symbol
+    never sees another bar stays open.
+    """
+
+    def __init__(
+        self,
+        slippage_bps: float = 1.0,
+        commission_per_share: float = 0.0,
+        *,
+        min_commission: float = 0.0,
+        model: str = "",
+    ) -> None:
+        self.rules = simfill.FillRules(slippage_bps, commission_per_share, min_commission)
+        self.model = model
+        self._pending: dict[str, tuple[str, OrderIntent]] = {}  # client id -> (broker id, intent)
+        self._known: dict[str, str] = {}  # every client id ever accepted -> broker id
+        self._positions: dict[str, int] = {}
+        self._seq = 0
+        self.fills: list[Fill] = []
+        self.submits = 0
+        self.closed = False
+
+    async def submit(self, intent: OrderIntent) -> OrderAck:
+        """Queue a market order; a known client order id returns the existing order."""
+        self.submits += 1
+        cid = intent.client_order_id
+        if cid in self._known:
+            status = OrderStatus.ACCEPTED if cid in self._pending else OrderStatus.FILLED
+            return OrderAck(
+                client_order_id=cid,
+                broker_order_id=self._known[cid],
+                status=status,
+                duplicate=True,
+                message="client_order_id already used: no new order placed",
+            )
+        if intent.qty <= 0:
+            return OrderAck(
+                client_order_id=cid,
+                broker_order_id="",
+                status=OrderStatus.REJECTED,
+                message=f"qty must be a positive whole number of shares, got {intent.qty}",
+            )
+        if self.closed:
+            return OrderAck(
+                client_order_id=cid,
+                broker_order_id="",
+                status=OrderStatus.REJECTED,
+                message="broker is closed",
+            )
+        self._seq += 1
+        oid = f"sim-{self._seq:08d}"
+        self._known[cid] = oid
+        self._pending[cid] = (oid, intent)
+        return OrderAck(client_order_id=cid, broker_order_id=oid, status=OrderStatus.ACCEPTED)
+
+    async def on_bar(self, bar: Bar) -> list[Fill]:
+        """Fill the pending orders this bar can fill, in submission order."""
+        fills = simfill.match(self._pending.values(), bar, self.rules)
+        for f in fills:
+            del self._pending[f.client_order_id]
+            self._positions[f.symbol] = self._positions.get(f.symbol, 0) + f.signed_qty
+        self.fills.extend(fills)
+        return fills
+
+    async def positions(self) -> dict[str, int]:
+        """Signed shares per symbol (flat symbols omitted)."""
+        return {s: q for s, q in sorted(self._positions.items()) if q != 0}
+
+    async def open_orders(self) -> list[OpenOrder]:
+        """Orders waiting for their next bar."""
+        return [
+            OpenOrder(
+                client_order_id=cid,
+                broker_order_id=oid,
+                symbol=it.symbol,
+                side=it.side,
+                qty=it.qty,
+            )
+            for cid, (oid, it) in self._pending.items()
+        ]
+
+    async def cancel(self, client_order_id: str) -> bool:
+        """Drop a pending order."""
+        return self._pending.pop(client_order_id, None) is not None
+
+    async def reconcile(self, expected: Mapping[str, int] | None = None) -> ReconcileReport:
+        """Report positions and open orders (the sim holds only what it was given)."""
+        positions = await self.positions()
+        orders = await self.open_orders()
+        return ReconcileReport(
+            positions=positions,
+            open_orders=orders,
+            adopted=[o.client_order_id for o in orders],
+            mismatches=compare_positions(expected, positions),
+        )
+
+    async def close(self) -> None:
+        """Refuse further orders."""
+        self.closed = True
+
+
+if TYPE_CHECKING:  # mypy proves SimBroker satisfies the protocol
+    _sim_is_broker: Broker = SimBroker()

@@ -1,0 +1,164 @@
+"""``algostack models list|validate``: the fleet a store defines, and whether it loads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+models_app = typer.Typer(
+    name="models",
+    help="List the models in a bucket or directory, and validate them without trading.",
+    no_args_is_help=True,
+)
+
+BucketOpt = Annotated[
+    str | None, typer.Option("--bucket", help="S3 bucket holding models/, e.g. s3://my-bucket")
+]
+DirOpt = Annotated[
+    str | None, typer.Option("--dir", help="A local directory laid out like the bucket")
+]
+EnvOpt = Annotated[
+    str, typer.Option("--env", help="Environment whose instance names to show (dev|qa|prod)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``models`` command group to the one Typer app."""
+    app.add_typer(models_app, name="models")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _open(bucket: str | None, directory: str | None) -> Any:
+    from algostack.adapters.storage import open_store
+    from algostack.errors import ConfigError
+
+    if (bucket is None) == (directory is None):
+        raise ConfigError("give exactly one of --bucket s3://<bucket> or --dir <directory>")
+    if bucket is not None and not bucket.startswith("s3://"):
+        raise ConfigError(f"--bucket {bucket!r}: expected s3://<bucket>")
+    return open_store(bucket if bucket is not None else str(directory))
+
+
+@models_app.command("list")
+def list_cmd(
+    bucket: BucketOpt = None,
+    directory: DirOpt = None,
+    env: EnvOpt = "dev",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one row per model with its trading instance Name tag, and every ignored key."""
+    from algostack.errors import AlgostackError
+    from algostack.services.catalog import list_catalog
+
+    try:
+        store = _open(bucket, directory)
+        catalog = list_catalog(store, environment=env)
+    except AlgostackError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(catalog.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_catalog(catalog)
+    if any(not e.ok for e in catalog.entries):
+        raise typer.Exit(1)
+
+
+def _print_catalog(catalog: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"models in {catalog.store_url} (environment {catalog.environment})")
+    table.add_column("instance Name tag", overflow="fold")
+    for col in ("type", "symbol", "model id", "#", "folds", "formats"):
+        table.add_column(col)
+    table.add_column("problems", style="red")
+    for e in catalog.entries:
+        s = e.spec
+        table.add_row(
+            e.instance_name,
+            s.model_type,
+            s.symbol,
+            s.model_id,
+            str(s.model_number),
+            str(len(s.folds)),
+            ",".join(e.formats),
+            "; ".join(e.problems),
+        )
+    console.print(table)
+    if catalog.ignored:
+        ign = Table(title=f"ignored keys ({len(catalog.ignored)})")
+        ign.add_column("key", overflow="fold")
+        ign.add_column("reason")
+        for key, reason in sorted(catalog.ignored.items()):
+            ign.add_row(key, reason)
+        console.print(ign)
+    console.print(f"{len(catalog.entries)} model(s), {len(catalog.ignored)} ignored key(s)")
+
+
+@models_app.command("validate")
+def validate_cmd(
+    bucket: BucketOpt = None,
+    directory: DirOpt = None,
+    env: EnvOpt = "dev",
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Allow .joblib/.pkl artifacts (they run code)"),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load every model and score a zero vector, without trading; exit 1 if any fails."""
+    from algostack.errors import AlgostackError
+    from algostack.services.catalog import list_catalog, validate_catalog
+
+    try:
+        store = _open(bucket, directory)
+        catalog = list_catalog(store, environment=env)
+        results = validate_catalog(store, catalog, trust_pickle=trust_pickle)
+    except AlgostackError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        import orjson
+
+        doc = {"store": store.url, "results": [r.to_dict() for r in results]}
+        typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"validation of {store.url}")
+        table.add_column("model", overflow="fold")
+        table.add_column("result", overflow="fold")
+        for col in ("folds", "formats"):
+            table.add_column(col)
+        table.add_column("features", overflow="fold")
+        for col in ("score(0)", "load ms"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(
+                r.prefix,
+                "[green]OK[/]" if r.ok else f"[red]{r.message}[/]",
+                str(r.folds),
+                ",".join(r.formats),
+                ",".join(r.features),
+                "" if r.score is None else f"{r.score:.6g}",
+                f"{r.load_ms:.1f}" if r.ok else "",
+            )
+        console = Console()
+        console.print(table)
+        bad = sum(not r.ok for r in results)
+        console.print(f"{len(results) - bad} OK, {bad} failed")
+    if not results:
+        raise _fail(f"no models under {store.url}/models/")
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)

@@ -1,0 +1,552 @@
+"""Streaming features: O(1) per bar, no pandas. Pure (numpy + stdlib).
+
+Feature names form a small grammar (see ``FORMS``); ``parse_feature`` turns a name into a
+``FeatureDef`` and ``FeatureEngine`` computes a model's feature vector bar by bar. The batch
+twin in ``features_batch`` computes the same numbers over a DataFrame for training; a test
+holds the two equal (relative 1e-9).
+
+Running sums are recomputed exactly once per window cycle and rolling variances use a sliding
+Welford update with the same periodic recomputation, so long sessions do not drift.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
+from algostack.core.sessions import NEW_YORK
+
+NS_PER_HOUR = 3600 * NS_PER_S
+NS_PER_DAY = 24 * NS_PER_HOUR
+OPEN_MINUTE = 9 * 60 + 30
+SESSION_MINUTES = 390
+MAX_WINDOW = 100_000
+
+# name -> (regex, description). Order is the order shown in error messages.
+FORMS: dict[str, tuple[str, str]] = {
+    "ret": (r"ret_(\d+)", "ret_<n>: log return over n bars, log(close_t / close_{t-n})"),
+    "sma_ratio": (
+        r"sma_ratio_(\d+)_(\d+)",
+        "sma_ratio_<fast>_<slow>: SMA_fast(close) / SMA_slow(close) - 1, fast < slow",
+    ),
+    "ema_ratio": (
+        r"ema_ratio_(\d+)_(\d+)",
+        "ema_ratio_<fast>_<slow>: EMA_fast / EMA_slow - 1 (EMA seeded with the SMA), fast < slow",
+    ),
+    "rsi": (r"rsi_(\d+)", "rsi_<n>: Wilder's RSI over n bars, 0..100"),
+    "vol": (r"vol_(\d+)", "vol_<n>: sample std of the last n one-bar log returns, n >= 2"),
+    "volume_z": (
+        r"volume_z_(\d+)",
+        "volume_z_<n>: (volume - mean) / sample std over the last n bars (0 if flat), n >= 2",
+    ),
+    "range": (r"range_(\d+)", "range_<n>: mean of (high - low) / close over the last n bars"),
+    "tod": (r"tod", "tod: minutes since 09:30 New York / 390 (DST-aware)"),
+    "dow": (r"dow", "dow: New York weekday, Monday = 0"),
+}
+_COMPILED = {kind: re.compile(rf"^{rx}$") for kind, (rx, _d) in FORMS.items()}
+
+
+class UnknownFeatureError(ValueError):
+    """A feature name outside the grammar; the message lists the known forms."""
+
+
+class BadBarError(ValueError):
+    """A bar with NaN/inf/non-positive prices (or another impossible value); state untouched."""
+
+
+def grammar() -> str:
+    """The known feature forms, one per line."""
+    return "\n".join(f"  {desc}" for _rx, desc in FORMS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDef:
+    """One parsed feature: its name, kind, integer parameters and warm-up length in bars."""
+
+    name: str
+    kind: str
+    params: tuple[int, ...]
+    warmup: int
+
+
+def parse_feature(name: str) -> FeatureDef:
+    """Parse a feature name; ``UnknownFeatureError`` listing the grammar when it is not one."""
+    for kind, rx in _COMPILED.items():
+        m = rx.match(name)
+        if m is None:
+            continue
+        params = tuple(int(g) for g in m.groups())
+        _check_params(name, kind, params)
+        return FeatureDef(name, kind, params, _warmup(kind, params))
+    raise UnknownFeatureError(f"unknown feature {name!r}; known forms:\n{grammar()}")
+
+
+def _check_params(name: str, kind: str, params: tuple[int, ...]) -> None:
+    if any(p < 1 or p > MAX_WINDOW for p in params):
+        raise UnknownFeatureError(
+            f"feature {name!r}: windows must be between 1 and {MAX_WINDOW}; known forms:\n"
+            f"{grammar()}"
+        )
+    if kind in ("sma_ratio", "ema_ratio") and params[0] >= params[1]:
+        raise UnknownFeatureError(f"feature {name!r}: fast window must be < slow window")
+    if kind in ("vol", "volume_z") and params[0] < 2:
+        raise UnknownFeatureError(f"feature {name!r}: a standard deviation needs n >= 2")
+
+
+def _warmup(kind: str, params: tuple[int, ...]) -> int:
+    if kind in ("ret", "rsi", "vol"):
+        return params[0] + 1
+    if kind in ("sma_ratio", "ema_ratio"):
+        return params[1]
+    if kind in ("volume_z", "range"):
+        return params[0]
+    return 1
+
+
+# Sliding Welford loses about eps * (largest M2 since the last exact pass) when a big value
+# leaves the window; recompute exactly once M2 falls this far below that peak.
+_CANCEL_RATIO = 1e-5
+
+
+class _RollingVar:
+    """Mean and sample variance over the last n values: sliding Welford, recomputed exactly
+    once per cycle and whenever cancellation could cost more than ~1e-10 relative."""
+
+    __slots__ = ("buf", "count", "last", "m2", "mean", "n", "peak", "pos", "run")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.buf = [0.0] * n
+        self.pos = 0
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.peak = 0.0
+        self.last = math.nan
+        self.run = 0
+
+    def push(self, x: float) -> None:
+        n = self.n
+        pos = self.pos
+        if self.count < n:
+            self.count += 1
+            d = x - self.mean
+            self.mean += d / self.count
+            self.m2 += d * (x - self.mean)
+        else:
+            old = self.buf[pos]
+            mean = self.mean
+            new_mean = mean + (x - old) / n
+            self.m2 += (x - old) * (x - new_mean + old - mean)
+            self.mean = new_mean
+        self.buf[pos] = x
+        self.run = self.run + 1 if x == self.last else 1
+        self.last = x
+        pos += 1
+        if pos == n:
+            pos = 0
+        self.pos = pos
+        m2 = self.m2
+        if self.count == n and (pos == 0 or m2 < self.peak * _CANCEL_RATIO):
+            self._exact()
+        elif m2 > self.peak:
+            self.peak = m2
+
+    def _exact(self) -> None:
+        buf = self.buf
+        mean = sum(buf) / self.n
+        self.mean = mean
+        self.m2 = self.peak = sum([(v - mean) * (v - mean) for v in buf])
+
+    def var(self) -> float:
+        if self.run >= self.n:  # a flat window has exactly zero variance
+            return 0.0
+        m2 = self.m2
+        return m2 / (self.n - 1) if m2 > 0.0 else 0.0
+
+
+class _Feature:
+    __slots__ = ("defined", "value")
+
+    def __init__(self) -> None:
+        self.value = math.nan
+        self.defined = False
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        raise NotImplementedError
+
+
+class _Ret(_Feature):
+    __slots__ = ("buf", "count", "n", "pos")
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.buf = [0.0] * (n + 1)
+        self.pos = 0
+        self.count = 0
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        size = self.n + 1
+        pos = self.pos
+        self.buf[pos] = c
+        self.pos = pos = (pos + 1) % size
+        self.count += 1
+        if self.count >= size:
+            self.defined = True
+            self.value = math.log(c / self.buf[pos])  # buf[pos] is close_{t-n}
+
+
+class _SmaRatio(_Feature):
+    __slots__ = ("buf", "count", "fast", "pos", "slow", "sum_f", "sum_s")
+
+    def __init__(self, fast: int, slow: int) -> None:
+        super().__init__()
+        self.fast = fast
+        self.slow = slow
+        self.buf = [0.0] * slow
+        self.pos = 0
+        self.count = 0
+        self.sum_f = 0.0
+        self.sum_s = 0.0
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        slow, fast, buf, pos = self.slow, self.fast, self.buf, self.pos
+        count = self.count
+        if count >= slow:
+            self.sum_s -= buf[pos]
+        if count >= fast:
+            self.sum_f -= buf[(pos - fast) % slow]
+        buf[pos] = c
+        self.sum_s += c
+        self.sum_f += c
+        self.count = count = count + 1
+        pos += 1
+        if pos == slow:
+            pos = 0
+            if count >= slow:
+                self.sum_s = sum(buf)
+                self.sum_f = sum(buf[slow - fast :])
+        self.pos = pos
+        if count >= slow:
+            self.defined = True
+            self.value = (self.sum_f / fast) / (self.sum_s / slow) - 1.0
+
+
+class _Ema:
+    """EMA seeded with the SMA of its first n inputs; the batch twin uses the same steps."""
+
+    __slots__ = ("alpha", "count", "n", "total", "value")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.alpha = 2.0 / (n + 1)
+        self.count = 0
+        self.total = 0.0
+        self.value = math.nan
+
+    def push(self, x: float) -> None:
+        count = self.count
+        if count >= self.n:
+            self.value += self.alpha * (x - self.value)
+        else:
+            self.total += x
+            if count + 1 == self.n:
+                self.value = self.total / self.n
+        self.count = count + 1
+
+
+class _EmaRatio(_Feature):
+    __slots__ = ("ema_f", "ema_s", "slow")
+
+    def __init__(self, fast: int, slow: int) -> None:
+        super().__init__()
+        self.slow = slow
+        self.ema_f = _Ema(fast)
+        self.ema_s = _Ema(slow)
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        self.ema_f.push(c)
+        self.ema_s.push(c)
+        if self.ema_s.count >= self.slow:
+            self.defined = True
+            self.value = self.ema_f.value / self.ema_s.value - 1.0
+
+
+class _Rsi(_Feature):
+    __slots__ = ("avg_g", "avg_l", "k", "n", "prev")
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.prev = math.nan
+        self.k = 0
+        self.avg_g = 0.0
+        self.avg_l = 0.0
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        prev = self.prev
+        self.prev = c
+        if prev != prev:  # first bar
+            return
+        d = c - prev
+        g = d if d > 0.0 else 0.0
+        loss = -d if d < 0.0 else 0.0
+        n = self.n
+        self.k = k = self.k + 1
+        if k <= n:  # seed: sums, divided once complete
+            self.avg_g += g
+            self.avg_l += loss
+            if k < n:
+                return
+            self.avg_g /= n
+            self.avg_l /= n
+        else:
+            self.avg_g = (self.avg_g * (n - 1) + g) / n
+            self.avg_l = (self.avg_l * (n - 1) + loss) / n
+        total = self.avg_g + self.avg_l
+        self.defined = True
+        self.value = 50.0 if total == 0.0 else 100.0 * self.avg_g / total
+
+
+class _Vol(_Feature):
+    __slots__ = ("prev", "rv")
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.rv = _RollingVar(n)
+        self.prev = math.nan
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        prev = self.prev
+        self.prev = c
+        if prev != prev:
+            return
+        rv = self.rv
+        rv.push(math.log(c / prev))
+        if rv.count >= rv.n:
+            self.defined = True
+            self.value = math.sqrt(rv.var())
+
+
+class _VolumeZ(_Feature):
+    __slots__ = ("rv",)
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.rv = _RollingVar(n)
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        rv = self.rv
+        rv.push(v)
+        if rv.count >= rv.n:
+            self.defined = True
+            var = rv.var()
+            self.value = 0.0 if var == 0.0 else (v - rv.mean) / math.sqrt(var)
+
+
+class _Range(_Feature):
+    __slots__ = ("buf", "count", "n", "pos", "total")
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.buf = [0.0] * n
+        self.pos = 0
+        self.count = 0
+        self.total = 0.0
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        x = (h - low) / c
+        n, buf, pos = self.n, self.buf, self.pos
+        if self.count >= n:
+            self.total -= buf[pos]
+        buf[pos] = x
+        self.total += x
+        self.count += 1
+        pos += 1
+        if pos == n:
+            pos = 0
+            self.total = sum(buf)
+        self.pos = pos
+        if self.count >= n:
+            self.defined = True
+            self.value = self.total / n
+
+
+class _Clock:
+    """New York UTC offset cached per UTC hour (US DST switches on whole UTC hours)."""
+
+    __slots__ = ("hour", "offset")
+
+    def __init__(self) -> None:
+        self.hour = -1
+        self.offset = 0
+
+    def local_ns(self, ts: int) -> int:
+        hour = ts // NS_PER_HOUR
+        if hour != self.hour:
+            at = datetime.fromtimestamp(hour * 3600, UTC).astimezone(NEW_YORK)
+            off = at.utcoffset()
+            assert off is not None
+            self.offset = int(off.total_seconds()) * NS_PER_S
+            self.hour = hour
+        return ts + self.offset
+
+
+def time_of_day(local_ns: int) -> float:
+    """``tod`` from New York wall-clock nanoseconds since the epoch."""
+    return (local_ns % NS_PER_DAY - OPEN_MINUTE * NS_PER_MIN) / (SESSION_MINUTES * NS_PER_MIN)
+
+
+def day_of_week(local_ns: int) -> float:
+    """``dow`` (Monday = 0) from New York wall-clock nanoseconds; 1970-01-01 was a Thursday."""
+    return float((local_ns // NS_PER_DAY + 3) % 7)
+
+
+class _Tod(_Feature):
+    __slots__ = ("clock",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = _Clock()
+        self.defined = True
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        self.value = time_of_day(self.clock.local_ns(ts))
+
+
+class _Dow(_Tod):
+    __slots__ = ()
+
+    def push(self, ts: int, h: float, low: float, c: float, v: float) -> None:
+        self.value = day_of_week(self.clock.local_ns(ts))
+
+
+def _make(fd: FeatureDef) -> _Feature:
+    p = fd.params
+    match fd.kind:
+        case "ret":
+            return _Ret(p[0])
+        case "sma_ratio":
+            return _SmaRatio(p[0], p[1])
+        case "ema_ratio":
+            return _EmaRatio(p[0], p[1])
+        case "rsi":
+            return _Rsi(p[0])
+        case "vol":
+            return _Vol(p[0])
+        case "volume_z":
+            return _VolumeZ(p[0])
+        case "range":
+            return _Range(p[0])
+        case "tod":
+            return _Tod()
+        case "dow":
+            return _Dow()
+    raise AssertionError(fd.kind)  # pragma: no cover
+
+
+_INF = math.inf
+
+
+class FeatureEngine:
+    """Compute one model's feature vector bar by bar (one symbol, bars in time order)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        if isinstance(names, str) or not names:
+            raise UnknownFeatureError(
+                f"a model needs a non-empty list of feature names; known forms:\n{grammar()}"
+            )
+        if len(set(names)) != len(names):
+            raise UnknownFeatureError(f"duplicate feature names in {list(names)}")
+        self.defs = tuple(parse_feature(n) for n in names)
+        self.names = tuple(names)
+        self.warmup_bars = max(d.warmup for d in self.defs)
+        self._features = [_make(d) for d in self.defs]
+        self.symbol: str | None = None
+        self.last_ts: int | None = None
+        self.count = 0
+        """Bars accepted."""
+        self.skipped = 0
+        """Out-of-order or duplicate bars ignored."""
+        self.refused = 0
+        """Bad bars refused during ``warm_up`` (``update`` raises instead)."""
+        self.ready = False
+
+    def _check(self, bar: Bar) -> None:
+        for name in ("open", "high", "low", "close"):
+            p = getattr(bar, name)
+            if not 0.0 < p < _INF:  # also False for NaN
+                raise BadBarError(
+                    f"bar {bar.symbol} @ {bar.ts}: {name}={p!r} must be finite and positive; "
+                    "bar refused, feature state unchanged"
+                )
+        if not 0.0 <= bar.volume < _INF:
+            raise BadBarError(
+                f"bar {bar.symbol} @ {bar.ts}: volume={bar.volume!r} must be finite and >= 0; "
+                "bar refused, feature state unchanged"
+            )
+        if bar.high < bar.low:
+            raise BadBarError(
+                f"bar {bar.symbol} @ {bar.ts}: high {bar.high} < low {bar.low}; "
+                "bar refused, feature state unchanged"
+            )
+        if self.symbol is not None and bar.symbol != self.symbol:
+            raise BadBarError(
+                f"bar for {bar.symbol} fed to the feature engine of {self.symbol}; bar refused"
+            )
+
+    def update(self, bar: Bar) -> np.ndarray | None:
+        """Feed one bar; the feature vector once every feature is defined, else ``None``.
+
+        ``BadBarError`` for NaN/inf/non-positive prices (state untouched); an out-of-order or
+        duplicate bar returns ``None`` and increments ``skipped`` (state untouched).
+        """
+        o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
+        # fast path for the common good bar; the slow check explains what is wrong
+        if not (0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF):
+            self._check(bar)
+        if self.symbol != bar.symbol:
+            self._check(bar)
+            self.symbol = bar.symbol
+        ts = bar.ts
+        last = self.last_ts
+        if last is not None and ts <= last:
+            self.skipped += 1
+            return None
+        self.last_ts = ts
+        for f in self._features:
+            f.push(ts, h, low, c, v)
+        self.count += 1
+        if not self.ready:
+            if self.count < self.warmup_bars or not all(f.defined for f in self._features):
+                return None
+            self.ready = True
+        return np.array([f.value for f in self._features])
+
+    def warm_up(self, bars: Iterable[Bar]) -> int:
+        """Feed historical bars (e.g. the day's stream so far) without producing decisions.
+
+        Bad bars are counted in ``refused`` and skipped instead of raising. Returns the number
+        of bars accepted.
+        """
+        before = self.count
+        for bar in bars:
+            try:
+                self.update(bar)
+            except BadBarError:
+                self.refused += 1
+        return self.count - before
+
+    def values(self) -> np.ndarray | None:
+        """The current feature vector (a copy), or ``None`` while warming up."""
+        if not self.ready:
+            return None
+        return np.array([f.value for f in self._features])

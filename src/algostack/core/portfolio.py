@@ -1,0 +1,135 @@
+"""Positions and a model's portfolio: average price, realised and unrealised PnL, equity curve.
+
+Pure bookkeeping driven by fills and marks; the same numbers feed risk, the journal and the
+run summary, whichever broker produced the fills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from algostack.core.orders import Fill
+
+
+@dataclass
+class Position:
+    """A signed position in one symbol (negative = short)."""
+
+    symbol: str
+    qty: int = 0
+    avg_price: float = 0.0
+    """Average entry price of the open quantity (0 when flat)."""
+    realised_pnl: float = 0.0
+    """Gross realised PnL of closed quantity (commissions are kept by the portfolio)."""
+    last_price: float = 0.0
+
+    @property
+    def unrealised_pnl(self) -> float:
+        """Mark-to-market PnL of the open quantity at ``last_price``."""
+        if self.qty == 0 or self.last_price == 0.0:
+            return 0.0
+        return (self.last_price - self.avg_price) * self.qty
+
+    @property
+    def notional(self) -> float:
+        """Absolute market value at ``last_price``."""
+        return abs(self.qty) * self.last_price
+
+    def apply(self, signed_qty: int, price: float) -> float:
+        """Apply an execution of ``signed_qty`` at ``price``; return the PnL it realised."""
+        if signed_qty == 0:
+            return 0.0
+        if price <= 0:
+            raise ValueError(f"{self.symbol}: fill price must be positive, got {price}")
+        realised = 0.0
+        if self.qty == 0 or (self.qty > 0) == (signed_qty > 0):
+            total = abs(self.qty) + abs(signed_qty)
+            self.avg_price = (self.avg_price * abs(self.qty) + price * abs(signed_qty)) / total
+            self.qty += signed_qty
+        else:
+            closed = min(abs(self.qty), abs(signed_qty))
+            direction = 1 if self.qty > 0 else -1
+            realised = (price - self.avg_price) * closed * direction
+            self.qty += signed_qty
+            if self.qty == 0:
+                self.avg_price = 0.0
+            elif (self.qty > 0) != (direction > 0):
+                self.avg_price = price  # crossed through zero: the remainder opened here
+        self.realised_pnl += realised
+        self.last_price = price
+        return realised
+
+
+@dataclass
+class Portfolio:
+    """One model's positions and PnL, with an equity curve and its maximum drawdown.
+
+    Equity is ``starting_equity + realised - commissions + unrealised``.
+    """
+
+    model: str
+    starting_equity: float = 0.0
+    positions: dict[str, Position] = field(default_factory=dict)
+    commissions: float = 0.0
+    equity_curve: list[tuple[int, float]] = field(default_factory=list)
+    """``(ts_ns, equity)`` points, one per fill or mark."""
+    peak_equity: float | None = None
+    max_drawdown: float = 0.0
+    """Largest fall from a previous equity peak, in currency (>= 0)."""
+
+    def position(self, symbol: str) -> Position:
+        """The position in ``symbol`` (created flat on first use)."""
+        pos = self.positions.get(symbol)
+        if pos is None:
+            pos = self.positions[symbol] = Position(symbol)
+        return pos
+
+    def qty(self, symbol: str) -> int:
+        """Signed shares held in ``symbol``."""
+        pos = self.positions.get(symbol)
+        return pos.qty if pos else 0
+
+    def apply_fill(self, fill: Fill) -> float:
+        """Book ``fill``; return the PnL it realised (gross of its commission)."""
+        realised = self.position(fill.symbol).apply(fill.signed_qty, fill.price)
+        self.commissions += fill.commission
+        self._record(fill.ts)
+        return realised
+
+    def mark(self, symbol: str, price: float, ts: int) -> float:
+        """Mark ``symbol`` at ``price``; return the new equity."""
+        if price <= 0:
+            raise ValueError(f"{symbol}: mark price must be positive, got {price}")
+        self.position(symbol).last_price = price
+        return self._record(ts)
+
+    @property
+    def realised_pnl(self) -> float:
+        """Realised PnL net of commissions."""
+        return sum(p.realised_pnl for p in self.positions.values()) - self.commissions
+
+    @property
+    def unrealised_pnl(self) -> float:
+        """Mark-to-market PnL of every open position."""
+        return sum(p.unrealised_pnl for p in self.positions.values())
+
+    @property
+    def total_pnl(self) -> float:
+        """Realised (net) plus unrealised PnL: what the daily loss limit watches."""
+        return self.realised_pnl + self.unrealised_pnl
+
+    @property
+    def equity(self) -> float:
+        """Current equity."""
+        return self.starting_equity + self.total_pnl
+
+    def _record(self, ts: int) -> float:
+        eq = self.equity
+        self.equity_curve.append((ts, eq))
+        if self.peak_equity is None:
+            self.peak_equity = self.starting_equity  # a loss from the start is a drawdown
+        self.peak_equity = max(self.peak_equity, eq)
+        self.max_drawdown = max(self.max_drawdown, self.peak_equity - eq)
+        return eq

@@ -1,0 +1,351 @@
+"""Pre-trade risk for one model: position and notional caps, order rate, daily loss, halts.
+
+States: ``ACTIVE`` trades normally; ``REDUCING`` (the day's loss reached ``reduce_fraction``
+of the limit) only lets exposure shrink; ``HALTED`` (loss limit, kill switch) allows nothing
+but flattening. Trading-status halts block a symbol until it resumes. From
+``flatten_before_close_min`` minutes before the session's close (early closes included)
+only flattening is allowed, and outside the regular session nothing is. Every state change
+is recorded as a ``RiskEvent`` with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+
+import msgspec
+
+from algostack.core import sessions
+from algostack.core.market import TradingStatus, datetime_to_ts, ts_to_datetime
+from algostack.core.orders import Fill, OrderIntent
+from algostack.core.ratelimit import TokenBucket
+from algostack.errors import ConfigError
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Limits of one model. Loss amounts are in account currency and positive."""
+
+    max_position_shares: int = 100
+    max_notional: float = 25_000.0
+    max_orders_per_minute: int = 10
+    daily_loss_limit: float = 1_000.0
+    reduce_fraction: float = 0.8
+    """Share of ``daily_loss_limit`` lost at which the model moves to REDUCING."""
+    flatten_before_close_min: int = 5
+    """Flatten this many minutes before the close (15:55 New York on a regular day)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_position_shares < 0:
+            problems.append(f"max_position_shares={self.max_position_shares} (must be >= 0)")
+        if self.max_notional < 0:
+            problems.append(f"max_notional={self.max_notional} (must be >= 0)")
+        if self.max_orders_per_minute < 1:
+            problems.append(f"max_orders_per_minute={self.max_orders_per_minute} (must be >= 1)")
+        if self.daily_loss_limit <= 0:
+            problems.append(f"daily_loss_limit={self.daily_loss_limit} (must be > 0)")
+        if not 0 < self.reduce_fraction <= 1:
+            problems.append(f"reduce_fraction={self.reduce_fraction} (must be in (0, 1])")
+        if not 0 <= self.flatten_before_close_min < 390:
+            problems.append(
+                f"flatten_before_close_min={self.flatten_before_close_min} (must be 0..389)"
+            )
+        if problems:
+            raise ConfigError("invalid risk limits: " + "; ".join(problems))
+
+
+class RiskState(StrEnum):
+    """The model's trading state."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class RiskAction(StrEnum):
+    """What risk did with an order."""
+
+    APPROVE = "approve"
+    CLIP = "clip"
+    REJECT = "reject"
+
+
+class RiskDecision(msgspec.Struct, frozen=True):
+    """The verdict on one intent: the quantity allowed (0 on reject) and why."""
+
+    action: RiskAction
+    qty: int
+    reason: str
+
+    @property
+    def approved(self) -> bool:
+        """True when an order of ``qty`` shares may go to the broker."""
+        return self.action is not RiskAction.REJECT and self.qty > 0
+
+
+class RiskEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk-state event: a state transition, a symbol halt or resume, a kill."""
+
+    ts: int
+    model: str
+    kind: str
+    """``state``, ``halt``, ``resume`` or ``kill``."""
+    from_state: RiskState
+    to_state: RiskState
+    reason: str
+    symbol: str = ""
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One New York calendar day [lo, hi) and its session times, all UTC ns."""
+
+    lo: int
+    hi: int
+    open_ns: int | None
+    close_ns: int | None
+    flatten_ns: int | None
+
+
+class RiskEngine:
+    """Pre-trade checks and state transitions for one model (pure; time is passed in)."""
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        model: str,
+        *,
+        on_event: Callable[[RiskEvent], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.model = model
+        self.state = RiskState.ACTIVE
+        self.killed = False
+        self.halted_symbols: dict[str, str] = {}
+        """Symbol -> reason, for symbols under a trading-status halt."""
+        self.events: list[RiskEvent] = []
+        self.daily_pnl = 0.0
+        self._on_event = on_event
+        self._orders = TokenBucket(
+            limits.max_orders_per_minute, limits.max_orders_per_minute, clock=lambda: 0.0
+        )
+        self._last_day: _Day | None = None
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _day(self, now_ns: int) -> _Day:
+        day = self._last_day
+        if day is not None and day.lo <= now_ns < day.hi:
+            return day
+        d = sessions.new_york_date(ts_to_datetime(now_ns))
+        lo = datetime_to_ts(datetime.combine(d, time(0), sessions.NEW_YORK))
+        hi = datetime_to_ts(datetime.combine(d + timedelta(days=1), time(0), sessions.NEW_YORK))
+        s = sessions.session(d)
+        if s is None:
+            day = _Day(lo, hi, None, None, None)
+        else:
+            flat = s.close - timedelta(minutes=self.limits.flatten_before_close_min)
+            day = _Day(
+                lo, hi, datetime_to_ts(s.open), datetime_to_ts(s.close), datetime_to_ts(flat)
+            )
+        self._last_day = day
+        return day
+
+    def in_session(self, now_ns: int) -> bool:
+        """True inside the regular session (holidays and early closes included)."""
+        day = self._day(now_ns)
+        if day.open_ns is None or day.close_ns is None:
+            return False
+        return day.open_ns <= now_ns < day.close_ns
+
+    def flatten_time(self, now_ns: int) -> int | None:
+        """When flattening starts on the session of ``now_ns`` (UTC ns), or None."""
+        return self._day(now_ns).flatten_ns
+
+    def must_flatten(self, now_ns: int) -> bool:
+        """True when the model must be flat now: in session and past the flatten time, or
+        HALTED (loss limit or kill switch)."""
+        if not self.in_session(now_ns):
+            return False
+        if self.state is RiskState.HALTED:
+            return True
+        at = self.flatten_time(now_ns)
+        return at is not None and now_ns >= at
+
+    # -- sizing ----------------------------------------------------------------------------
+
+    def max_abs_qty(self, price: float) -> int:
+        """The largest position (shares) both caps allow at ``price``."""
+        if not price > 0 or not math.isfinite(price):
+            raise ValueError(f"price must be a positive number, got {price}")
+        return max(0, min(self.limits.max_position_shares, int(self.limits.max_notional // price)))
+
+    def target_qty(
+        self, direction: int, price: float, now_ns: int, *, position: int | None = None
+    ) -> int:
+        """The signed position allowed for a signal of ``direction`` (-1, 0, +1).
+
+        Clipped to the share and notional caps; 0 when HALTED, flattening or outside the
+        session. In REDUCING the target never exceeds the current ``position`` in size or
+        flips its sign (0 when ``position`` is not given).
+        """
+        if direction not in (-1, 0, 1):
+            raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
+        cap = self.max_abs_qty(price)
+        if direction == 0 or self.state is RiskState.HALTED:
+            return 0
+        if not self.in_session(now_ns) or self.must_flatten(now_ns):
+            return 0
+        target = direction * cap
+        if self.state is RiskState.REDUCING:
+            if position is None or position * direction <= 0:
+                return 0
+            return direction * min(cap, abs(position))
+        return target
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def check(
+        self, intent: OrderIntent, *, position: int, price: float, now_ns: int
+    ) -> RiskDecision:
+        """Approve, clip or reject ``intent`` given the current ``position`` and ``price``."""
+        if intent.model != self.model:
+            return _reject(f"intent of model {intent.model!r} sent to risk of {self.model!r}")
+        if intent.qty <= 0:
+            return _reject(f"order quantity must be positive, got {intent.qty}")
+        if not price > 0 or not math.isfinite(price):
+            return _reject(f"no valid price for {intent.symbol} (got {price})")
+        try:
+            in_session = self.in_session(now_ns)
+        except ValueError as exc:
+            return _reject(f"no session calendar for this time: {exc}")
+        if not in_session:
+            when = ts_to_datetime(now_ns).astimezone(sessions.NEW_YORK).strftime("%Y-%m-%d %H:%M")
+            return _reject(f"outside the regular session ({when} New York)")
+        if intent.symbol in self.halted_symbols:
+            return _reject(f"{intent.symbol} trading halted: {self.halted_symbols[intent.symbol]}")
+
+        signed = intent.signed_qty
+        reduces = position != 0 and (position > 0) != (signed > 0)
+        reduce_qty = min(intent.qty, abs(position)) if reduces else 0
+
+        only_reduce_why = ""
+        if self.state is RiskState.HALTED:
+            only_reduce_why = f"HALTED ({self._last_reason()})"
+        elif self.must_flatten(now_ns):
+            only_reduce_why = "flatten time before the close"
+        elif self.state is RiskState.REDUCING:
+            only_reduce_why = f"REDUCING ({self._last_reason()})"
+        if only_reduce_why:
+            if not reduces:
+                return _reject(f"{only_reduce_why}: only orders that reduce exposure allowed")
+            if reduce_qty < intent.qty:
+                return RiskDecision(
+                    RiskAction.CLIP, reduce_qty, f"{only_reduce_why}: clipped to flat"
+                )
+            return RiskDecision(RiskAction.APPROVE, intent.qty, f"{only_reduce_why}: reduces")
+
+        if reduces and intent.qty <= abs(position):
+            # Pure reductions are never blocked by caps or the order rate.
+            return RiskDecision(RiskAction.APPROVE, intent.qty, "reduces exposure")
+
+        cap = self.max_abs_qty(price)
+        new_pos = position + signed
+        qty = intent.qty
+        why = "within limits"
+        if abs(new_pos) > cap:
+            allowed_abs = cap if (new_pos > 0) == (signed > 0) else abs(new_pos)
+            qty = intent.qty - (abs(new_pos) - allowed_abs)
+            which = (
+                f"max position {self.limits.max_position_shares} shares"
+                if cap == self.limits.max_position_shares
+                else f"max notional {self.limits.max_notional:g} at {price:g}"
+            )
+            if qty <= 0:
+                return _reject(f"{which}: position {position} already at the cap")
+            why = f"clipped by {which}"
+        if not self._orders.try_acquire(now=now_ns / NS_PER_S):
+            return _reject(
+                f"order rate limit: more than {self.limits.max_orders_per_minute} orders/minute"
+            )
+        action = RiskAction.APPROVE if qty == intent.qty else RiskAction.CLIP
+        return RiskDecision(action, qty, why)
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def on_mark(self, pnl: float, now_ns: int = 0) -> RiskState:
+        """Feed the day's PnL (realised net + unrealised); move to REDUCING / HALTED."""
+        self.daily_pnl = pnl
+        limit = self.limits.daily_loss_limit
+        if self.state is not RiskState.HALTED and pnl <= -limit:
+            self._transition(
+                RiskState.HALTED, f"daily loss {-pnl:.2f} reached limit {limit:.2f}", now_ns
+            )
+        elif self.state is RiskState.ACTIVE and pnl <= -limit * self.limits.reduce_fraction:
+            self._transition(
+                RiskState.REDUCING,
+                f"daily loss {-pnl:.2f} reached {self.limits.reduce_fraction:.0%} of limit "
+                f"{limit:.2f}",
+                now_ns,
+            )
+        return self.state
+
+    def on_fill(self, fill: Fill, pnl: float) -> RiskState:
+        """Feed the day's PnL (``pnl``, after booking ``fill``)."""
+        return self.on_mark(pnl, fill.ts)
+
+    def kill(self, reason: str, now_ns: int = 0) -> None:
+        """The kill switch: HALTED until the next day is started by hand (``reset_day``
+        does not lift a kill)."""
+        self.killed = True
+        self._transition(RiskState.HALTED, f"kill switch: {reason}", now_ns, kind="kill")
+
+    def on_status(self, status: TradingStatus) -> None:
+        """Block or unblock a symbol on a trading-status halt or resume."""
+        what = f"status {status.status_code} {status.status_message}".strip()
+        if status.is_halted and status.symbol not in self.halted_symbols:
+            self.halted_symbols[status.symbol] = what
+            self._record("halt", self.state, f"{status.symbol} {what}", status.ts, status.symbol)
+        elif not status.is_halted and status.symbol in self.halted_symbols:
+            del self.halted_symbols[status.symbol]
+            self._record("resume", self.state, f"{status.symbol} {what}", status.ts, status.symbol)
+
+    def reset_day(self, now_ns: int) -> None:
+        """Start a new trading day: back to ACTIVE unless the kill switch was thrown."""
+        self.daily_pnl = 0.0
+        if not self.killed and self.state is not RiskState.ACTIVE:
+            self._transition(RiskState.ACTIVE, "new trading day", now_ns)
+
+    def _last_reason(self) -> str:
+        for ev in reversed(self.events):
+            if ev.kind in ("state", "kill"):
+                return ev.reason
+        return ""
+
+    def _transition(self, to: RiskState, reason: str, now_ns: int, kind: str = "state") -> None:
+        frm, self.state = self.state, to
+        self._record(kind, frm, reason, now_ns)
+
+    def _record(self, kind: str, frm: RiskState, reason: str, ts: int, symbol: str = "") -> None:
+        ev = RiskEvent(
+            ts=ts,
+            model=self.model,
+            kind=kind,
+            from_state=frm,
+            to_state=self.state,
+            reason=reason,
+            symbol=symbol,
+        )
+        self.events.append(ev)
+        if self._on_event is not None:
+            self._on_event(ev)
+
+
+def _reject(reason: str) -> RiskDecision:
+    return RiskDecision(RiskAction.REJECT, 0, reason)

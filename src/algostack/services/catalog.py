@@ -1,0 +1,188 @@
+"""The model catalog: list a store into models (the fleet Terraform creates) and validate them.
+
+Listing uses the one key parser (``core.naming``); every key that is not used is reported
+with its reason. Validation loads every model and scores a zero vector without trading.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from algostack.adapters.artifacts.loader import artifact_format, load_model
+from algostack.adapters.artifacts.model import ArtifactError
+from algostack.adapters.storage import BucketStore
+from algostack.core.market import validate_symbol
+from algostack.core.naming import ModelSpec, group_models
+
+MODELS_PREFIX = "models/"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model of the fleet: its spec, instance Name tag, formats and any problems."""
+
+    spec: ModelSpec
+    instance_name: str
+    formats: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when listing found nothing wrong (validation may still fail)."""
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A store's models and the keys that were ignored, with reasons."""
+
+    store_url: str
+    environment: str
+    entries: tuple[CatalogEntry, ...]
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def specs(self) -> list[ModelSpec]:
+        """The model specs in prefix order."""
+        return [e.spec for e in self.entries]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view (``algostack models list --json``)."""
+        return {
+            "store": self.store_url,
+            "environment": self.environment,
+            "models": [
+                {
+                    "prefix": e.spec.prefix,
+                    "model_type": e.spec.model_type,
+                    "symbol": e.spec.symbol,
+                    "model_id": e.spec.model_id,
+                    "model_number": e.spec.model_number,
+                    "instance_name": e.instance_name,
+                    "folds": [a.key for a in e.spec.folds],
+                    "formats": list(e.formats),
+                    "problems": list(e.problems),
+                }
+                for e in self.entries
+            ],
+            "ignored": [{"key": k, "reason": v} for k, v in sorted(self.ignored.items())],
+        }
+
+
+def _reason(key: str, reason: str, prefixes: set[str]) -> str:
+    if "/live/" in key and any(key.startswith(p + "/live/") for p in prefixes):
+        return "live output of a model (not an artifact)"
+    return reason
+
+
+def build_catalog(keys: list[str], *, environment: str, store_url: str = "") -> Catalog:
+    """Group keys into a catalog (pure; ``list_catalog`` lists a store first)."""
+    specs, ignored = group_models(keys)
+    prefixes = {s.prefix for s in specs}
+    # live outputs are expected under a model prefix: say so instead of "does not match"
+    ignored = {k: _reason(k, r, prefixes) for k, r in ignored.items()}
+    by_name: dict[str, list[str]] = {}
+    for s in specs:
+        by_name.setdefault(s.instance_name(environment), []).append(s.prefix)
+    entries = []
+    for s in specs:
+        problems = []
+        name = s.instance_name(environment)
+        if len(by_name[name]) > 1:
+            others = [p for p in by_name[name] if p != s.prefix]
+            problems.append(f"instance name {name} also used by {', '.join(others)}")
+        try:
+            validate_symbol(s.symbol)
+        except ValueError as exc:
+            problems.append(str(exc))
+        formats = []
+        for art in s.folds:
+            fmt = artifact_format(art.key)
+            if fmt is None:
+                problems.append(f"{art.key}: unknown artifact extension {art.rest!r}")
+            elif fmt not in formats:
+                formats.append(fmt)
+        entries.append(CatalogEntry(s, name, tuple(formats), tuple(problems)))
+    return Catalog(store_url, environment, tuple(entries), ignored)
+
+
+def list_catalog(store: BucketStore, *, environment: str = "dev") -> Catalog:
+    """List ``models/`` in ``store`` (paginated on S3) into a catalog."""
+    keys = list(store.list_keys(MODELS_PREFIX))
+    return build_catalog(keys, environment=environment, store_url=store.url)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of loading and scoring one model."""
+
+    prefix: str
+    ok: bool
+    message: str
+    folds: int
+    formats: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    score: float | None = None
+    load_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {
+            "prefix": self.prefix,
+            "ok": self.ok,
+            "message": self.message,
+            "folds": self.folds,
+            "formats": list(self.formats),
+            "features": list(self.features),
+            "score": self.score,
+            "load_ms": round(self.load_ms, 2),
+        }
+
+
+def validate_catalog(
+    store: BucketStore,
+    catalog: Catalog,
+    *,
+    trust_pickle: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[Validation]:
+    """Load every model of ``catalog`` and score a zero vector; never raises on a bad model."""
+    out: list[Validation] = []
+    for entry in catalog.entries:
+        spec = entry.spec
+        if entry.problems:
+            out.append(Validation(spec.prefix, False, "; ".join(entry.problems), len(spec.folds)))
+            continue
+        t0 = clock()
+        try:
+            model = load_model(store, spec, trust_pickle=trust_pickle)
+            score = model.score(np.zeros(len(model.features)))
+        except (ArtifactError, ValueError) as exc:
+            out.append(Validation(spec.prefix, False, str(exc), len(spec.folds)))
+            continue
+        ms = (clock() - t0) * 1000.0
+        if not math.isfinite(score):
+            out.append(
+                Validation(
+                    spec.prefix, False, f"score of a zero vector is {score}", len(spec.folds)
+                )
+            )
+            continue
+        out.append(
+            Validation(
+                spec.prefix,
+                True,
+                "OK",
+                len(spec.folds),
+                model.formats,
+                model.features,
+                score,
+                ms,
+            )
+        )
+    return out

@@ -1,0 +1,304 @@
+"""The dashboard's background reader: NATS and the bucket -> ``DashboardState``.
+
+One thread with its own asyncio loop per Streamlit server (``app.py`` starts it once through
+``st.cache_resource``). It
+
+- reads today's market data from JetStream with an ordered, ephemeral push consumer on the
+  ``MARKET`` stream starting at midnight New York (``history="today"``) or at the first
+  stored message (``history="all"``), then keeps following it live; while the stream does not
+  exist yet it listens on core NATS and switches over once the ingest has created it;
+- subscribes to every trader event of the environment (``algostack.<env>.trader.>``);
+- re-reads the bucket (model list and today's journals) every ``journal_every_s``;
+- publishes the kill switch on ``algostack.<env>.control.kill``.
+
+Nothing here blocks the Streamlit script: it reads ``state.snapshot()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from datetime import time as dtime
+from typing import Any, Literal, Self
+
+import msgspec
+import orjson
+
+from algostack.core import codec, naming
+from algostack.core.events import FILL_KIND, decode_event
+from algostack.core.sessions import NEW_YORK, new_york_date
+from algostack.errors import AlgostackError, ConfigError, RetryableError
+from algostack.services.dashboard.journals import apply_scan, scan_bucket
+from algostack.services.dashboard.state import DashboardState
+
+log = logging.getLogger("algostack.dashboard.feed")
+
+MARKET_FILTERS = ("market.bars.>", "market.updated_bars.>", "market.status.>")
+KILL_ALL = "*"
+_MODEL_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """Where the feed reads from. ``password`` is only handed to the NATS client."""
+
+    nats_url: str
+    env: str = "local"
+    user: str | None = None
+    password: str | None = None
+    bucket: str | None = None
+    history: Literal["today", "all"] = "today"
+    journal_every_s: float = 30.0
+    stream_retry_s: float = 2.0
+    connect_timeout_s: float = 3600.0
+    """The dashboard waits for NATS a long time: it is often started before the ingest."""
+
+
+def kill_payload(model: str, reason: str, *, by: str = "dashboard", ts: int = 0) -> bytes:
+    """Build the kill-switch message ``{"model", "reason", "by", "ts"}`` as JSON.
+
+    ``model`` is a model key or ``"*"`` for every model; a reason is required.
+    """
+    if model != KILL_ALL and not _MODEL_KEY_RE.match(model):
+        raise ConfigError(f"invalid model key {model!r} for the kill switch: use a key or '*'")
+    if not reason.strip():
+        raise ConfigError("the kill switch needs a reason (it is logged by every trader)")
+    return orjson.dumps({"model": model, "reason": reason.strip(), "by": by, "ts": ts})
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight New York of the trading day ``now`` belongs to, as aware UTC."""
+    return datetime.combine(new_york_date(now), dtime(0, 0), NEW_YORK).astimezone(UTC)
+
+
+class DashboardFeed:
+    """Fill a ``DashboardState`` from NATS and the bucket in a background thread."""
+
+    def __init__(
+        self,
+        config: FeedConfig,
+        state: DashboardState | None = None,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        store_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state or DashboardState()
+        self.clock_ns = clock_ns
+        self._store_factory = store_factory
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._bus: Any = None
+        self._live = threading.Event()
+        self._market_sub: Any = None
+        self._market_mode = "none"
+        self.journal_scans = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the background thread (idempotent); returns at once."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="dashboard-feed", daemon=True
+        )
+        self._thread.start()
+        ready.wait(5.0)
+        return self
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    def wait_live(self, timeout_s: float) -> bool:
+        """Block until NATS is connected and subscriptions are in place (tests, startup)."""
+        return self._live.wait(timeout_s)
+
+    @property
+    def market_mode(self) -> str:
+        """``jetstream`` (history + live), ``core`` (live only, no stream yet) or ``none``."""
+        return self._market_mode
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread and close the connection (bounded)."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._live.clear()
+
+    # -- kill switch ------------------------------------------------------------------------
+
+    def kill(self, model: str, reason: str, *, timeout_s: float = 5.0) -> None:
+        """Publish the kill switch for ``model`` (or ``"*"``); raise when it was not sent."""
+        payload = kill_payload(model, reason, ts=self.clock_ns())
+        loop, bus = self._loop, self._bus
+        if loop is None or bus is None or not self._live.is_set():
+            raise RetryableError("not connected to NATS: the kill switch was NOT sent")
+        subject = naming.kill_subject(self.config.env)
+
+        async def send() -> None:
+            await bus.publish(subject, payload)
+            await bus.flush(timeout_s)
+
+        fut: Future[None] = asyncio.run_coroutine_threadsafe(send(), loop)
+        try:
+            fut.result(timeout_s)
+        except Exception as exc:
+            raise RetryableError(f"kill switch NOT confirmed by NATS: {exc}") from exc
+        log.warning(
+            "kill switch sent",
+            extra={"fields": {"model": model, "reason": reason, "subject": subject}},
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        assert self._stop is not None
+        tasks = [asyncio.create_task(self._nats_task())]
+        if self.config.bucket:
+            tasks.append(asyncio.create_task(self._journal_task()))
+        await self._stop.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._bus.close(2.0), 5.0)
+            self._bus = None
+
+    async def _nats_task(self) -> None:
+        from algostack.adapters.nats.bus import NatsBus
+
+        cfg = self.config
+        self.state.set_feed_status("connecting")
+        try:
+            bus = await NatsBus.connect(
+                cfg.nats_url,
+                user=cfg.user,
+                password=cfg.password,
+                connect_timeout_s=cfg.connect_timeout_s,
+                name="algostack-dashboard",
+            )
+        except AlgostackError as exc:
+            self.state.set_feed_status("error", str(exc))
+            log.error("dashboard cannot reach NATS: %s", exc)
+            return
+        self._bus = bus
+        await bus.subscribe(f"algostack.{cfg.env}.trader.>", self._on_trader)
+        await self._subscribe_market()
+        self.state.set_feed_status("live")
+        self._live.set()
+        while self._market_mode != "jetstream":
+            await asyncio.sleep(cfg.stream_retry_s)
+            await self._subscribe_market()
+
+    async def _subscribe_market(self) -> None:
+        """Bind the ordered JetStream consumer; fall back to core NATS while there's no stream."""
+        import nats.js.errors
+        from nats.js import api
+
+        bus = self._bus
+        nc = bus._nc  # NatsBus has no ordered-consumer API yet (see docs/dashboard.md)
+        js = nc.jetstream()
+        try:
+            await js.stream_info(codec.STREAM_NAME)
+        except nats.js.errors.NotFoundError:
+            if self._market_mode == "none":
+                subs = [await nc.subscribe(f, cb=self._on_core_market) for f in MARKET_FILTERS]
+                self._market_sub, self._market_mode = subs, "core"
+            return
+        config = api.ConsumerConfig(filter_subjects=list(MARKET_FILTERS))
+        if self.config.history == "today":
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = day_start(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC))
+        else:
+            config.deliver_policy = api.DeliverPolicy.ALL
+        sub = await js.subscribe(
+            "market.>",
+            stream=codec.STREAM_NAME,
+            cb=self._on_js_market,
+            ordered_consumer=True,
+            config=config,
+        )
+        if self._market_mode == "core":
+            for s in self._market_sub:
+                with contextlib.suppress(Exception):
+                    await s.unsubscribe()
+        self._market_sub, self._market_mode = sub, "jetstream"
+        log.info("dashboard reading market data from JetStream (%s)", self.config.history)
+
+    async def _on_js_market(self, msg: Any) -> None:
+        try:
+            stored = msg.metadata.timestamp
+            arrival = int(stored.timestamp() * 1e9) if stored else self.clock_ns()
+        except Exception:  # a message without JetStream metadata
+            arrival = self.clock_ns()
+        self._apply_market(msg.data, arrival)
+
+    async def _on_core_market(self, msg: Any) -> None:
+        self._apply_market(msg.data, self.clock_ns())
+
+    def _apply_market(self, data: bytes, arrival_ns: int) -> None:
+        try:
+            event = codec.decode(data)
+        except msgspec.DecodeError:
+            self.state.count_ignored()
+            return
+        self.state.on_market(event, arrival_ns)
+
+    async def _on_trader(self, msg: Any) -> None:
+        arrival = self.clock_ns()
+        kind = msg.subject.rsplit(".", 1)[-1]
+        try:
+            if kind == FILL_KIND:
+                fields = msgspec.msgpack.decode(msg.data)
+                if not isinstance(fields, dict):
+                    raise msgspec.DecodeError("fill payload is not a map")
+                model = str(fields.get("model") or msg.subject.split(".")[-2])
+                self.state.on_fill(model, fields)
+            else:
+                self.state.on_trader(decode_event(msg.data), arrival)
+        except msgspec.DecodeError:
+            self.state.count_ignored()
+
+    async def _journal_task(self) -> None:
+        from algostack.adapters.storage import open_store
+
+        assert self.config.bucket is not None
+        factory = self._store_factory or open_store
+        while True:
+            try:
+                store = await asyncio.to_thread(factory, self.config.bucket)
+                break
+            except AlgostackError as exc:
+                log.error("dashboard cannot open the bucket: %s", exc)
+                await asyncio.sleep(self.config.journal_every_s)
+        while True:
+            day = new_york_date(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC)).isoformat()
+            try:
+                scan = await asyncio.to_thread(scan_bucket, store, day)
+                apply_scan(self.state, scan)
+                self.journal_scans += 1
+            except AlgostackError as exc:
+                log.error("dashboard cannot read journals: %s", exc)
+            await asyncio.sleep(self.config.journal_every_s)

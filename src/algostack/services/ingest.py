@@ -1,0 +1,213 @@
+"""The ingest service: drain a market-data source into the NATS bus.
+
+``IngestService`` takes any ``MarketSource`` (Alpaca, synthetic, replay) and a connected
+``NatsBus``; every batch goes to JetStream through the bus's bounded ack window. It logs a
+structured progress line every ``log_every_s`` (counters, rate, per-symbol last-bar age) and
+a final summary. ``stop()`` (wired to SIGTERM/SIGINT by ``run_ingest``) ends the source;
+``run()`` then waits for every outstanding ack, so nothing received is left unflushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
+from algostack.core.market import NS_PER_S, Bar
+from algostack.core.source import MarketSource
+
+log = logging.getLogger("algostack.ingest")
+
+STOP_GRACE_S = 5.0
+"""How long ``stop()`` lets a source end its stream before the pump is cancelled."""
+
+
+@dataclass
+class IngestStats:
+    """Counters of one ingest run (what the logs and the CLI report)."""
+
+    received: int = 0
+    """Events taken from the source."""
+    published: int = 0
+    """Events acked and stored by JetStream."""
+    duplicates: int = 0
+    """Events the server dropped as duplicates (a re-send inside the duplicate window)."""
+    failed: int = 0
+    malformed: int = 0
+    """Frames or rows the source could not parse (reported by the source)."""
+    reconnects: int = 0
+    """Source reconnects plus NATS reconnects."""
+    batches: int = 0
+    elapsed_s: float = 0.0
+    last_bar_ts: dict[str, int] = field(default_factory=dict)
+    """Per symbol, the start (UTC ns) of the newest bar published."""
+
+    def last_bar_age_s(self, now_s: float) -> dict[str, float]:
+        """Per symbol, seconds since the newest bar's start at wall time ``now_s``."""
+        return {s: round(now_s - ts / NS_PER_S, 3) for s, ts in sorted(self.last_bar_ts.items())}
+
+
+class IngestService:
+    """Move batches from ``source`` to ``bus`` until the source ends or ``stop()``."""
+
+    def __init__(
+        self,
+        source: MarketSource,
+        bus: NatsBus,
+        *,
+        log_every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.bus = bus
+        self.log_every_s = log_every_s
+        self.stats = IngestStats()
+        self._clock = clock
+        self._wall = wall_clock
+        self._stopping = False
+        self._pump: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+
+    def _refresh(self) -> IngestStats:
+        s, b, src = self.stats, self.bus.stats, self.source.stats
+        s.published, s.duplicates, s.failed = b.published, b.duplicates, b.failed
+        s.malformed = src.malformed
+        s.reconnects = src.reconnects + b.reconnects
+        return s
+
+    def snapshot(self) -> dict[str, Any]:
+        """Current counters and per-symbol last-bar age, as logged."""
+        s = self._refresh()
+        out = asdict(s)
+        del out["last_bar_ts"]
+        out["inflight"] = self.bus.inflight
+        out["last_bar_age_s"] = s.last_bar_age_s(self._wall())
+        return out
+
+    async def _pump_loop(self) -> None:
+        publish = self.bus.publish_events
+        stats = self.stats
+        last_bar = stats.last_bar_ts
+        next_log = self._clock() + self.log_every_s
+        async for batch in self.source.stream():
+            if not batch:
+                continue
+            stats.received += len(batch)
+            stats.batches += 1
+            await publish(batch)
+            for ev in batch:
+                if type(ev) is Bar and ev.ts > last_bar.get(ev.symbol, 0):
+                    last_bar[ev.symbol] = ev.ts
+            if self._clock() >= next_log:
+                next_log = self._clock() + self.log_every_s
+                log.info("ingest progress", extra={"fields": self.snapshot()})
+            if self._stopping:
+                break
+
+    async def run(self) -> IngestStats:
+        """Ingest until the source ends or ``stop()``; then wait for every ack and return."""
+        started = self._clock()
+        log.info(
+            "ingest started",
+            extra={"fields": {"source": self.source.name, "nats": self.bus.url}},
+        )
+        self._pump = asyncio.create_task(self._pump_loop())
+        try:
+            await self._pump
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        finally:
+            self.stats.elapsed_s = round(self._clock() - started, 3)
+        await self.bus.flush_acks()
+        self._refresh()
+        log.info("ingest finished", extra={"fields": self.snapshot()})
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask the service to stop (safe from a signal handler); ``run()`` then flushes."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("ingest stopping", extra={"fields": {"source": self.source.name}})
+        self._close_task = asyncio.get_running_loop().create_task(self._close_source())
+
+    async def _close_source(self) -> None:
+        await self.source.aclose()
+        pump = self._pump
+        if pump is None or pump.done():
+            return
+        done, _ = await asyncio.wait({pump}, timeout=STOP_GRACE_S)
+        if not done:
+            log.warning("source did not end within %.0f s; cancelling it", STOP_GRACE_S)
+            pump.cancel()
+
+
+async def run_ingest(
+    source: MarketSource,
+    *,
+    nats_url: str | None,
+    user: str | None = None,
+    password: str | None = None,
+    connect_timeout_s: float = 60.0,
+    embedded: bool = False,
+    store_dir: Path | None = None,
+    log_every_s: float = 10.0,
+    max_age_s: float = 86_400.0,
+    duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+    handle_signals: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+) -> IngestStats:
+    """Connect (or start an embedded nats-server), ensure MARKET, ingest, flush, close.
+
+    SIGTERM and SIGINT stop the service gracefully: the source ends, every outstanding ack
+    is awaited, the connection drains, and the function returns normally. ``on_ready`` gets
+    the (credential-free) NATS URL once the stream is ready.
+    """
+    from algostack.adapters.nats.server import EmbeddedNats
+
+    server: EmbeddedNats | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        if embedded:
+            server = EmbeddedNats(store_dir, user=user, password=password)
+            await asyncio.to_thread(server.start)
+            nats_url, user, password = server.url, server.user, server.password
+        if not nats_url:
+            raise ValueError("nats_url is required unless embedded=True")
+        bus = await NatsBus.connect(
+            nats_url,
+            user=user,
+            password=password,
+            connect_timeout_s=connect_timeout_s,
+            name=f"algostack-ingest-{source.name}",
+        )
+        try:
+            await bus.ensure_market_stream(
+                max_age_s=max_age_s, duplicate_window_s=duplicate_window_s
+            )
+            service = IngestService(source, bus, log_every_s=log_every_s)
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, service.stop)
+            if on_ready is not None:
+                on_ready(bus.url)
+            try:
+                return await service.run()
+            finally:
+                if handle_signals:
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.remove_signal_handler(sig)
+        finally:
+            await source.aclose()
+            await bus.close()
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)

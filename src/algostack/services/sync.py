@@ -1,0 +1,136 @@
+"""Upload a trader's journals to its model's live prefix, idempotently.
+
+What the trading host runs every 15 minutes (and once more, ``final``, at shutdown): every
+``trades_*.csv`` and ``live_trader.log`` in the journal directory goes to
+``<model prefix>/live/<YYYY-MM-DD>/<name>`` when its size or MD5 differs from the stored
+object; a second run with nothing new uploads nothing. Only whole lines are uploaded (a line
+being appended while we read is left for the next run).
+
+Where the store's ETag is not an MD5 (S3 with SSE-KMS), a small state file in the journal
+directory remembers which local MD5 produced which remote (size, ETag), so unchanged files
+are still recognised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from algostack.adapters.storage import BucketStore, md5_hex
+from algostack.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".sync-state.json"
+MANIFEST = "manifest.json"
+_JOURNAL_RE = re.compile(r"^(trades_\d{4}-\d{2}-\d{2}\.csv|live_trader\.log)$")
+
+
+@dataclass
+class SyncReport:
+    """Keys uploaded and keys found unchanged, in name order."""
+
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    bytes_uploaded: int = 0
+
+
+def journal_files(journal_dir: Path, day: str | None = None) -> list[Path]:
+    """The files to sync: ``live_trader.log`` and ``trades_*.csv`` (only ``day``'s when set)."""
+    if not journal_dir.is_dir():
+        raise ConfigError(f"journal directory {journal_dir} does not exist")
+    out = []
+    for p in sorted(journal_dir.iterdir()):
+        if not p.is_file() or not _JOURNAL_RE.match(p.name):
+            continue
+        if day is not None and p.name.startswith("trades_") and p.name != f"trades_{day}.csv":
+            continue
+        out.append(p)
+    return out
+
+
+def _whole_lines(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+    return data
+
+
+def _load_state(journal_dir: Path) -> dict[str, list[object]]:
+    try:
+        raw = json.loads((journal_dir / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _save_state(journal_dir: Path, state: dict[str, list[object]]) -> None:
+    tmp = journal_dir / f".tmp-{STATE_FILE}"
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    os.replace(tmp, journal_dir / STATE_FILE)
+
+
+def sync_journals(
+    journal_dir: Path,
+    store: BucketStore,
+    live_prefix: str,
+    *,
+    day: str | None = None,
+    final: bool = False,
+) -> SyncReport:
+    """Upload changed journal files under ``live_prefix``; return what was done.
+
+    ``final`` also writes ``manifest.json`` (name, size, MD5 of every file) so a reader knows
+    the day is complete; it is deterministic, so a repeated final sync uploads nothing.
+    """
+    journal_dir = Path(journal_dir)
+    prefix = live_prefix.rstrip("/")
+    if not prefix or prefix.startswith("/"):
+        raise ConfigError(f"invalid live prefix {live_prefix!r}")
+    state = _load_state(journal_dir)
+    report = SyncReport()
+    manifest: dict[str, dict[str, object]] = {}
+    for path in journal_files(journal_dir, day):
+        data = _whole_lines(path)
+        digest = md5_hex(data)
+        manifest[path.name] = {"size": len(data), "md5": digest}
+        _put_if_changed(store, f"{prefix}/{path.name}", data, digest, state, report)
+    if final:
+        body = json.dumps({"files": manifest}, sort_keys=True, indent=1).encode() + b"\n"
+        _put_if_changed(store, f"{prefix}/{MANIFEST}", body, md5_hex(body), state, report)
+    _save_state(journal_dir, state)
+    log.info(
+        "synced %d file(s) to %s/%s (%d unchanged)",
+        len(report.uploaded),
+        store.url,
+        prefix,
+        len(report.unchanged),
+        extra={"fields": {"uploaded": report.uploaded, "bytes": report.bytes_uploaded}},
+    )
+    return report
+
+
+def _put_if_changed(
+    store: BucketStore,
+    key: str,
+    data: bytes,
+    digest: str,
+    state: dict[str, list[object]],
+    report: SyncReport,
+) -> None:
+    remote = store.stat(key)
+    if remote is not None and remote.size == len(data):
+        remembered = state.get(key)
+        if remote.md5 == digest or remembered == [digest, remote.size, remote.md5]:
+            report.unchanged.append(key)
+            return
+    store.put_bytes(key, data)
+    after = store.stat(key)
+    if after is not None:
+        state[key] = [digest, after.size, after.md5]
+    report.uploaded.append(key)
+    report.bytes_uploaded += len(data)

@@ -1,0 +1,265 @@
+"""NatsBus and EmbeddedNats against a real nats-server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+
+import pytest
+
+from algostack.adapters.nats.bus import (
+    BusMessage,
+    NatsBus,
+    NatsUnreachableError,
+    PublishError,
+)
+from algostack.adapters.nats.server import EmbeddedNats
+from algostack.core import codec
+from algostack.core.backoff import Backoff
+from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, Trade, datetime_to_ts
+from algostack.errors import AuthError, ConfigError
+
+T0 = datetime_to_ts(datetime(2024, 3, 15, 13, 30, tzinfo=UTC))
+
+
+def make_bars(symbol: str, n: int, start: int = 0) -> list[MarketEvent]:
+    return [
+        Bar(
+            symbol=symbol,
+            ts=T0 + (start + i) * NS_PER_MIN,
+            open=100.0 + i,
+            high=101.0 + i,
+            low=99.0 + i,
+            close=100.5 + i,
+            volume=1000.0 + i,
+        )
+        for i in range(n)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def subject_counts(bus: NatsBus) -> dict[str, int]:
+    info = await bus._nc.jsm().stream_info(codec.STREAM_NAME, subjects_filter="market.>")
+    return dict(info.state.subjects or {})
+
+
+def test_embedded_nats_stop_leaves_no_process() -> None:
+    server = EmbeddedNats().start()
+    pid = server.pid
+    assert pid is not None and server.url.startswith("nats://127.0.0.1:")
+    assert server.password not in server.url and server.password in server.client_url
+    server.stop()
+    assert not server.running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    server.stop()  # idempotent
+
+
+async def test_embedded_nats_wrong_password_raises_auth_error(embedded_nats: EmbeddedNats) -> None:
+    with pytest.raises(AuthError, match="refused the login"):
+        await NatsBus.connect(
+            embedded_nats.url, user=embedded_nats.user, password="wrong", connect_timeout_s=5
+        )
+
+
+async def test_bus_publish_events_lands_each_on_its_subject_once(bus: NatsBus) -> None:
+    trade = Trade(symbol="BRK.B", ts=T0 + 5, price=400.0, size=10, trade_id=1)
+    events = [*make_bars("AAPL", 50), *make_bars("MSFT", 30), trade]
+    await bus.publish_events(events)
+    await bus.flush_acks()
+    assert bus.stats.published == 81 and bus.stats.duplicates == 0 and bus.inflight == 0
+    counts = await subject_counts(bus)
+    assert counts == {"market.bars.AAPL": 50, "market.bars.MSFT": 30, "market.trades.BRK_B": 1}
+
+
+async def test_bus_republish_same_events_adds_nothing(bus: NatsBus) -> None:
+    events = make_bars("AAPL", 40)
+    await bus.publish_events(events)
+    await bus.flush_acks()
+    await bus.publish_events(events[10:])
+    await bus.flush_acks()
+    info = await bus.stream_info()
+    assert info.state.messages == 40
+    assert (bus.stats.published, bus.stats.duplicates) == (40, 30)
+
+
+async def test_bus_window_smaller_than_batch_acks_everything(embedded_nats: EmbeddedNats) -> None:
+    b = await NatsBus.connect(
+        embedded_nats.url,
+        user=embedded_nats.user,
+        password=embedded_nats.password,
+        max_inflight=8,
+    )
+    try:
+        await b.delete_stream_if_exists()
+        await b.ensure_market_stream()
+        await b.publish_events(make_bars("AAPL", 1000))
+        assert b.inflight <= 8
+        await b.flush_acks()
+        assert b.stats.published == 1000
+        assert (await b.stream_info()).state.messages == 1000
+    finally:
+        await b.close()
+
+
+async def test_bus_publish_without_stream_raises_publish_error(bus: NatsBus) -> None:
+    await bus.delete_stream_if_exists()
+    bus.max_resends = 1
+    await bus.publish_events(make_bars("AAPL", 3))
+    with pytest.raises(PublishError, match="refused 3 message"):
+        await bus.flush_acks()
+    assert bus.stats.failed == 3 and bus.stats.published == 0
+
+
+async def test_ensure_market_stream_wrong_subjects_raises_config_error(bus: NatsBus) -> None:
+    from nats.js import api
+
+    await bus.delete_stream_if_exists()
+    await bus._nc.jsm().add_stream(api.StreamConfig(name="MARKET", subjects=["market.bars.>"]))
+    with pytest.raises(ConfigError, match="expected \\['market.>'\\]"):
+        await bus.ensure_market_stream()
+
+
+async def test_ensure_market_stream_is_idempotent_and_updates_limits(bus: NatsBus) -> None:
+    info = await bus.ensure_market_stream(max_age_s=3600, duplicate_window_s=60)
+    assert info.config.max_age == 3600 and info.config.duplicate_window == 60
+    again = await bus.ensure_market_stream(max_age_s=3600, duplicate_window_s=60)
+    assert again.config.subjects == ["market.>"]
+    with pytest.raises(ConfigError, match="duplicate_window_s"):
+        await bus.ensure_market_stream(max_age_s=10, duplicate_window_s=60)
+
+
+async def test_bus_connect_unreachable_logs_retries_then_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    url = f"nats://u:secretpw@127.0.0.1:{free_port()}"
+    with (
+        caplog.at_level(logging.WARNING, logger="algostack.nats.bus"),
+        pytest.raises(NatsUnreachableError, match=r"unreachable .*connect timeout 3 s") as ei,
+    ):
+        await NatsBus.connect(
+            url,
+            connect_timeout_s=3,
+            sleep=fake_sleep,
+            clock=lambda: now[0],
+            backoff=Backoff(base=0.5, cap=1.0, floor=0.5),
+        )
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == len(slept) >= 3
+    assert sum(slept) <= 3
+    assert "secretpw" not in str(ei.value) and "secretpw" not in caplog.text
+
+
+async def test_bus_core_publish_reaches_subscriber(bus: NatsBus) -> None:
+    got: list[BusMessage] = []
+    done = asyncio.Event()
+
+    async def cb(msg: BusMessage) -> None:
+        got.append(msg)
+        done.set()
+
+    sub = await bus.subscribe("algostack.local.trader.>", cb)
+    await bus.publish("algostack.local.trader.m1.fill", b"x", headers={"k": "v"})
+    await asyncio.wait_for(done.wait(), 5)
+    await sub.unsubscribe()
+    assert got[0].subject == "algostack.local.trader.m1.fill" and got[0].data == b"x"
+    assert got[0].headers == {"k": "v"}
+    with pytest.raises(ValueError, match="invalid NATS subject"):
+        await bus.publish("bad subject", b"")
+
+
+async def test_durable_consumer_restart_resumes_after_last_ack(
+    bus: NatsBus, embedded_nats: EmbeddedNats
+) -> None:
+    await bus.publish_events(make_bars("AAPL", 100) + make_bars("MSFT", 5))
+    await bus.flush_acks()
+    consumer = await bus.durable_consumer("lgbm-AAPL-model_7", ["market.bars.AAPL"])
+    seen: list[int] = []
+    while len(seen) < 40:
+        for d in await consumer.fetch(batch=64):
+            if len(seen) < 40:
+                seen.append(d.event.ts)
+                await d.ack()
+    await consumer.close()  # fetched-but-unacked ones are nak'ed
+    assert seen == [b.ts for b in make_bars("AAPL", 40)]
+
+    other = await NatsBus.connect(
+        embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
+    )
+    try:
+        again = await other.durable_consumer("lgbm-AAPL-model_7", ["market.bars.AAPL"])
+        rest: list[MarketEvent] = []
+        while len(rest) < 60:
+            batch = await again.fetch(batch=100, timeout_s=2)
+            assert batch, "consumer stalled"
+            rest.extend(d.event for d in batch)
+            await again.ack_through(batch[-1])
+        assert [e.ts for e in rest] == [b.ts for b in make_bars("AAPL", 60, start=40)]
+        assert all(e.symbol == "AAPL" for e in rest)
+        assert await again.fetch(batch=10, timeout_s=0.2) == []
+        await again.close()
+    finally:
+        await other.close()
+
+
+async def test_durable_consumer_malformed_payload_is_terminated_and_counted(bus: NatsBus) -> None:
+    await bus.publish_events(make_bars("AAPL", 1))
+    await bus.flush_acks()
+    await bus.publish("market.bars.AAPL", b"\xc1not msgpack")  # plain publish is stored too
+    await bus.publish_events(make_bars("AAPL", 1, start=1))
+    await bus.flush_acks()
+    consumer = await bus.durable_consumer("m-AAPL-1", ["market.bars.AAPL"])
+    got = await consumer.fetch(batch=10, timeout_s=1)
+    assert [d.event.ts for d in got] == [T0, T0 + NS_PER_MIN]
+    assert consumer.malformed == 1
+    await consumer.close()
+
+
+async def test_durable_consumer_bad_name_raises_config_error(bus: NatsBus) -> None:
+    with pytest.raises(ConfigError, match="consumer name"):
+        await bus.durable_consumer("bad.name", ["market.bars.AAPL"])
+    with pytest.raises(ConfigError, match="under market"):
+        await bus.durable_consumer("ok", ["trades.AAPL"])
+
+
+async def test_bus_server_restart_mid_stream_keeps_every_event_once(tmp_path: object) -> None:
+    from pathlib import Path
+
+    store = Path(str(tmp_path)) / "js"
+    first = EmbeddedNats(store).start()
+    port, user, pw = first.port, first.user, first.password
+    assert port is not None
+    b = await NatsBus.connect(first.url, user=user, password=pw)
+    second: EmbeddedNats | None = None
+    try:
+        await b.ensure_market_stream()
+        events = make_bars("AAPL", 300)
+        await b.publish_events(events[:150])
+        await asyncio.to_thread(first.stop)
+        second = await asyncio.to_thread(
+            EmbeddedNats(store, port=port, user=user, password=pw).start
+        )
+        await b.publish_events(events[150:])
+        await b.flush_acks(timeout_s=30)
+        info = await b.stream_info()
+        assert info.state.messages == 300
+        assert b.stats.reconnects >= 1
+    finally:
+        await b.close(timeout_s=5)
+        if second is not None:
+            second.stop()

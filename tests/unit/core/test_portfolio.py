@@ -1,0 +1,58 @@
+"""Positions and portfolio PnL."""
+
+from __future__ import annotations
+
+import pytest
+
+from algostack.core.orders import Fill, Side
+from algostack.core.portfolio import Portfolio, Position
+
+
+def _fill(side: Side, qty: int, price: float, ts: int = 1, commission: float = 0.0) -> Fill:
+    return Fill(client_order_id="c", broker_order_id="b", model="m", symbol="AAPL",
+                side=side, qty=qty, price=price, ts=ts, commission=commission)  # fmt: skip
+
+
+def test_position_average_price_and_realised_on_partial_close() -> None:
+    p = Position("AAPL")
+    p.apply(10, 100.0)
+    p.apply(10, 110.0)
+    assert p.avg_price == pytest.approx(105.0)
+    assert p.apply(-5, 120.0) == pytest.approx(75.0)
+    assert p.qty == 15 and p.avg_price == pytest.approx(105.0)
+
+
+def test_position_flip_opens_remainder_at_fill_price() -> None:
+    p = Position("AAPL")
+    p.apply(10, 100.0)
+    assert p.apply(-15, 90.0) == pytest.approx(-100.0)
+    assert p.qty == -5 and p.avg_price == 90.0
+    p.last_price = 80.0
+    assert p.unrealised_pnl == pytest.approx(50.0)  # short gains when price falls
+
+
+def test_position_bad_price_refused_and_unchanged() -> None:
+    p = Position("AAPL")
+    with pytest.raises(ValueError, match="positive"):
+        p.apply(10, 0.0)
+    assert p.qty == 0
+
+
+def test_portfolio_pnl_commission_equity_and_drawdown() -> None:
+    pf = Portfolio("m", starting_equity=1000.0)
+    pf.apply_fill(_fill(Side.BUY, 10, 100.0, ts=1, commission=1.0))
+    pf.mark("AAPL", 110.0, 2)  # +100
+    pf.mark("AAPL", 95.0, 3)  # -50
+    assert pf.unrealised_pnl == pytest.approx(-50.0)
+    assert pf.max_drawdown == pytest.approx(150.0)
+    pf.apply_fill(_fill(Side.SELL, 10, 95.0, ts=4, commission=1.0))
+    assert pf.realised_pnl == pytest.approx(-52.0) and pf.qty("AAPL") == 0
+    assert pf.equity == pytest.approx(948.0)
+    assert [t for t, _ in pf.equity_curve] == [1, 2, 3, 4]
+
+
+def test_portfolio_loss_from_start_counts_as_drawdown() -> None:
+    pf = Portfolio("m")
+    pf.apply_fill(_fill(Side.BUY, 1, 100.0))
+    pf.mark("AAPL", 90.0, 2)
+    assert pf.max_drawdown == pytest.approx(10.0)
