@@ -99,10 +99,19 @@ async def wait_bars(page: Any, above: int, *, timeout_s: float) -> int:
         await asyncio.sleep(0.25)
 
 
+def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start the real CLI command (``algostack dashboard``), output to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
 @pytest.fixture
 async def session(tmp_path: Path) -> AsyncIterator[tuple[str, DemoDesk]]:
     now = datetime.now(UTC)
-    seed_bucket(tmp_path / "bucket", new_york_date(now))
+    first = datetime_to_ts(now) - 20 * NS_PER_MIN
+    seed_bucket(tmp_path / "bucket", new_york_date(now), first_ts=first)
     server = EmbeddedNats().start()
     bus = await NatsBus.connect(
         server.url, user=server.user, password=server.password, connect_timeout_s=10
@@ -124,13 +133,10 @@ async def session(tmp_path: Path) -> AsyncIterator[tuple[str, DemoDesk]]:
     }
     env.pop("ALGOSTACK_DASHBOARD_PASSWORD", None)
     cli = str(Path(sys.executable).with_name("algostack"))
-    log_path = tmp_path / "dashboard.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [cli, "dashboard", "--port", str(port), "--nats-url", server.url,
-             "--bucket", str(tmp_path / "bucket"), "--env", "local"],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    bucket = str(tmp_path / "bucket")
+    argv = [cli, "dashboard", "--port", str(port), "--nats-url", server.url, "--bucket", bucket]
+    argv += ["--env", "local"]
+    proc = spawn(argv, env, tmp_path / "dashboard.log")
     try:
         await asyncio.to_thread(wait_healthy, proc, "127.0.0.1", port, timeout_s=60)
         yield f"http://127.0.0.1:{port}/", demo
@@ -163,7 +169,7 @@ async def test_dashboard_browser_shows_live_fleet_and_charts_and_saves_screensho
                 executable_path=executable,
                 args=CHROMIUM_ARGS,
                 headless=True,
-                viewport={"width": 1500, "height": 2300},
+                viewport={"width": 1500, "height": 1900},
                 timeout=30_000,
             )
             try:

@@ -124,7 +124,7 @@ async def test_ensure_market_stream_wrong_subjects_raises_config_error(bus: Nats
 
     await bus.delete_stream_if_exists()
     await bus._nc.jsm().add_stream(api.StreamConfig(name="MARKET", subjects=["market.bars.>"]))
-    with pytest.raises(ConfigError, match="expected \\['market.>'\\]"):
+    with pytest.raises(ConfigError, match=r"expected \['market\.>'\]"):
         await bus.ensure_market_stream()
 
 
@@ -263,3 +263,19 @@ async def test_bus_server_restart_mid_stream_keeps_every_event_once(tmp_path: ob
         await b.close(timeout_s=5)
         if second is not None:
             second.stop()
+
+
+def test_embedded_nats_missing_binary_raises_config_error(tmp_path: object) -> None:
+    with pytest.raises(ConfigError, match="does not exist or is not executable"):
+        EmbeddedNats(binary="/nonexistent/nats-server")
+
+
+def test_embedded_nats_port_in_use_fails_with_server_log(embedded_nats: EmbeddedNats) -> None:
+    from algostack.adapters.nats.server import NatsServerError
+
+    clash = EmbeddedNats(port=embedded_nats.port or 0, ready_timeout_s=10)
+    with pytest.raises(NatsServerError, match="exited with code") as ei:
+        clash.start()
+    assert "address already in use" in str(ei.value)
+    assert not clash.running
+    assert embedded_nats.running  # the first server is untouched

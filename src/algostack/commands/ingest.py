@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from algostack.core.source import MarketSource
 
 
-class SourceName(str, Enum):
+class SourceName(StrEnum):
     """Where market data comes from."""
 
     alpaca = "alpaca"
@@ -23,7 +23,7 @@ class SourceName(str, Enum):
     replay = "replay"
 
 
-class FeedName(str, Enum):
+class FeedName(StrEnum):
     """Alpaca market-data feeds (``test`` streams the symbol FAKEPACA)."""
 
     iex = "iex"
@@ -142,7 +142,7 @@ def ingest(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError
+    from algostack.errors import AlgostackError, ConfigError, DataError
     from algostack.logs import setup_logging
 
     err = Console(stderr=True)
@@ -186,12 +186,14 @@ def ingest(
             stats = asyncio.run(coro)
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        # 2: bad input (options, files), fixed by the user; 1: a runtime failure.
+        raise typer.Exit(2 if isinstance(exc, ConfigError | DataError) else 1) from None
     err.print(
         f"ingest done: received={stats.received} published={stats.published} "
         f"duplicates={stats.duplicates} malformed={stats.malformed} "
         f"reconnects={stats.reconnects} in {stats.elapsed_s:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )
     sys.stderr.flush()
 

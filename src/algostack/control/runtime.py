@@ -38,8 +38,9 @@ class Clients:
         import boto3
         from botocore.config import Config
 
+        # Standard retries (throttling, 5xx); attempts follow AWS_MAX_ATTEMPTS (default 3).
         cfg = Config(
-            retries={"mode": "standard", "max_attempts": 6},
+            retries={"mode": "standard"},
             connect_timeout=10,
             read_timeout=30,
             max_pool_connections=32,

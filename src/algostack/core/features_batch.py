@@ -16,7 +16,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from algostack.core.features import (
     NS_PER_DAY,
-    NS_PER_MIN,
     OPEN_MINUTE,
     SESSION_MINUTES,
     BadBarError,
@@ -24,6 +23,7 @@ from algostack.core.features import (
     UnknownFeatureError,
     parse_feature,
 )
+from algostack.core.market import NS_PER_MIN
 from algostack.core.sessions import NEW_YORK
 
 COLUMNS = ("open", "high", "low", "close", "volume")
@@ -142,12 +142,12 @@ def _feature(fd: FeatureDef, bars: pd.DataFrame, ts: np.ndarray) -> FloatArray:
     if kind == "ret":
         return _log_returns(c, p[0])
     if kind == "sma_ratio":
-        return _rolling_mean(c, p[0]) / _rolling_mean(c, p[1]) - 1.0
+        return np.asarray(_rolling_mean(c, p[0]) / _rolling_mean(c, p[1]) - 1.0)
     if kind == "ema_ratio":
         closes = c.tolist()
         fast = np.array(_ema(closes, p[0]))
         slow = np.array(_ema(closes, p[1]))
-        return fast / slow - 1.0
+        return np.asarray(fast / slow - 1.0)
     if kind == "rsi":
         return _rsi(c.tolist(), p[0])
     if kind == "vol":

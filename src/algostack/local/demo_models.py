@@ -8,11 +8,12 @@
 - ``models/linear/MSFT/model_3``: ridge regression of the forward return, native JSON;
 - ``models/sma/AAPL/model_4``: the SMA(10)/SMA(30) cross rule, native JSON.
 
-Training uses the batch features per day (features restart each day, as a trader warming up
-from the day's stream sees them) and a walk-forward nested cross-validation: outer fold X
-tests on later days than it trains on; inner fold Y picks the hyper-parameter on a
-validation day after its training days. Every (X, Y) fit is one artifact, the folds a trader
-averages. Bars of the trading day itself are never used.
+Bars come from the offline ``SyntheticSource`` (a random walk: the models find little, as
+they should). Training uses the batch features per day (features restart each day, as a
+trader warming up from the day's stream sees them) and a walk-forward nested
+cross-validation: outer fold X tests on later days than it trains on; inner fold Y picks
+the hyper-parameter on a validation day after its training days. Every (X, Y) fit is one
+artifact, the folds a trader averages. Bars of the trading day itself are never used.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from algostack.adapters.artifacts.export import export_linear_json, export_sklea
 from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.storage import LocalDirStore
 from algostack.core.features_batch import compute_features
-from algostack.core.market import NS_PER_MIN, datetime_to_ts
+from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, group_models
 from algostack.core.sessions import NEW_YORK, previous_session
 
@@ -60,7 +61,7 @@ class DemoModel:
         """The model prefix in the bucket."""
         return f"models/{self.model_type}/{self.symbol}/{self.model_id}"
 
-    def keys(self) -> list[str]:
+    def fold_keys(self) -> list[str]:
         """Every fold key of this model."""
         if self.model_type == "sma":
             return [f"{self.prefix}-outer_0_inner_0{self.ext}"]
@@ -88,11 +89,31 @@ DEMO_MODELS = (
 
 
 def synthetic_day_bars(symbol: str, day: date, seed: int) -> pd.DataFrame:
-    """One session of minute bars: a random walk with weak momentum and a U-shaped volatility.
+    """One session of minute bars for (symbol, day, seed), deterministic.
 
-    Deterministic for (symbol, day, seed). Swap for the offline synthetic source when it
-    offers a batch API; the training below only needs this frame.
+    Uses the offline ``SyntheticSource`` (the same generator the local session trades on),
+    with a per-day seed; falls back to ``random_walk_day`` if that source is unavailable.
     """
+    try:
+        from algostack.adapters.offline.synthetic import SyntheticSource
+
+        src = SyntheticSource(
+            [symbol], day=day, seed=seed * 100_003 + day.toordinal(), include_trades=False
+        )
+        open_ts = datetime_to_ts(src.session.open)
+        n = src.minutes
+        rows = []
+        for minute in range(n):
+            for ev in src.minute_batch(open_ts + minute * NS_PER_MIN, minute / max(n - 1, 1)):
+                if isinstance(ev, Bar):
+                    rows.append((ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume))
+    except (ImportError, AttributeError, TypeError):
+        return random_walk_day(symbol, day, seed)
+    return pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
+
+
+def random_walk_day(symbol: str, day: date, seed: int) -> pd.DataFrame:
+    """One session of minute bars: a random walk with weak momentum and a U-shaped volatility."""
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), day.toordinal()])
     n = 390
     u = np.linspace(-1.0, 1.0, n)
@@ -225,7 +246,7 @@ def _artifacts(m: DemoModel, days: Sequence[date], seed: int) -> dict[str, bytes
             thresholds=m.thresholds,
             meta={"rule": "long when SMA(10) > SMA(30), flat otherwise"},
         )
-        return {m.keys()[0]: data}
+        return {m.fold_keys()[0]: data}
     export: Callable[..., bytes] = export_linear_json if m.ext == ".json" else export_sklearn
     out = {}
     for (x, y), (est, meta) in _train_folds(m, days, seed).items():
@@ -241,7 +262,7 @@ def ensure_demo_models(root: Path, *, seed: int = 7, before: date | None = None)
     sessions before it. Idempotent: existing complete models are left as they are.
     """
     store = LocalDirStore(Path(root))
-    expected = [k for m in DEMO_MODELS for k in m.keys()]
+    expected = [k for m in DEMO_MODELS for k in m.fold_keys()]
     if not all(store.stat(k) is not None for k in expected):
         day = before or datetime.now(NEW_YORK).date()
         days = past_sessions(day, DAYS)

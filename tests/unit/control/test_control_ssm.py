@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import Aws
 
 from algostack.control import ssm as ssmh
 from algostack.control.fakes import Outcome
 from algostack.core.backoff import Backoff
+from conftest import Aws
 
 
 def fixed() -> Backoff:
@@ -97,7 +97,9 @@ def test_run_script_send_refused_marks_every_instance(aws: Aws) -> None:
 
 def test_run_script_output_truncated_as_aws_and_to_s3(aws: Aws) -> None:
     aws.ssm_fake.outcome = lambda iid, s: Outcome(stdout="x" * 30_000, stderr="e" * 9_000)
-    (inv,) = run(aws, ["i-1"], output_bucket="algo-ssm-out", output_prefix="ssm-output/dev/ingest").values()
+    (inv,) = run(
+        aws, ["i-1"], output_bucket="algo-ssm-out", output_prefix="ssm-output/dev/ingest"
+    ).values()
     assert len(inv.stdout) == ssmh.STDOUT_LIMIT and len(inv.stderr) == ssmh.STDERR_LIMIT
     (cmd,) = aws.ssm_fake.commands.values()
     assert cmd.params["OutputS3BucketName"] == "algo-ssm-out"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from conftest import Aws
-
 from algostack.control.state import FAILED, SUCCEEDED, RunRecord, RunState
+from conftest import Aws
 
 DAY = date(2026, 11, 27)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from conftest import Aws
 
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import run_ingest
@@ -13,6 +12,7 @@ from algostack.control.events import Request
 from algostack.control.failures import ControlError, InstanceNotFoundError
 from algostack.control.fakes import Outcome
 from algostack.control.state import RunState
+from conftest import Aws
 
 
 def req(day: date, rid: str = "req-1", **flags: bool) -> Request:

@@ -143,7 +143,7 @@ def test_engine_bad_bar_is_refused_and_state_untouched(field: str, value: float)
 def test_engine_high_below_low_and_other_symbol_are_refused() -> None:
     eng = FeatureEngine(["ret_1"])
     eng.update(bar(0, 10.0))
-    with pytest.raises(BadBarError, match="high .* < low"):
+    with pytest.raises(BadBarError, match=r"high .* < low"):
         eng.update(bar(1, 10.0, high=9.0, low=9.5))
     other = Bar(symbol="MSFT", ts=T0 + 5 * NS_PER_MIN, open=1, high=1, low=1, close=1, volume=1)
     with pytest.raises(BadBarError, match="MSFT fed to the feature engine of AAPL"):

@@ -69,8 +69,10 @@ def test_thresholds_invalid_combinations_are_refused(kwargs: dict[str, object], 
 
 
 def test_thresholds_from_mapping_names_the_source_and_round_trips() -> None:
-    with pytest.raises(ValueError, match="m.json: thresholds: unknown threshold field"):
-        Thresholds.from_mapping({"long_entry": 1, "long_exit": 0, "stop": 1}, where="m.json: thresholds")
+    with pytest.raises(ValueError, match=r"m.json: thresholds: unknown threshold field"):
+        Thresholds.from_mapping(
+            {"long_entry": 1, "long_exit": 0, "stop": 1}, where="m.json: thresholds"
+        )
     with pytest.raises(ValueError, match="missing"):
         Thresholds.from_mapping({"long_entry": 1})
     assert Thresholds.from_mapping(LS.to_dict()) == LS

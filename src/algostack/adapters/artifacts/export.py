@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from algostack.adapters.artifacts.loader import parse_fold
@@ -115,7 +116,7 @@ def export_linear_json(
     coef = final.coef_.reshape(-1) if final.coef_.ndim == 1 or final.coef_.shape[0] == 1 else None
     if coef is None:
         raise ValueError("export_linear_json: only single-output / binary linear models")
-    intercept = float(getattr(final, "intercept_", 0.0).__array__().reshape(-1)[0])
+    intercept = float(np.ravel(getattr(final, "intercept_", 0.0))[0])
     kind = "logistic" if is_classifier(final) else "linear"
     if kind == "logistic" and list(final.classes_) != [0, 1]:
         raise ValueError("export_linear_json: a logistic model must have classes [0, 1]")

@@ -39,6 +39,16 @@ class LinearParams:
 
 
 @dataclass(frozen=True)
+class OnnxGraph:
+    """What the ensemble needs to fuse ONNX folds into one session."""
+
+    data: bytes
+    input_name: str
+    output_name: str
+    column: int
+
+
+@dataclass(frozen=True)
 class Fold:
     """One parsed artifact: metadata plus a scorer for one row of features."""
 
@@ -50,6 +60,8 @@ class Fold:
     scorer: Scorer
     linear: LinearParams | None = None
     """Set for native linear/logistic folds so the ensemble can combine them exactly."""
+    onnx: OnnxGraph | None = None
+    """Set for ONNX folds so the ensemble can run them all in one session call."""
 
 
 def check_metadata(key: str, features: object, timeframe: object) -> tuple[tuple[str, ...], str]:
@@ -107,6 +119,8 @@ class EnsembleModel:
         self.formats: tuple[str, ...] = tuple(sorted({f.fmt for f in folds}))
         self._folds = tuple(folds)
         self._n = len(first.features)
+        self.fused = False
+        """True when ONNX folds run as one fused session (one call per bar)."""
         self._score = self._build()
 
     def __repr__(self) -> str:
@@ -143,6 +157,20 @@ class EnsembleModel:
                 return 0.5 + 0.5 * float(np.sum(t)) / k
 
             return logistic
+        graphs = [f.onnx for f in folds]
+        if len(folds) > 1 and all(g is not None for g in graphs):
+            from algostack.adapters.artifacts.onnx_model import fuse
+
+            fused = fuse([g for g in graphs if g is not None], n, [f.scorer for f in folds])
+            if fused is not None:
+
+                def onnx_fused(x: np.ndarray) -> float:
+                    if x.shape != (n,):
+                        raise _shape_error(self, x)
+                    return fused(x)
+
+                self.fused = True
+                return onnx_fused
         scorers = tuple(f.scorer for f in folds)
         count = float(len(scorers))
 

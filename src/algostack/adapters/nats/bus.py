@@ -163,9 +163,13 @@ class NatsBus:
         safe_url = redact_url(url)
         holder: dict[str, NatsBus] = {}
 
+        last_err: list[BaseException] = []
+
         async def on_disconnect() -> None:
-            if "bus" in holder:
-                holder["bus"].stats.disconnects += 1
+            bus = holder.get("bus")
+            if bus is None or bus._closed:
+                return
+            bus.stats.disconnects += 1
             log.warning("nats disconnected", extra={"fields": {"url": safe_url}})
 
         async def on_reconnect() -> None:
@@ -173,16 +177,18 @@ class NatsBus:
                 await holder["bus"]._on_reconnected()
 
         async def on_error(exc: Exception) -> None:
+            last_err[:] = [exc]
             log.debug("nats client error: %s", exc)
 
         async def attempt() -> Client:
+            last_err.clear()
             try:
                 return await nats.connect(
                     url,
                     user=user,
                     password=password,
                     name=name,
-                    connect_timeout=attempt_timeout_s,  # type: ignore[arg-type]
+                    connect_timeout=attempt_timeout_s,
                     allow_reconnect=False,
                     # nats-py retries inside connect() until a server has failed more than
                     # max_reconnect_attempts times: 1 and no wait = two quick tries; our
@@ -196,13 +202,14 @@ class NatsBus:
                     pending_size=64 * 1024 * 1024,
                 )
             except nats.errors.Error as exc:
-                text = str(exc).lower()
+                text = f"{exc} {last_err[0] if last_err else ''}".lower()
                 if "authorization" in text or "authentication" in text:
                     raise AuthError(
                         f"NATS at {safe_url} refused the login: check the user/password "
                         "(ALGOSTACK_NATS_USER / ALGOSTACK_NATS_PASSWORD or the URL)"
                     ) from exc
-                raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+                cause = last_err[0] if last_err else exc  # NoServersError hides the reason
+                raise RetryableError(f"{type(cause).__name__}: {cause}") from exc
             except (OSError, TimeoutError) as exc:
                 raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -524,6 +531,8 @@ class NatsBus:
                 await self.flush_acks(timeout_s)
         finally:
             self._closed = True
+            for task in list(self._tasks):
+                task.cancel()
             if not self._nc.is_closed:
                 try:
                     await self._nc.drain()

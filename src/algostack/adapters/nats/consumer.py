@@ -20,6 +20,7 @@ terminated (never redelivered), counted in ``malformed`` and logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -130,7 +131,7 @@ class DurableConsumer:
         """Fetch up to ``batch`` events in stream order; ``[]`` when none came in ``timeout_s``."""
         try:
             msgs = await self._psub.fetch(batch, timeout=timeout_s)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats.errors.TimeoutError, or a bare asyncio one from fetch()
             return []
         out: list[Delivery] = []
         for msg in msgs:
@@ -197,7 +198,5 @@ class DurableConsumer:
                 except nats.errors.Error:
                     break
         self._outstanding.clear()
-        try:
+        with contextlib.suppress(nats.errors.Error):
             await self._psub.unsubscribe()
-        except nats.errors.Error:
-            pass

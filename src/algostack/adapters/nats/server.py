@@ -178,7 +178,7 @@ class EmbeddedNats:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
             )
         self._proc, self._run_dir = proc, str(run_dir)
         self._finalizer = weakref.finalize(self, _kill, proc, str(run_dir))

@@ -18,6 +18,7 @@ yields one batch per timestamp. ``speed=N`` paces batches at N times real time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 import math
@@ -208,10 +209,8 @@ class ReplaySource:
         if self._sleep is not None:
             await self._sleep(delay)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), delay)
-        except TimeoutError:
-            pass
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per timestamp, in time order, until the file ends or ``aclose()``."""
@@ -274,7 +273,7 @@ def write_bars(path: Path, bars: Iterable[Bar]) -> int:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            row["timestamp"] = _iso_or_ns(int(row["timestamp"]))
+            row["timestamp"] = _iso_or_ns(int(str(row["timestamp"])))
             writer.writerow(row)
     return len(rows)
 

@@ -15,6 +15,7 @@ its bars), from the open to the close (390 minutes on a regular day, fewer on ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -44,7 +45,7 @@ def _default_price(symbol: str) -> float:
 
 
 def validate_symbols(symbols: Sequence[str]) -> list[str]:
-    """Check every symbol (core.market rules) and drop repeats; ``ConfigError`` on the first bad one."""
+    """Check symbols (core.market rules), drop repeats; ``ConfigError`` names a bad one."""
     out: list[str] = []
     if not symbols:
         raise ConfigError("no symbols given: pass at least one, e.g. --symbols AAPL,MSFT")
@@ -131,10 +132,8 @@ class SyntheticSource:
         if self._sleep is not None:
             await self._sleep(delay)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), delay)
-        except TimeoutError:
-            pass
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per session minute until the close (or ``aclose()``)."""

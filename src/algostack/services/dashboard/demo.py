@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,18 @@ DEFAULT_MODELS = (
 JOURNAL_HEADER = "ts,model,symbol,side,qty,price,client_order_id,commission,extra_column\n"
 
 
-def seed_bucket(root: Path, day: date, models: tuple[DemoModel, ...] = DEFAULT_MODELS) -> None:
-    """Write artifacts, today's trades journal and a log for every model under ``root``."""
-    open_ts = datetime_to_ts(datetime.combine(day, datetime.min.time(), UTC)) + 14 * 3_600 * 10**9
+def seed_bucket(
+    root: Path,
+    day: date,
+    models: tuple[DemoModel, ...] = DEFAULT_MODELS,
+    *,
+    first_ts: int | None = None,
+) -> None:
+    """Write artifacts, ``day``'s trades journal and a log for every model under ``root``.
+
+    Journal trades start at ``first_ts`` (UTC ns; default 14:00 UTC of ``day``).
+    """
+    open_ts = first_ts or datetime_to_ts(datetime.combine(day, time(14, 0), UTC))
     for i, m in enumerate(models):
         art = root / f"{m.prefix}-outer_0_inner_0.json"
         art.parent.mkdir(parents=True, exist_ok=True)

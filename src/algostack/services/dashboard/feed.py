@@ -79,6 +79,16 @@ def day_start(now: datetime) -> datetime:
     return datetime.combine(new_york_date(now), dtime(0, 0), NEW_YORK).astimezone(UTC)
 
 
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Log leftovers of the NATS client (e.g. a failed connect's task) on one line.
+
+    The default handler formats a traceback, possibly from a garbage-collected task's
+    ``__del__`` in whatever thread runs the collector; on CPython 3.11.7 that re-enters
+    ``ast.parse`` (traceback carets) and can break an ``ast`` conversion in progress.
+    """
+    log.debug("asyncio: %s %r", context.get("message"), context.get("exception"))
+
+
 class DashboardFeed:
     """Fill a ``DashboardState`` from NATS and the bucket in a background thread."""
 
@@ -119,12 +129,20 @@ class DashboardFeed:
 
     def _run(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_quiet_exception_handler)
         self._loop = loop
         self._stop = asyncio.Event()
         ready.set()
         try:
             loop.run_until_complete(self._main())
         finally:
+            # Ordered consumers leave helper tasks (flow control, activity checks): end them.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def wait_live(self, timeout_s: float) -> bool:
@@ -181,6 +199,9 @@ class DashboardFeed:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._market_mode == "jetstream":
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._market_sub.unsubscribe(), 2.0)
         if self._bus is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._bus.close(2.0), 5.0)
@@ -206,6 +227,7 @@ class DashboardFeed:
         self._bus = bus
         await bus.subscribe(f"algostack.{cfg.env}.trader.>", self._on_trader)
         await self._subscribe_market()
+        await bus.flush()  # the server has our subscriptions before we say we are live
         self.state.set_feed_status("live")
         self._live.set()
         while self._market_mode != "jetstream":

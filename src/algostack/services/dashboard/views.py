@@ -111,7 +111,7 @@ def price_frame(points: tuple[tuple[int, float], ...]) -> pd.DataFrame:
 def price_chart(points: tuple[tuple[int, float], ...]) -> alt.Chart:
     """A line of closes whose y axis fits the prices (st.line_chart starts at zero)."""
     frame = price_frame(points).reset_index()
-    return (
+    chart: alt.Chart = (
         alt.Chart(frame, height=220)
         .mark_line()
         .encode(
@@ -120,6 +120,7 @@ def price_chart(points: tuple[tuple[int, float], ...]) -> alt.Chart:
             tooltip=[alt.Tooltip("time:T", format="%H:%M"), alt.Tooltip("close:Q", format=",.2f")],
         )
     )
+    return chart
 
 
 def pnl_frame(detail: ModelDetail) -> pd.DataFrame:
@@ -131,6 +132,21 @@ def pnl_frame(detail: ModelDetail) -> pd.DataFrame:
         },
         index=pd.DatetimeIndex([_ts(p.ts) for p in detail.pnl], name="time"),
     )
+
+
+def pnl_chart(detail: ModelDetail) -> alt.Chart:
+    """Realised and unrealised PnL as two lines over time."""
+    frame = pnl_frame(detail).reset_index().melt("time", var_name="pnl", value_name="value")
+    chart: alt.Chart = (
+        alt.Chart(frame, height=240)
+        .mark_line()
+        .encode(
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("pnl:N", title=None, legend=alt.Legend(orient="bottom")),
+        )
+    )
+    return chart
 
 
 def trades_frame(detail: ModelDetail) -> pd.DataFrame:
@@ -271,7 +287,7 @@ def render_live(snap: Snapshot, env: str) -> None:
                     flag = " :red[STALE]" if row.stale else " :red[HALTED]"
                 last = f" · last {row.last_close:,.2f}" if row and row.last_close else ""
                 st.markdown(f"**{symbol}**{last} · {row.bars if row else 0} bars{flag}")
-                st.altair_chart(price_chart(snap.prices[symbol]), use_container_width=True)
+                st.altair_chart(price_chart(snap.prices[symbol]), width="stretch")
 
     render_models(snap)
 
@@ -284,13 +300,14 @@ def render_models(snap: Snapshot) -> None:
     key = st.selectbox("Model", list(snap.models), key="model_select")
     detail = snap.models[key]
     r = detail.row
-    c = st.columns(6)
+    c = st.columns(7)
     c[0].metric("Position", r.position)
     c[1].metric("Risk state", r.state)
     c[2].metric("Realised PnL", f"{r.realised:,.2f}")
     c[3].metric("Unrealised PnL", f"{r.unrealised:,.2f}")
     c[4].metric("Heartbeat age", _age(r.heartbeat_age_s))
-    c[5].metric("Decision latency p50/p99", f"{_ms(r.latency_p50_ms)} / {_ms(r.latency_p99_ms)}")
+    c[5].metric("Decision latency p50", _ms(r.latency_p50_ms))
+    c[6].metric("Decision latency p99", _ms(r.latency_p99_ms))
     if not r.healthy:
         why = f" ({detail.risk_reason})" if detail.risk_reason else ""
         st.error(f"{r.model}: {r.health}{why}")
@@ -298,7 +315,7 @@ def render_models(snap: Snapshot) -> None:
     with left:
         st.markdown("**PnL**")
         if detail.pnl:
-            st.line_chart(pnl_frame(detail), height=240)
+            st.altair_chart(pnl_chart(detail), width="stretch")
         else:
             st.caption("No PnL updates yet.")
     with right:

@@ -1,0 +1,183 @@
+"""The settings of one local run: where things go, which day, how fast, which source.
+
+Everything lives under the state directory (``./.algostack`` by default)::
+
+    models/...                 the demo model store (laid out like the bucket's models/)
+    bucket/models/.../live/    what sync uploads: the local mirror of the S3 bucket
+    journals/<run id>/<model>  each trader's journal directory for this run
+    nats/                      the embedded nats-server's JetStream store
+    runs/<run id>/             summary.json, report.html and the children's logs
+
+Pure apart from path arithmetic: nothing is created here (``RunPaths.create`` does that).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from algostack.core.sessions import Session, new_york_date, previous_session, session
+from algostack.errors import ConfigError
+
+SESSION_MINUTES = 390
+DEFAULT_SESSION_WALL_S = 30.0
+"""Wall seconds the default run spends on a full 390-minute session (leaves room for
+start-up, shutdown, the final sync and the report inside the 60 s budget)."""
+DEFAULT_SPEED = SESSION_MINUTES * 60.0 / DEFAULT_SESSION_WALL_S  # 780x real time
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SourceKind(StrEnum):
+    """Where the run's market data comes from."""
+
+    SYNTHETIC = "synthetic"
+    REPLAY = "replay"
+    ALPACA = "alpaca"
+
+
+def latest_session_day(today: date | None = None) -> date:
+    """The most recent NYSE session on or before ``today`` (default: today in New York)."""
+    day = today or new_york_date(datetime.now(UTC))
+    return day if session(day) is not None else previous_session(day).day
+
+
+def parse_day(text: str | None) -> date | None:
+    """``YYYY-MM-DD`` -> date (``None`` passes through); ``ConfigError`` otherwise."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--day must be YYYY-MM-DD, got {text!r}") from None
+
+
+def check_speed(speed: float | None) -> float | None:
+    """A positive finite speed, or ``None`` (as fast as possible); ``ConfigError`` otherwise."""
+    if speed is None:
+        return None
+    if not (speed > 0 and speed != float("inf")):
+        raise ConfigError(f"--speed must be a positive number, got {speed!r}")
+    return float(speed)
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A sortable run id from the wall clock: ``20240315T143000-123``."""
+    t = time.time() if now is None else now
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"-{int(t * 1000) % 1000:03d}"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every path of one run, derived from the state directory and the run id."""
+
+    home: Path
+    run_id: str
+
+    def __post_init__(self) -> None:
+        if not _RUN_ID_RE.match(self.run_id):
+            raise ConfigError(f"run id {self.run_id!r} must be letters, digits, '_', '-', '.'")
+
+    @property
+    def store(self) -> Path:
+        """The model store root (holds ``models/``): the state directory itself."""
+        return self.home
+
+    @property
+    def models(self) -> Path:
+        """``<home>/models``: where the demo models are generated."""
+        return self.home / "models"
+
+    @property
+    def bucket(self) -> Path:
+        """``<home>/bucket``: the local mirror of the S3 bucket."""
+        return self.home / "bucket"
+
+    @property
+    def nats(self) -> Path:
+        """``<home>/nats``: the JetStream store."""
+        return self.home / "nats"
+
+    @property
+    def journals(self) -> Path:
+        """``<home>/journals/<run id>``: this run's journal directories."""
+        return self.home / "journals" / self.run_id
+
+    def journal_dir(self, model_key: str) -> Path:
+        """One model's journal directory for this run."""
+        return self.journals / model_key
+
+    @property
+    def run_dir(self) -> Path:
+        """``<home>/runs/<run id>``: summary, report and logs."""
+        return self.home / "runs" / self.run_id
+
+    @property
+    def logs(self) -> Path:
+        """``<run dir>/logs``: one file per child process."""
+        return self.run_dir / "logs"
+
+    @property
+    def summary_json(self) -> Path:
+        """``<run dir>/summary.json``."""
+        return self.run_dir / "summary.json"
+
+    @property
+    def report_html(self) -> Path:
+        """``<run dir>/report.html``."""
+        return self.run_dir / "report.html"
+
+    def create(self) -> RunPaths:
+        """Create the directories this run writes to; return self."""
+        for p in (self.bucket, self.nats, self.journals, self.logs):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What ``algostack run`` was asked to do (validated on construction)."""
+
+    paths: RunPaths
+    day: date
+    source: SourceKind = SourceKind.SYNTHETIC
+    speed: float | None = DEFAULT_SPEED
+    """Times real time; ``None`` = as fast as possible (the traders keep up through JetStream)."""
+    replay_file: Path | None = None
+    packed: bool = False
+    dashboard: bool = False
+    dashboard_port: int = 8501
+    seed: int = 7
+    env: str = "local"
+    slippage_bps: float = 1.0
+    models: tuple[str, ...] = field(default=())
+    """Only these model prefixes or keys (empty: every model in the store)."""
+    catch_up_timeout_s: float = 15.0
+    """After the source ends, how long traders may take to process the last bar."""
+    stop_timeout_s: float = 3.0
+    """Per stage of shutdown: SIGTERM, wait this long, then SIGKILL."""
+
+    def __post_init__(self) -> None:
+        check_speed(self.speed)
+        if self.source is SourceKind.REPLAY and self.replay_file is None:
+            raise ConfigError("--replay needs a bars file (.csv or .parquet)")
+        if self.replay_file is not None and not Path(self.replay_file).is_file():
+            raise ConfigError(f"replay file {self.replay_file} does not exist")
+        if self.source is SourceKind.SYNTHETIC and self.session is None:
+            raise ConfigError(
+                f"{self.day.isoformat()} is not an NYSE session (weekend or holiday): "
+                "pick a trading day with --day"
+            )
+
+    @property
+    def session(self) -> Session | None:
+        """The NYSE session of the run's day (``None`` on a weekend or holiday)."""
+        return session(self.day)
+
+    @property
+    def day_text(self) -> str:
+        """The day as ``YYYY-MM-DD`` (the journals' and the bucket's date)."""
+        return self.day.isoformat()

@@ -1,0 +1,321 @@
+"""The run summary: per model (trades, PnL, drawdown, exposure, hit rate, latency) and per
+component (errors, restarts), as a Rich table and as JSON.
+
+Figures are recomputed from the fills (the journal CSV in a live run, the sim broker's in a
+replay) and the bars, through the same ``Portfolio`` the trader books with, so a live run
+and a replay of the same bars are summarised by one function and cannot disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from algostack.core.market import NS_PER_MIN, Bar
+from algostack.core.orders import Fill, Side
+from algostack.core.portfolio import Portfolio
+from algostack.errors import DataError
+
+PricePoint = tuple[int, float, float]
+"""``(bar start ns, open, close)`` of one bar of one symbol."""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """The figures of one model over the run."""
+
+    key: str
+    prefix: str
+    symbol: str
+    trades: int
+    """Fills (one per order: the sim fills whole orders)."""
+    round_trips: int
+    """Positions opened and closed again (flat -> position -> flat, or flipped)."""
+    realised_pnl: float
+    unrealised_pnl: float
+    total_pnl: float
+    max_drawdown: float
+    """Largest fall of equity (PnL) from an earlier peak, currency, >= 0."""
+    exposure: float
+    """Share of bars that ended with an open position (0..1)."""
+    max_notional: float
+    hit_rate: float | None
+    """Share of closed round trips with a positive PnL (``None`` without any)."""
+    latency_p50_us: float | None
+    latency_p99_us: float | None
+    decisions: int
+    final_position: int
+    commissions: float
+
+
+@dataclass(frozen=True)
+class ModelCurve:
+    """What the report draws for one model (not part of the JSON summary)."""
+
+    key: str
+    symbol: str
+    equity: list[tuple[int, float]]
+    fills: list[Fill]
+    latencies_us: list[float]
+
+
+@dataclass(frozen=True)
+class ComponentSummary:
+    """One supervised component: how it ended, its restarts and the errors it logged."""
+
+    name: str
+    kind: str
+    status: str
+    """``ok``, ``stopped`` (by us, at shutdown) or ``failed``."""
+    exit_code: int | None
+    restarts: int
+    errors: int
+    log: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True when the component failed (the run then exits non-zero)."""
+        return self.status == "failed"
+
+
+@dataclass
+class RunSummary:
+    """Everything ``algostack run`` / ``algostack replay`` prints and writes at the end."""
+
+    mode: str
+    run_id: str
+    day: str
+    source: str
+    wall_s: float
+    bars: int
+    models: list[ModelSummary]
+    components: list[ComponentSummary] = field(default_factory=list)
+    interrupted: bool = False
+    report: str = ""
+    summary_path: str = ""
+    bucket: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True when any component failed or the run was interrupted."""
+        return self.interrupted or any(c.failed for c in self.components)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (floats rounded; NaN never appears)."""
+        out = asdict(self)
+        out["failed"] = self.failed
+        out["models"] = [_round_dict(asdict(m)) for m in self.models]
+        out["totals"] = _round_dict(self.totals())
+        return out
+
+    def totals(self) -> dict[str, float]:
+        """Sums over the models: trades and PnL."""
+        return {
+            "trades": float(sum(m.trades for m in self.models)),
+            "realised_pnl": sum(m.realised_pnl for m in self.models),
+            "unrealised_pnl": sum(m.unrealised_pnl for m in self.models),
+            "total_pnl": sum(m.total_pnl for m in self.models),
+        }
+
+
+def _round_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarize_model(
+    key: str,
+    prefix: str,
+    symbol: str,
+    fills: Sequence[Fill],
+    prices: Sequence[PricePoint],
+    latencies_us: Sequence[float] = (),
+    *,
+    decisions: int = 0,
+) -> tuple[ModelSummary, ModelCurve]:
+    """Book ``fills`` against the bars in ``prices`` and compute the model's figures.
+
+    A fill at a bar's open is booked before that bar's close marks the position; the equity
+    curve has one point per bar (at the bar's end) plus one per fill.
+    """
+    pf = Portfolio(key)
+    ordered = sorted(fills, key=lambda f: f.ts)
+    i = 0
+    exposed = 0
+    max_notional = 0.0
+    trips = wins = 0
+    trip_start_realised = 0.0
+    last_ts = 0
+
+    def book(f: Fill) -> None:
+        nonlocal trips, wins, trip_start_realised
+        before = pf.qty(f.symbol)
+        pf.apply_fill(f)
+        after = pf.qty(f.symbol)
+        if before != 0 and (after == 0 or (after > 0) != (before > 0)):
+            trips += 1
+            if pf.realised_pnl - trip_start_realised > 0:
+                wins += 1
+        if after != 0 and (before == 0 or (after > 0) != (before > 0)):
+            trip_start_realised = pf.realised_pnl
+
+    for ts, _open, close in sorted(prices):
+        while i < len(ordered) and ordered[i].ts <= ts:
+            book(ordered[i])
+            i += 1
+        last_ts = ts + NS_PER_MIN
+        pf.mark(symbol, close, last_ts)
+        pos = pf.position(symbol)
+        if pos.qty != 0:
+            exposed += 1
+        max_notional = max(max_notional, pos.notional)
+    for f in ordered[i:]:  # fills after the last known bar (no price to mark them)
+        book(f)
+    bars = len(prices)
+    summary = ModelSummary(
+        key=key,
+        prefix=prefix,
+        symbol=symbol,
+        trades=len(ordered),
+        round_trips=trips,
+        realised_pnl=pf.realised_pnl,
+        unrealised_pnl=pf.unrealised_pnl,
+        total_pnl=pf.total_pnl,
+        max_drawdown=pf.max_drawdown,
+        exposure=exposed / bars if bars else 0.0,
+        max_notional=max_notional,
+        hit_rate=wins / trips if trips else None,
+        latency_p50_us=percentile(latencies_us, 0.5),
+        latency_p99_us=percentile(latencies_us, 0.99),
+        decisions=decisions,
+        final_position=pf.qty(symbol),
+        commissions=pf.commissions,
+    )
+    curve = ModelCurve(key, symbol, list(pf.equity_curve), list(ordered), list(latencies_us))
+    return summary, curve
+
+
+def price_points(bars: Iterable[Bar]) -> dict[str, list[PricePoint]]:
+    """Group bars into per-symbol ``(ts, open, close)`` series, in time order."""
+    out: dict[str, list[PricePoint]] = {}
+    for b in bars:
+        out.setdefault(b.symbol, []).append((b.ts, b.open, b.close))
+    for series in out.values():
+        series.sort()
+    return out
+
+
+def read_journal_fills(path: Path) -> list[Fill]:
+    """Read the fills of a ``trades_<date>.csv`` journal (``[]`` when it does not exist)."""
+    if not path.exists():
+        return []
+    fills: list[Fill] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                fills.append(
+                    Fill(
+                        client_order_id=row["client_order_id"],
+                        broker_order_id=row["broker_order_id"],
+                        model=row["model"],
+                        symbol=row["symbol"],
+                        side=Side(row["side"]),
+                        qty=int(row["qty"]),
+                        price=float(row["price"]),
+                        ts=int(row["ts_ns"]),
+                        commission=float(row.get("commission") or 0.0),
+                    )
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                raise DataError(f"{path}:{n}: bad journal row ({exc})") from None
+    return fills
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def _opt(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def render(summary: RunSummary) -> Any:
+    """Build a Rich renderable (two tables and the footer lines) for ``summary``."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"algostack {summary.mode} {summary.day} — models", title_justify="left")
+    for col, justify in (
+        ("model", "left"),
+        ("sym", "left"),
+        ("trades", "right"),
+        ("realised", "right"),
+        ("unrealised", "right"),
+        ("max DD", "right"),
+        ("exposure", "right"),
+        ("hit rate", "right"),
+        ("lat p50 µs", "right"),
+        ("lat p99 µs", "right"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for m in summary.models:
+        pnl_style = "green" if m.total_pnl >= 0 else "red"
+        t.add_row(
+            m.prefix.removeprefix("models/"),
+            m.symbol,
+            str(m.trades),
+            Text(_money(m.realised_pnl), style=pnl_style),
+            _money(m.unrealised_pnl),
+            _money(m.max_drawdown),
+            f"{m.exposure:.0%}",
+            "-" if m.hit_rate is None else f"{m.hit_rate:.0%}",
+            _opt(m.latency_p50_us, ".0f"),
+            _opt(m.latency_p99_us, ".0f"),
+        )
+    parts: list[Any] = [t]
+    if summary.components:
+        c = Table(title="components", title_justify="left")
+        for col in ("component", "status", "exit", "restarts", "errors"):
+            c.add_column(col)
+        for comp in summary.components:
+            style = {"failed": "red", "ok": "green"}.get(comp.status, "yellow")
+            c.add_row(
+                comp.name,
+                Text(comp.status, style=style),
+                "-" if comp.exit_code is None else str(comp.exit_code),
+                str(comp.restarts),
+                str(comp.errors),
+            )
+        parts.append(c)
+    tot = summary.totals()
+    lines = [
+        f"bars {summary.bars:,}  trades {int(tot['trades'])}  PnL {_money(tot['total_pnl'])}  "
+        f"wall {summary.wall_s:.1f} s"
+    ]
+    lines += summary.notes
+    if summary.interrupted:
+        lines.append("[yellow]interrupted: stopped early, journals synced[/yellow]")
+    if summary.bucket:
+        lines.append(f"bucket:  {summary.bucket}")
+    if summary.summary_path:
+        lines.append(f"summary: {summary.summary_path}")
+    if summary.report:
+        lines.append(f"report:  {summary.report}")
+    parts.extend(Text.from_markup(line) for line in lines)
+    return Group(*parts)

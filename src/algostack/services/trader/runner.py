@@ -1,0 +1,584 @@
+"""The per-bar pipeline of one model, shared by the live trader and the in-process replay.
+
+``ModelRunner.on_bar(bar, recv_ns)``: fills of earlier orders (``broker.on_bar``) -> features
+-> ensemble score -> target direction (thresholds) -> target position (risk) -> order intent
+-> risk check -> ``broker.submit``. It never touches NATS: the service (``service.py``) feeds
+it from a durable consumer, a replay loop feeds it from a list, both get the same decisions.
+
+Bad input never reaches the broker: a bar of another symbol or kind, with NaN/inf or
+impossible prices, misaligned with the model's timeframe, duplicate or out of order is
+refused, counted in ``stats`` and logged once with the reason. A bar at or before
+``last_decided_ts`` (NATS redelivering after a restart) only updates the features.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import numpy as np
+
+from algostack.adapters.broker import Broker
+from algostack.core import sessions
+from algostack.core.events import Decision, PnlUpdate, RiskUpdate
+from algostack.core.features import BadBarError, FeatureEngine
+from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, ts_to_datetime
+from algostack.core.naming import ModelSpec
+from algostack.core.orders import Fill, OrderIntent, OrderStatus, Portfolio, Side
+from algostack.core.risk import RiskEngine, RiskEvent, RiskLimits
+from algostack.core.signals import Thresholds, target_direction
+from algostack.errors import ConfigError, RetryableError
+from algostack.services.journal import TradeJournal
+from algostack.services.trader.state import DecisionLog, PendingOrder, RunnerState
+
+log = logging.getLogger("algostack.trader")
+
+_TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)Min$")
+SUBMIT_ATTEMPTS = 3
+
+
+class ScoringModel(Protocol):
+    """What the runner needs of a model (``adapters.artifacts.EnsembleModel`` is one)."""
+
+    features: tuple[str, ...]
+    thresholds: Thresholds
+    timeframe: str
+
+    def score(self, x: np.ndarray) -> float:
+        """Score one feature vector."""
+        ...
+
+
+def timeframe_ns(timeframe: str) -> int:
+    """Bar length of a minute timeframe (``1Min`` -> 60 s); ``ConfigError`` otherwise."""
+    m = _TIMEFRAME_RE.match(timeframe)
+    if m is None:
+        raise ConfigError(
+            f"timeframe {timeframe!r}: the trader reads minute bars from market.bars.*, so only "
+            "'<n>Min' models can trade; retrain the model on 1Min bars"
+        )
+    n = int(m.group(1))
+    if n != 1:
+        raise ConfigError(
+            f"timeframe {timeframe!r}: only 1Min models are supported (no bar aggregation yet)"
+        )
+    return n * NS_PER_MIN
+
+
+@dataclass
+class RunnerStats:
+    """Counters of one runner; every refused bar is counted under its reason."""
+
+    bars: int = 0
+    """Bars accepted by the features (live and warm-up)."""
+    warmup_bars: int = 0
+    decisions: int = 0
+    orders: int = 0
+    rejected: int = 0
+    """Orders the broker refused (or that failed to submit)."""
+    duplicates_acked: int = 0
+    """Submits the broker answered as an existing order (a retry or a restart)."""
+    fills: int = 0
+    fills_already_booked: int = 0
+    """Fill quantity reported again for an order the journal already holds (after restart)."""
+    bad_bars: int = 0
+    skipped_bars: int = 0
+    """Duplicate or out-of-order bars."""
+    wrong_bars: int = 0
+    """Bars of another symbol, or not aligned with the timeframe."""
+    redelivered: int = 0
+    """Bars at or before the last decided one (NATS redelivery after a restart)."""
+
+
+def ny_day(ts: int) -> date:
+    """New York calendar date of a UTC ns timestamp."""
+    return sessions.new_york_date(ts_to_datetime(ts))
+
+
+class ModelRunner:
+    """One model's decisions, orders, fills and journals (no NATS; see module docstring).
+
+    ``journal_dir=None`` keeps everything in memory (fast replays). ``fsync=False`` writes the
+    journals without fsync. ``clock`` gives the wall time in UTC ns for latency figures.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: ScoringModel,
+        broker: Broker,
+        *,
+        limits: RiskLimits | None = None,
+        journal_dir: Path | None = None,
+        fsync: bool = True,
+        emit: Callable[[str, msgspec.Struct], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        starting_equity: float = 0.0,
+    ) -> None:
+        self.spec = spec
+        self.key = spec.key
+        self.symbol = spec.symbol
+        self.model = model
+        self.broker = broker
+        self.bar_ns = timeframe_ns(model.timeframe)
+        self.thresholds = model.thresholds
+        self.journal_dir = Path(journal_dir) if journal_dir is not None else None
+        self.fsync = fsync
+        self._emit = emit
+        self._clock = clock
+        self.limits = limits or RiskLimits()
+        self.risk = RiskEngine(self.limits, self.key, on_event=self._on_risk_event)
+        self.portfolio = Portfolio(self.key, starting_equity=starting_equity)
+        self.features = FeatureEngine(model.features)
+        self.stats = RunnerStats()
+        self.day: date | None = None
+        self.direction = 0
+        self.last_decided_ts = 0
+        self.last_bar_ts = 0
+        self.pending: dict[str, PendingOrder] = {}
+        self.latencies_us: list[float] = []
+        self.needs_commit = False
+        """Set when an order or a fill happened since the last commit (commit before ack)."""
+        self._booked_from_journal: dict[str, int] = {}
+        self._journal: TradeJournal | None = None
+        self._decisions: DecisionLog | None = None
+        self._decisions_committed: int | None = None
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_risk_event(self, ev: RiskEvent) -> None:
+        log.warning(
+            "risk %s: %s -> %s: %s",
+            ev.kind,
+            ev.from_state,
+            ev.to_state,
+            ev.reason,
+            extra={"fields": {"model": self.key, "symbol": ev.symbol}},
+        )
+        if self._emit is not None:
+            self._emit(
+                "risk",
+                RiskUpdate(
+                    model=self.key,
+                    ts=self._clock(),
+                    state=str(ev.to_state),
+                    previous=str(ev.from_state),
+                    reason=ev.reason,
+                    daily_pnl=self.risk.daily_pnl,
+                ),
+            )
+
+    # -- position ------------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """Signed shares held (from fills)."""
+        return self.portfolio.qty(self.symbol)
+
+    @property
+    def pending_qty(self) -> int:
+        """Signed shares ordered and not filled yet."""
+        return sum((p.intent.qty - p.filled_qty) * p.intent.side.sign for p in self.pending.values())
+
+    # -- days ----------------------------------------------------------------------------------
+
+    def _roll_day(self, day: date) -> None:
+        if self.day is not None:
+            self.risk.reset_day(0)
+            self.features = FeatureEngine(self.model.features)
+            self.direction = 0
+        self.day = day
+        if self.journal_dir is not None:
+            self._close_files()
+            iso = day.isoformat()
+            self._journal = TradeJournal(self.journal_dir, iso, fsync=self.fsync)
+            self._decisions = DecisionLog(
+                self.journal_dir, iso, committed=self._decisions_committed
+            )
+            self._decisions_committed = None
+
+    def _close_files(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._decisions is not None:
+            self._decisions.close()
+            self._decisions = None
+
+    # -- restart -------------------------------------------------------------------------------
+
+    def restore(self, state: RunnerState | None, journal_fills: list[Fill]) -> None:
+        """Resume from the last commit and the fill journal of ``state.day`` (call first).
+
+        The position is rebuilt from ``journal_fills``; orders the state holds as open are
+        reduced by what the journal shows filled, and a broker reporting those fills again
+        is not booked twice.
+        """
+        for f in journal_fills:
+            if f.model != self.key:
+                continue
+            self.portfolio.apply_fill(f)
+            self._booked_from_journal[f.client_order_id] = (
+                self._booked_from_journal.get(f.client_order_id, 0) + f.qty
+            )
+        if state is None:
+            return
+        self.direction = state.direction
+        self.last_decided_ts = state.last_decided_ts
+        self.stats.decisions = state.decisions
+        self.stats.orders = state.orders
+        if state.killed:
+            self.risk.kill("thrown before the restart", state.last_decided_ts)
+        for p in state.pending:
+            done = self._booked_from_journal.get(p.intent.client_order_id, 0)
+            if done < p.intent.qty:
+                self.pending[p.intent.client_order_id] = msgspec.structs.replace(
+                    p, filled_qty=done
+                )
+        if state.day:
+            self._decisions_committed = state.decisions_offset
+            self._roll_day(date.fromisoformat(state.day))
+
+    def snapshot(self, stream_seq: int = 0, sim_seq: int = 0) -> RunnerState:
+        """The state to commit now (call ``sync_journals`` first, then ``save_state``)."""
+        return RunnerState(
+            model=self.key,
+            day=self.day.isoformat() if self.day else "",
+            last_decided_ts=self.last_decided_ts,
+            stream_seq=stream_seq,
+            direction=self.direction,
+            pending=list(self.pending.values()),
+            decisions_offset=self._decisions.offset if self._decisions else 0,
+            sim_seq=sim_seq,
+            killed=self.risk.killed,
+            bars=self.stats.bars,
+            decisions=self.stats.decisions,
+            orders=self.stats.orders,
+        )
+
+    def sync_journals(self) -> None:
+        """Make the decision log durable (fills are fsynced as they are written)."""
+        if self._decisions is not None:
+            self._decisions.sync()
+
+    def close(self) -> None:
+        """fsync and close the journals."""
+        self._close_files()
+
+    # -- bars ----------------------------------------------------------------------------------
+
+    def _accept(self, bar: Bar) -> bool:
+        """Check a bar and feed the features; False (counted, logged) when refused."""
+        if type(bar) is not Bar or bar.symbol != self.symbol:
+            self.stats.wrong_bars += 1
+            log.warning(
+                "bar refused: %s %s is not a minute bar of %s",
+                type(bar).__name__,
+                getattr(bar, "symbol", "?"),
+                self.symbol,
+                extra={"fields": {"model": self.key}},
+            )
+            return False
+        if bar.ts % self.bar_ns:
+            self.stats.wrong_bars += 1
+            log.warning(
+                "bar refused: %s @ %d is not aligned to the model's %s timeframe",
+                bar.symbol,
+                bar.ts,
+                self.model.timeframe,
+                extra={"fields": {"model": self.key}},
+            )
+            return False
+        day = ny_day(bar.ts)
+        if day != self.day:
+            if self.day is not None and day < self.day:
+                self.stats.skipped_bars += 1
+                return False
+            self._roll_day(day)
+        return True
+
+    def _update_features(self, bar: Bar) -> tuple[bool, np.ndarray | None]:
+        skipped = self.features.skipped
+        try:
+            x = self.features.update(bar)
+        except BadBarError as exc:
+            self.stats.bad_bars += 1
+            log.warning("bar refused: %s", exc, extra={"fields": {"model": self.key}})
+            return False, None
+        if self.features.skipped != skipped:
+            self.stats.skipped_bars += 1
+            log.warning(
+                "bar refused: %s @ %d is a duplicate or out of order (last %d)",
+                bar.symbol,
+                bar.ts,
+                self.last_bar_ts,
+                extra={"fields": {"model": self.key}},
+            )
+            return False, None
+        self.stats.bars += 1
+        self.last_bar_ts = bar.ts
+        return True, x
+
+    def warm(self, bar: Bar) -> None:
+        """Feed a historical bar to the features only (no fills, no decision, no order)."""
+        if self._accept(bar) and self._update_features(bar)[0]:
+            self.stats.warmup_bars += 1
+
+    async def on_bar(self, bar: Bar, recv_ns: int = 0) -> Decision | None:
+        """Process one bar; the decision made (``None`` when refused, redelivered, or warming).
+
+        ``recv_ns`` is when the ingest received the frame (UTC ns, 0 when unknown): the
+        decision's latency is measured from it.
+        """
+        if not self._accept(bar):
+            return None
+        if bar.ts <= self.last_decided_ts:
+            # Decided before a restart: only rebuild the features.
+            if self._update_features(bar)[0]:
+                self.stats.redelivered += 1
+            return None
+        if not math.isfinite(bar.open) or not math.isfinite(bar.close):
+            self._update_features(bar)  # counts and logs the bad bar
+            return None
+        fills = await self.broker.on_bar(bar) if self.pending else []
+        booked = [f for f in fills if self._book(f)]
+        ok, x = self._update_features(bar)
+        if not ok:
+            self._journal_fills(booked)
+            return None
+        now = bar.ts + self.bar_ns  # decisions happen at the bar's end
+        close = bar.close
+        self.portfolio.mark(self.symbol, close, now)
+        self.risk.on_mark(self.portfolio.total_pnl, now)
+        decision = await self._decide(bar, x, now, recv_ns)
+        self._journal_fills(booked)
+        return decision
+
+    async def _decide(
+        self, bar: Bar, x: np.ndarray | None, now: int, recv_ns: int
+    ) -> Decision | None:
+        position = self.position
+        pending = self.pending_qty
+        score = math.nan
+        status = "warmup"
+        reason = ""
+        target = position + pending
+        if x is not None:
+            score = self.model.score(x)
+            if not math.isfinite(score):
+                status, reason = "none", f"model score {score!r} is not finite: no order"
+                log.warning(reason, extra={"fields": {"model": self.key, "bar_ts": bar.ts}})
+            else:
+                self.direction = target_direction(score, self.direction, self.thresholds)
+                status = "none"
+        if status == "none" or self.risk.must_flatten(now):
+            direction = self.direction if math.isfinite(score) else 0
+            target = self.risk.target_qty(direction, bar.close, now, position=position)
+            if not math.isfinite(score) and not self.risk.must_flatten(now):
+                target = position + pending  # no usable score: hold
+        delta = target - position - pending
+        decided_ns = self._clock()
+        latency_us = (decided_ns - recv_ns) / 1e3 if recv_ns else 0.0
+        order_qty = 0
+        cid = ""
+        if delta:
+            intent = OrderIntent(
+                model=self.key,
+                symbol=self.symbol,
+                side=Side.for_delta(delta),
+                qty=abs(delta),
+                bar_ts=bar.ts,
+                decided_ns=decided_ns,
+                score=score if math.isfinite(score) else 0.0,
+                reason="flatten" if target == 0 and self.risk.must_flatten(now) else "signal",
+            )
+            cid = intent.client_order_id
+            status, reason, order_qty = await self._submit(intent, position + pending, bar, now)
+            reason = reason or intent.reason
+            order_qty *= intent.side.sign
+        if recv_ns:
+            self.latencies_us.append(latency_us)
+        self.last_decided_ts = bar.ts
+        self.stats.decisions += 1
+        if self._decisions is not None:
+            self._decisions.append(
+                (
+                    bar.ts,
+                    repr(bar.close),
+                    "" if math.isnan(score) else f"{score:.9g}",
+                    self.direction,
+                    target,
+                    position,
+                    order_qty,
+                    cid,
+                    status,
+                    f"{latency_us:.1f}",
+                    reason,
+                )
+            )
+        decision = Decision(
+            model=self.key,
+            ts=decided_ns,
+            symbol=self.symbol,
+            bar_ts=bar.ts,
+            score=score,
+            direction=self.direction,
+            target_qty=target,
+            order_qty=order_qty,
+            latency_us=latency_us,
+        )
+        if self._emit is not None:
+            self._emit("decision", decision)
+        return decision
+
+    async def _submit(
+        self, intent: OrderIntent, exposure: int, bar: Bar, now: int
+    ) -> tuple[str, str, int]:
+        """Risk-check and submit; returns (status, reason, shares sent)."""
+        verdict = self.risk.check(intent, position=exposure, price=bar.close, now_ns=now)
+        if not verdict.approved:
+            return "risk", verdict.reason, 0
+        if verdict.qty != intent.qty:
+            intent = msgspec.structs.replace(intent, qty=verdict.qty)
+        cid = intent.client_order_id
+        if self._booked_from_journal.get(cid, 0) >= intent.qty:
+            # Filled before a restart (the journal has it): never send it again.
+            return "duplicate", "already filled per the journal", 0
+        ack = None
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                ack = await self.broker.submit(intent)
+                break
+            except RetryableError as exc:
+                log.warning(
+                    "submit %s failed (attempt %d/%d): %s",
+                    cid,
+                    attempt,
+                    SUBMIT_ATTEMPTS,
+                    exc,
+                    extra={"fields": {"model": self.key}},
+                )
+        if ack is None or ack.status is OrderStatus.REJECTED:
+            self.stats.rejected += 1
+            why = ack.message if ack is not None else "broker unreachable"
+            log.error(
+                "order %s %s %d %s refused: %s",
+                cid,
+                intent.side.value,
+                intent.qty,
+                intent.symbol,
+                why,
+                extra={"fields": {"model": self.key, "bar_ts": intent.bar_ts}},
+            )
+            self.needs_commit = True
+            return "rejected", why, 0
+        self.needs_commit = True
+        latency = (intent.decided_ns - 0) / 1e3 if False else 0.0
+        self.pending[cid] = PendingOrder(
+            intent=intent, broker_order_id=ack.broker_order_id, latency_us=latency
+        )
+        if ack.duplicate:
+            self.stats.duplicates_acked += 1
+            log.info(
+                "order %s already at the broker (%s): not placed again",
+                cid,
+                ack.broker_order_id,
+                extra={"fields": {"model": self.key}},
+            )
+            return "duplicate", ack.message, intent.qty
+        self.stats.orders += 1
+        log.info(
+            "order %s %s %d %s sent (%s)",
+            cid,
+            intent.side.value,
+            intent.qty,
+            intent.symbol,
+            ack.broker_order_id,
+            extra={"fields": {"model": self.key, "score": intent.score, "reason": intent.reason}},
+        )
+        return "submitted", "", intent.qty
+
+    # -- fills ---------------------------------------------------------------------------------
+
+    def _book(self, fill: Fill) -> bool:
+        """Apply a fill to the position; False when the journal already holds it."""
+        cid = fill.client_order_id
+        p = self.pending.get(cid)
+        if p is not None:
+            filled = p.filled_qty + fill.qty
+            if filled >= p.intent.qty:
+                del self.pending[cid]
+            else:
+                self.pending[cid] = msgspec.structs.replace(p, filled_qty=filled)
+        already = self._booked_from_journal.get(cid, 0)
+        if already > 0:
+            used = min(already, fill.qty)
+            self._booked_from_journal[cid] = already - used
+            self.stats.fills_already_booked += used
+            if used == fill.qty:
+                return False
+            fill = msgspec.structs.replace(fill, qty=fill.qty - used)
+        self.portfolio.apply_fill(fill)
+        self.risk.on_fill(fill, self.portfolio.total_pnl)
+        self.stats.fills += 1
+        self.needs_commit = True
+        self._last_fill_score = p.intent.score if p is not None else 0.0
+        return True
+
+    def _journal_fills(self, fills: list[Fill]) -> None:
+        for f in fills:
+            if self._journal is not None:
+                self._journal.append(
+                    f,
+                    score=0.0,
+                    latency_us=0.0,
+                    position_after=self.position,
+                    realised_pnl=self.portfolio.realised_pnl,
+                    reason="fill",
+                )
+            log.info(
+                "fill %s %s %d %s @ %.4f",
+                f.client_order_id,
+                f.side.value,
+                f.qty,
+                f.symbol,
+                f.price,
+                extra={"fields": {"model": self.key, "position": self.position}},
+            )
+            if self._emit is not None:
+                self._emit("fill", f)
+                pos = self.portfolio.position(self.symbol)
+                self._emit(
+                    "pnl",
+                    PnlUpdate(
+                        model=self.key,
+                        ts=self._clock(),
+                        symbol=self.symbol,
+                        position=pos.qty,
+                        realised=self.portfolio.realised_pnl,
+                        unrealised=self.portfolio.unrealised_pnl,
+                        equity=self.portfolio.equity,
+                        mark=pos.last_price,
+                    ),
+                )
+
+    # -- control -------------------------------------------------------------------------------
+
+    def on_status(self, status: TradingStatus) -> None:
+        """A trading-status message of the model's symbol (halt / resume)."""
+        if status.symbol == self.symbol:
+            self.risk.on_status(status)
+
+    def kill(self, reason: str, now_ns: int = 0) -> None:
+        """The kill switch: HALTED; the next bar flattens the position."""
+        if not self.risk.killed:
+            self.risk.kill(reason, now_ns or self._clock())
+            self.needs_commit = True
