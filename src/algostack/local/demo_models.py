@@ -18,7 +18,6 @@ artifact, the folds a trader averages. Bars of the trading day itself are never 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -92,52 +91,21 @@ def synthetic_day_bars(symbol: str, day: date, seed: int) -> pd.DataFrame:
     """One session of minute bars for (symbol, day, seed), deterministic.
 
     Uses the offline ``SyntheticSource`` (the same generator the local session trades on),
-    with a per-day seed; falls back to ``random_walk_day`` if that source is unavailable.
+    with a per-day seed, so the models are trained on data shaped like what they will trade.
     """
-    try:
-        from algostack.adapters.offline.synthetic import SyntheticSource
+    from algostack.adapters.offline.synthetic import SyntheticSource
 
-        src = SyntheticSource(
-            [symbol], day=day, seed=seed * 100_003 + day.toordinal(), include_trades=False
-        )
-        open_ts = datetime_to_ts(src.session.open)
-        n = src.minutes
-        rows = []
-        for minute in range(n):
-            for ev in src.minute_batch(open_ts + minute * NS_PER_MIN, minute / max(n - 1, 1)):
-                if isinstance(ev, Bar):
-                    rows.append((ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume))
-    except (ImportError, AttributeError, TypeError):
-        return random_walk_day(symbol, day, seed)
+    src = SyntheticSource(
+        [symbol], day=day, seed=seed * 100_003 + day.toordinal(), include_trades=False
+    )
+    open_ts = datetime_to_ts(src.session.open)
+    n = src.minutes
+    rows = []
+    for minute in range(n):
+        for ev in src.minute_batch(open_ts + minute * NS_PER_MIN, minute / max(n - 1, 1)):
+            if isinstance(ev, Bar):
+                rows.append((ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume))
     return pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
-
-
-def random_walk_day(symbol: str, day: date, seed: int) -> pd.DataFrame:
-    """One session of minute bars: a random walk with weak momentum and a U-shaped volatility."""
-    rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), day.toordinal()])
-    n = 390
-    u = np.linspace(-1.0, 1.0, n)
-    sigma = 0.0008 * (1.0 + 0.8 * u**2)
-    eps = rng.normal(0.0, 1.0, n) * sigma
-    rets = np.empty(n)
-    prev = 0.0
-    for i in range(n):  # AR(1) momentum: a little signal for the models to find
-        prev = 0.12 * prev + eps[i]
-        rets[i] = prev
-    base = 100.0 + (zlib.crc32(symbol.encode()) % 300)
-    close = base * np.exp(np.cumsum(rets) + 0.01 * rng.normal())
-    open_ = np.concatenate([[close[0] * np.exp(-rets[0])], close[:-1]])
-    wick = np.abs(rng.normal(0.0, 0.5, n)) * sigma * close
-    high = np.maximum(open_, close) + wick
-    low = np.minimum(open_, close) - wick
-    volume = np.round(rng.lognormal(8.0, 0.4, n) * (1.0 + 200.0 * np.abs(rets)))
-    start = datetime_to_ts(
-        datetime.combine(day, datetime.min.time().replace(hour=9, minute=30), NEW_YORK)
-    )
-    ts = start + NS_PER_MIN * np.arange(n, dtype=np.int64)
-    return pd.DataFrame(
-        {"ts": ts, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
-    )
 
 
 def past_sessions(before: date, count: int) -> list[date]:

@@ -80,12 +80,7 @@ def day_start(now: datetime) -> datetime:
 
 
 def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Log leftovers of the NATS client (e.g. a failed connect's task) on one line.
-
-    The default handler formats a traceback, possibly from a garbage-collected task's
-    ``__del__`` in whatever thread runs the collector; on CPython 3.11.7 that re-enters
-    ``ast.parse`` (traceback carets) and can break an ``ast`` conversion in progress.
-    """
+    """Log leftovers of the NATS client (e.g. a failed connect's task) on one debug line."""
     log.debug("asyncio: %s %r", context.get("message"), context.get("exception"))
 
 

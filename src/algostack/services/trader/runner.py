@@ -41,6 +41,7 @@ from algostack.services.trader.state import DecisionLog, PendingOrder, RunnerSta
 
 log = logging.getLogger("algostack.trader")
 
+_INF = math.inf
 _TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)Min$")
 SUBMIT_ATTEMPTS = 3
 
@@ -186,7 +187,9 @@ class ModelRunner:
     @property
     def pending_qty(self) -> int:
         """Signed shares ordered and not filled yet."""
-        return sum((p.intent.qty - p.filled_qty) * p.intent.side.sign for p in self.pending.values())
+        return sum(
+            (p.intent.qty - p.filled_qty) * p.intent.side.sign for p in self.pending.values()
+        )
 
     # -- days ----------------------------------------------------------------------------------
 
@@ -240,9 +243,7 @@ class ModelRunner:
         for p in state.pending:
             done = self._booked_from_journal.get(p.intent.client_order_id, 0)
             if done < p.intent.qty:
-                self.pending[p.intent.client_order_id] = msgspec.structs.replace(
-                    p, filled_qty=done
-                )
+                self.pending[p.intent.client_order_id] = msgspec.structs.replace(p, filled_qty=done)
         if state.day:
             self._decisions_committed = state.decisions_offset
             self._roll_day(date.fromisoformat(state.day))
@@ -345,20 +346,23 @@ class ModelRunner:
             if self._update_features(bar)[0]:
                 self.stats.redelivered += 1
             return None
-        if not math.isfinite(bar.open) or not math.isfinite(bar.close):
-            self._update_features(bar)  # counts and logs the bad bar
+        o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
+        if bar.ts <= self.last_bar_ts or not (
+            0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF
+        ):
+            self._update_features(bar)  # refuses it with the reason, counted and logged
             return None
         fills = await self.broker.on_bar(bar) if self.pending else []
-        booked = [f for f in fills if self._book(f)]
+        booked = [b for b in (self._book(f) for f in fills) if b is not None]
         ok, x = self._update_features(bar)
-        if not ok:
+        if not ok:  # pragma: no cover - every refusal is caught above
             self._journal_fills(booked)
             return None
         now = bar.ts + self.bar_ns  # decisions happen at the bar's end
-        close = bar.close
-        self.portfolio.mark(self.symbol, close, now)
+        self.portfolio.mark(self.symbol, c, now)
         self.risk.on_mark(self.portfolio.total_pnl, now)
         decision = await self._decide(bar, x, now, recv_ns)
+        # Fills are journaled after the decision so their fsync does not delay it.
         self._journal_fills(booked)
         return decision
 
@@ -401,7 +405,9 @@ class ModelRunner:
                 reason="flatten" if target == 0 and self.risk.must_flatten(now) else "signal",
             )
             cid = intent.client_order_id
-            status, reason, order_qty = await self._submit(intent, position + pending, bar, now)
+            status, reason, order_qty = await self._submit(
+                intent, position + pending, bar, now, latency_us
+            )
             reason = reason or intent.reason
             order_qty *= intent.side.sign
         if recv_ns:
@@ -440,7 +446,7 @@ class ModelRunner:
         return decision
 
     async def _submit(
-        self, intent: OrderIntent, exposure: int, bar: Bar, now: int
+        self, intent: OrderIntent, exposure: int, bar: Bar, now: int, latency_us: float
     ) -> tuple[str, str, int]:
         """Risk-check and submit; returns (status, reason, shares sent)."""
         verdict = self.risk.check(intent, position=exposure, price=bar.close, now_ns=now)
@@ -481,9 +487,8 @@ class ModelRunner:
             self.needs_commit = True
             return "rejected", why, 0
         self.needs_commit = True
-        latency = (intent.decided_ns - 0) / 1e3 if False else 0.0
         self.pending[cid] = PendingOrder(
-            intent=intent, broker_order_id=ack.broker_order_id, latency_us=latency
+            intent=intent, broker_order_id=ack.broker_order_id, latency_us=latency_us
         )
         if ack.duplicate:
             self.stats.duplicates_acked += 1
@@ -508,8 +513,8 @@ class ModelRunner:
 
     # -- fills ---------------------------------------------------------------------------------
 
-    def _book(self, fill: Fill) -> bool:
-        """Apply a fill to the position; False when the journal already holds it."""
+    def _book(self, fill: Fill) -> tuple[Fill, PendingOrder | None] | None:
+        """Apply a fill to the position; ``None`` when the journal already holds it."""
         cid = fill.client_order_id
         p = self.pending.get(cid)
         if p is not None:
@@ -524,25 +529,24 @@ class ModelRunner:
             self._booked_from_journal[cid] = already - used
             self.stats.fills_already_booked += used
             if used == fill.qty:
-                return False
+                return None
             fill = msgspec.structs.replace(fill, qty=fill.qty - used)
         self.portfolio.apply_fill(fill)
         self.risk.on_fill(fill, self.portfolio.total_pnl)
         self.stats.fills += 1
         self.needs_commit = True
-        self._last_fill_score = p.intent.score if p is not None else 0.0
-        return True
+        return fill, p
 
-    def _journal_fills(self, fills: list[Fill]) -> None:
-        for f in fills:
+    def _journal_fills(self, booked: list[tuple[Fill, PendingOrder | None]]) -> None:
+        for f, p in booked:
             if self._journal is not None:
                 self._journal.append(
                     f,
-                    score=0.0,
-                    latency_us=0.0,
+                    score=p.intent.score if p else 0.0,
+                    latency_us=p.latency_us if p else 0.0,
                     position_after=self.position,
                     realised_pnl=self.portfolio.realised_pnl,
-                    reason="fill",
+                    reason=p.intent.reason if p else "adopted",
                 )
             log.info(
                 "fill %s %s %d %s @ %.4f",

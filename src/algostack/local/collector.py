@@ -1,0 +1,154 @@
+"""What the supervisor hears on NATS: every bar published and every trader event.
+
+Bars (``market.bars.*``) give the price series for the summary and the report and the last
+bar per symbol, so the supervisor knows when each trader has caught up. Trader events
+(``algostack.<env>.trader.<model>.<kind>``) feed the progress bar and the latency figures.
+Decoding is tolerant: a payload that does not decode is counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from algostack.core import codec
+from algostack.core.events import Decision, Heartbeat, PnlUpdate, RiskUpdate, decode_event
+from algostack.core.market import Bar
+from algostack.core.orders import Fill
+from algostack.local.summary import PricePoint
+
+_FILL_DECODER = msgspec.msgpack.Decoder(Fill)
+
+
+@dataclass
+class TraderView:
+    """The latest state of one model as its events tell it."""
+
+    key: str
+    symbol: str = ""
+    bars: int = 0
+    decisions: int = 0
+    orders: int = 0
+    last_bar_ts: int = 0
+    position: int = 0
+    realised: float = 0.0
+    unrealised: float = 0.0
+    state: str = ""
+    heartbeat_at: float = 0.0
+    """Monotonic time of the last heartbeat (0: none yet)."""
+    latencies_us: list[float] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    risk_events: list[str] = field(default_factory=list)
+
+    @property
+    def pnl(self) -> float:
+        """Realised plus unrealised PnL as last reported."""
+        return self.realised + self.unrealised
+
+
+class Collector:
+    """Keep prices and per-model views from raw NATS messages (subject, payload)."""
+
+    def __init__(self, env: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.env = env
+        self.trader_prefix = f"algostack.{env}.trader."
+        self.prices: dict[str, list[PricePoint]] = {}
+        self.last_bar_ts: dict[str, int] = {}
+        self.bars = 0
+        self.models: dict[str, TraderView] = {}
+        self.undecodable = 0
+        self._clock = clock
+
+    @property
+    def market_subject(self) -> str:
+        """The subject the supervisor subscribes to for bars."""
+        return codec.subject_for("bars", "*")
+
+    @property
+    def trader_subject(self) -> str:
+        """The subject the supervisor subscribes to for trader events."""
+        return self.trader_prefix + ">"
+
+    def view(self, key: str) -> TraderView:
+        """The view of model ``key`` (created empty on first use)."""
+        v = self.models.get(key)
+        if v is None:
+            v = self.models[key] = TraderView(key)
+        return v
+
+    def on_market(self, payload: bytes) -> None:
+        """Record one published market event (only bars matter here)."""
+        try:
+            ev = codec.decode(payload)
+        except msgspec.DecodeError:
+            self.undecodable += 1
+            return
+        if type(ev) is not Bar:
+            return
+        last = self.last_bar_ts.get(ev.symbol, 0)
+        if ev.ts <= last:  # a re-sent bar (ingest restart): already counted
+            return
+        self.last_bar_ts[ev.symbol] = ev.ts
+        self.prices.setdefault(ev.symbol, []).append((ev.ts, ev.open, ev.close))
+        self.bars += 1
+
+    def on_trader(self, subject: str, payload: bytes) -> None:
+        """Record one trader event from ``algostack.<env>.trader.<model>.<kind>``."""
+        if not subject.startswith(self.trader_prefix):
+            return
+        rest = subject[len(self.trader_prefix) :]
+        key, _, kind = rest.rpartition(".")
+        if not key:
+            return
+        v = self.view(key)
+        try:
+            if kind == "fill":
+                v.fills.append(_FILL_DECODER.decode(payload))
+                return
+            ev = decode_event(payload)
+        except msgspec.DecodeError:
+            self.undecodable += 1
+            return
+        if isinstance(ev, Heartbeat):
+            v.symbol = ev.symbol
+            v.bars = max(v.bars, ev.bars)
+            v.decisions = max(v.decisions, ev.decisions)
+            v.orders = max(v.orders, ev.orders)
+            v.last_bar_ts = max(v.last_bar_ts, ev.last_bar_ts)
+            v.position = ev.position
+            v.state = ev.state
+            v.heartbeat_at = self._clock()
+        elif isinstance(ev, Decision):
+            v.symbol = ev.symbol
+            v.last_bar_ts = max(v.last_bar_ts, ev.bar_ts)
+            if ev.latency_us > 0:
+                v.latencies_us.append(ev.latency_us)
+        elif isinstance(ev, PnlUpdate):
+            v.symbol = ev.symbol
+            v.position = ev.position
+            v.realised, v.unrealised = ev.realised, ev.unrealised
+        elif isinstance(ev, RiskUpdate):
+            v.state = ev.state
+            v.risk_events.append(f"{ev.previous}->{ev.state}: {ev.reason}")
+
+    def caught_up(self, key: str, symbol: str) -> bool:
+        """True when model ``key`` has reported the last bar seen for ``symbol``."""
+        last = self.last_bar_ts.get(symbol)
+        if last is None:
+            return True
+        v = self.models.get(key)
+        return v is not None and v.last_bar_ts >= last
+
+    def session_ts(self) -> int:
+        """The newest bar start seen on any symbol (0 before the first bar)."""
+        return max(self.last_bar_ts.values(), default=0)
+
+    def totals(self) -> tuple[int, float]:
+        """Orders and PnL summed over every model."""
+        return (
+            sum(v.orders for v in self.models.values()),
+            sum(v.pnl for v in self.models.values()),
+        )

@@ -1,0 +1,2 @@
+"""The trader: per-model pipeline (``runner``), restart safety (``state``), NATS wiring
+(``service``). See docs/trader.md."""
