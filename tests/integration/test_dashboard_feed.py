@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -150,10 +148,3 @@ async def test_feed_wrong_password_reports_error_status(server: EmbeddedNats) ->
         assert "wrong" not in snap.feed_error
     finally:
         await asyncio.to_thread(feed.stop)
-        del feed  # it holds the closed loop, which holds the leaked socket
-        # A refused nats.connect leaves its socket open (nats-py); collect it here, quietly,
-        # instead of inside a later ast.parse, where the unraisable-warning traceback would
-        # re-enter the ast module (CPython 3.11.7 then raises SystemError).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from algostack.adapters.nats.server import EmbeddedNats
 from algostack.adapters.offline.replay import ReplaySource, write_bars
 from algostack.adapters.offline.synthetic import SyntheticSource
 from algostack.core import codec
-from algostack.core.market import Bar, Trade
+from algostack.core.market import Bar, MarketEvent, Trade
 from algostack.services.ingest import IngestService
 
 DAY = date(2024, 3, 15)
@@ -226,3 +227,39 @@ def test_ingest_cli_embedded_nats_runs_a_whole_day_and_cleans_up(tmp_path: Path)
     with pytest.raises(ProcessLookupError):
         os.kill(int(str(stopped[0]["pid"])), 0)
     assert (tmp_path / "home" / "nats").is_dir()  # JetStream data kept under ALGOSTACK_HOME
+
+
+class StubbornSource:
+    """A source that ignores ``aclose()`` and blocks forever after two batches."""
+
+    name = "stubborn"
+
+    def __init__(self) -> None:
+        from algostack.core.source import SourceStats
+
+        self.stats = SourceStats()
+        self.closed = False
+
+    async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        src = SyntheticSource(["AAPL"], day=DAY, include_trades=False)
+        batches = [b async for b in src.stream()][:2]
+        for b in batches:
+            yield b
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_ingest_stop_cancels_a_source_that_ignores_aclose_after_grace(
+    bus: NatsBus,
+) -> None:
+    src = StubbornSource()
+    service = IngestService(src, bus, stop_grace_s=0.2)
+    run = asyncio.create_task(service.run())
+    while service.stats.received < 2:  # noqa: ASYNC110 - polling the service's own counter
+        await asyncio.sleep(0.01)
+    service.stop()
+    stats = await asyncio.wait_for(run, 5)
+    assert src.closed
+    assert stats.received == stats.published == 2

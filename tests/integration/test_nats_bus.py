@@ -279,3 +279,25 @@ def test_embedded_nats_port_in_use_fails_with_server_log(embedded_nats: Embedded
     assert "address already in use" in str(ei.value)
     assert not clash.running
     assert embedded_nats.running  # the first server is untouched
+
+
+async def test_durable_consumer_several_subjects_in_stream_order(bus: NatsBus) -> None:
+    trade = Trade(symbol="AAPL", ts=T0 + 1, price=100.0, size=1, trade_id=7)
+    await bus.publish_events([make_bars("AAPL", 1)[0], trade, *make_bars("MSFT", 1)])
+    await bus.publish_events(make_bars("AAPL", 1, start=1))
+    await bus.flush_acks()
+    consumer = await bus.durable_consumer("m-AAPL-2", ["market.bars.AAPL", "market.trades.AAPL"])
+    got = await consumer.fetch(batch=10, timeout_s=1)
+    assert [type(d.event).__name__ for d in got] == ["Bar", "Trade", "Bar"]
+    assert [d.stream_seq for d in got] == sorted(d.stream_seq for d in got)
+    assert all(d.event.symbol == "AAPL" and d.num_delivered == 1 for d in got)
+    await consumer.close()
+
+
+async def test_bus_publish_after_close_raises_publish_error(embedded_nats: EmbeddedNats) -> None:
+    b = await NatsBus.connect(
+        embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
+    )
+    await b.close()
+    with pytest.raises(PublishError, match="closed"):
+        await b.publish_events(make_bars("AAPL", 1))

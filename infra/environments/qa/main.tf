@@ -11,6 +11,7 @@ module "alpaca_websocket" {
   instance_type           = var.ingest_instance_type
   ami_name_filter         = var.ami_name_filter
   ami_id                  = var.ami_id
+  detailed_monitoring     = var.detailed_monitoring
   enable_eventbridge      = var.enable_eventbridge
   dashboard_ingress_cidrs = var.dashboard_ingress_cidrs
   ssm_output_bucket       = var.ssm_output_bucket
@@ -27,6 +28,7 @@ module "trading_server" {
   instance_type                 = var.trader_instance_type
   ami_name_filter               = var.ami_name_filter
   ami_id                        = var.ami_id
+  detailed_monitoring           = var.detailed_monitoring
   websocket_instance_name       = module.alpaca_websocket.instance_name
   nats_client_security_group_id = module.alpaca_websocket.nats_client_security_group_id
   nats_address                  = var.nats_address

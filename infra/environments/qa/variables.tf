@@ -52,6 +52,12 @@ variable "ami_id" {
   default     = null
 }
 
+variable "detailed_monitoring" {
+  description = "CloudWatch detailed monitoring of every instance (emulators without MonitorInstances turn it off)."
+  type        = bool
+  default     = true
+}
+
 variable "enable_eventbridge" {
   description = "Daily start schedule plus ingest -> trading chaining."
   type        = bool

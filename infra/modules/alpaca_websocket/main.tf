@@ -90,42 +90,46 @@ resource "aws_security_group" "nats_clients" {
   tags        = merge(local.common_tags, { Name = "algostack-nats-clients-${var.environment}" })
 }
 
-resource "aws_vpc_security_group_ingress_rule" "nats" {
-  security_group_id            = aws_security_group.ingest.id
-  description                  = "NATS client port from trading hosts"
-  ip_protocol                  = "tcp"
-  from_port                    = 4222
-  to_port                      = 4222
-  referenced_security_group_id = aws_security_group.nats_clients.id
+resource "aws_security_group_rule" "nats" {
+  type                     = "ingress"
+  security_group_id        = aws_security_group.ingest.id
+  description              = "NATS client port from trading hosts"
+  protocol                 = "tcp"
+  from_port                = 4222
+  to_port                  = 4222
+  source_security_group_id = aws_security_group.nats_clients.id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "dashboard" {
-  for_each          = toset(var.dashboard_ingress_cidrs)
+resource "aws_security_group_rule" "dashboard" {
+  count             = length(var.dashboard_ingress_cidrs) > 0 ? 1 : 0
+  type              = "ingress"
   security_group_id = aws_security_group.ingest.id
-  description       = "Streamlit dashboard from an allowed network"
-  ip_protocol       = "tcp"
+  description       = "Streamlit dashboard from allowed networks"
+  protocol          = "tcp"
   from_port         = 8501
   to_port           = 8501
-  cidr_ipv4         = each.value
+  cidr_blocks       = var.dashboard_ingress_cidrs
 }
 
 # Outbound HTTPS only: Alpaca, GitHub (ssh.github.com:443), S3, SSM, Secrets Manager, PyPI.
-resource "aws_vpc_security_group_egress_rule" "ingest_https" {
+resource "aws_security_group_rule" "ingest_https" {
+  type              = "egress"
   security_group_id = aws_security_group.ingest.id
   description       = "HTTPS to AWS APIs, Alpaca, GitHub and PyPI"
-  ip_protocol       = "tcp"
+  protocol          = "tcp"
   from_port         = 443
   to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
+  cidr_blocks       = ["0.0.0.0/0"]
 }
 
-resource "aws_vpc_security_group_egress_rule" "nats_clients_nats" {
-  security_group_id            = aws_security_group.nats_clients.id
-  description                  = "NATS to the ingest host"
-  ip_protocol                  = "tcp"
-  from_port                    = 4222
-  to_port                      = 4222
-  referenced_security_group_id = aws_security_group.ingest.id
+resource "aws_security_group_rule" "nats_clients_nats" {
+  type                     = "egress"
+  security_group_id        = aws_security_group.nats_clients.id
+  description              = "NATS to the ingest host"
+  protocol                 = "tcp"
+  from_port                = 4222
+  to_port                  = 4222
+  source_security_group_id = aws_security_group.ingest.id
 }
 
 resource "aws_instance" "ingest" {
@@ -136,7 +140,7 @@ resource "aws_instance" "ingest" {
   iam_instance_profile        = aws_iam_instance_profile.ingest.name
   vpc_security_group_ids      = [aws_security_group.ingest.id]
   associate_public_ip_address = var.associate_public_ip_address
-  monitoring                  = true
+  monitoring                  = var.detailed_monitoring
 
   metadata_options {
     http_endpoint               = "enabled"

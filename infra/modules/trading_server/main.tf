@@ -83,13 +83,14 @@ resource "aws_security_group" "trader" {
   tags        = merge(local.common_tags, { Name = "trading-server-${var.environment}" })
 }
 
-resource "aws_vpc_security_group_egress_rule" "trader_https" {
+resource "aws_security_group_rule" "trader_https" {
+  type              = "egress"
   security_group_id = aws_security_group.trader.id
   description       = "HTTPS to AWS APIs, Alpaca, GitHub and PyPI"
-  ip_protocol       = "tcp"
+  protocol          = "tcp"
   from_port         = 443
   to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
+  cidr_blocks       = ["0.0.0.0/0"]
 }
 
 # The ingest host's symbols: read by its bootstrap so a new symbol needs no instance change.
@@ -112,7 +113,7 @@ resource "aws_instance" "trader" {
   iam_instance_profile        = aws_iam_instance_profile.trader.name
   vpc_security_group_ids      = [aws_security_group.trader.id, var.nats_client_security_group_id]
   associate_public_ip_address = var.associate_public_ip_address
-  monitoring                  = true
+  monitoring                  = var.detailed_monitoring
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -65,6 +65,12 @@ variable "ami_id" {
   default     = null
 }
 
+variable "detailed_monitoring" {
+  description = "CloudWatch detailed (1-minute) monitoring of the instances."
+  type        = bool
+  default     = true
+}
+
 variable "root_volume_size" {
   description = "Size in GiB of each encrypted root volume."
   type        = number

@@ -52,15 +52,26 @@ class TraderView:
 class Collector:
     """Keep prices and per-model views from raw NATS messages (subject, payload)."""
 
-    def __init__(self, env: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        env: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.env = env
         self.trader_prefix = f"algostack.{env}.trader."
         self.prices: dict[str, list[PricePoint]] = {}
+        self.bar_log: list[Bar] = []
+        """Every distinct bar heard, in arrival order (written to the run's bars.csv)."""
         self.last_bar_ts: dict[str, int] = {}
         self.bars = 0
         self.models: dict[str, TraderView] = {}
         self.undecodable = 0
         self._clock = clock
+        self._wall_ns = wall_ns
+        self._heard_ns: dict[tuple[str, int], int] = {}
+        """(symbol, bar ts) -> wall time the bar was heard here (latency fallback)."""
 
     @property
     def market_subject(self) -> str:
@@ -92,7 +103,9 @@ class Collector:
         if ev.ts <= last:  # a re-sent bar (ingest restart): already counted
             return
         self.last_bar_ts[ev.symbol] = ev.ts
+        self._heard_ns[(ev.symbol, ev.ts)] = self._wall_ns()
         self.prices.setdefault(ev.symbol, []).append((ev.ts, ev.open, ev.close))
+        self.bar_log.append(ev)
         self.bars += 1
 
     def on_trader(self, subject: str, payload: bytes) -> None:
@@ -126,6 +139,12 @@ class Collector:
             v.last_bar_ts = max(v.last_bar_ts, ev.bar_ts)
             if ev.latency_us > 0:
                 v.latencies_us.append(ev.latency_us)
+            else:
+                # No ingest receive time on the bar: measure bar published (heard here, same
+                # host clock) -> decision made, which includes the JetStream hop.
+                heard = self._heard_ns.get((ev.symbol, ev.bar_ts))
+                if heard is not None and ev.ts >= heard:
+                    v.latencies_us.append((ev.ts - heard) / 1e3)
         elif isinstance(ev, PnlUpdate):
             v.symbol = ev.symbol
             v.position = ev.position

@@ -45,6 +45,11 @@ def latest_session_day(today: date | None = None) -> date:
     return day if session(day) is not None else previous_session(day).day
 
 
+def new_york_date_of_ts(ts: int) -> date:
+    """The New York date of a UTC ns timestamp (the trading day a bar belongs to)."""
+    return new_york_date(datetime.fromtimestamp(ts / 1e9, UTC))
+
+
 def parse_day(text: str | None) -> date | None:
     """``YYYY-MM-DD`` -> date (``None`` passes through); ``ConfigError`` otherwise."""
     if text is None:
@@ -76,6 +81,8 @@ class RunPaths:
 
     home: Path
     run_id: str
+    store_dir: Path | None = None
+    """A model store other than the state directory (``--models DIR``)."""
 
     def __post_init__(self) -> None:
         if not _RUN_ID_RE.match(self.run_id):
@@ -83,8 +90,8 @@ class RunPaths:
 
     @property
     def store(self) -> Path:
-        """The model store root (holds ``models/``): the state directory itself."""
-        return self.home
+        """The model store root (holds ``models/``): the state directory unless overridden."""
+        return self.store_dir if self.store_dir is not None else self.home
 
     @property
     def models(self) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 
 from algostack.core.market import NS_PER_MIN, Bar
 from algostack.core.orders import Fill, Side
-from algostack.core.portfolio import Portfolio
+from algostack.core.portfolio import Position
 from algostack.errors import DataError
 
 PricePoint = tuple[int, float, float]
@@ -150,40 +150,56 @@ def summarize_model(
 ) -> tuple[ModelSummary, ModelCurve]:
     """Book ``fills`` against the bars in ``prices`` and compute the model's figures.
 
-    A fill at a bar's open is booked before that bar's close marks the position; the equity
-    curve has one point per bar (at the bar's end) plus one per fill.
+    Fills are booked with ``core.portfolio.Position`` (the trader's bookkeeping). A fill at a
+    bar's open is booked before that bar's close marks the position; the equity (PnL) curve
+    has one point per bar (at the bar's end) plus one per fill.
     """
-    pf = Portfolio(key)
+    pos = Position(symbol)
+    commissions = 0.0
     ordered = sorted(fills, key=lambda f: f.ts)
-    i = 0
+    curve: list[tuple[int, float]] = []
+    peak = 0.0  # equity starts at 0 (PnL): a loss from the start is a drawdown
+    max_dd = 0.0
     exposed = 0
     max_notional = 0.0
     trips = wins = 0
-    trip_start_realised = 0.0
-    last_ts = 0
+    trip_start = 0.0
 
     def book(f: Fill) -> None:
-        nonlocal trips, wins, trip_start_realised
-        before = pf.qty(f.symbol)
-        pf.apply_fill(f)
-        after = pf.qty(f.symbol)
+        nonlocal trips, wins, trip_start, commissions, peak, max_dd
+        before = pos.qty
+        pos.apply(f.signed_qty, f.price)
+        commissions += f.commission
+        after = pos.qty
+        realised = pos.realised_pnl - commissions
         if before != 0 and (after == 0 or (after > 0) != (before > 0)):
             trips += 1
-            if pf.realised_pnl - trip_start_realised > 0:
+            if realised - trip_start > 0:
                 wins += 1
         if after != 0 and (before == 0 or (after > 0) != (before > 0)):
-            trip_start_realised = pf.realised_pnl
+            trip_start = realised
+        eq = realised + pos.unrealised_pnl
+        curve.append((f.ts, eq))
+        peak = max(peak, eq)
+        max_dd = max(max_dd, peak - eq)
 
+    i, n_fills = 0, len(ordered)
     for ts, _open, close in sorted(prices):
-        while i < len(ordered) and ordered[i].ts <= ts:
+        while i < n_fills and ordered[i].ts <= ts:
             book(ordered[i])
             i += 1
-        last_ts = ts + NS_PER_MIN
-        pf.mark(symbol, close, last_ts)
-        pos = pf.position(symbol)
-        if pos.qty != 0:
+        qty = pos.qty
+        pos.last_price = close
+        eq = pos.realised_pnl - commissions
+        if qty:
             exposed += 1
-        max_notional = max(max_notional, pos.notional)
+            eq += (close - pos.avg_price) * qty
+            max_notional = max(max_notional, abs(qty) * close)
+        curve.append((ts + NS_PER_MIN, eq))
+        if eq > peak:
+            peak = eq
+        elif peak - eq > max_dd:
+            max_dd = peak - eq
     for f in ordered[i:]:  # fills after the last known bar (no price to mark them)
         book(f)
     bars = len(prices)
@@ -193,21 +209,20 @@ def summarize_model(
         symbol=symbol,
         trades=len(ordered),
         round_trips=trips,
-        realised_pnl=pf.realised_pnl,
-        unrealised_pnl=pf.unrealised_pnl,
-        total_pnl=pf.total_pnl,
-        max_drawdown=pf.max_drawdown,
+        realised_pnl=pos.realised_pnl - commissions,
+        unrealised_pnl=pos.unrealised_pnl,
+        total_pnl=pos.realised_pnl - commissions + pos.unrealised_pnl,
+        max_drawdown=max_dd,
         exposure=exposed / bars if bars else 0.0,
         max_notional=max_notional,
         hit_rate=wins / trips if trips else None,
         latency_p50_us=percentile(latencies_us, 0.5),
         latency_p99_us=percentile(latencies_us, 0.99),
         decisions=decisions,
-        final_position=pf.qty(symbol),
-        commissions=pf.commissions,
+        final_position=pos.qty,
+        commissions=commissions,
     )
-    curve = ModelCurve(key, symbol, list(pf.equity_curve), list(ordered), list(latencies_us))
-    return summary, curve
+    return summary, ModelCurve(key, symbol, curve, ordered, list(latencies_us))
 
 
 def price_points(bars: Iterable[Bar]) -> dict[str, list[PricePoint]]:
@@ -263,22 +278,20 @@ def render(summary: RunSummary) -> Any:
     t = Table(title=f"algostack {summary.mode} {summary.day} — models", title_justify="left")
     for col, justify in (
         ("model", "left"),
-        ("sym", "left"),
         ("trades", "right"),
         ("realised", "right"),
-        ("unrealised", "right"),
+        ("unreal.", "right"),
         ("max DD", "right"),
-        ("exposure", "right"),
-        ("hit rate", "right"),
-        ("lat p50 µs", "right"),
-        ("lat p99 µs", "right"),
+        ("expo.", "right"),
+        ("hits", "right"),
+        ("p50 µs", "right"),
+        ("p99 µs", "right"),
     ):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for m in summary.models:
         pnl_style = "green" if m.total_pnl >= 0 else "red"
         t.add_row(
             m.prefix.removeprefix("models/"),
-            m.symbol,
             str(m.trades),
             Text(_money(m.realised_pnl), style=pnl_style),
             _money(m.unrealised_pnl),

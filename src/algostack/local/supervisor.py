@@ -59,6 +59,8 @@ class Child:
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
     stopping: bool = False
+    finished: bool = False
+    """Ended by itself with exit code 0 (before any stop)."""
     failed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = 0.0
@@ -187,6 +189,7 @@ class Supervisor:
             if child.stopping:
                 break
             if rc == 0 and not spec.restart_on_success:
+                child.finished = True
                 self._event(spec.name, "finished")
                 break
             if child.restarts >= spec.max_restarts:
@@ -267,6 +270,8 @@ class Supervisor:
         for c in self.children.values():
             if c.failed:
                 status = "failed"
+            elif c.finished:
+                status = "ok"
             elif c.stopping:
                 rc = c.exit_codes[-1] if c.exit_codes else None
                 if rc is None or rc in STOPPED_CODES:

@@ -62,10 +62,12 @@ class IngestService:
         bus: NatsBus,
         *,
         log_every_s: float = 10.0,
+        stop_grace_s: float = STOP_GRACE_S,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
+        self.stop_grace_s = stop_grace_s
         self.bus = bus
         self.log_every_s = log_every_s
         self.stats = IngestStats()
@@ -144,9 +146,9 @@ class IngestService:
         pump = self._pump
         if pump is None or pump.done():
             return
-        done, _ = await asyncio.wait({pump}, timeout=STOP_GRACE_S)
+        done, _ = await asyncio.wait({pump}, timeout=self.stop_grace_s)
         if not done:
-            log.warning("source did not end within %.0f s; cancelling it", STOP_GRACE_S)
+            log.warning("source did not end within %.1f s; cancelling it", self.stop_grace_s)
             pump.cancel()
 
 

@@ -56,3 +56,24 @@ def test_apply_scan_registers_silent_models_and_counts_skipped(tmp_path: Path) -
     assert snap.models["linear-SPY-model_9"].row.silent
     assert len(snap.models["onnx-AAPL-model_1"].trades) == 2
     assert snap.ignored == 1
+
+
+def test_scan_bucket_reads_the_same_layout_from_s3(tmp_path: Path) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from algostack.adapters.storage import open_store
+
+    seed_bucket(tmp_path, DAY)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="desk")
+        for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+            key = path.relative_to(tmp_path).as_posix()
+            client.put_object(Bucket="desk", Key=key, Body=path.read_bytes())
+        scan = scan_bucket(open_store("s3://desk", s3_client=client), DAY.isoformat())
+    local = scan_bucket(LocalDirStore(tmp_path), DAY.isoformat())
+    assert scan.models == local.models
+    assert {k: [t.order_id for t in j.trades] for k, j in scan.journals.items()} == {
+        k: [t.order_id for t in j.trades] for k, j in local.journals.items()
+    }

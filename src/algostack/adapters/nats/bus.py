@@ -118,7 +118,6 @@ class NatsBus:
         if max_inflight < 1:
             raise ConfigError(f"max_inflight must be >= 1, got {max_inflight}")
         self._nc = nc
-        self._js = nc.jetstream()
         self.url = redact_url(url)
         self.max_inflight = max_inflight
         self.ack_timeout_s = ack_timeout_s
@@ -149,6 +148,7 @@ class NatsBus:
         connect_timeout_s: float = 60.0,
         name: str = "algostack",
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        ack_timeout_s: float = 5.0,
         attempt_timeout_s: float = 2.0,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -243,7 +243,7 @@ class NatsBus:
         nc.options["allow_reconnect"] = True
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = 0.5
-        bus = cls(nc, url=url, max_inflight=max_inflight)
+        bus = cls(nc, url=url, max_inflight=max_inflight, ack_timeout_s=ack_timeout_s)
         holder["bus"] = bus
         await bus._init_acks()
         log.info("nats connected", extra={"fields": {"url": safe_url, "name": name}})
@@ -363,7 +363,10 @@ class NatsBus:
             try:
                 await asyncio.wait_for(self._window_open.wait(), self.ack_timeout_s)
             except TimeoutError:
-                await self._resend_stale()
+                # While disconnected, just wait (back-pressure on the source): the
+                # reconnect callback re-sends everything unacked.
+                if self.connected:
+                    await self._resend_stale()
 
     async def _on_ack(self, msg: Msg) -> None:
         try:

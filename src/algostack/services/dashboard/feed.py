@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import threading
@@ -138,6 +139,10 @@ class DashboardFeed:
                 t.cancel()
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # A refused nats.connect leaves its socket in a reference cycle (nats-py 2.16):
+            # collect it here, while its loop is open, not at a random point in another
+            # thread (CPython 3.11.7 can then fail an ast.parse in progress with SystemError).
+            gc.collect()
             loop.close()
 
     def wait_live(self, timeout_s: float) -> bool:
@@ -191,9 +196,15 @@ class DashboardFeed:
         if self.config.bucket:
             tasks.append(asyncio.create_task(self._journal_task()))
         await self._stop.wait()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # nats-py can swallow a cancellation (its connect path catches CancelledError while
+        # closing a failed client): cancel again until every task has really ended.
+        for _ in range(40):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=0.25)
         if self._market_mode == "jetstream":
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._market_sub.unsubscribe(), 2.0)
@@ -216,8 +227,9 @@ class DashboardFeed:
                 name="algostack-dashboard",
             )
         except AlgostackError as exc:
-            self.state.set_feed_status("error", str(exc))
-            log.error("dashboard cannot reach NATS: %s", exc)
+            reason = str(exc)  # keep no reference to the exception: it holds the dead client
+            self.state.set_feed_status("error", reason)
+            log.error("dashboard cannot reach NATS: %s", reason)
             return
         self._bus = bus
         await bus.subscribe(f"algostack.{cfg.env}.trader.>", self._on_trader)

@@ -16,6 +16,7 @@ Temporary home (see docs/trader.md, "Requests"): this belongs in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -71,9 +72,10 @@ def recv_ns(msg: Msg) -> int:
 async def consumer_info(nc: Client, name: str) -> api.ConsumerInfo | None:
     """The durable consumer's info, or ``None`` when it does not exist."""
     try:
-        return await nc.jsm().consumer_info(codec.STREAM_NAME, name)
+        info: api.ConsumerInfo = await nc.jsm().consumer_info(codec.STREAM_NAME, name)
     except nats.js.errors.NotFoundError:
         return None
+    return info
 
 
 async def last_stream_seq(nc: Client) -> int:
@@ -123,10 +125,8 @@ async def bind_push(
     ``ack_wait_s`` for messages the dead process held. ``cb`` runs for one message at a time.
     """
     jsm = nc.jsm()
-    try:
+    with contextlib.suppress(nats.js.errors.NotFoundError):
         await jsm.delete_consumer(codec.STREAM_NAME, name)
-    except nats.js.errors.NotFoundError:
-        pass
     subs = list(subjects)
     config = api.ConsumerConfig(
         durable_name=name,
@@ -193,8 +193,6 @@ async def read_history(
                 "warm-up read of %s stopped after %.0f s with %d bars", subject, timeout_s, len(out)
             )
     finally:
-        try:
+        with contextlib.suppress(nats.errors.Error):
             await sub.unsubscribe()
-        except nats.errors.Error:
-            pass
     return out

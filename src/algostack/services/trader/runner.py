@@ -88,8 +88,8 @@ class RunnerStats:
     duplicates_acked: int = 0
     """Submits the broker answered as an existing order (a retry or a restart)."""
     fills: int = 0
-    fills_already_booked: int = 0
-    """Fill quantity reported again for an order the journal already holds (after restart)."""
+    fills_already_journaled: int = 0
+    """Shares filled again after a restart for orders the journal already holds."""
     bad_bars: int = 0
     skipped_bars: int = 0
     """Duplicate or out-of-order bars."""
@@ -148,7 +148,7 @@ class ModelRunner:
         self.latencies_us: list[float] = []
         self.needs_commit = False
         """Set when an order or a fill happened since the last commit (commit before ack)."""
-        self._booked_from_journal: dict[str, int] = {}
+        self._journaled_ahead: dict[str, int] = {}
         self._journal: TradeJournal | None = None
         self._decisions: DecisionLog | None = None
         self._decisions_committed: int | None = None
@@ -221,17 +221,21 @@ class ModelRunner:
     def restore(self, state: RunnerState | None, journal_fills: list[Fill]) -> None:
         """Resume from the last commit and the fill journal of ``state.day`` (call first).
 
-        The position is rebuilt from ``journal_fills``; orders the state holds as open are
-        reduced by what the journal shows filled, and a broker reporting those fills again
-        is not booked twice.
+        Fills up to the last committed bar rebuild the position. Fills journaled after it
+        belong to bars NATS will redeliver: when the broker reports them again they move the
+        position but are not journaled twice.
         """
+        cut = state.last_decided_ts if state is not None else None
+        done: dict[str, int] = {}
         for f in journal_fills:
             if f.model != self.key:
                 continue
-            self.portfolio.apply_fill(f)
-            self._booked_from_journal[f.client_order_id] = (
-                self._booked_from_journal.get(f.client_order_id, 0) + f.qty
-            )
+            if cut is None or f.ts <= cut:
+                self.portfolio.apply_fill(f)
+                done[f.client_order_id] = done.get(f.client_order_id, 0) + f.qty
+            else:
+                ahead = self._journaled_ahead
+                ahead[f.client_order_id] = ahead.get(f.client_order_id, 0) + f.qty
         if state is None:
             return
         self.direction = state.direction
@@ -241,9 +245,11 @@ class ModelRunner:
         if state.killed:
             self.risk.kill("thrown before the restart", state.last_decided_ts)
         for p in state.pending:
-            done = self._booked_from_journal.get(p.intent.client_order_id, 0)
-            if done < p.intent.qty:
-                self.pending[p.intent.client_order_id] = msgspec.structs.replace(p, filled_qty=done)
+            filled = done.get(p.intent.client_order_id, 0)
+            if filled < p.intent.qty:
+                self.pending[p.intent.client_order_id] = msgspec.structs.replace(
+                    p, filled_qty=filled
+                )
         if state.day:
             self._decisions_committed = state.decisions_offset
             self._roll_day(date.fromisoformat(state.day))
@@ -455,9 +461,6 @@ class ModelRunner:
         if verdict.qty != intent.qty:
             intent = msgspec.structs.replace(intent, qty=verdict.qty)
         cid = intent.client_order_id
-        if self._booked_from_journal.get(cid, 0) >= intent.qty:
-            # Filled before a restart (the journal has it): never send it again.
-            return "duplicate", "already filled per the journal", 0
         ack = None
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
@@ -514,7 +517,7 @@ class ModelRunner:
     # -- fills ---------------------------------------------------------------------------------
 
     def _book(self, fill: Fill) -> tuple[Fill, PendingOrder | None] | None:
-        """Apply a fill to the position; ``None`` when the journal already holds it."""
+        """Apply a fill to the position; what to journal (``None``: already journaled)."""
         cid = fill.client_order_id
         p = self.pending.get(cid)
         if p is not None:
@@ -523,18 +526,19 @@ class ModelRunner:
                 del self.pending[cid]
             else:
                 self.pending[cid] = msgspec.structs.replace(p, filled_qty=filled)
-        already = self._booked_from_journal.get(cid, 0)
-        if already > 0:
-            used = min(already, fill.qty)
-            self._booked_from_journal[cid] = already - used
-            self.stats.fills_already_booked += used
-            if used == fill.qty:
-                return None
-            fill = msgspec.structs.replace(fill, qty=fill.qty - used)
         self.portfolio.apply_fill(fill)
         self.risk.on_fill(fill, self.portfolio.total_pnl)
         self.stats.fills += 1
         self.needs_commit = True
+        ahead = self._journaled_ahead.get(cid, 0)
+        if ahead > 0:
+            # Journaled before a crash, reported again after the redelivery: book, not log.
+            used = min(ahead, fill.qty)
+            self._journaled_ahead[cid] = ahead - used
+            self.stats.fills_already_journaled += used
+            if used == fill.qty:
+                return None
+            fill = msgspec.structs.replace(fill, qty=fill.qty - used)
         return fill, p
 
     def _journal_fills(self, booked: list[tuple[Fill, PendingOrder | None]]) -> None:

@@ -1,0 +1,302 @@
+"""Replay throughput: our backtest path vs backtesting.py 0.6.6 on the same bars and rule.
+
+The rule: SMA(10)/SMA(30) cross, long/flat, a fixed size, expressed in our native JSON
+format (feature ``sma_ratio_10_30``, coef [1], intercept 0, long_entry = long_exit = 0).
+
+Ours: the bars file and the model store are read the way ``algostack replay`` reads them;
+the timed part is ``local.replay.replay_bars`` — one ``ModelRunner`` (the live trader's
+per-bar class) with a ``SimBroker`` — plus its summary. Theirs: ``Backtest.run()`` (its
+indicators, its per-bar loop, its stats).
+
+Making both sides the same: zero slippage and commission; orders decided on bar t fill at
+bar t+1's open (``trade_on_close=False``); ``exclusive_orders=True``; a fixed size (our risk
+caps set so the cap *is* the size, no loss limit, no flatten-before-close). Two properties of
+our trader are written into the baseline strategy so the rule is the same rule: features
+restart each session (the SMAs are computed per day; no decision while a day warms up) and
+no order is sent on a session's last bar (it could only fill at the next day's open, and
+our risk refuses orders outside the session). Trades are compared on entry/exit bar index
+and price. Runs alternate ours/theirs; medians of the repeats are reported.
+
+Usage: ``.venv/bin/python bench/replay_throughput.py [--quick] [--days N] [--repeats N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from algostack.adapters.artifacts.native_json import dump_native
+from algostack.adapters.offline.replay import write_bars
+from algostack.adapters.offline.synthetic import SyntheticSource
+from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
+from algostack.core.risk import RiskLimits
+from algostack.core.sessions import NEW_YORK, next_session
+from algostack.local.replay import load_bars, load_store_models, replay_bars
+
+SIZE = 50
+SYMBOL = "SPY"
+MODEL_KEY = "models/sma/SPY/model_1-outer_0_inner_0.json"
+LIMITS = RiskLimits(
+    max_position_shares=SIZE,
+    max_notional=1e15,
+    max_orders_per_minute=1000,
+    daily_loss_limit=1e15,
+    flatten_before_close_min=0,
+)
+
+
+def make_bars(days: int, seed: int) -> list[Bar]:
+    """``days`` consecutive NYSE sessions of synthetic minute bars of one symbol."""
+    bars: list[Bar] = []
+    day = date(2024, 1, 2)
+    price: float | None = None
+    for _ in range(days):
+        s = next_session(day)
+        src = SyntheticSource(
+            [SYMBOL],
+            day=s.day,
+            seed=seed,
+            include_trades=False,
+            start_prices={SYMBOL: price} if price else None,
+        )
+        open_ts = int(s.open.timestamp()) * NS_PER_S
+        n = src.minutes
+        for m in range(n):
+            for ev in src.minute_batch(open_ts + m * NS_PER_MIN, m / max(n - 1, 1)):
+                if type(ev) is Bar:
+                    bars.append(ev)
+        price = bars[-1].close
+        day = s.day.fromordinal(s.day.toordinal() + 1)
+    return bars
+
+
+def write_store(root: Path) -> None:
+    """The SMA-cross rule as a native JSON model in a store laid out like the bucket."""
+    data = dump_native(
+        kind="linear",
+        features=["sma_ratio_10_30"],
+        coef=[1.0],
+        intercept=0.0,
+        thresholds={"long_entry": 0.0, "long_exit": 0.0},
+        meta={"rule": "long when SMA(10) > SMA(30), flat otherwise"},
+    )
+    path = root / MODEL_KEY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+
+def run_ours(bars: list[Bar], models: Any) -> tuple[float, list[tuple[int, float, int, float]]]:
+    t0 = time.perf_counter()
+    out = asyncio.run(replay_bars(bars, models, limits=LIMITS, slippage_bps=0.0))
+    elapsed = time.perf_counter() - t0
+    index = {b.ts: i for i, b in enumerate(bars)}
+    fills = next(iter(out.brokers.values())).fills
+    trades = []
+    for entry, exit_ in zip(fills[0::2], fills[1::2], strict=False):
+        if entry.qty != SIZE or exit_.qty != SIZE:
+            raise AssertionError(f"unexpected order size: {entry.qty}, {exit_.qty}")
+        trades.append((index[entry.ts], entry.price, index[exit_.ts], exit_.price))
+    return elapsed, trades
+
+
+# -- backtesting.py -----------------------------------------------------------------------------
+
+
+def frame(bars: list[Bar]) -> pd.DataFrame:
+    idx = pd.to_datetime([b.ts for b in bars], utc=True).tz_convert(NEW_YORK)
+    return pd.DataFrame(
+        {
+            "Open": [b.open for b in bars],
+            "High": [b.high for b in bars],
+            "Low": [b.low for b in bars],
+            "Close": [b.close for b in bars],
+            "Volume": [b.volume for b in bars],
+        },
+        index=idx,
+    )
+
+
+def run_backtesting(df: pd.DataFrame) -> tuple[float, list[tuple[int, float, int, float]]]:
+    from backtesting import Backtest, Strategy
+
+    def sma_ratio(close: Any, index: Any) -> np.ndarray:
+        s = pd.Series(np.asarray(close, dtype=float), index=index)
+        g = s.groupby(index.date)
+        fast = g.transform(lambda x: x.rolling(10).mean())
+        slow = g.transform(lambda x: x.rolling(30).mean())
+        return np.nan_to_num((fast / slow - 1.0).to_numpy(), nan=0.0)
+
+    def tradable(index: Any) -> np.ndarray:
+        # decisions only once the day's SMA(30) is defined, and never on the day's last bar
+        day = pd.Series(index.date, index=index)
+        pos = day.groupby(day).cumcount().to_numpy()
+        last = (day != day.shift(-1)).to_numpy()
+        return ((pos >= 29) & ~last).astype(float)
+
+    class SmaCross(Strategy):
+        def init(self) -> None:
+            self.ratio = self.I(sma_ratio, self.data.Close, self.data.index, name="sma_ratio")
+            self.ok = self.I(tradable, self.data.index, name="tradable", plot=False)
+
+        def next(self) -> None:
+            if not self.ok[-1]:
+                return
+            if self.ratio[-1] > 0.0:
+                if not self.position:
+                    self.buy(size=SIZE)
+            elif self.position:
+                self.position.close()
+
+    bt = Backtest(
+        df,
+        SmaCross,
+        cash=1e12,
+        spread=0.0,
+        commission=0.0,
+        trade_on_close=False,
+        exclusive_orders=True,
+        finalize_trades=False,
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = bt.run()
+    elapsed = time.perf_counter() - t0
+    tr = stats["_trades"]
+    trades = [
+        (int(r.EntryBar), float(r.EntryPrice), int(r.ExitBar), float(r.ExitPrice))
+        for r in tr.itertuples()
+    ]
+    return elapsed, trades
+
+
+def same(a: list[tuple[int, float, int, float]], b: list[tuple[int, float, int, float]]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(
+        x[0] == y[0] and x[2] == y[2] and abs(x[1] - y[1]) < 1e-9 and abs(x[3] - y[3]) < 1e-9
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def cli_trades(bars_file: Path, store: Path) -> int | None:
+    """Trades ``algostack replay`` reports for the same file and store (a CLI check)."""
+    exe = Path(sys.executable).parent / "algostack"
+    if not exe.exists():
+        return None
+    env = dict(os.environ, ALGOSTACK_HOME=str(store / "home"))
+    proc = subprocess.run(
+        [str(exe), "replay", "--bars", str(bars_file), "--models", str(store), "--json",
+         "--slippage-bps", "0", "--no-report"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return None
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        return None
+    return int(sum(m["trades"] for m in doc["models"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer bars and repeats (< 60 s)")
+    ap.add_argument("--days", type=int, default=None, help="sessions of bars (390 each)")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+    days = args.days or (10 if args.quick else 40)
+    repeats = args.repeats or (5 if args.quick else 11)
+
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        root = Path(tmp)
+        write_store(root)
+        bars_file = root / "bars.csv"
+        write_bars(bars_file, make_bars(days, args.seed))
+        bars, problems = load_bars(bars_file)
+        if problems:
+            raise SystemExit(f"bad bars: {problems[:3]}")
+        models, _ = load_store_models(root)
+        df = frame(bars)
+
+        run_ours(bars, models)  # warm-up: imports, first-call costs
+        run_backtesting(df)
+        ours_t: list[float] = []
+        theirs_t: list[float] = []
+        ours_trades: list[Any] = []
+        theirs_trades: list[Any] = []
+        load0 = os.getloadavg()[0]
+        for _ in range(repeats):
+            t, ours_trades = run_ours(bars, models)
+            ours_t.append(t)
+            t, theirs_trades = run_backtesting(df)
+            theirs_t.append(t)
+        load1 = os.getloadavg()[0]
+        via_cli = cli_trades(bars_file, root)
+
+    n = len(bars)
+    ours_bps = n / statistics.median(ours_t)
+    theirs_bps = n / statistics.median(theirs_t)
+    same_trades = same(ours_trades, theirs_trades)
+    first_diff = next(
+        (i for i, (x, y) in enumerate(zip(ours_trades, theirs_trades, strict=False)) if x != y),
+        None,
+    )
+    rows = [
+        ("bars", f"{n:,} ({days} sessions of {SYMBOL})"),
+        ("repeats (median)", str(repeats)),
+        ("ours: replay_bars (ModelRunner + SimBroker)", f"{ours_bps:,.0f} bars/s"),
+        ("backtesting.py 0.6.6 Backtest.run", f"{theirs_bps:,.0f} bars/s"),
+        ("ratio ours / backtesting.py", f"{ours_bps / theirs_bps:.2f}x"),
+        ("trades ours / theirs", f"{len(ours_trades)} / {len(theirs_trades)}"),
+        ("same trades (entry/exit bar and price)", str(same_trades)),
+        ("algostack replay CLI trades", str(via_cli)),
+        ("load average before / after", f"{load0:.2f} / {load1:.2f}"),
+    ]
+    if not same_trades and first_diff is not None:
+        rows.append(("first difference", f"#{first_diff}: {ours_trades[first_diff]} vs "
+                     f"{theirs_trades[first_diff]}"))
+    width = max(len(r[0]) for r in rows)
+    print("replay throughput: same bars, same SMA-cross rule, fills at next open")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    print(
+        json.dumps(
+            {
+                "ours_bars_per_s": round(ours_bps, 1),
+                "backtesting_bars_per_s": round(theirs_bps, 1),
+                "ratio": round(ours_bps / theirs_bps, 3),
+                "same_trades": same_trades,
+                "bars": n,
+                "trades": len(ours_trades),
+                "repeats": repeats,
+                "cli_trades": via_cli,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

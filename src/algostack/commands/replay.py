@@ -1,0 +1,114 @@
+"""``algostack replay``: a backtest through the live trader's per-bar code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def replay(
+    bars: Annotated[Path, typer.Option("--bars", help="Bars file (.csv or .parquet).")],
+    models: Annotated[
+        Path, typer.Option("--models", help="Model store (a directory holding models/).")
+    ],
+    only: Annotated[
+        str | None, typer.Option("--only", help="Comma-separated model prefixes or keys.")
+    ] = None,
+    slippage_bps: Annotated[float, typer.Option(help="Simulated slippage (bps).")] = 1.0,
+    commission: Annotated[float, typer.Option(help="Commission per share.")] = 0.0,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write each model's journals under DIR/<model key> (default: none)."),
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="State directory for runs/ (default ALGOSTACK_HOME).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.html with charts.")
+    ] = True,
+) -> None:
+    """Replay bars through every model as fast as possible (same code as live); summarise."""
+    import asyncio
+    import time
+
+    from rich.console import Console
+
+    from algostack.commands.run import _write_summary, finish
+    from algostack.config import load_settings
+    from algostack.errors import AlgostackError, ConfigError
+    from algostack.local import session as ls
+    from algostack.local.replay import (
+        load_bars,
+        load_store_models,
+        replay_bars,
+        resolve_store_root,
+    )
+    from algostack.local.summary import RunSummary
+    from algostack.logs import setup_logging
+
+    err = Console(stderr=True)
+    settings = load_settings()
+    started = time.monotonic()
+    try:
+        paths = ls.RunPaths(Path(home or settings.home).resolve(), ls.new_run_id() + "-replay")
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(
+            settings.log_level, stream=(paths.run_dir / "replay.log").open("a", buffering=1)
+        )
+        root = resolve_store_root(models)
+        wanted = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
+        loaded, problems = load_store_models(root, only=wanted)
+        bar_list, bad_rows = load_bars(bars)
+        if slippage_bps < 0 or commission < 0:
+            raise ConfigError("--slippage-bps and --commission must be >= 0")
+        outcome = asyncio.run(
+            replay_bars(
+                bar_list,
+                loaded,
+                slippage_bps=slippage_bps,
+                commission_per_share=commission,
+                journal_root=journal_dir,
+                fsync=False,
+            )
+        )
+    except AlgostackError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+    notes = list(outcome.notes)
+    notes += [f"model skipped: {p}: {m}" for p, m in problems.items()]
+    if bad_rows:
+        notes.append(f"{len(bad_rows)} bad row(s) skipped, first: {bad_rows[0]}")
+    notes.append(
+        f"replay loop: {outcome.bars:,} bars in {outcome.loop_s:.3f} s "
+        f"({outcome.bars_per_s:,.0f} bars/s)"
+    )
+    summary = RunSummary(
+        mode="replay",
+        run_id=paths.run_id,
+        day=ls.new_york_date_of_ts(bar_list[0].ts).isoformat(),
+        source=str(bars),
+        wall_s=round(time.monotonic() - started, 3),
+        bars=outcome.bars,
+        models=outcome.models,
+        notes=notes,
+        summary_path=str(paths.summary_json),
+    )
+    if report:
+        from algostack.local.report import write_report
+
+        try:
+            summary.report = str(paths.report_html)
+            write_report(paths.report_html, summary, outcome.curves, outcome.prices)
+        except Exception as exc:  # a chart must never hide the summary
+            summary.report = ""
+            summary.notes.append(f"report not written: {exc}")
+    _write_summary(paths.summary_json, summary)
+    finish(summary, as_json=as_json, exit_code=0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``replay`` to the algostack app."""
+    app.command("replay")(replay)

@@ -1,0 +1,256 @@
+"""``algostack run``: the whole trading desk on this machine, ending with a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from algostack.local.desk import LocalDesk
+    from algostack.local.summary import RunSummary
+
+
+def _progress_columns() -> tuple[Any, ...]:
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    return (
+        TextColumn("[bold]{task.fields[phase]:<14}"),
+        BarColumn(bar_width=30),
+        TextColumn("{task.fields[clock]}"),
+        TextColumn("bars {task.fields[bars]:>6}"),
+        TextColumn("orders {task.fields[orders]:>4}"),
+        TextColumn("PnL {task.fields[pnl]}"),
+        TimeElapsedColumn(),
+    )
+
+
+def session_clock(ts: int) -> str:
+    """``HH:MM`` New York time of a bar start (``--:--`` before the first bar)."""
+    if ts <= 0:
+        return "--:--"
+    from datetime import datetime
+
+    from algostack.core.sessions import NEW_YORK
+
+    return datetime.fromtimestamp(ts / 1e9, NEW_YORK).strftime("%H:%M")
+
+
+def finish(summary: RunSummary, *, as_json: bool, exit_code: int) -> None:
+    """Print the summary (Rich or JSON) and exit with ``exit_code``."""
+    from rich.console import Console
+
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 110))
+        console.print(_render(summary))
+    raise typer.Exit(exit_code)
+
+
+def _render(summary: RunSummary) -> Any:
+    from algostack.local.summary import render
+
+    return render(summary)
+
+
+def run(
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Session speed-up (N x real time); default: 390 minutes in ~30 s."),
+    ] = None,
+    max_speed: Annotated[
+        bool, typer.Option("--max-speed", help="As fast as the traders keep up.")
+    ] = False,
+    day: Annotated[
+        str | None, typer.Option(help="Session day YYYY-MM-DD (default: latest NYSE session).")
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="Market data: synthetic, replay (with --replay) or alpaca.")
+    ] = "synthetic",
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Bars file (.csv/.parquet) to replay.")
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models", help="Model store (holds models/); default: demo models."),
+    ] = None,
+    packed: Annotated[
+        bool, typer.Option("--packed", help="All models in one trader process.")
+    ] = False,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard", help="Also serve the dashboard on 127.0.0.1.")
+    ] = False,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market and demo models.")] = 7,
+    home: Annotated[
+        Path | None, typer.Option(help="State directory (default ALGOSTACK_HOME or .algostack).")
+    ] = None,
+    slippage_bps: Annotated[float, typer.Option(help="Simulated slippage (bps).")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show the live progress bar.")
+    ] = True,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.html with charts.")
+    ] = True,
+) -> None:
+    """Run a whole trading day locally: NATS, ingest, one trader per model, sim broker,
+    sync into a bucket-shaped directory, then a summary and a report."""
+    import asyncio
+
+    from rich.console import Console
+
+    from algostack.config import load_settings
+    from algostack.errors import AlgostackError, ConfigError
+    from algostack.local import session as ls
+
+    err = Console(stderr=True)
+    settings = load_settings()
+    try:
+        kind = ls.SourceKind(source)
+    except ValueError:
+        err.print(f"[red]error:[/red] --source must be synthetic, replay or alpaca: {source!r}")
+        raise typer.Exit(2) from None
+    if replay is not None:
+        kind = ls.SourceKind.REPLAY
+    try:
+        paths, cfg, specs = _prepare(
+            settings,
+            err,
+            kind=kind,
+            home=home,
+            day=day,
+            speed=None if max_speed else (speed or ls.DEFAULT_SPEED),
+            replay=replay,
+            models_dir=models_dir,
+            packed=packed,
+            dashboard=dashboard,
+            dashboard_port=dashboard_port,
+            seed=seed,
+            slippage_bps=slippage_bps,
+        )
+        from algostack.local.desk import LocalDesk
+
+        desk = LocalDesk(cfg, specs)
+    except AlgostackError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+    err.print(
+        f"algostack run {cfg.day_text}: {len(specs)} models on {', '.join(desk.symbols)}, "
+        f"{'packed' if packed else 'one process per model'}, source {kind.value}, "
+        f"speed {'max' if cfg.speed is None else f'{cfg.speed:g}x'}",
+        highlight=False,
+    )
+    notes, code = _drive(desk, err, progress and err.is_terminal, asyncio)
+    summary, curves = desk.summarize(paths.run_id, notes)
+    summary.summary_path = str(paths.summary_json)
+    if report:
+        from algostack.local.report import write_report
+
+        try:
+            summary.report = str(paths.report_html)
+            write_report(paths.report_html, summary, curves, desk.collector.prices)
+        except Exception as exc:  # a chart must never hide the summary
+            summary.report = ""
+            summary.notes.append(f"report not written: {exc}")
+    _write_summary(paths.summary_json, summary)
+    finish(summary, as_json=as_json, exit_code=code)
+
+
+def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, Any, list[Any]]:
+    from algostack.adapters.storage import LocalDirStore
+    from algostack.errors import ConfigError
+    from algostack.local import session as ls
+    from algostack.local.replay import resolve_store_root
+    from algostack.logs import setup_logging
+    from algostack.services.catalog import list_catalog
+
+    home = Path(opts["home"] or settings.home).resolve()
+    store_dir = resolve_store_root(opts["models_dir"]).resolve() if opts["models_dir"] else None
+    paths = ls.RunPaths(home, ls.new_run_id(), store_dir=store_dir)
+    day = ls.parse_day(opts["day"])
+    if day is None and opts["replay"] is not None:
+        from algostack.local.replay import load_bars
+        from algostack.local.session import new_york_date_of_ts
+
+        bars, _problems = load_bars(opts["replay"])
+        day = new_york_date_of_ts(bars[0].ts)
+    cfg = ls.RunConfig(
+        paths=paths,
+        day=day or ls.latest_session_day(),
+        source=kind,
+        speed=opts["speed"],
+        replay_file=opts["replay"],
+        packed=opts["packed"],
+        dashboard=opts["dashboard"],
+        dashboard_port=opts["dashboard_port"],
+        seed=opts["seed"],
+        env=settings.env,
+        slippage_bps=opts["slippage_bps"],
+    )
+    paths.create()
+    setup_logging(settings.log_level, stream=(paths.logs / "run.log").open("a", buffering=1))
+    if store_dir is None:
+        from algostack.local.demo_models import ensure_demo_models
+
+        if not paths.models.is_dir() or not any(paths.models.iterdir()):
+            err.print(f"first run: training demo models into {paths.models} ...", highlight=False)
+        ensure_demo_models(paths.store, seed=cfg.seed, before=cfg.day)
+    catalog = list_catalog(LocalDirStore(paths.store), environment="dev")
+    specs = [e.spec for e in catalog.entries if e.ok]
+    if not specs:
+        raise ConfigError(f"no usable models under {paths.store / 'models'}")
+    return paths, cfg, specs
+
+
+def _drive(desk: LocalDesk, err: Any, show: bool, asyncio: Any) -> tuple[list[str], int]:
+    """Run the desk's event loop, with a Rich progress bar on a terminal."""
+    from rich.progress import Progress
+
+    cfg = desk.cfg
+    sess = cfg.session
+    total = float(sess.minutes if sess is not None else 390)
+    open_ts = int(sess.open.timestamp()) * 1_000_000_000 if sess is not None else 0
+    if not show:
+        return asyncio.run(desk.run())  # type: ignore[no-any-return]
+    with Progress(*_progress_columns(), console=err, transient=False) as bar:
+        task = bar.add_task(
+            "session", total=total, phase="starting", clock="--:--", bars=0, orders=0, pnl="0.00"
+        )
+
+        def update(d: LocalDesk) -> None:
+            col = d.collector
+            ts = col.session_ts()
+            done = (ts - open_ts) / 60e9 + 1 if ts and open_ts else 0.0
+            orders, pnl = col.totals()
+            bar.update(
+                task,
+                completed=min(total, max(0.0, done)),
+                phase=d.phase,
+                clock=session_clock(ts),
+                bars=col.bars,
+                orders=orders,
+                pnl=f"{pnl:,.2f}",
+            )
+
+        desk._on_progress = update
+        return asyncio.run(desk.run())  # type: ignore[no-any-return]
+
+
+def _write_summary(path: Path, summary: RunSummary) -> None:
+    import orjson
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the algostack app."""
+    app.command("run")(run)

@@ -1,0 +1,246 @@
+"""``algostack trade``: run one model (or several in one process) from NATS to a broker."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from algostack.adapters.broker import Broker
+    from algostack.adapters.storage import BucketStore
+    from algostack.config import Settings
+    from algostack.core.naming import ModelSpec
+
+_PREFIX_RE = re.compile(r"^models/[^/]+/[^/]+/[^/]+$")
+
+
+class BrokerName(str, Enum):  # noqa: UP042 - Typer renders str enums as choices
+    """Where orders go."""
+
+    sim = "sim"
+    alpaca = "alpaca"
+
+
+def parse_prefixes(model: str | None, models: str | None) -> list[str]:
+    """The model prefixes from ``--model`` / ``--models``; ``ConfigError`` when malformed."""
+    from algostack.errors import ConfigError
+
+    if (model is None) == (models is None):
+        raise ConfigError("give exactly one of --model PREFIX or --models P1,P2,...")
+    raw = [model] if model is not None else (models or "").split(",")
+    prefixes = [p.strip().strip("/") for p in raw if p.strip()]
+    if not prefixes:
+        raise ConfigError("--models is empty: expected models/<type>/<symbol>/<id>,...")
+    for p in prefixes:
+        if not _PREFIX_RE.match(p):
+            raise ConfigError(
+                f"{p!r} is not a model prefix: expected models/<model_type>/<symbol>/<model_id>"
+            )
+    if len(set(prefixes)) != len(prefixes):
+        raise ConfigError(f"a model is listed twice in {prefixes}")
+    return prefixes
+
+
+def find_specs(store: BucketStore, prefixes: list[str]) -> list[ModelSpec]:
+    """The ``ModelSpec`` (with its folds) of every prefix; ``ConfigError`` naming a missing one."""
+    from algostack.core.naming import group_models
+    from algostack.errors import ConfigError
+
+    specs = []
+    for prefix in prefixes:
+        found, ignored = group_models(list(store.list_keys(prefix)))
+        match = [s for s in found if s.prefix == prefix]
+        if not match:
+            why = "; ".join(f"{k}: {v}" for k, v in list(ignored.items())[:3])
+            raise ConfigError(
+                f"no model artifacts under {prefix} in {store.url}"
+                + (f" (ignored: {why})" if why else "")
+            )
+        specs.append(match[0])
+    return specs
+
+
+def build_broker_factory(
+    settings: Settings, broker: BrokerName, slippage_bps: float
+) -> Callable[[ModelSpec], Broker]:
+    """A function ``spec -> Broker``; checks Alpaca keys and the live interlock up front."""
+    from algostack.errors import ConfigError
+    from algostack.services.trader.service import RestorableSimBroker
+
+    if broker is BrokerName.sim:
+
+        def sim(spec: ModelSpec) -> Broker:
+            return RestorableSimBroker(slippage_bps, model=spec.key)
+
+        return sim
+    alpaca = settings.alpaca
+    if not alpaca.has_keys or alpaca.key_id is None or alpaca.secret_key is None:
+        raise ConfigError("--broker alpaca needs keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY")
+    from algostack.adapters.alpaca.trading import AlpacaBroker, check_keys
+
+    key_id = alpaca.key_id.get_secret_value()
+    secret = alpaca.secret_key.get_secret_value()
+    live = alpaca.live
+    check_keys(key_id, paper=not live, live=live)
+
+    def real(spec: ModelSpec) -> Broker:
+        return AlpacaBroker(
+            key_id, secret, paper=not live, live=live, url=alpaca.trading_url, model=spec.key
+        )
+
+    return real
+
+
+async def _serve(
+    settings: Settings,
+    specs: list[ModelSpec],
+    store: BucketStore,
+    *,
+    journal_dir: Path,
+    nats_url: str,
+    broker_factory: Callable[[ModelSpec], Broker],
+    warmup: bool,
+    trust_pickle: bool,
+    ack_wait_s: float,
+) -> dict[str, dict[str, int]]:
+    import asyncio
+    import signal
+
+    from algostack.adapters.artifacts.loader import load_model
+    from algostack.adapters.nats.bus import NatsBus
+    from algostack.services.trader.service import TraderService
+
+    models = [(spec, load_model(store, spec, trust_pickle=trust_pickle)) for spec in specs]
+    nats_settings = settings.nats
+    bus = await NatsBus.connect(
+        nats_url,
+        user=nats_settings.user,
+        password=nats_settings.password.get_secret_value() if nats_settings.password else None,
+        connect_timeout_s=nats_settings.connect_timeout_s,
+        name="algostack-trade",
+    )
+    service = TraderService(
+        bus,
+        models,
+        journal_root=journal_dir,
+        broker_factory=broker_factory,
+        env=settings.env,
+        warmup=warmup,
+        ack_wait_s=ack_wait_s,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop)
+    try:
+        await service.run()
+    finally:
+        await bus.close()
+    return {
+        key: {
+            "bars": s.runner.stats.bars,
+            "decisions": s.runner.stats.decisions,
+            "orders": s.runner.stats.orders,
+            "fills": s.runner.stats.fills,
+            "refused": s.runner.stats.bad_bars
+            + s.runner.stats.skipped_bars
+            + s.runner.stats.wrong_bars,
+            "position": s.runner.position,
+        }
+        for key, s in service.slots.items()
+    }
+
+
+def trade(
+    bucket: Annotated[
+        str, typer.Option("--bucket", help="s3://<bucket> or a local directory mirroring it")
+    ],
+    journal_dir: Annotated[
+        Path,
+        typer.Option("--journal-dir", help="Journal root; each model writes <root>/<model key>/"),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="One model prefix models/<type>/<symbol>/<id>")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Several model prefixes, comma-separated")
+    ] = None,
+    nats_url: Annotated[
+        str | None, typer.Option("--nats-url", help="NATS URL (default ALGOSTACK_NATS_URL)")
+    ] = None,
+    broker: Annotated[
+        BrokerName, typer.Option("--broker", help="sim (simulated fills) or alpaca (paper)")
+    ] = BrokerName.sim,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment of the event subjects")
+    ] = None,
+    warmup: Annotated[
+        bool, typer.Option("--warmup/--no-warmup", help="Warm features from the day's stream")
+    ] = True,
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Allow .joblib/.pkl folds (runs their code)")
+    ] = False,
+    slippage_bps: Annotated[
+        float, typer.Option("--slippage-bps", help="SimBroker slippage in basis points")
+    ] = 1.0,
+    ack_wait_s: Annotated[
+        float, typer.Option("--ack-wait-s", help="JetStream redelivery wait for unacked bars")
+    ] = 30.0,
+) -> None:
+    """Trade models from NATS: features -> ensemble -> thresholds -> risk -> broker."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from algostack.config import load_settings
+    from algostack.errors import AlgostackError
+    from algostack.logs import setup_logging
+
+    err = Console(stderr=True)
+    try:
+        settings = load_settings()
+        if env is not None:
+            settings = settings.model_copy(update={"env": env})
+        setup_logging(settings.log_level)
+        prefixes = parse_prefixes(model, models)
+        from algostack.adapters.storage import open_store
+
+        store = open_store(bucket)
+        specs = find_specs(store, prefixes)
+        factory = build_broker_factory(settings, broker, slippage_bps)
+        import uvloop
+
+        summary = uvloop.run(
+            _serve(
+                settings,
+                specs,
+                store,
+                journal_dir=journal_dir,
+                nats_url=nats_url or settings.nats.url,
+                broker_factory=factory,
+                warmup=warmup,
+                trust_pickle=trust_pickle,
+                ack_wait_s=ack_wait_s,
+            )
+        )
+    except AlgostackError as exc:
+        err.print(f"[red]trade failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except ValueError as exc:  # bad risk limits, thresholds, ... from core
+        err.print(f"[red]trade failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table(title="algostack trade")
+    for col in ("model", "bars", "decisions", "orders", "fills", "refused", "position"):
+        table.add_column(col)
+    for key, row in summary.items():
+        table.add_row(key, *(str(v) for v in row.values()))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``trade`` to the CLI."""
+    app.command("trade")(trade)

@@ -1,0 +1,377 @@
+"""``algostack run``: the whole desk on one machine, start to summary.
+
+Order of events: demo models (first run) -> embedded nats-server and a fresh ``MARKET``
+stream -> one trader process per model (or one ``--packed`` process) -> wait until each has
+bound its consumer (first heartbeat) -> the ingest process (synthetic, replay or Alpaca) ->
+progress until the source ends -> wait until every trader has decided the last bar of its
+symbol -> stop traders, ingest, dashboard (SIGTERM, bounded wait, SIGKILL) -> final sync of
+every journal into the local bucket -> stop NATS -> summary and report.
+
+SIGINT/SIGTERM at any point jumps to the stop sequence (a second one kills at once); the
+journals are still synced and the summary says the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from algostack.core.naming import ModelSpec
+from algostack.errors import ConfigError
+from algostack.local.collector import Collector
+from algostack.local.session import RunConfig, SourceKind
+from algostack.local.summary import ModelCurve, ModelSummary, RunSummary, summarize_model
+from algostack.local.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger("algostack.local.desk")
+
+READY_TIMEOUT_S = 30.0
+"""How long traders may take to load their models and bind their consumers."""
+EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
+
+
+def algostack_argv(*args: str) -> list[str]:
+    """The command line that runs ``algostack <args>`` with this interpreter."""
+    return [sys.executable, "-c", "from algostack.cli import main; main()", *args]
+
+
+@dataclass
+class DeskResult:
+    """What a run produced."""
+
+    summary: RunSummary
+    curves: list[ModelCurve]
+    prices: dict[str, list[tuple[int, float, float]]]
+    exit_code: int
+    survivors: list[int] = field(default_factory=list)
+
+
+class LocalDesk:
+    """One local trading session (see the module docstring); ``await run()`` once."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        specs: list[ModelSpec],
+        *,
+        nats_password: str | None = None,
+        on_progress: Callable[[LocalDesk], None] | None = None,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        if not specs:
+            raise ConfigError("no models to trade")
+        self.cfg = cfg
+        self.specs = specs
+        self.symbols = sorted({s.symbol for s in specs})
+        self.collector = Collector(cfg.env)
+        self.supervisor = Supervisor(stop_timeout_s=cfg.stop_timeout_s)
+        self.stop_requested = asyncio.Event()
+        self.interrupted = False
+        self.started = time.monotonic()
+        self.phase = "starting"
+        self._on_progress = on_progress
+        self._nats_password = nats_password
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._signals = 0
+        self.trader_names: list[str] = []
+        self.nats_url = ""
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop the run (first signal: orderly; second: kill everything now)."""
+        self._signals += 1
+        self.interrupted = True
+        if self._signals > 1:
+            self.supervisor.kill_all()
+        self.stop_requested.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    # -- children ------------------------------------------------------------------------------
+
+    def _child_env(self, user: str, password: str) -> dict[str, str]:
+        env = dict(self._base_env)
+        env.update(
+            {
+                "ALGOSTACK_ENV": self.cfg.env,
+                "ALGOSTACK_HOME": str(self.cfg.paths.home),
+                "ALGOSTACK_NATS_URL": self.nats_url,
+                "ALGOSTACK_NATS_USER": user,
+                "ALGOSTACK_NATS_PASSWORD": password,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def trader_specs(self, env: dict[str, str]) -> list[ChildSpec]:
+        """One trader process per model, or one for all with ``packed``."""
+        cfg = self.cfg
+        groups = [self.specs] if cfg.packed else [[s] for s in self.specs]
+        broker = "alpaca" if cfg.source is SourceKind.ALPACA else "sim"
+        out = []
+        for group in groups:
+            name = "trader:packed" if cfg.packed else f"trader:{group[0].key}"
+            argv = algostack_argv(
+                "trade",
+                "--bucket",
+                str(cfg.paths.store),
+                "--journal-dir",
+                str(cfg.paths.journals),
+                "--models",
+                ",".join(s.prefix for s in group),
+                "--nats-url",
+                self.nats_url,
+                "--broker",
+                broker,
+                "--env",
+                cfg.env,
+                "--slippage-bps",
+                repr(cfg.slippage_bps),
+            )
+            log_name = name.replace(":", "-") + ".log"
+            out.append(
+                ChildSpec(name, "trader", argv, env, cfg.paths.logs / log_name, max_restarts=2)
+            )
+        return out
+
+    def ingest_spec(self, env: dict[str, str]) -> ChildSpec:
+        """The market-data process for the configured source."""
+        cfg = self.cfg
+        args = ["ingest", "--source", cfg.source.value, "--nats-url", self.nats_url]
+        args += ["--symbols", ",".join(self.symbols), "--log-every", "5"]
+        if cfg.source is not SourceKind.ALPACA:
+            args += ["--speed", "max" if cfg.speed is None else repr(cfg.speed)]
+        if cfg.source is SourceKind.SYNTHETIC:
+            args += ["--day", cfg.day_text, "--seed", str(cfg.seed)]
+        if cfg.source is SourceKind.REPLAY:
+            args += ["--replay-file", str(cfg.replay_file)]
+        # A restarted ingest re-sends from the start; the duplicate window drops the re-sends.
+        return ChildSpec(
+            "ingest", "ingest", algostack_argv(*args), env, cfg.paths.logs / "ingest.log"
+        )
+
+    def dashboard_spec(self, env: dict[str, str]) -> ChildSpec:
+        """The Streamlit dashboard on loopback, reading this run's NATS and bucket."""
+        cfg = self.cfg
+        argv = algostack_argv(
+            "dashboard",
+            "--port",
+            str(cfg.dashboard_port),
+            "--nats-url",
+            self.nats_url,
+            "--bucket",
+            str(cfg.paths.bucket),
+            "--env",
+            cfg.env,
+        )
+        return ChildSpec(
+            "dashboard", "dashboard", argv, env, cfg.paths.logs / "dashboard.log", max_restarts=1
+        )
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def _until(self, cond: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Poll ``cond`` until true, a stop request or the timeout; True when ``cond`` held."""
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            if self.stop_requested.is_set() or time.monotonic() > deadline:
+                return cond()
+            self._tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), poll_s)
+        return True
+
+    def _tick(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self)
+
+    def traders_alive(self) -> bool:
+        """True while any trader is running or restarting."""
+        kids = self.supervisor.children
+        return any(not kids[n].done.is_set() for n in self.trader_names if n in kids)
+
+    def _ready(self) -> bool:
+        views = self.collector.models
+        ready = all(s.key in views and views[s.key].heartbeat_at > 0 for s in self.specs)
+        return ready or not self.traders_alive()
+
+    def _caught_up(self) -> bool:
+        done = all(self.collector.caught_up(s.key, s.symbol) for s in self.specs)
+        return done or not self.traders_alive()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> tuple[list[str], int]:
+        """Run the session; return (notes, exit code). Summaries come from ``summarize``."""
+        from algostack.adapters.nats.bus import NatsBus
+        from algostack.adapters.nats.server import EmbeddedNats
+
+        cfg = self.cfg
+        notes: list[str] = []
+        self._install_signals()
+        server = EmbeddedNats(cfg.paths.nats, password=self._nats_password)
+        server.start()  # from the main thread: PR_SET_PDEATHSIG follows the forking thread
+        bus = None
+        try:
+            self.nats_url = server.url
+            bus = await NatsBus.connect(
+                server.url, user=server.user, password=server.password, name="algostack-run"
+            )
+            await bus.delete_stream_if_exists()  # each run starts from an empty stream
+            await bus.ensure_market_stream()
+            col = self.collector
+
+            async def on_bar(msg: Any) -> None:
+                col.on_market(msg.data)
+
+            async def on_trader(msg: Any) -> None:
+                col.on_trader(msg.subject, msg.data)
+
+            await bus.subscribe(col.market_subject, on_bar)
+            await bus.subscribe(col.trader_subject, on_trader)
+            env = self._child_env(server.user, server.password)
+            self.phase = "loading models"
+            for spec in self.trader_specs(env):
+                await self.supervisor.start(spec)
+                self.trader_names.append(spec.name)
+            if cfg.dashboard:
+                await self.supervisor.start(self.dashboard_spec(env))
+            if not await self._until(self._ready, READY_TIMEOUT_S):
+                if not self.stop_requested.is_set():
+                    notes.append(f"some traders were not ready after {READY_TIMEOUT_S:.0f} s")
+            if not self.stop_requested.is_set():
+                self.phase = "trading"
+                await self.supervisor.start(self.ingest_spec(env))
+                ingest = self.supervisor.children["ingest"]
+                await self._until(lambda: ingest.done.is_set(), float("inf"), 0.1)
+            if not self.stop_requested.is_set():
+                self.phase = "catching up"
+                if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
+                    lagging = [
+                        s.key for s in self.specs if not col.caught_up(s.key, s.symbol)
+                    ]
+                    notes.append(f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging}")
+                await asyncio.sleep(0.2)  # let the last fill/pnl events arrive
+            self.phase = "stopping"
+            self._tick()
+            await self.supervisor.stop_all(
+                [self.trader_names, ["ingest"], ["dashboard"]]
+            )
+        finally:
+            self.phase = "syncing"
+            self._tick()
+            try:
+                notes.extend(self.final_sync())
+            finally:
+                if bus is not None:
+                    with contextlib.suppress(Exception):
+                        await bus.close(timeout_s=2.0)
+                await self.supervisor.stop_all()  # no-op unless an exception skipped it
+                server.stop()
+                self._remove_signals()
+        if self.collector.bar_log:
+            from algostack.adapters.offline.replay import write_bars
+
+            # the exact bars of this run: `algostack replay --bars` on it is the backtest twin
+            write_bars(cfg.paths.run_dir / "bars.csv", self.collector.bar_log)
+        survivors = self.supervisor.survivors()
+        if survivors:
+            notes.append(f"process groups still alive after stop: {survivors} (killed)")
+            self.supervisor.kill_all()
+        comps = self.supervisor.components()
+        code = 0
+        if any(c.failed for c in comps):
+            code = EXIT_FAILED
+        if self.interrupted:
+            code = EXIT_INTERRUPTED
+        self.phase = "done"
+        return notes, code
+
+    def final_sync(self) -> list[str]:
+        """Sync every model's journals into the local bucket (``final``: with manifest)."""
+        from algostack.adapters.storage import LocalDirStore
+        from algostack.services.sync import sync_journals
+
+        store = LocalDirStore(self.cfg.paths.bucket)
+        notes = []
+        for spec in self.specs:
+            jdir = self.cfg.paths.journal_dir(spec.key)
+            if not jdir.is_dir():
+                notes.append(f"{spec.key}: no journal directory (trader never started)")
+                continue
+            days = sorted(
+                p.name.removeprefix("trades_").removesuffix(".csv")
+                for p in jdir.glob("trades_*.csv")
+            ) or [self.cfg.day_text]
+            for day in days:
+                try:
+                    sync_journals(jdir, store, spec.live_prefix(day), day=day, final=True)
+                except Exception as exc:  # one model's failed sync must not stop the others
+                    notes.append(f"{spec.key}: final sync failed: {exc}")
+        return notes
+
+    def summarize(
+        self, run_id: str, notes: list[str]
+    ) -> tuple[RunSummary, list[ModelCurve]]:
+        """Figures from the journals (fills), the bars heard on NATS and the trader events."""
+        from algostack.local.summary import read_journal_fills
+
+        col = self.collector
+        models: list[ModelSummary] = []
+        curves: list[ModelCurve] = []
+        for spec in sorted(self.specs, key=lambda s: s.prefix):
+            jdir = self.cfg.paths.journal_dir(spec.key)
+            fills = []
+            for path in sorted(jdir.glob("trades_*.csv")) if jdir.is_dir() else []:
+                fills.extend(read_journal_fills(path))
+            view = col.view(spec.key)
+            heard = {f.client_order_id for f in view.fills}
+            journaled = {f.client_order_id for f in fills}
+            if heard - journaled:
+                notes.append(
+                    f"{spec.key}: {len(heard - journaled)} fill(s) published but not journaled"
+                )
+            s, c = summarize_model(
+                spec.key,
+                spec.prefix,
+                spec.symbol,
+                fills,
+                col.prices.get(spec.symbol, []),
+                view.latencies_us,
+                decisions=view.decisions,
+            )
+            models.append(s)
+            curves.append(c)
+        summary = RunSummary(
+            mode="run",
+            run_id=run_id,
+            day=self.cfg.day_text,
+            source=self.cfg.source.value,
+            wall_s=round(time.monotonic() - self.started, 3),
+            bars=col.bars,
+            models=models,
+            components=self.supervisor.components(),
+            interrupted=self.interrupted,
+            bucket=str(self.cfg.paths.bucket),
+            notes=notes,
+        )
+        return summary, curves

@@ -1,0 +1,417 @@
+"""The trader service: NATS -> ``ModelRunner`` per model -> broker, with restart safety.
+
+Per model: a durable JetStream push consumer named ``ModelSpec.key`` on
+``market.bars.<SYM>`` and ``market.status.<SYM>``, its own runner, broker, journal directory
+and state file; models in one process share only the NATS connection (no cross-talk). The
+service also subscribes to the kill switch, publishes heartbeats, and commits:
+
+- after every bar that placed an order or booked a fill, before the next message of that
+  model is handled: fsync the decision log, replace the state file, then ack (``AckPolicy
+  .ALL`` acks everything up to that message);
+- otherwise every ``commit_interval_s`` (group commit, in a worker thread).
+
+A bar is therefore acked only once its decision and any order are durable; a crash makes NATS
+redeliver the bars after the last commit, and ``ModelRunner`` re-decides them exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+
+from algostack.adapters.broker import Broker, SimBroker
+from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.core import codec
+from algostack.core.events import Heartbeat, encode_event
+from algostack.core.market import Bar, TradingStatus
+from algostack.core.naming import ModelSpec, kill_subject, trader_subject
+from algostack.core.orders import OrderIntent
+from algostack.core.sessions import new_york_date
+from algostack.services.journal import open_live_log
+from algostack.services.trader import push
+from algostack.services.trader.runner import ModelRunner, ScoringModel
+from algostack.services.trader.state import (
+    load_state,
+    read_journal_fills,
+    save_state,
+)
+
+log = logging.getLogger("algostack.trader.service")
+
+HEARTBEAT_EVERY_S = 5.0
+COMMIT_INTERVAL_S = 0.2
+
+
+class RestorableSimBroker(SimBroker):
+    """A ``SimBroker`` whose open orders and order numbering survive a restart (from state)."""
+
+    def restore(
+        self, pending: Sequence[tuple[str, OrderIntent]], positions: dict[str, int], seq: int
+    ) -> None:
+        """Re-open ``pending`` ``(broker id, intent)`` orders; continue numbering after ``seq``."""
+        for oid, intent in pending:
+            self._known[intent.client_order_id] = oid
+            self._pending[intent.client_order_id] = (oid, intent)
+        self._positions = {s: q for s, q in positions.items() if q}
+        self._seq = max(self._seq, seq)
+
+    @property
+    def seq(self) -> int:
+        """The last order number given out."""
+        return self._seq
+
+
+class _ModelFilter(logging.Filter):
+    """Pass a model's own records and service-wide ones (no ``model`` field)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fields", None)
+        model = fields.get("model") if isinstance(fields, dict) else None
+        return model is None or model == self.key
+
+
+def journal_dir_for(root: Path, spec: ModelSpec) -> Path:
+    """A model's journal directory under the trader's ``--journal-dir``: ``<root>/<key>``."""
+    return Path(root) / spec.key
+
+
+@dataclass
+class ModelSlot:
+    """One model inside the service: its runner and its NATS/commit bookkeeping."""
+
+    spec: ModelSpec
+    runner: ModelRunner
+    broker: Broker
+    journal_dir: Path
+    log_handler: logging.Handler
+    subscription: Any = None
+    last_msg: Msg | None = None
+    last_seq: int = 0
+    committed_seq: int = 0
+    malformed: int = 0
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class TraderService:
+    """Run one or more models from NATS until ``stop()``.
+
+    ``models`` pairs each spec with its loaded model; ``broker_factory(spec)`` builds each
+    model's broker. ``warmup`` replays the day's bars already in the stream through the
+    features (no orders) on a first start; a restart always rebuilds the features up to the
+    point where it resumes.
+    """
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        models: Sequence[tuple[ModelSpec, ScoringModel]],
+        *,
+        journal_root: Path,
+        broker_factory: Callable[[ModelSpec], Broker],
+        env: str = "local",
+        warmup: bool = True,
+        fsync: bool = True,
+        heartbeat_s: float = HEARTBEAT_EVERY_S,
+        commit_interval_s: float = COMMIT_INTERVAL_S,
+        ack_wait_s: float = 30.0,
+        runner_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        keys = [s.key for s, _ in models]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"a model appears twice: {keys}")
+        self.bus = bus
+        self.env = env
+        self.warmup = warmup
+        self.heartbeat_s = heartbeat_s
+        self.commit_interval_s = commit_interval_s
+        self.ack_wait_s = ack_wait_s
+        self.journal_root = Path(journal_root)
+        self.slots: dict[str, ModelSlot] = {}
+        self._nc = push.raw_client(bus)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kill_sub: Subscription | None = None
+        self._outbox: list[tuple[str, bytes]] = []
+        self.events_dropped = 0
+        for spec, model in models:
+            jdir = journal_dir_for(self.journal_root, spec)
+            jdir.mkdir(parents=True, exist_ok=True)
+            handler = open_live_log(jdir, fsync=fsync)
+            handler.addFilter(_ModelFilter(spec.key))
+            broker = broker_factory(spec)
+            runner = ModelRunner(
+                spec,
+                model,
+                broker,
+                journal_dir=jdir,
+                fsync=fsync,
+                emit=self._emitter(spec.key),
+                **(runner_kwargs or {}),
+            )
+            self.slots[spec.key] = ModelSlot(spec, runner, broker, jdir, handler)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emitter(self, key: str) -> Callable[[str, msgspec.Struct], None]:
+        subjects: dict[str, str] = {}
+        outbox = self._outbox
+
+        def emit(kind: str, event: msgspec.Struct) -> None:
+            subj = subjects.get(kind)
+            if subj is None:
+                subj = subjects[kind] = trader_subject(self.env, key, kind)
+            outbox.append((subj, encode_event(event)))
+
+        return emit
+
+    async def _drain_outbox(self) -> None:
+        """Publish the events the runners produced (plain NATS; never flushed per message)."""
+        outbox = self._outbox
+        if not outbox:
+            return
+        items = outbox[:]
+        outbox.clear()
+        publish = self._nc.publish
+        for subj, payload in items:
+            try:
+                await publish(subj, payload)
+            except Exception as exc:  # events are best effort; the journals are the record
+                self.events_dropped += 1
+                log.debug("event publish failed: %s", exc)
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore every model, warm it up, bind its consumer; subscribe the kill switch."""
+        self._kill_sub = await self.bus.subscribe(kill_subject(self.env), self._on_kill)
+        for slot in self.slots.values():
+            await self._start_slot(slot)
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
+        self._tasks.append(asyncio.create_task(self._commit_loop()))
+
+    async def _start_slot(self, slot: ModelSlot) -> None:
+        spec, runner = slot.spec, slot.runner
+        logging.getLogger("algostack.trader").addHandler(slot.log_handler)
+        state = load_state(slot.journal_dir, spec.key)
+        day = state.day if state and state.day else new_york_date(datetime.now(UTC)).isoformat()
+        fills = read_journal_fills(slot.journal_dir, day)
+        runner.restore(state, fills)
+        if isinstance(slot.broker, RestorableSimBroker):
+            slot.broker.restore(
+                [(p.broker_order_id, p.intent) for p in runner.pending.values()],
+                {spec.symbol: runner.position},
+                state.sim_seq if state else 0,
+            )
+        else:
+            report = await slot.broker.reconcile({spec.symbol: runner.position})
+            if not report.clean:
+                log.warning(
+                    "broker positions differ from the journal: %s",
+                    report.mismatches,
+                    extra={"fields": {"model": spec.key}},
+                )
+        start_seq, existed = await push.resume_point(
+            self._nc, spec.key, state.stream_seq if state else 0
+        )
+        warm_upto = start_seq - 1
+        if not existed and start_seq == 0:  # first start: decide only what arrives from now
+            warm_upto = await push.last_stream_seq(self._nc)
+            start_seq = warm_upto + 1
+            if not self.warmup:
+                warm_upto = 0
+        history = await push.read_history(
+            self._nc, codec.subject_for("bars", spec.symbol), warm_upto
+        )
+        for msg in history:
+            try:
+                event = codec.decode(msg.data)
+            except msgspec.DecodeError:
+                continue
+            if type(event) is Bar:
+                runner.warm(event)
+        slot.committed_seq = slot.last_seq = start_seq - 1
+        slot.subscription = await push.bind_push(
+            self._nc,
+            spec.key,
+            [codec.subject_for("bars", spec.symbol), codec.subject_for("status", spec.symbol)],
+            start_seq,
+            self._handler(slot),
+            ack_wait_s=self.ack_wait_s,
+        )
+        log.info(
+            "model trading: %s from stream seq %d (warm-up %d bars, position %d, %s)",
+            spec.key,
+            start_seq,
+            runner.stats.warmup_bars,
+            runner.position,
+            "resumed" if existed or state else "first start",
+            extra={"fields": {"model": spec.key, "symbol": spec.symbol}},
+        )
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def _handler(self, slot: ModelSlot) -> Callable[[Msg], Any]:
+        runner = slot.runner
+        decode = codec.decode
+        stream_seq = push.stream_seq
+        recv_ns = push.recv_ns
+        outbox = self._outbox
+
+        async def on_msg(msg: Msg) -> None:
+            if self._stop.is_set():
+                return  # not acked: redelivered to the next process
+            try:
+                event = decode(msg.data)
+            except msgspec.DecodeError as exc:
+                slot.malformed += 1
+                log.warning(
+                    "malformed market payload skipped: %s",
+                    exc,
+                    extra={"fields": {"model": slot.spec.key, "subject": msg.subject}},
+                )
+                event = None
+            if type(event) is Bar:
+                await runner.on_bar(event, recv_ns(msg))
+                if outbox:
+                    await self._drain_outbox()
+            elif type(event) is TradingStatus:
+                runner.on_status(event)
+            slot.last_msg = msg
+            slot.last_seq = stream_seq(msg)
+            if runner.needs_commit:
+                await self._commit(slot)
+
+        return on_msg
+
+    async def _on_kill(self, msg: BusMessage) -> None:
+        reason = msg.data.decode("utf-8", "replace")[:200] or "kill switch"
+        log.error("kill switch: %s", reason)
+        for slot in self.slots.values():
+            slot.runner.kill(reason)
+            await self._commit(slot)
+        await self._drain_outbox()
+
+    # -- commits -------------------------------------------------------------------------------
+
+    async def _commit(self, slot: ModelSlot) -> None:
+        """Make the decisions up to ``slot.last_msg`` durable, then ack through it."""
+        async with slot.commit_lock:
+            msg, seq = slot.last_msg, slot.last_seq
+            runner = slot.runner
+            if seq <= slot.committed_seq and not runner.needs_commit:
+                return
+            runner.needs_commit = False
+            sim_seq = slot.broker.seq if isinstance(slot.broker, RestorableSimBroker) else 0
+            state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
+
+            def write() -> None:
+                runner.sync_journals()
+                save_state(slot.journal_dir, state)
+
+            await asyncio.to_thread(write)
+            if msg is not None and seq > slot.committed_seq:
+                try:
+                    await msg.ack()
+                except Exception as exc:  # a lost connection: the next commit acks again
+                    log.warning("ack of stream seq %d failed: %s", seq, exc)
+                    return
+            slot.committed_seq = max(slot.committed_seq, seq)
+
+    async def _commit_loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.commit_interval_s)
+            for slot in self.slots.values():
+                if slot.last_seq > slot.committed_seq or slot.runner.needs_commit:
+                    await self._commit(slot)
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def heartbeat(self, slot: ModelSlot) -> Heartbeat:
+        """The heartbeat of one model now."""
+        r = slot.runner
+        lat = sorted(r.latencies_us[-1000:])
+        p50 = lat[len(lat) // 2] if lat else 0.0
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0
+        return Heartbeat(
+            model=slot.spec.key,
+            ts=time.time_ns(),
+            symbol=slot.spec.symbol,
+            state=str(r.risk.state),
+            position=r.position,
+            last_bar_ts=r.last_bar_ts,
+            bars=r.stats.bars,
+            decisions=r.stats.decisions,
+            orders=r.stats.orders,
+            latency_p50_us=p50,
+            latency_p99_us=p99,
+            warmed_up=r.features.ready,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            for slot in self.slots.values():
+                hb = self.heartbeat(slot)
+                with contextlib.suppress(Exception):
+                    await self.bus.publish(
+                        trader_subject(self.env, slot.spec.key, "heartbeat"), encode_event(hb)
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.heartbeat_s)
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the service to stop (safe from a signal handler); ``run`` then shuts down."""
+        self._stop.set()
+
+    async def wait(self) -> None:
+        """Wait until ``stop()``."""
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Stop consuming, commit and fsync every model, close brokers and journals."""
+        self._stop.set()
+        for slot in self.slots.values():
+            if slot.subscription is not None:
+                with contextlib.suppress(Exception):
+                    await slot.subscription.unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._kill_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._kill_sub.unsubscribe()
+        for slot in self.slots.values():
+            slot.runner.needs_commit = True
+            await self._commit(slot)
+            slot.runner.close()
+            await slot.broker.close()
+            logging.getLogger("algostack.trader").removeHandler(slot.log_handler)
+            slot.log_handler.close()
+        await self._drain_outbox()
+        log.info("trader stopped", extra={"fields": {"models": list(self.slots)}})
+
+    async def run(self) -> None:
+        """``start``, wait for ``stop()``, ``shutdown``."""
+        try:
+            await self.start()
+            await self.wait()
+        finally:
+            await self.shutdown()

@@ -1,0 +1,170 @@
+"""TraderService on a real nats-server: durable consumers, warm-up, many models, kill switch."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from algostack.adapters.artifacts.loader import parse_fold
+from algostack.adapters.artifacts.model import EnsembleModel
+from algostack.adapters.artifacts.native_json import dump_native
+from algostack.adapters.nats.bus import BusMessage, NatsBus
+from algostack.core.events import decode_event
+from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+from algostack.core.naming import ModelSpec, kill_subject, parse_artifact_key, trader_subject
+from algostack.services.trader.service import RestorableSimBroker, TraderService
+from algostack.services.trader.state import decisions_file_name, read_journal_fills
+
+DAY = "2024-03-05"
+OPEN_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))
+
+
+def model_for(symbol: str, model_id: str) -> tuple[ModelSpec, EnsembleModel]:
+    key = f"models/sma/{symbol}/{model_id}-outer_0_inner_0.json"
+    art = parse_artifact_key(key)
+    assert art is not None
+    spec = ModelSpec("sma", symbol, model_id, int(model_id.split("_")[1]), (art,))
+    data = dump_native(
+        kind="linear",
+        features=["sma_ratio_2_4"],
+        coef=[1.0],
+        intercept=0.0,
+        thresholds={"long_entry": 0.0, "long_exit": 0.0},
+    )
+    return spec, EnsembleModel(spec, [parse_fold(key, data)])
+
+
+def bars(symbol: str, prices: list[float], start: int = 0) -> list[Bar]:
+    return [
+        Bar(
+            symbol=symbol,
+            ts=OPEN_NS + (start + i) * NS_PER_MIN,
+            open=p,
+            high=p + 0.5,
+            low=p - 0.5,
+            close=p,
+            volume=1000.0,
+        )
+        for i, p in enumerate(prices)
+    ]
+
+
+UP = [100.0 + i for i in range(8)]
+DOWN = [107.0 - i for i in range(8)]
+
+
+async def wait_for(cond: Callable[[], bool], limit_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def decisions(root: Path, spec: ModelSpec) -> list[dict[str, str]]:
+    with open(root / spec.key / decisions_file_name(DAY)) as fh:
+        return list(csv.DictReader(fh))
+
+
+def service_for(
+    bus: NatsBus, models: list[tuple[ModelSpec, EnsembleModel]], root: Path, **kw: object
+) -> TraderService:
+    return TraderService(
+        bus,
+        models,
+        journal_root=root,
+        broker_factory=lambda spec: RestorableSimBroker(0.0, model=spec.key),
+        fsync=False,
+        heartbeat_s=0.1,
+        commit_interval_s=0.05,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_trader_two_models_one_process_no_cross_talk(bus: NatsBus, tmp_path: Path) -> None:
+    a, b = model_for("AAPL", "model_1"), model_for("MSFT", "model_2")
+    c = model_for("AAPL", "model_3")  # same symbol as a: its own consumer and position
+    events: list[str] = []
+
+    async def on_event(msg: BusMessage) -> None:
+        events.append(msg.subject)
+
+    await bus.subscribe("algostack.local.trader.>", on_event)
+    service = service_for(bus, [a, b, c], tmp_path)
+    await service.start()
+    try:
+        await bus.publish_events(bars("AAPL", UP) + bars("MSFT", DOWN))
+        await bus.flush_acks()
+        await wait_for(lambda: all(s.runner.stats.decisions == 8 for s in service.slots.values()))
+        await wait_for(lambda: all(s.committed_seq >= s.last_seq for s in service.slots.values()))
+    finally:
+        await service.shutdown()
+    sa, sb, sc = (service.slots[m[0].key] for m in (a, b, c))
+    assert sa.runner.position == sc.runner.position
+    assert sa.runner.position > 0 and sb.runner.position == 0  # MSFT only fell: stays flat
+    assert sb.runner.stats.wrong_bars == 0  # never saw an AAPL bar
+    assert len(decisions(tmp_path, a[0])) == len(decisions(tmp_path, c[0])) == 8
+    fa = read_journal_fills(tmp_path / a[0].key, DAY)
+    assert {f.model for f in fa} == {a[0].key}
+    assert any(s.endswith(f"{a[0].key}.decision") for s in events)
+    assert any(s.endswith(f"{b[0].key}.heartbeat") for s in events)
+
+
+async def test_trader_warmup_from_stream_history_places_no_orders_for_it(
+    bus: NatsBus, tmp_path: Path
+) -> None:
+    spec_model = model_for("AAPL", "model_1")
+    await bus.publish_events(bars("AAPL", UP))  # the day so far, before the trader starts
+    await bus.flush_acks()
+    service = service_for(bus, [spec_model], tmp_path)
+    await service.start()
+    runner = service.slots[spec_model[0].key].runner
+    try:
+        assert runner.stats.warmup_bars == 8 and runner.features.ready
+        assert runner.stats.orders == 0
+        await bus.publish_events(bars("AAPL", [108.0, 109.0], start=8))
+        await bus.flush_acks()
+        await wait_for(lambda: runner.stats.decisions == 2)
+    finally:
+        await service.shutdown()
+    rows = decisions(tmp_path, spec_model[0])
+    assert [r["status"] for r in rows] == ["submitted", "none"]  # warm at once: first bar trades
+
+
+async def test_trader_kill_switch_halts_and_flattens(bus: NatsBus, tmp_path: Path) -> None:
+    spec_model = model_for("AAPL", "model_1")
+    service = service_for(bus, [spec_model], tmp_path)
+    await service.start()
+    runner = service.slots[spec_model[0].key].runner
+    try:
+        await bus.publish_events(bars("AAPL", UP))
+        await bus.flush_acks()
+        await wait_for(lambda: runner.position > 0)
+        await bus.publish(kill_subject("local"), b"operator: test")
+        await wait_for(lambda: runner.risk.killed)
+        await bus.publish_events(bars("AAPL", [108.0, 109.0, 110.0], start=8))
+        await bus.flush_acks()
+        await wait_for(lambda: runner.position == 0)
+    finally:
+        await service.shutdown()
+    assert str(runner.risk.state) == "HALTED"
+
+
+async def test_trader_heartbeat_reports_position_and_state(bus: NatsBus, tmp_path: Path) -> None:
+    spec_model = model_for("AAPL", "model_1")
+    got: list[bytes] = []
+
+    async def on_hb(msg: BusMessage) -> None:
+        got.append(msg.data)
+
+    await bus.subscribe(trader_subject("local", spec_model[0].key, "heartbeat"), on_hb)
+    service = service_for(bus, [spec_model], tmp_path)
+    await service.start()
+    try:
+        await wait_for(lambda: len(got) >= 2)
+    finally:
+        await service.shutdown()
+    hb = decode_event(got[-1])
+    assert hb.model == spec_model[0].key and getattr(hb, "state", "") == "ACTIVE"
