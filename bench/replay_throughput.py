@@ -141,14 +141,16 @@ def run_backtesting(df: pd.DataFrame) -> tuple[float, list[tuple[int, float, int
         g = s.groupby(index.date)
         fast = g.transform(lambda x: x.rolling(10).mean())
         slow = g.transform(lambda x: x.rolling(30).mean())
-        return np.nan_to_num((fast / slow - 1.0).to_numpy(), nan=0.0)
+        out: np.ndarray = np.nan_to_num((fast / slow - 1.0).to_numpy(), nan=0.0)
+        return out
 
     def tradable(index: Any) -> np.ndarray:
         # decisions only once the day's SMA(30) is defined, and never on the day's last bar
         day = pd.Series(index.date, index=index)
         pos = day.groupby(day).cumcount().to_numpy()
         last = (day != day.shift(-1)).to_numpy()
-        return ((pos >= 29) & ~last).astype(float)
+        out: np.ndarray = ((pos >= 29) & ~last).astype(float)
+        return out
 
     class SmaCross(Strategy):
         def init(self) -> None:
@@ -203,8 +205,18 @@ def cli_trades(bars_file: Path, store: Path) -> int | None:
         return None
     env = dict(os.environ, ALGOSTACK_HOME=str(store / "home"))
     proc = subprocess.run(
-        [str(exe), "replay", "--bars", str(bars_file), "--models", str(store), "--json",
-         "--slippage-bps", "0", "--no-report"],
+        [
+            str(exe),
+            "replay",
+            "--bars",
+            str(bars_file),
+            "--models",
+            str(store),
+            "--json",
+            "--slippage-bps",
+            "0",
+            "--no-report",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -276,8 +288,12 @@ def main() -> None:
         ("load average before / after", f"{load0:.2f} / {load1:.2f}"),
     ]
     if not same_trades and first_diff is not None:
-        rows.append(("first difference", f"#{first_diff}: {ours_trades[first_diff]} vs "
-                     f"{theirs_trades[first_diff]}"))
+        rows.append(
+            (
+                "first difference",
+                f"#{first_diff}: {ours_trades[first_diff]} vs {theirs_trades[first_diff]}",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     print("replay throughput: same bars, same SMA-cross rule, fills at next open")
     for k, v in rows:

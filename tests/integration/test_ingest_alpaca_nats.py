@@ -17,9 +17,8 @@ from algostack.adapters.alpaca.stream import AlpacaStreamSource
 from algostack.adapters.nats.bus import NatsBus
 from algostack.core import codec
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, Trade
+from algostack.services import ingest
 from algostack.testing.fake_alpaca import FakeAlpacaServer
-
-ingest = pytest.importorskip("algostack.services.ingest")
 
 KEY, SECRET = "ingest-key", "ingest-secret"
 T0 = 1_704_207_600 * 10**9  # 2024-01-02 15:00 UTC

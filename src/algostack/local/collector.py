@@ -42,6 +42,8 @@ class TraderView:
     latencies_us: list[float] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     risk_events: list[str] = field(default_factory=list)
+    decisions_heard: int = 0
+    """Decision events received (heartbeats are periodic; this counts every bar decided)."""
 
     @property
     def pnl(self) -> float:
@@ -137,6 +139,7 @@ class Collector:
         elif isinstance(ev, Decision):
             v.symbol = ev.symbol
             v.last_bar_ts = max(v.last_bar_ts, ev.bar_ts)
+            v.decisions_heard += 1
             if ev.latency_us > 0:
                 v.latencies_us.append(ev.latency_us)
             else:

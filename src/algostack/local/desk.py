@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from algostack.core.naming import ModelSpec
@@ -255,9 +254,9 @@ class LocalDesk:
                 self.trader_names.append(spec.name)
             if cfg.dashboard:
                 await self.supervisor.start(self.dashboard_spec(env))
-            if not await self._until(self._ready, READY_TIMEOUT_S):
-                if not self.stop_requested.is_set():
-                    notes.append(f"some traders were not ready after {READY_TIMEOUT_S:.0f} s")
+            ready = await self._until(self._ready, READY_TIMEOUT_S)
+            if not ready and not self.stop_requested.is_set():
+                notes.append(f"some traders were not ready after {READY_TIMEOUT_S:.0f} s")
             if not self.stop_requested.is_set():
                 self.phase = "trading"
                 await self.supervisor.start(self.ingest_spec(env))
@@ -266,16 +265,12 @@ class LocalDesk:
             if not self.stop_requested.is_set():
                 self.phase = "catching up"
                 if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
-                    lagging = [
-                        s.key for s in self.specs if not col.caught_up(s.key, s.symbol)
-                    ]
+                    lagging = [s.key for s in self.specs if not col.caught_up(s.key, s.symbol)]
                     notes.append(f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging}")
                 await asyncio.sleep(0.2)  # let the last fill/pnl events arrive
             self.phase = "stopping"
             self._tick()
-            await self.supervisor.stop_all(
-                [self.trader_names, ["ingest"], ["dashboard"]]
-            )
+            await self.supervisor.stop_all([self.trader_names, ["ingest"], ["dashboard"]])
         finally:
             self.phase = "syncing"
             self._tick()
@@ -292,7 +287,7 @@ class LocalDesk:
             from algostack.adapters.offline.replay import write_bars
 
             # the exact bars of this run: `algostack replay --bars` on it is the backtest twin
-            write_bars(cfg.paths.run_dir / "bars.csv", self.collector.bar_log)
+            write_bars(cfg.paths.bars_csv, self.collector.bar_log)
         survivors = self.supervisor.survivors()
         if survivors:
             notes.append(f"process groups still alive after stop: {survivors} (killed)")
@@ -329,9 +324,7 @@ class LocalDesk:
                     notes.append(f"{spec.key}: final sync failed: {exc}")
         return notes
 
-    def summarize(
-        self, run_id: str, notes: list[str]
-    ) -> tuple[RunSummary, list[ModelCurve]]:
+    def summarize(self, run_id: str, notes: list[str]) -> tuple[RunSummary, list[ModelCurve]]:
         """Figures from the journals (fills), the bars heard on NATS and the trader events."""
         from algostack.local.summary import read_journal_fills
 
@@ -357,7 +350,7 @@ class LocalDesk:
                 fills,
                 col.prices.get(spec.symbol, []),
                 view.latencies_us,
-                decisions=view.decisions,
+                decisions=max(view.decisions, view.decisions_heard),
             )
             models.append(s)
             curves.append(c)

@@ -48,7 +48,9 @@ class ReplayOutcome:
     notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # asyncio reprs task results: keep it cheap
-        return f"ReplayOutcome(bars={self.bars}, models={len(self.models)}, loop_s={self.loop_s:.3f})"
+        return (
+            f"ReplayOutcome(bars={self.bars}, models={len(self.models)}, loop_s={self.loop_s:.3f})"
+        )
 
     @property
     def bars_per_s(self) -> float:
@@ -63,7 +65,9 @@ def load_bars(path: Path) -> tuple[list[Bar], list[str]]:
     src = ReplaySource(Path(path))
     bars = [ev for batch in src.batches for ev in batch if type(ev) is Bar]
     if not bars:
-        raise DataError(f"{path}: no usable bars" + (f" ({src.problems[0]})" if src.problems else ""))
+        raise DataError(
+            f"{path}: no usable bars" + (f" ({src.problems[0]})" if src.problems else "")
+        )
     return bars, list(src.problems)
 
 
@@ -78,7 +82,8 @@ def resolve_store_root(directory: Path) -> Path:
     if directory.name == "models":
         return directory.parent
     raise ConfigError(
-        f"{directory} holds no models/ folder: expected models/<type>/<symbol>/<id>-outer_X_inner_Y.*"
+        f"{directory} holds no models/ folder: "
+        "expected models/<type>/<symbol>/<id>-outer_<X>_inner_<Y>.<ext>"
     )
 
 

@@ -43,7 +43,7 @@ def _figures(
     import matplotlib.pyplot as plt
 
     out: list[tuple[str, str]] = []
-    fmt = mdates.DateFormatter("%H:%M")
+    fmt = mdates.DateFormatter("%H:%M")  # type: ignore[no-untyped-call]
 
     n = max(1, len(curves))
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.2 * n), squeeze=False, sharex=True)

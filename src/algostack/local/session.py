@@ -133,6 +133,11 @@ class RunPaths:
         return self.run_dir / "summary.json"
 
     @property
+    def bars_csv(self) -> Path:
+        """``<run dir>/bars.csv``: every bar the run traded (replayable)."""
+        return self.run_dir / "bars.csv"
+
+    @property
     def report_html(self) -> Path:
         """``<run dir>/report.html``."""
         return self.run_dir / "report.html"

@@ -158,7 +158,7 @@ class Supervisor:
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None,
             )
         finally:
             if out is not None:

@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -145,7 +146,8 @@ class ModelRunner:
         self.last_decided_ts = 0
         self.last_bar_ts = 0
         self.pending: dict[str, PendingOrder] = {}
-        self.latencies_us: list[float] = []
+        self.latencies_us: deque[float] = deque(maxlen=4096)
+        """The latest decision latencies (µs) of bars that carried a receive time."""
         self.needs_commit = False
         """Set when an order or a fill happened since the last commit (commit before ack)."""
         self._journaled_ahead: dict[str, int] = {}
@@ -202,6 +204,8 @@ class ModelRunner:
         if self.journal_dir is not None:
             self._close_files()
             iso = day.isoformat()
+            # fills are fsynced by the service's commit (before the state that covers them),
+            # so their write never blocks a decision; ``fsync`` forces one per fill.
             self._journal = TradeJournal(self.journal_dir, iso, fsync=self.fsync)
             self._decisions = DecisionLog(
                 self.journal_dir, iso, committed=self._decisions_committed
@@ -270,6 +274,11 @@ class ModelRunner:
             decisions=self.stats.decisions,
             orders=self.stats.orders,
         )
+
+    @property
+    def trades_path(self) -> Path | None:
+        """The fill journal of the current day (``None`` without a journal directory)."""
+        return self._journal.path if self._journal is not None else None
 
     def sync_journals(self) -> None:
         """Make the decision log durable (fills are fsynced as they are written)."""

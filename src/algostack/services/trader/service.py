@@ -5,10 +5,12 @@ Per model: a durable JetStream push consumer named ``ModelSpec.key`` on
 and state file; models in one process share only the NATS connection (no cross-talk). The
 service also subscribes to the kill switch, publishes heartbeats, and commits:
 
-- after every bar that placed an order or booked a fill, before the next message of that
-  model is handled: fsync the decision log, replace the state file, then ack (``AckPolicy
-  .ALL`` acks everything up to that message);
-- otherwise every ``commit_interval_s`` (group commit, in a worker thread).
+- at once after a bar that placed an order or booked a fill, else every
+  ``commit_interval_s`` (group commit);
+- a commit snapshots the runner between two messages, then, in a worker thread, fsyncs the
+  decision log, the fill journal and the live log and replaces the state file; only then
+  does it ack the last message it covers (``AckPolicy.ALL`` acks everything before it too).
+  The model keeps deciding later bars meanwhile: no fsync ever delays a decision.
 
 A bar is therefore acked only once its decision and any order are durable; a crash makes NATS
 redeliver the bars after the last commit, and ``ModelRunner`` re-decides them exactly once.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -37,10 +40,11 @@ from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.orders import OrderIntent
 from algostack.core.sessions import new_york_date
-from algostack.services.journal import open_live_log
+from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader import push
 from algostack.services.trader.runner import ModelRunner, ScoringModel
 from algostack.services.trader.state import (
+    fsync_path,
     load_state,
     read_journal_fills,
     save_state,
@@ -104,6 +108,7 @@ class ModelSlot:
     committed_seq: int = 0
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    commit_task: asyncio.Task[None] | None = None
 
 
 class TraderService:
@@ -140,6 +145,7 @@ class TraderService:
         self.commit_interval_s = commit_interval_s
         self.ack_wait_s = ack_wait_s
         self.journal_root = Path(journal_root)
+        self.fsync = fsync
         self.slots: dict[str, ModelSlot] = {}
         self._nc = push.raw_client(bus)
         self._stop = asyncio.Event()
@@ -150,7 +156,7 @@ class TraderService:
         for spec, model in models:
             jdir = journal_dir_for(self.journal_root, spec)
             jdir.mkdir(parents=True, exist_ok=True)
-            handler = open_live_log(jdir, fsync=fsync)
+            handler = open_live_log(jdir, fsync=False)  # fsynced by each commit
             handler.addFilter(_ModelFilter(spec.key))
             broker = broker_factory(spec)
             runner = ModelRunner(
@@ -158,7 +164,7 @@ class TraderService:
                 model,
                 broker,
                 journal_dir=jdir,
-                fsync=fsync,
+                fsync=False,  # fills are fsynced by each commit, before the state
                 emit=self._emitter(spec.key),
                 **(runner_kwargs or {}),
             )
@@ -293,7 +299,7 @@ class TraderService:
             slot.last_msg = msg
             slot.last_seq = stream_seq(msg)
             if runner.needs_commit:
-                await self._commit(slot)
+                self.request_commit(slot)
 
         return on_msg
 
@@ -307,8 +313,19 @@ class TraderService:
 
     # -- commits -------------------------------------------------------------------------------
 
+    def request_commit(self, slot: ModelSlot) -> None:
+        """Start a commit of ``slot`` in the background unless one is running."""
+        task = slot.commit_task
+        if task is None or task.done():
+            slot.commit_task = asyncio.create_task(self._commit(slot))
+
     async def _commit(self, slot: ModelSlot) -> None:
-        """Make the decisions up to ``slot.last_msg`` durable, then ack through it."""
+        """Make the decisions up to ``slot.last_msg`` durable, then ack through it.
+
+        The snapshot is taken between two messages (consistent); the fsyncs run in a worker
+        thread while the model goes on deciding later bars, which stay unacked until the
+        next commit.
+        """
         async with slot.commit_lock:
             msg, seq = slot.last_msg, slot.last_seq
             runner = slot.runner
@@ -317,10 +334,16 @@ class TraderService:
             runner.needs_commit = False
             sim_seq = slot.broker.seq if isinstance(slot.broker, RestorableSimBroker) else 0
             state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
+            trades = runner.trades_path
+            durable = self.fsync
 
             def write() -> None:
-                runner.sync_journals()
-                save_state(slot.journal_dir, state)
+                if durable:
+                    runner.sync_journals()
+                    if trades is not None:
+                        fsync_path(trades)
+                    fsync_path(slot.journal_dir / LIVE_LOG_NAME)
+                save_state(slot.journal_dir, state, fsync=durable)
 
             await asyncio.to_thread(write)
             if msg is not None and seq > slot.committed_seq:
@@ -337,14 +360,14 @@ class TraderService:
                 await asyncio.wait_for(self._stop.wait(), self.commit_interval_s)
             for slot in self.slots.values():
                 if slot.last_seq > slot.committed_seq or slot.runner.needs_commit:
-                    await self._commit(slot)
+                    self.request_commit(slot)
 
     # -- heartbeats ----------------------------------------------------------------------------
 
     def heartbeat(self, slot: ModelSlot) -> Heartbeat:
         """The heartbeat of one model now."""
         r = slot.runner
-        lat = sorted(r.latencies_us[-1000:])
+        lat = sorted(list(r.latencies_us)[-1000:])
         p50 = lat[len(lat) // 2] if lat else 0.0
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0
         return Heartbeat(
@@ -399,6 +422,9 @@ class TraderService:
             with contextlib.suppress(Exception):
                 await self._kill_sub.unsubscribe()
         for slot in self.slots.values():
+            if slot.commit_task is not None:
+                with contextlib.suppress(Exception):
+                    await slot.commit_task
             slot.runner.needs_commit = True
             await self._commit(slot)
             slot.runner.close()
@@ -412,6 +438,10 @@ class TraderService:
         """``start``, wait for ``stop()``, ``shutdown``."""
         try:
             await self.start()
+            # Models, features and imports are long-lived: keep them out of the GC's scans
+            # so a full collection never pauses a decision for milliseconds.
+            gc.collect()
+            gc.freeze()
             await self.wait()
         finally:
             await self.shutdown()

@@ -97,19 +97,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_state(dir: Path, state: RunnerState) -> None:
-    """Replace ``dir/.trader-state.json`` atomically and durably."""
+def fsync_path(path: Path) -> None:
+    """fsync a file by path (flushes what any descriptor of it wrote); no-op when missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_state(dir: Path, state: RunnerState, *, fsync: bool = True) -> None:
+    """Replace ``dir/.trader-state.json`` atomically (and durably unless ``fsync=False``)."""
     path = Path(dir) / STATE_FILE
     tmp = path.with_suffix(".tmp")
     data = _ENC.encode(state)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if fsync:
+        _fsync_dir(path.parent)
 
 
 def load_state(dir: Path, model: str) -> RunnerState | None:
