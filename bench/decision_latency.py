@@ -194,6 +194,17 @@ async def one_run(seconds: float, n_models: int) -> dict[str, float]:
                     if os.environ.get("BENCH_TRACE"):
                         trace.append((time.monotonic(), us))
 
+        hop: list[float] = []
+
+        async def on_bar(msg: object) -> None:
+            if measuring[0]:
+                sent = int(msg.headers[RECV_HEADER])  # type: ignore[attr-defined]
+                hop.append((time.time_ns() - sent) / 1e3)
+
+        js_nc = await nats.connect(server.url, user=server.user, password=server.password)
+        await js_nc.jetstream().subscribe(
+            "market.bars.>", stream="MARKET", cb=on_bar, ordered_consumer=True
+        )
         await sub_nc.subscribe("algostack.local.trader.*.decision", cb=on_event)
         await sub_nc.subscribe("algostack.local.trader.*.heartbeat", cb=on_event)
         rtt_before = await raw_rtt(server, 1000)
@@ -237,6 +248,8 @@ async def one_run(seconds: float, n_models: int) -> dict[str, float]:
         "max_us": float(arr.max()),
         "samples": len(lat),
         "raw_rtt_p50_us": float(np.percentile(rtt, 50)),
+        "hop_p50_us": float(np.percentile(hop, 50)) if hop else 0.0,
+        "hop_p99_us": float(np.percentile(hop, 99)) if hop else 0.0,
         "raw_rtt_p99_us": float(np.percentile(rtt, 99)),
         "machine_busy": round(load, 3),
     }
@@ -264,7 +277,8 @@ def main() -> None:
     ratio = best["p50_us"] / best["raw_rtt_p50_us"] if best["raw_rtt_p50_us"] else float("nan")
     print(f"tick-to-decision, {N_MODELS} models, {RATE} msgs/s, {seconds:.0f} s x {runs_n} run(s)")
     print(f"{'figure':<34}{'value':>12}")
-    for k in ("p50_us", "p99_us", "p999_us", "max_us", "raw_rtt_p50_us", "raw_rtt_p99_us"):
+    keys = ("p50_us", "p99_us", "p999_us", "max_us", "raw_rtt_p50_us", "raw_rtt_p99_us")
+    for k in (*keys, "hop_p50_us", "hop_p99_us"):
         print(f"{k:<34}{best[k]:>12.1f}")
     print(f"{'samples':<34}{best['samples']:>12d}")
     print(f"{'p50 / raw RTT p50':<34}{ratio:>12.2f}")

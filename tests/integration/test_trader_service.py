@@ -168,3 +168,38 @@ async def test_trader_heartbeat_reports_position_and_state(bus: NatsBus, tmp_pat
         await service.shutdown()
     hb = decode_event(got[-1])
     assert hb.model == spec_model[0].key and getattr(hb, "state", "") == "ACTIVE"
+
+
+async def test_trader_nats_restart_reconnects_no_lost_or_doubled_bar(tmp_path: Path) -> None:
+    from algostack.adapters.nats.server import EmbeddedNats
+
+    store = tmp_path / "nats"
+    server = EmbeddedNats(store).start()
+    port, user, password = server.port, server.user, server.password
+    bus = await NatsBus.connect(server.url, user=user, password=password, connect_timeout_s=10)
+    await bus.ensure_market_stream()
+    spec_model = model_for("AAPL", "model_1")
+    service = service_for(bus, [spec_model], tmp_path / "journal", ack_wait_s=1.0)
+    await service.start()
+    runner = service.slots[spec_model[0].key].runner
+    try:
+        await bus.publish_events(bars("AAPL", UP))
+        await bus.flush_acks()
+        await wait_for(lambda: runner.stats.decisions == 8)
+        server.stop()  # the connection is lost
+        await asyncio.sleep(0.3)
+        assert not bus.connected
+        server = EmbeddedNats(store, port=port or 0, user=user, password=password).start()
+        await wait_for(lambda: bus.connected, limit_s=20)
+        await bus.publish_events(bars("AAPL", DOWN, start=8))
+        await bus.flush_acks(timeout_s=20)
+        await wait_for(lambda: runner.stats.decisions == 16, limit_s=20)
+        await asyncio.sleep(1.5)  # past ack_wait: any redelivery has happened
+    finally:
+        await service.shutdown()
+        await bus.close()
+        server.stop()
+    rows = decisions(tmp_path / "journal", spec_model[0])
+    assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in bars("AAPL", UP + DOWN)]
+    fills = read_journal_fills(tmp_path / "journal" / spec_model[0].key, DAY)
+    assert len({f.client_order_id for f in fills}) == len(fills) == 2  # one buy, one sell

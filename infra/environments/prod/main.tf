@@ -3,18 +3,19 @@
 module "alpaca_websocket" {
   source = "../../modules/alpaca_websocket"
 
-  environment             = var.environment
-  aws_region              = var.aws_region
-  bucket_name             = var.bucket_name
-  git_branch              = var.git_branch
-  git_repository          = var.git_repository
-  instance_type           = var.ingest_instance_type
-  ami_name_filter         = var.ami_name_filter
-  ami_id                  = var.ami_id
-  detailed_monitoring     = var.detailed_monitoring
-  enable_eventbridge      = var.enable_eventbridge
-  dashboard_ingress_cidrs = var.dashboard_ingress_cidrs
-  ssm_output_bucket       = var.ssm_output_bucket
+  environment              = var.environment
+  aws_region               = var.aws_region
+  bucket_name              = var.bucket_name
+  git_branch               = var.git_branch
+  git_repository           = var.git_repository
+  instance_type            = var.ingest_instance_type
+  ami_name_filter          = var.ami_name_filter
+  ami_id                   = var.ami_id
+  detailed_monitoring      = var.detailed_monitoring
+  lambda_dead_letter_queue = var.lambda_dead_letter_queue
+  enable_eventbridge       = var.enable_eventbridge
+  dashboard_ingress_cidrs  = var.dashboard_ingress_cidrs
+  ssm_output_bucket        = var.ssm_output_bucket
 }
 
 module "trading_server" {
@@ -29,6 +30,7 @@ module "trading_server" {
   ami_name_filter               = var.ami_name_filter
   ami_id                        = var.ami_id
   detailed_monitoring           = var.detailed_monitoring
+  lambda_dead_letter_queue      = var.lambda_dead_letter_queue
   websocket_instance_name       = module.alpaca_websocket.instance_name
   nats_client_security_group_id = module.alpaca_websocket.nats_client_security_group_id
   nats_address                  = var.nats_address
@@ -46,11 +48,12 @@ module "trading_server_shutdown" {
   source = "../../modules/trading_server_shutdown"
   count  = var.enable_shutdown ? 1 : 0
 
-  environment             = var.environment
-  aws_region              = var.aws_region
-  bucket_name             = var.bucket_name
-  kms_key_arn             = module.alpaca_websocket.kms_key_arn
-  schedule_mode           = var.shutdown_schedule_mode
-  websocket_instance_name = module.alpaca_websocket.instance_name
-  ssm_output_bucket       = var.ssm_output_bucket
+  environment              = var.environment
+  aws_region               = var.aws_region
+  bucket_name              = var.bucket_name
+  kms_key_arn              = module.alpaca_websocket.kms_key_arn
+  schedule_mode            = var.shutdown_schedule_mode
+  lambda_dead_letter_queue = var.lambda_dead_letter_queue
+  websocket_instance_name  = module.alpaca_websocket.instance_name
+  ssm_output_bucket        = var.ssm_output_bucket
 }

@@ -58,6 +58,12 @@ variable "detailed_monitoring" {
   default     = true
 }
 
+variable "lambda_dead_letter_queue" {
+  description = "Attach the SQS dead-letter queues to the Lambdas (emulators without DeadLetterConfig turn it off)."
+  type        = bool
+  default     = true
+}
+
 variable "enable_eventbridge" {
   description = "Daily start schedule plus ingest -> trading chaining."
   type        = bool

@@ -148,6 +148,12 @@ variable "lambda_runtime" {
   default     = "python3.11"
 }
 
+variable "lambda_dead_letter_queue" {
+  description = "Attach the encrypted SQS dead-letter queue to the Lambda (emulators that do not store DeadLetterConfig turn it off)."
+  type        = bool
+  default     = true
+}
+
 variable "log_retention_days" {
   description = "Retention of the controller's CloudWatch log group."
   type        = number

@@ -41,8 +41,11 @@ resource "aws_lambda_function" "shutdown" {
     )
   }
 
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dlq.arn
+  dynamic "dead_letter_config" {
+    for_each = var.lambda_dead_letter_queue ? [aws_sqs_queue.dlq.arn] : []
+    content {
+      target_arn = dead_letter_config.value
+    }
   }
 
   tracing_config {

@@ -17,6 +17,8 @@ from pathlib import Path
 from algostack.core.naming import ENVIRONMENTS
 from algostack.errors import ConfigError
 
+__all__ = ["ConfigError"]
+
 REQUIRED_KEYS = ("environment", "bucket", "git_branch")
 TRADER_KEYS = ("model_prefix", "model_type", "symbol", "model_id", "model_number")
 NATS_PORT = 4222
@@ -107,7 +109,9 @@ class NodePlan:
     enable: tuple[str, ...]
 
 
-def parse_deployment_config(text: str, *, source: str = "deployment_config.txt") -> DeploymentConfig:
+def parse_deployment_config(
+    text: str, *, source: str = "deployment_config.txt"
+) -> DeploymentConfig:
     """Parse ``key=value`` lines (blank lines and ``#`` comments allowed; the last line wins)."""
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -261,9 +265,7 @@ def render_ingest(
         ),
         "algostack-dashboard.service": _service(
             "algostack Streamlit dashboard",
-            _cmd(
-                algostack, "dashboard", "--host", dashboard_host, "--port", str(DASHBOARD_PORT)
-            ),
+            _cmd(algostack, "dashboard", "--host", dashboard_host, "--port", str(DASHBOARD_PORT)),
             layout,
             cfg,
             after=["algostack-nats.service"],
