@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from algostack.errors import AlgostackError
+from algostack.errors import AlgostackError, ConfigError, FatalError
 
 node_app = typer.Typer(
     name="node",
@@ -33,8 +33,6 @@ UserOpt = Annotated[str, typer.Option("--user", help="Account the services run a
 def _systemctl(argv: Sequence[str]) -> None:
     proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        from algostack.errors import FatalError
-
         raise FatalError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
 
 
@@ -57,7 +55,7 @@ def _run(
         try:
             text = config.read_text()
         except OSError as exc:
-            raise node.ConfigError(f"cannot read {config}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read {config}: {exc.strerror}") from None
         cfg = node.parse_deployment_config(text, source=str(config))
         layout = node.NodeLayout(app_dir=app_dir, user=user)
         if role == "ingest":
@@ -71,7 +69,7 @@ def _run(
                 **{str(p): c for p, c in plan.files.items()},
             }.items():
                 console.rule(name)
-                console.print(content, markup=False, highlight=False)
+                typer.echo(content)
             return
         result = node.install_plan(plan, units_dir, _systemctl)
     except AlgostackError as exc:

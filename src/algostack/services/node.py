@@ -17,8 +17,6 @@ from pathlib import Path
 from algostack.core.naming import ENVIRONMENTS
 from algostack.errors import ConfigError
 
-__all__ = ["ConfigError"]
-
 REQUIRED_KEYS = ("environment", "bucket", "git_branch")
 TRADER_KEYS = ("model_prefix", "model_type", "symbol", "model_id", "model_number")
 NATS_PORT = 4222
@@ -84,7 +82,7 @@ class NodeLayout:
 
     @property
     def env_file(self) -> Path:
-        """Root-only EnvironmentFile with the Alpaca keys and NATS credentials (run.sh writes it)."""
+        """Root-only EnvironmentFile with Alpaca keys and NATS credentials (run.sh writes it)."""
         return self.app_dir / "secrets.env"
 
     @property

@@ -14,10 +14,12 @@ read market data through ``durable_consumer`` (see ``consumer.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +61,8 @@ class BusMessage:
     data: bytes
     headers: dict[str, str] | None = None
     reply: str = ""
+    stored_ns: int | None = None
+    """For JetStream deliveries: when the server stored the message (UTC ns)."""
 
 
 @dataclass
@@ -180,15 +184,18 @@ class NatsBus:
             last_err[:] = [exc]
             log.debug("nats client error: %s", exc)
 
-        async def attempt() -> Client:
+        async def raw_attempt() -> Client:
             last_err.clear()
+            # Build the client ourselves so a failed attempt can be closed: nats-py leaves
+            # the socket of a refused login open, and collecting it later is unsafe.
+            nc = Client()
             try:
-                return await nats.connect(
+                await nc.connect(
                     url,
                     user=user,
                     password=password,
                     name=name,
-                    connect_timeout=attempt_timeout_s,
+                    connect_timeout=attempt_timeout_s,  # type: ignore[arg-type]  # float works at run time
                     allow_reconnect=False,
                     # nats-py retries inside connect() until a server has failed more than
                     # max_reconnect_attempts times: 1 and no wait = two quick tries; our
@@ -201,6 +208,15 @@ class NatsBus:
                     skip_subject_validation=True,
                     pending_size=64 * 1024 * 1024,
                 )
+                return nc
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                raise
+
+        async def attempt() -> Client:
+            try:
+                return await raw_attempt()
             except nats.errors.Error as exc:
                 text = f"{exc} {last_err[0] if last_err else ''}".lower()
                 if "authorization" in text or "authentication" in text:
@@ -493,6 +509,44 @@ class NatsBus:
             await cb(BusMessage(msg.subject, msg.data, msg.headers, msg.reply))
 
         return Subscription(await self._nc.subscribe(subject, cb=handler))
+
+    async def ordered_subscribe(
+        self,
+        filter_subjects: Sequence[str],
+        cb: Callable[[BusMessage], Awaitable[None]],
+        *,
+        start_time: datetime | None = None,
+        stream: str = codec.STREAM_NAME,
+    ) -> Subscription:
+        """Replay ``stream`` (from ``start_time``, else from its start) then follow it live.
+
+        An ordered consumer: ephemeral, no acks, re-created by nats-py after a gap. Raises
+        ``nats.js.errors.NotFoundError`` when the stream does not exist (yet).
+        """
+        config = api.ConsumerConfig(filter_subjects=list(filter_subjects))
+        if start_time is not None:
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = start_time
+        else:
+            config.deliver_policy = api.DeliverPolicy.ALL
+        await self.stream_info(stream)
+
+        async def handler(msg: Msg) -> None:
+            try:
+                stored = msg.metadata.timestamp
+                stored_ns = int(stored.timestamp() * 1e9) if stored else None
+            except Exception:  # a message without JetStream metadata
+                stored_ns = None
+            await cb(BusMessage(msg.subject, msg.data, msg.headers, msg.reply, stored_ns))
+
+        sub = await self._nc.jetstream().subscribe(
+            f"{codec.SUBJECT_ROOT}.>" if stream == codec.STREAM_NAME else ">",
+            stream=stream,
+            cb=handler,
+            ordered_consumer=True,
+            config=config,
+        )
+        return Subscription(sub)
 
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Round-trip to the server so everything published so far has reached it."""

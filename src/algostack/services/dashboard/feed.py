@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import msgspec
 import orjson
@@ -39,6 +39,9 @@ from algostack.core.sessions import NEW_YORK, new_york_date
 from algostack.errors import AlgostackError, ConfigError, RetryableError
 from algostack.services.dashboard.journals import apply_scan, scan_bucket
 from algostack.services.dashboard.state import DashboardState
+
+if TYPE_CHECKING:
+    from algostack.adapters.nats.bus import BusMessage
 
 log = logging.getLogger("algostack.dashboard.feed")
 
@@ -244,31 +247,18 @@ class DashboardFeed:
     async def _subscribe_market(self) -> None:
         """Bind the ordered JetStream consumer; fall back to core NATS while there's no stream."""
         import nats.js.errors
-        from nats.js import api
 
         bus = self._bus
-        nc = bus._nc  # NatsBus has no ordered-consumer API yet (see docs/dashboard.md)
-        js = nc.jetstream()
+        start = None
+        if self.config.history == "today":
+            start = day_start(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC))
         try:
-            await js.stream_info(codec.STREAM_NAME)
+            sub = await bus.ordered_subscribe(MARKET_FILTERS, self._on_js_market, start_time=start)
         except nats.js.errors.NotFoundError:
             if self._market_mode == "none":
-                subs = [await nc.subscribe(f, cb=self._on_core_market) for f in MARKET_FILTERS]
+                subs = [await bus.subscribe(f, self._on_core_market) for f in MARKET_FILTERS]
                 self._market_sub, self._market_mode = subs, "core"
             return
-        config = api.ConsumerConfig(filter_subjects=list(MARKET_FILTERS))
-        if self.config.history == "today":
-            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
-            config.opt_start_time = day_start(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC))
-        else:
-            config.deliver_policy = api.DeliverPolicy.ALL
-        sub = await js.subscribe(
-            "market.>",
-            stream=codec.STREAM_NAME,
-            cb=self._on_js_market,
-            ordered_consumer=True,
-            config=config,
-        )
         if self._market_mode == "core":
             for s in self._market_sub:
                 with contextlib.suppress(Exception):
@@ -276,15 +266,11 @@ class DashboardFeed:
         self._market_sub, self._market_mode = sub, "jetstream"
         log.info("dashboard reading market data from JetStream (%s)", self.config.history)
 
-    async def _on_js_market(self, msg: Any) -> None:
-        try:
-            stored = msg.metadata.timestamp
-            arrival = int(stored.timestamp() * 1e9) if stored else self.clock_ns()
-        except Exception:  # a message without JetStream metadata
-            arrival = self.clock_ns()
+    async def _on_js_market(self, msg: BusMessage) -> None:
+        arrival = msg.stored_ns if msg.stored_ns is not None else self.clock_ns()
         self._apply_market(msg.data, arrival)
 
-    async def _on_core_market(self, msg: Any) -> None:
+    async def _on_core_market(self, msg: BusMessage) -> None:
         self._apply_market(msg.data, self.clock_ns())
 
     def _apply_market(self, data: bytes, arrival_ns: int) -> None:
