@@ -284,7 +284,7 @@ def main() -> None:
         ("ratio ours / backtesting.py", f"{ours_bps / theirs_bps:.2f}x"),
         ("trades ours / theirs", f"{len(ours_trades)} / {len(theirs_trades)}"),
         ("same trades (entry/exit bar and price)", str(same_trades)),
-        ("algostack replay CLI trades", str(via_cli)),
+        ("algostack replay CLI trades (default risk limits)", str(via_cli)),
         ("load average before / after", f"{load0:.2f} / {load1:.2f}"),
     ]
     if not same_trades and first_diff is not None:

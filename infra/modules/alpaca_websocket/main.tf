@@ -84,6 +84,7 @@ resource "aws_security_group" "ingest" {
 
 # Traders carry this group; the ingest host accepts NATS only from it.
 resource "aws_security_group" "nats_clients" {
+  #checkov:skip=CKV2_AWS_5:Attached to the trading instances by the trading_server module (nats_client_security_group_id); checkov does not follow it across modules.
   name        = "algostack-nats-clients-${var.environment}"
   description = "Members may connect to NATS on the ingest host"
   vpc_id      = local.vpc_id

@@ -90,9 +90,9 @@ variable "subnet_id" {
 }
 
 variable "associate_public_ip_address" {
-  description = "Give trading hosts a public address (needed for outbound traffic in a default VPC without NAT)."
+  description = "Public address for the host; null keeps the subnet default (public in a default VPC, which has no NAT). Use private subnets with NAT or VPC endpoints to keep hosts off the internet."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "nats_client_security_group_id" {

@@ -130,5 +130,5 @@ def test_load_store_models_unknown_only_and_empty_store(tmp_path: Path) -> None:
 def test_load_store_models_corrupt_fold_is_a_clear_error(tmp_path: Path) -> None:
     root = _store(tmp_path)
     (root / KEY).write_text("{not json")
-    with pytest.raises(ConfigError, match="model_4-outer_0_inner_0.json"):
+    with pytest.raises(ConfigError, match=r"model_4-outer_0_inner_0\.json"):
         load_store_models(root)

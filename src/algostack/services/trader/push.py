@@ -184,8 +184,9 @@ async def read_history(
     )
     try:
         info = await sub.consumer_info()
-        if not info.num_pending:
-            return []
+        delivered = int(info.delivered.consumer_seq or 0) if info.delivered else 0
+        if not info.num_pending and not delivered:
+            return []  # nothing on this subject (messages already sent set ``done``)
         try:
             await asyncio.wait_for(done.wait(), timeout_s)
         except TimeoutError:

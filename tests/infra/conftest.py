@@ -1,0 +1,74 @@
+"""Fixtures of the infra tests: toolchain discovery (skip with a reason when absent), one staged
+copy of infra/ per session, one terraform init per root, one moto_server per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import infra_harness as h
+import pytest
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    """The terraform binary, or skip."""
+    binary = h.find_terraform()
+    if binary is None:
+        pytest.skip("terraform is not on the PATH (install Terraform >= 1.11)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def tf_mirror() -> Path:
+    """A provider mirror holding hashicorp/aws, or skip."""
+    mirror = h.find_mirror()
+    if mirror is None:
+        pytest.skip(
+            "no filesystem mirror of hashicorp/aws found (set ALGOSTACK_TF_MIRROR; looked in "
+            + ", ".join(h.MIRROR_CANDIDATES)
+            + ") and these tests never download providers"
+        )
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """infra/ copied to a temporary directory with Python-built Lambda zips."""
+    return h.stage_infra(tmp_path_factory.mktemp("stage"))
+
+
+@pytest.fixture(scope="session")
+def tf(terraform_bin: str, tf_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> h.Terraform:
+    """Terraform configured for the offline mirror, sharing one plugin cache."""
+    base = tmp_path_factory.mktemp("tfcli")
+    cli = h.write_cli_config(base / "cli.tfrc", tf_mirror, base / "plugin-cache")
+    return h.Terraform(terraform_bin, cli)
+
+
+@pytest.fixture(scope="session")
+def init_root(tf: h.Terraform, staged: Path):  # type: ignore[no-untyped-def]
+    """Return a function that runs ``terraform init`` once per staged directory."""
+    done: set[Path] = set()
+
+    def _init(rel: str) -> Path:
+        path = staged / rel
+        if path not in done:
+            tf.run(path, "init", "-no-color", "-backend=false")
+            done.add(path)
+        return path
+
+    return _init
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[h.MotoServer]:
+    """One moto_server per test module, stopped at the end."""
+    script = h.find_moto_server()
+    if script is None:
+        pytest.skip("moto_server is not installed in this virtualenv (moto[server])")
+    server = h.MotoServer(script)
+    try:
+        yield server
+    finally:
+        server.stop()
