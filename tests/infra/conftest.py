@@ -39,7 +39,9 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tf(terraform_bin: str, tf_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> h.Terraform:
+def tf(
+    terraform_bin: str, tf_mirror: Path, tmp_path_factory: pytest.TempPathFactory
+) -> h.Terraform:
     """Terraform configured for the offline mirror, sharing one plugin cache."""
     base = tmp_path_factory.mktemp("tfcli")
     cli = h.write_cli_config(base / "cli.tfrc", tf_mirror, base / "plugin-cache")

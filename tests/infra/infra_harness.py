@@ -178,7 +178,8 @@ class Terraform:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("AWS_", "TF_")) or k == "TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"
+            if not k.startswith(("AWS_", "TF_"))
+            or k == "TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"
         }
         env.update(
             TF_CLI_CONFIG_FILE=str(self.cli_config),

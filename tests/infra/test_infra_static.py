@@ -51,8 +51,17 @@ def test_terraform_fmt_check_recursive_is_clean(terraform_bin: str) -> None:
 @pytest.mark.parametrize("module", h.MODULES)
 def test_module_has_house_file_set_and_typed_described_variables(module: str) -> None:
     mdir = MODULES / module
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "iam.tf", "lambda.tf",
-                 "event_bridge.tf", "package.tf", "README.md"):
+    for name in (
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
+        "versions.tf",
+        "iam.tf",
+        "lambda.tf",
+        "event_bridge.tf",
+        "package.tf",
+        "README.md",
+    ):
         assert (mdir / name).exists(), f"{module}/{name} missing"
     for name, body in _blocks(mdir / "variables.tf", "variable").items():
         assert body.get("type"), f"{module}: variable {name} has no type"
@@ -68,8 +77,8 @@ def test_trading_key_pattern_equals_python_model_key_pattern() -> None:
 
 def test_names_follow_the_spec_naming_reference() -> None:
     aw = _module_resources("alpaca_websocket")
-    assert aw["aws_instance.ingest"]["tags"] == (
-        '${merge(local.common_tags, { Name = local.instance_name, Role = "ingest" })}'
+    assert re.sub(r"\s", "", aw["aws_instance.ingest"]["tags"]) == (
+        '${merge(local.common_tags,{Name=local.instance_name,Role="ingest"})}'
     )
     main_locals = h.load_hcl(MODULES / "alpaca_websocket" / "main.tf")["locals"][0]
     assert main_locals["instance_name"] == "alpaca-websocket-ingest-${var.environment}"
@@ -79,13 +88,15 @@ def test_names_follow_the_spec_naming_reference() -> None:
     )
     ts_locals = h.load_hcl(MODULES / "trading_server" / "main.tf")["locals"][0]
     assert ts_locals["lambda_name"] == "TradingServerLambda_${var.environment}"
-    trader_tags = _module_resources("trading_server")["aws_instance.trader"]["tags"]
+    trader_tags = re.sub(
+        r"\s", "", _module_resources("trading_server")["aws_instance.trader"]["tags"]
+    )
     assert (
         "trading-server-${var.environment}-${each.value.symbol}-${each.value.model_type}"
         "-${each.value.model_number}" in trader_tags
     )
-    for tag in ("Role", "ModelPrefix", "ModelType", "Symbol", "ModelId", "ModelNumber"):
-        assert f"{tag} " in trader_tags or f"{tag}=" in trader_tags, tag
+    for tag in ("Role=", "ModelPrefix=", "ModelType=", "Symbol=", "ModelId=", "ModelNumber="):
+        assert tag in trader_tags, tag
     sd_locals = h.load_hcl(MODULES / "trading_server_shutdown" / "main.tf")["locals"][0]
     assert sd_locals["lambda_name"] == "TradingServerShutdownLambda_${var.environment}"
     sd = _module_resources("trading_server_shutdown")
@@ -156,7 +167,9 @@ def test_hardening_imdsv2_encryption_and_no_world_dashboard() -> None:
 
 def _env_values(env: str) -> dict:
     tfvars = h.load_hcl(ENVS / env / "terraform.tfvars")
-    defaults = {k: v.get("default") for k, v in _blocks(ENVS / env / "variables.tf", "variable").items()}
+    defaults = {
+        k: v.get("default") for k, v in _blocks(ENVS / env / "variables.tf", "variable").items()
+    }
     return {**defaults, **tfvars}
 
 
@@ -214,7 +227,7 @@ def test_package_tf_file_set_equals_python_zip_file_set(module: str) -> None:
         "algostack/core/backoff.py",
     ]
     assert control_glob == "algostack/control/*.py"
-    assert 'fileset(local.src_root, local.lambda_control_glob)' in text
+    assert "fileset(local.src_root, local.lambda_control_glob)" in text
     assert 'fileexists("${path.module}/run.sh") ? { "run.sh" = "${path.module}/run.sh" }' in text
     files = h.lambda_file_set(MODULES / module)
     expected = set(core) | {
@@ -266,8 +279,18 @@ def test_checkov_reports_no_failed_checks_and_justified_skips() -> None:
     if checkov is None:
         pytest.skip("checkov is not installed in .venv-checkov (make tools installs it)")
     proc = subprocess.run(
-        [str(checkov), "-d", str(h.INFRA), "--framework", "terraform", "--skip-download",
-         "--external-checks-dir", str(h.INFRA / "checkov"), "--output", "json", "--quiet"],
+        [
+            str(checkov),
+            "-d",
+            str(h.INFRA),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--external-checks-dir",
+            str(h.INFRA / "checkov"),
+            "--output",
+            "json",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -279,7 +302,9 @@ def test_checkov_reports_no_failed_checks_and_justified_skips() -> None:
     assert failed == [], [(c["check_id"], c["resource"]) for c in failed]
     for r in reports:
         for skipped in r["results"]["skipped_checks"]:
-            assert len(skipped["check_result"].get("suppress_comment", "")) > 20, skipped["check_id"]
+            assert len(skipped["check_result"].get("suppress_comment", "")) > 20, skipped[
+                "check_id"
+            ]
     passed_ids = {c["check_id"] for r in reports for c in r["results"]["passed_checks"]}
     assert "CKV_ALGO_1" in passed_ids
 
@@ -292,13 +317,25 @@ def test_custom_check_fails_world_open_ingress(tmp_path: Path) -> None:
         'resource "aws_security_group_rule" "nats" {\n'
         '  type              = "ingress"\n  security_group_id = "sg-1"\n'
         '  description       = "NATS"\n  protocol          = "tcp"\n'
-        '  from_port         = 4222\n  to_port           = 4222\n'
+        "  from_port         = 4222\n  to_port           = 4222\n"
         '  cidr_blocks       = ["0.0.0.0/0"]\n}\n'
     )
     proc = subprocess.run(
-        [str(checkov), "-d", str(tmp_path), "--framework", "terraform", "--skip-download",
-         "--external-checks-dir", str(h.INFRA / "checkov"), "--check", "CKV_ALGO_1",
-         "--output", "json", "--quiet"],
+        [
+            str(checkov),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--external-checks-dir",
+            str(h.INFRA / "checkov"),
+            "--check",
+            "CKV_ALGO_1",
+            "--output",
+            "json",
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         check=False,

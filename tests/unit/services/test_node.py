@@ -209,7 +209,9 @@ def test_install_plan_changed_config_rewrites_only_the_changed_unit(tmp_path: Pa
     rec = Recorder()
     first = node.render_trader(node.parse_deployment_config(TRADER_CFG))
     node.install_plan(first, tmp_path, rec)
-    moved = node.render_trader(node.parse_deployment_config(TRADER_CFG + "nats_public_ip=10.9.9.9\n"))
+    moved = node.render_trader(
+        node.parse_deployment_config(TRADER_CFG + "nats_public_ip=10.9.9.9\n")
+    )
     result = node.install_plan(moved, tmp_path, rec)
     assert [p.name for p in result.written] == ["algostack-trader.service"]
     assert "nats://10.9.9.9:4222" in (tmp_path / "algostack-trader.service").read_text()
