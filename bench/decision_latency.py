@@ -1,54 +1,73 @@
-"""Tick-to-decision latency of ``algostack trade`` with 10 models, beside the raw NATS round trip.
+"""Tick-to-decision latency: fake Alpaca -> real ingest -> JetStream -> 10 models, vs raw RTT.
 
-Setup, all on loopback: a real nats-server (JetStream, MARKET stream); a publisher process
-standing in for the ingest that, at 1,000 msgs/s, stamps each bar with the ingest's receive
-header ``Algostack-Recv-Ns`` (``time.time_ns()`` just before its publish, exactly where the
-ingest will stamp the frame's receive time) and publishes it onto ``market.bars.<SYM>``; one
-``algostack trade --models ...`` process (uvloop, SimBroker, fsynced journals) trading 10
-models, one per symbol. Every decision the trader publishes carries its latency
-(receive -> order intent decided); this script collects them over NATS.
+Every part is the real one, each in its own process, all on loopback with uvloop:
 
-Baseline, same run, same server: nats-py request/reply round trip (uvloop) between two
-connections. Reports p50/p99 and p50 / raw RTT p50. Last line: JSON with ``p50_us``,
-``p99_us``, ``raw_rtt_p50_us`` (and more).
+- a real nats-server (``EmbeddedNats``, JetStream, file storage, the ``MARKET`` stream);
+- a ``FakeAlpacaServer`` process streaming minute bars of 10 symbols at 1,000 msgs/s (one
+  bar per websocket frame, msgpack, paced on a due-time schedule);
+- ``algostack ingest --source alpaca`` (``AlpacaStreamSource`` -> ``IngestService`` ->
+  ``NatsBus``) pointed at the fake through ``ALGOSTACK_ALPACA_STREAM_URL``; it stamps every
+  message ``Algostack-Recv-Ns`` = ``time.time_ns()`` when the frame came off the socket;
+- ``algostack trade --models ...`` trading 10 models (one per symbol, 7 features, two
+  logistic folds each) in one process with the SimBroker and fsynced journals.
+
+Latency = decision time (trader, ``time.time_ns()`` when the order intent is decided) minus
+``Algostack-Recv-Ns`` (ingest), read back from the trader's ``decisions_<day>.csv`` after the
+run, so measuring costs nothing during it. The first ``WARM_S`` seconds are left out.
+
+Baseline, same run, same server: nats-py request/reply round trips (uvloop) between two
+connections of this process, 1,000 before and 1,000 after the stream, paced 1 ms apart.
+
+The machine is shared: the CPU used by processes other than these five is read from
+/proc/stat around each run; a run with more than ``DISTURBED_CORES`` of it is redone (up to
+a limit) and the figures are the medians over the quiet runs (or over all, flagged
+``disturbed``). Last line: JSON with ``p50_us``, ``p99_us``, ``raw_rtt_p50_us`` and more.
+
+    .venv/bin/python bench/decision_latency.py --quick
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from algostack.adapters.artifacts.export import write_fold
-from algostack.adapters.artifacts.native_json import dump_native
-from algostack.adapters.nats.server import EmbeddedNats
-from algostack.adapters.storage import LocalDirStore
-from algostack.core import codec
-from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
-
 N_MODELS = 10
 RATE = 1000
+WARM_S = 2.0
 FEATURES = ["ret_1", "ret_5", "sma_ratio_5_20", "rsi_14", "vol_20", "volume_z_20", "tod"]
-START_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))
-RECV_HEADER = "Algostack-Recv-Ns"
+START = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)  # a Tuesday's open, 09:30 New York
+KEY, SECRET = "bench-key", "bench-secret"
+DISTURBED_CORES = 0.35
+"""Average CPU (in cores) used by other processes above which a run is redone."""
 
 
 def symbols(n: int) -> list[str]:
-    """``n`` distinct valid symbols: SYMA, SYMB, ..."""
+    """``n`` distinct valid symbols: SYMAA, SYMAB, ..."""
     return [f"SYM{chr(ord('A') + i // 26)}{chr(ord('A') + i % 26)}" for i in range(n)]
 
 
 def write_models(root: Path, n: int) -> list[str]:
     """Write ``n`` native logistic models (two folds each) into a bucket dir; return prefixes."""
+    from algostack.adapters.artifacts.export import write_fold
+    from algostack.adapters.artifacts.native_json import dump_native
+    from algostack.adapters.storage import LocalDirStore
+
     store = LocalDirStore(root)
     rng = np.random.default_rng(3)
     prefixes = []
@@ -67,88 +86,126 @@ def write_models(root: Path, n: int) -> list[str]:
     return prefixes
 
 
-def trader_env(server: EmbeddedNats) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ALGOSTACK_NATS_USER=server.user,
-        ALGOSTACK_NATS_PASSWORD=server.password,
-        ALGOSTACK_LOG_LEVEL="WARNING",
-        ALGOSTACK_ENV="local",
-    )
-    return env
+# -- load accounting -----------------------------------------------------------------------------
 
 
-def start_trader(
-    server: EmbeddedNats, bucket: Path, journal: Path, prefixes: list[str]
-) -> subprocess.Popen[bytes]:
-    """``algostack trade --models ...`` as a subprocess."""
-    exe = str(Path(sys.executable).parent / "algostack")
-    cmd = [exe, "trade", "--models", ",".join(prefixes), "--bucket", str(bucket),
-           "--journal-dir", str(journal), "--nats-url", server.url, "--no-warmup"]  # fmt: skip
-    return subprocess.Popen(cmd, env=trader_env(server), stdout=subprocess.DEVNULL)
-
-
-def cpu_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine from /proc/stat."""
+def _jiffies_total() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs, from /proc/stat."""
     with open("/proc/stat") as fh:
         parts = [int(x) for x in fh.readline().split()[1:]]
     idle = parts[3] + parts[4]
     return sum(parts) - idle, sum(parts)
 
 
-# -- publisher role (a separate process, standing in for the ingest) ---------------------------
+def _jiffies_of(pids: Sequence[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
-async def publish_role(url: str, user: str, password: str, seconds: float, n_sym: int) -> None:
-    import nats
+@dataclass
+class LoadProbe:
+    """CPU (in cores) used during a measurement by ours (``pids``) and by everything else."""
 
-    nc = await nats.connect(url, user=user, password=password)
+    pids: Sequence[int]
+    own_cores: float = 0.0
+    other_cores: float = 0.0
+
+    def __enter__(self) -> LoadProbe:
+        self.busy0, self.total0 = _jiffies_total()
+        self.own0 = _jiffies_of(self.pids)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy1, total1 = _jiffies_total()
+        own = _jiffies_of(self.pids) - self.own0
+        ncpu = os.cpu_count() or 1
+        span = max(total1 - self.total0, 1)
+        self.own_cores = own / span * ncpu
+        self.other_cores = max(0.0, ((busy1 - self.busy0) - own) / span * ncpu)
+
+
+# -- the fake Alpaca process --------------------------------------------------------------------
+
+
+def make_bars(n_sym: int, count: int) -> list[Any]:
+    """``count`` bars round-robin over ``n_sym`` symbols, each symbol's minutes consecutive."""
+    from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+
+    start = datetime_to_ts(START)
     syms = symbols(n_sym)
-    subjects = [codec.subject_for("bars", s) for s in syms]
-    encode = codec.encode
-    minute = [0] * n_sym
-    period = 1.0 / RATE
-    t0 = time.perf_counter()
-    n = 0
     rng = np.random.default_rng(11)
+    steps = np.exp(rng.normal(0, 0.001, count))
     price = [100.0] * n_sym
-    while True:
-        due = t0 + n * period
-        now = time.perf_counter()
-        if now - t0 > seconds:
-            break
-        if due > now:
-            await asyncio.sleep(due - now)
-        i = n % n_sym
-        p = price[i] = price[i] * float(np.exp(rng.normal(0, 0.001)))
-        ts = START_NS + minute[i] * NS_PER_MIN
-        minute[i] += 1
-        bar = Bar(symbol=syms[i], ts=ts, open=p, high=p * 1.001, low=p * 0.999, close=p,
-                  volume=1000.0 + n % 97)  # fmt: skip
-        payload = encode(bar)
-        mid = f"bars:{syms[i]}:{ts}"
-        await nc.publish(
-            subjects[i],
-            payload,
-            headers={"Nats-Msg-Id": mid, RECV_HEADER: str(time.time_ns())},
-        )
-        n += 1
-    await nc.flush()
-    await nc.close()
+    out = []
+    for k in range(count):
+        i = k % n_sym
+        p = price[i] = price[i] * float(steps[k])
+        out.append(
+            Bar(symbol=syms[i], ts=start + (k // n_sym) * NS_PER_MIN, open=p, high=p * 1.001,
+                low=p * 0.999, close=p, volume=1000.0 + k % 97, trade_count=10, vwap=p)
+        )  # fmt: skip
+    return out
 
 
-# -- measurement -------------------------------------------------------------------------------
+async def fake_role(seconds: float, n_sym: int, rate: float, frame: int) -> None:
+    """Serve the fake; on ``GO`` (stdin) stream ``rate`` bars/s for ``seconds``; print DONE."""
+    from algostack.testing.fake_alpaca import FakeAlpacaServer
+
+    bars = make_bars(n_sym, int(seconds * rate))
+    async with FakeAlpacaServer(key_id=KEY, secret_key=SECRET, record_history=False) as fake:
+        print(f"PORT {fake.port}", flush=True)
+        await fake.wait_subscribed(1, timeout_s=120)
+        print("SUBSCRIBED", flush=True)
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if line.strip() != "GO":
+            return
+        period = frame / rate
+        t0 = time.perf_counter()
+        late = 0
+        for n, i in enumerate(range(0, len(bars), frame)):
+            due = t0 + n * period
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.005:
+                late += 1
+            await fake.publish(bars[i : i + frame], batch=frame)
+        elapsed = time.perf_counter() - t0
+        print(f"DONE {fake.messages_sent} {elapsed:.3f} {late}", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # until the bench closes our stdin
 
 
-async def raw_rtt(server: EmbeddedNats, count: int) -> list[float]:
-    """nats-py request/reply round trips (µs) between two connections on the same server."""
+# -- the bench ---------------------------------------------------------------------------------
+
+
+def child_env(server: Any, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "ALGOSTACK_"))}
+    env.update(
+        ALGOSTACK_NATS_USER=server.user,
+        ALGOSTACK_NATS_PASSWORD=server.password,
+        ALGOSTACK_LOG_LEVEL="WARNING",
+        ALGOSTACK_ENV="local",
+        **extra,
+    )
+    return env
+
+
+async def raw_rtt(server: Any, count: int) -> list[float]:
+    """nats-py request/reply round trips (µs) between two connections, paced 1 ms apart."""
     import nats
 
     a = await nats.connect(server.url, user=server.user, password=server.password)
     b = await nats.connect(server.url, user=server.user, password=server.password)
 
-    async def echo(msg: object) -> None:
-        await msg.respond(b"")  # type: ignore[attr-defined]
+    async def echo(msg: Any) -> None:
+        await msg.respond(b"")
 
     await b.subscribe("bench.rtt", cb=echo)
     await b.flush()
@@ -157,137 +214,223 @@ async def raw_rtt(server: EmbeddedNats, count: int) -> list[float]:
         t = time.perf_counter_ns()
         await a.request("bench.rtt", b"x", timeout=2)
         out.append((time.perf_counter_ns() - t) / 1e3)
-        await asyncio.sleep(0.001)  # paced like the trader's traffic, not a tight loop
+        await asyncio.sleep(0.001)
     await a.close()
     await b.close()
     return out
 
 
-async def one_run(seconds: float, n_models: int) -> dict[str, float]:
+def read_latencies(journal: Path, warm_minutes: int) -> tuple[list[float], int]:
+    """Latencies (µs) of decided bars after the warm-up; and how many bars had none."""
+    from algostack.core.market import NS_PER_MIN, datetime_to_ts
+    from algostack.services.trader.state import DECISION_COLUMNS
+
+    i_ts, i_lat = DECISION_COLUMNS.index("bar_ts"), DECISION_COLUMNS.index("latency_us")
+    start = datetime_to_ts(START)
+    out: list[float] = []
+    missing = 0
+    for path in sorted(journal.glob("*/decisions_*.csv")):
+        with path.open() as fh:
+            for row in csv.reader(fh):
+                if not row or row[0] == "bar_ts":
+                    continue
+                if (int(row[i_ts]) - start) // NS_PER_MIN < warm_minutes:
+                    continue
+                lat = float(row[i_lat])
+                if lat > 0:
+                    out.append(lat)
+                else:
+                    missing += 1
+    return out, missing
+
+
+async def read_line(stream: asyncio.StreamReader, timeout_s: float, what: str) -> str:
+    line = await asyncio.wait_for(stream.readline(), timeout_s)
+    if not line:
+        raise SystemExit(f"{what} ended early")
+    return line.decode().strip()
+
+
+async def stop(proc: asyncio.subprocess.Process, timeout_s: float = 30.0) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def one_run(seconds: float, n_models: int, rate: float, frame: int) -> dict[str, Any]:
+    """One measured run on a fresh server, fake, ingest and trader."""
     import nats
 
     from algostack.adapters.nats.bus import NatsBus
-    from algostack.core.events import decode_event
+    from algostack.adapters.nats.server import EmbeddedNats
 
     tmp = Path(tempfile.mkdtemp(prefix="algostack-bench-lat-"))
     prefixes = write_models(tmp / "bucket", n_models)
+    exe = str(Path(sys.executable).parent / "algostack")
+    total_s = WARM_S + seconds
     with EmbeddedNats(tmp / "nats") as server:
         bus = await NatsBus.connect(server.url, user=server.user, password=server.password)
         await bus.ensure_market_stream()
         await bus.close()
-        sub_nc = await nats.connect(server.url, user=server.user, password=server.password)
-        lat: list[float] = []
-        trace: list[tuple[float, float]] = []
-        ready: set[str] = set()
-        measuring = [False]
-
-        async def on_event(msg: object) -> None:
-            subject: str = msg.subject  # type: ignore[attr-defined]
-            if subject.endswith(".heartbeat"):
-                ready.add(subject)
-                return
-            if measuring[0]:
-                ev = decode_event(msg.data)  # type: ignore[attr-defined]
-                us = getattr(ev, "latency_us", 0.0)
-                if us > 0:
-                    lat.append(us)
-                    if os.environ.get("BENCH_TRACE"):
-                        trace.append((time.monotonic(), us))
-
-        hop: list[float] = []
-
-        async def on_bar(msg: object) -> None:
-            if measuring[0]:
-                sent = int(msg.headers[RECV_HEADER])  # type: ignore[attr-defined]
-                hop.append((time.time_ns() - sent) / 1e3)
-
-        js_nc = await nats.connect(server.url, user=server.user, password=server.password)
-        await js_nc.jetstream().subscribe(
-            "market.bars.>", stream="MARKET", cb=on_bar, ordered_consumer=True
-        )
-        await sub_nc.subscribe("algostack.local.trader.*.decision", cb=on_event)
-        await sub_nc.subscribe("algostack.local.trader.*.heartbeat", cb=on_event)
-        rtt_before = await raw_rtt(server, 1000)
-        trader = start_trader(server, tmp / "bucket", tmp / "journal", prefixes)
+        fake = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--role", "fake", "--seconds", str(total_s),
+            "--symbols", str(n_models), "--rate", str(rate), "--frame", str(frame),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        procs = [fake]
         try:
+            assert fake.stdout is not None and fake.stdin is not None
+            port = int((await read_line(fake.stdout, 60, "fake Alpaca")).split()[1])
+            hb_nc = await nats.connect(server.url, user=server.user, password=server.password)
+            ready: set[str] = set()
+
+            async def on_hb(msg: Any) -> None:
+                ready.add(msg.subject)
+
+            hb_sub = await hb_nc.subscribe("algostack.local.trader.*.heartbeat", cb=on_hb)
+            trader = await asyncio.create_subprocess_exec(
+                exe, "trade", "--models", ",".join(prefixes), "--bucket", str(tmp / "bucket"),
+                "--journal-dir", str(tmp / "journal"), "--nats-url", server.url, "--no-warmup",
+                env=child_env(server), stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(trader)
             deadline = time.monotonic() + 60
             while len(ready) < n_models:
-                if trader.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"trader did not start (exit {trader.poll()})")
+                if trader.returncode is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"trader did not start (exit {trader.returncode})")
                 await asyncio.sleep(0.05)
-            busy0 = cpu_busy()
-            pub = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--role", "publisher", "--url", server.url,
-                "--seconds", str(seconds), "--symbols", str(n_models),
-                env={**os.environ, "BENCH_USER": server.user, "BENCH_PASSWORD": server.password},
+            await hb_sub.unsubscribe()
+            await hb_nc.close()
+            ws = f"ws://127.0.0.1:{port}/v2/iex"
+            ingest = await asyncio.create_subprocess_exec(
+                exe, "ingest", "--source", "alpaca", "--symbols", ",".join(symbols(n_models)),
+                "--nats-url", server.url, "--log-every", "3600",
+                env=child_env(server, APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET,
+                              ALGOSTACK_ALPACA_STREAM_URL=ws,
+                              ALGOSTACK_ALPACA_DATA_URL=f"http://127.0.0.1:{port}"),
+                stdout=subprocess.DEVNULL,
             )  # fmt: skip
-            await asyncio.sleep(min(2.0, seconds / 5))  # let features warm and caches settle
-            measuring[0] = True
-            await pub.wait()
-            await asyncio.sleep(0.3)
-            measuring[0] = False
-            busy1 = cpu_busy()
+            procs.append(ingest)
+            await read_line(fake.stdout, 60, "fake Alpaca")  # SUBSCRIBED
+            rtt = await raw_rtt(server, 1000)
+            pids = [os.getpid(), server.pid or 0, *(p.pid for p in procs)]
+            with LoadProbe(pids) as probe:
+                fake.stdin.write(b"GO\n")
+                await fake.stdin.drain()
+                done = (await read_line(fake.stdout, total_s + 60, "fake Alpaca")).split()
+                await asyncio.sleep(0.5)  # the last bars reach the trader
+            rtt += await raw_rtt(server, 1000)
+            await stop(ingest)
+            await stop(trader)
+            fake.stdin.close()
         finally:
-            trader.terminate()
-            trader.wait(30)
-        rtt_after = await raw_rtt(server, 1000)
-        await sub_nc.close()
-    if trace:
-        t0 = trace[0][0]
-        for sec in range(int(trace[-1][0] - t0) + 1):
-            w = [u for t, u in trace if sec <= t - t0 < sec + 1]
-            if w:
-                print(f"  t={sec:3d}s n={len(w):5d} p50={np.median(w):9.0f} max={max(w):9.0f}")
+            for p in procs:
+                await stop(p, 10)
+    lat, missing = read_latencies(tmp / "journal", int(WARM_S * rate / n_models))
     arr = np.array(lat) if lat else np.array([0.0])
-    rtt = np.array(rtt_before + rtt_after)
-    load = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+    rtt_arr = np.array(rtt)
     return {
         "p50_us": float(np.percentile(arr, 50)),
+        "p90_us": float(np.percentile(arr, 90)),
         "p99_us": float(np.percentile(arr, 99)),
         "p999_us": float(np.percentile(arr, 99.9)),
         "max_us": float(arr.max()),
         "samples": len(lat),
-        "raw_rtt_p50_us": float(np.percentile(rtt, 50)),
-        "hop_p50_us": float(np.percentile(hop, 50)) if hop else 0.0,
-        "hop_p99_us": float(np.percentile(hop, 99)) if hop else 0.0,
-        "raw_rtt_p99_us": float(np.percentile(rtt, 99)),
-        "machine_busy": round(load, 3),
+        "no_recv_time": missing,
+        "sent": int(done[1]),
+        "stream_s": float(done[2]),
+        "late_frames": int(done[3]),
+        "over_1ms": int((arr > 1000).sum()),
+        "raw_rtt_p50_us": float(np.percentile(rtt_arr, 50)),
+        "raw_rtt_p99_us": float(np.percentile(rtt_arr, 99)),
+        "own_cores": round(probe.own_cores, 3),
+        "other_cores": round(probe.other_cores, 3),
     }
 
 
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every figure over ``runs``."""
+    out: dict[str, Any] = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        med = statistics.median(vals)
+        out[k] = round(float(med), 1) if isinstance(med, float) else med
+    return out
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one short run (< 60 s)")
-    ap.add_argument("--role", default="bench")
-    ap.add_argument("--url", default="")
-    ap.add_argument("--seconds", type=float, default=0)
-    ap.add_argument("--symbols", type=int, default=N_MODELS)
+    ap.add_argument("--runs", type=int, default=None, help="quiet runs wanted")
+    ap.add_argument("--seconds", type=float, default=None, help="measured seconds per run")
+    ap.add_argument("--rate", type=float, default=RATE, help="bars per second")
+    ap.add_argument("--frame", type=int, default=1, help="bars per websocket frame")
+    ap.add_argument("--symbols", type=int, default=N_MODELS, help="models (one per symbol)")
+    ap.add_argument("--role", default="bench", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import uvloop
 
-    if args.role == "publisher":
-        user, pw = os.environ["BENCH_USER"], os.environ["BENCH_PASSWORD"]
-        uvloop.run(publish_role(args.url, user, pw, args.seconds, args.symbols))
+    if args.role == "fake":
+        uvloop.run(fake_role(args.seconds, args.symbols, args.rate, args.frame))
         return
-    seconds = 12.0 if args.quick else 30.0
-    runs_n = 1 if args.quick else 3
-    runs = [uvloop.run(one_run(seconds, N_MODELS)) for _ in range(runs_n)]
-    runs.sort(key=lambda r: r["p99_us"])
-    best = runs[len(runs) // 2]  # the median run by p99
+    seconds = args.seconds or (12.0 if args.quick else 30.0)
+    want = args.runs or (1 if args.quick else 3)
+    attempts = 2 if args.quick else want * 2
+    quiet: list[dict[str, Any]] = []
+    every: list[dict[str, Any]] = []
+    began = time.monotonic()
+    for n in range(1, attempts + 1):
+        if len(quiet) >= want:
+            break
+        if args.quick and every and time.monotonic() - began > 28:
+            break  # no time left for a second attempt under 60 s
+        r = uvloop.run(one_run(seconds, args.symbols, args.rate, args.frame))
+        ok = r["other_cores"] <= DISTURBED_CORES
+        every.append(r)
+        if ok:
+            quiet.append(r)
+        print(
+            f"run {n}: p50 {r['p50_us']:7.0f} us  p99 {r['p99_us']:7.0f} us  max {r['max_us']:7.0f}"
+            f"  rtt p50 {r['raw_rtt_p50_us']:5.0f} us  n {r['samples']}  ours "
+            f"{r['own_cores']:.2f} / others {r['other_cores']:.2f} cores  "
+            f"{'ok' if ok else 'disturbed'}",
+            flush=True,
+        )
+    disturbed = not quiet
+    best = summarize(quiet or every)
     ratio = best["p50_us"] / best["raw_rtt_p50_us"] if best["raw_rtt_p50_us"] else float("nan")
-    print(f"tick-to-decision, {N_MODELS} models, {RATE} msgs/s, {seconds:.0f} s x {runs_n} run(s)")
+    print()
+    print(
+        f"tick-to-decision: fake Alpaca -> ingest -> nats-server -> {args.symbols} models, "
+        f"{args.rate:,.0f} bars/s, {args.frame}/frame, {seconds:.0f} s x {len(quiet or every)} "
+        f"run(s){' (DISTURBED: no quiet run)' if disturbed else ''}"
+    )
     print(f"{'figure':<34}{'value':>12}")
-    keys = ("p50_us", "p99_us", "p999_us", "max_us", "raw_rtt_p50_us", "raw_rtt_p99_us")
-    for k in (*keys, "hop_p50_us", "hop_p99_us"):
+    for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "raw_rtt_p50_us",
+              "raw_rtt_p99_us"):  # fmt: skip
         print(f"{k:<34}{best[k]:>12.1f}")
-    print(f"{'samples':<34}{best['samples']:>12d}")
+    print(f"{'samples (decisions measured)':<34}{best['samples']:>12d}")
+    print(f"{'decisions over 1 ms':<34}{best['over_1ms']:>12d}")
     print(f"{'p50 / raw RTT p50':<34}{ratio:>12.2f}")
-    print(f"{'machine busy during run':<34}{best['machine_busy']:>12.0%}")
-    print(f"targets: p99 <= 1000 us ({'met' if best['p99_us'] <= 1000 else 'MISSED'}); "
-          f"p50 <= 3x RTT ({'met' if ratio <= 3 else 'MISSED'})")  # fmt: skip
-    out = {k: round(v, 1) if isinstance(v, float) else v for k, v in best.items()}
+    print(f"{'CPU of the 5 processes (cores)':<34}{best['own_cores']:>12.2f}")
+    print(f"{'CPU of other processes (cores)':<34}{best['other_cores']:>12.2f}")
+    print(
+        f"targets: p99 <= 1000 us ({'met' if best['p99_us'] <= 1000 else 'MISSED'}); "
+        f"p50 <= 3x raw RTT ({'met' if ratio <= 3 else 'MISSED'})"
+    )
+    out = dict(best)
     out["p50_over_rtt"] = round(ratio, 2)
-    out["runs"] = runs_n
+    out["runs"] = len(quiet or every)
+    out["attempts"] = len(every)
+    out["disturbed"] = disturbed
+    out["all_runs_p99_us"] = [round(r["p99_us"], 1) for r in every]
+    out["all_runs_other_cores"] = [r["other_cores"] for r in every]
     print(json.dumps(out))
 
 

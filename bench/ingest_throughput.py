@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -148,6 +149,10 @@ class Limited:
             if seen >= self.n:
                 break
 
+    @property
+    def last_recv_ns(self) -> int:
+        return int(self.inner.last_recv_ns)
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -254,7 +259,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await bus.close()
     finally:
-        child.kill()
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it may end after its last round
+                child.kill()
         await child.wait()
     disturbed = not ingest
     if disturbed:  # the machine never went quiet: report what we have, flagged

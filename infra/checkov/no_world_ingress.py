@@ -49,14 +49,17 @@ class NoWorldIngress(BaseResourceCheck):
         if self.entity_type == "aws_security_group":
             for rule in _values(conf, "ingress"):
                 if isinstance(rule, dict) and (
-                    _world(_values(rule, "cidr_blocks")) or _world(_values(rule, "ipv6_cidr_blocks"))
+                    _world(_values(rule, "cidr_blocks"))
+                    or _world(_values(rule, "ipv6_cidr_blocks"))
                 ):
                     return CheckResult.FAILED
             return CheckResult.PASSED
         if self.entity_type == "aws_security_group_rule":
             if _values(conf, "type") != ["ingress"]:
                 return CheckResult.PASSED
-            world = _world(_values(conf, "cidr_blocks")) or _world(_values(conf, "ipv6_cidr_blocks"))
+            world = _world(_values(conf, "cidr_blocks")) or _world(
+                _values(conf, "ipv6_cidr_blocks")
+            )
             return CheckResult.FAILED if world else CheckResult.PASSED
         world = _world(_values(conf, "cidr_ipv4")) or _world(_values(conf, "cidr_ipv6"))
         return CheckResult.FAILED if world else CheckResult.PASSED

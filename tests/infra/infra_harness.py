@@ -51,7 +51,7 @@ def find_terraform() -> str | None:
 
 
 def find_mirror() -> Path | None:
-    """Return a filesystem mirror holding hashicorp/aws: ALGOSTACK_TF_MIRROR, then well-known places."""
+    """Return a mirror holding hashicorp/aws: ALGOSTACK_TF_MIRROR, then well-known places."""
     configured = os.environ.get("ALGOSTACK_TF_MIRROR")
     candidates = [configured] if configured else []
     candidates += list(MIRROR_CANDIDATES)
@@ -92,7 +92,8 @@ def write_cli_config(path: Path, mirror: Path, cache_dir: Path) -> Path:
     path.write_text(
         f'plugin_cache_dir = "{cache_dir}"\n'
         "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["{AWS_PROVIDER}"]\n  }}\n'
+        f'  filesystem_mirror {{\n    path    = "{mirror}"\n'
+        f'    include = ["{AWS_PROVIDER}"]\n  }}\n'
         f'  direct {{\n    exclude = ["{AWS_PROVIDER}"]\n  }}\n'
         "}\n"
     )
@@ -187,7 +188,7 @@ class Terraform:
             TF_INPUT="0",
             CHECKPOINT_DISABLE="1",
             AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's dummy credentials
+            AWS_SECRET_ACCESS_KEY="testing",
             AWS_DEFAULT_REGION="us-east-1",
             AWS_EC2_METADATA_DISABLED="true",
         )
@@ -196,7 +197,7 @@ class Terraform:
     def run(
         self, cwd: Path, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``terraform <args>`` in ``cwd``; raise with the output when it fails and ``check``."""
+        """Run ``terraform <args>`` in ``cwd``; on failure raise with the output if ``check``."""
         proc = subprocess.run(
             [self.binary, *args],
             cwd=cwd,

@@ -263,3 +263,106 @@ async def test_ingest_stop_cancels_a_source_that_ignores_aclose_after_grace(
     stats = await asyncio.wait_for(run, 5)
     assert src.closed
     assert stats.received == stats.published == 2
+
+
+# -- receive time: Algostack-Recv-Ns on every message -------------------------------------------
+
+
+class Counter:
+    """An injected wall clock in ns: 1000, 2000, 3000, ... (one step per call)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.calls * 1000
+
+
+class ListSource:
+    """Yields fixed batches; with ``recv`` it sets ``last_recv_ns`` before each one."""
+
+    name = "list"
+
+    def __init__(self, batches: list[list[MarketEvent]], recv: list[int] | None) -> None:
+        from algostack.core.source import SourceStats
+
+        self.stats = SourceStats()
+        self.batches, self.recv = batches, recv
+
+    async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        for i, b in enumerate(self.batches):
+            if self.recv is not None:
+                self.last_recv_ns = self.recv[i]
+            yield b
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def recv_by_ts(bus: NatsBus, subject: str) -> dict[int, int]:
+    """Bar timestamp -> its ``Algostack-Recv-Ns`` header, for every bar on ``subject``."""
+    from algostack.adapters.nats.push import recv_ns_of
+
+    msgs = await bus.read_history(subject, await bus.last_stream_seq())
+    return {codec.decode(m.data).ts: recv_ns_of(m.headers) for m in msgs}
+
+
+async def test_ingest_stamps_each_batch_receive_time_on_its_messages(bus: NatsBus) -> None:
+    bars = [e async for b in SyntheticSource(["AAPL"], day=DAY).stream() for e in b]
+    bars = [e for e in bars if isinstance(e, Bar)][:6]
+    src = ListSource([bars[:2], bars[2:5], bars[5:]], recv=[11, 22, 33])
+    await IngestService(src, bus, wall_ns=lambda: 999).run()  # type: ignore[arg-type]
+    got = await recv_by_ts(bus, "market.bars.AAPL")
+    assert list(got.values()) == [11, 11, 22, 22, 22, 33]
+
+
+async def test_ingest_source_without_receive_time_stamps_when_batch_taken(bus: NatsBus) -> None:
+    bars = [e async for b in SyntheticSource(["MSFT"], day=DAY).stream() for e in b]
+    bars = [e for e in bars if isinstance(e, Bar)][:3]
+    clock = Counter()
+    src = ListSource([bars[:1], bars[1:]], recv=None)
+    await IngestService(src, bus, wall_ns=clock).run()  # type: ignore[arg-type]
+    assert list((await recv_by_ts(bus, "market.bars.MSFT")).values()) == [1000, 2000, 2000]
+
+
+async def test_ingest_synthetic_receive_time_is_when_each_minute_was_produced(
+    bus: NatsBus,
+) -> None:
+    clock = Counter()
+    src = SyntheticSource(["AAPL"], day=DAY, include_trades=False, wall_ns=clock)
+    await IngestService(src, bus, wall_ns=lambda: 0).run()
+    got = await recv_by_ts(bus, "market.bars.AAPL")
+    assert len(got) == 390 and list(got.values()) == [1000 * (i + 1) for i in range(390)]
+
+
+async def test_ingest_alpaca_receive_time_is_per_websocket_frame(bus: NatsBus) -> None:
+    from algostack.adapters.alpaca.stream import AlpacaStreamSource
+    from algostack.testing.fake_alpaca import FakeAlpacaServer
+
+    bars = [e async for b in SyntheticSource(["AAPL"], day=DAY).stream() for e in b]
+    bars = [e for e in bars if isinstance(e, Bar)][:5]
+    clock = Counter()
+    async with FakeAlpacaServer(key_id="k", secret_key="s") as fake:
+        src = AlpacaStreamSource(
+            ["AAPL"],
+            key_id="k",
+            secret_key="s",
+            url=fake.ws_url,
+            channels=("bars",),
+            market_open=lambda _: True,
+            wall_ns=clock,
+        )
+        service = IngestService(src, bus, wall_ns=lambda: 0)
+        run = asyncio.create_task(service.run())
+        await fake.wait_subscribed(1, timeout_s=10)
+        calls_before = clock.calls
+        await fake.publish(bars[:2], batch=2)  # one frame of two bars
+        await fake.publish(bars[2:], batch=3)  # one frame of three
+        while service.stats.received < 5:  # noqa: ASYNC110 - polling the service's own counter
+            await asyncio.sleep(0.01)
+        service.stop()
+        await asyncio.wait_for(run, 10)
+    got = list((await recv_by_ts(bus, "market.bars.AAPL")).values())
+    first, second = (calls_before + 1) * 1000, (calls_before + 2) * 1000
+    assert got == [first, first, second, second, second]

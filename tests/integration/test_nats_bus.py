@@ -16,6 +16,7 @@ from algostack.adapters.nats.bus import (
     NatsUnreachableError,
     PublishError,
 )
+from algostack.adapters.nats.push import PushConsumer, PushDelivery, recv_ns_of
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import codec
 from algostack.core.backoff import Backoff
@@ -249,16 +250,19 @@ async def test_bus_server_restart_mid_stream_keeps_every_event_once(tmp_path: ob
     try:
         await b.ensure_market_stream()
         events = make_bars("AAPL", 300)
-        await b.publish_events(events[:150])
+        await b.publish_events(events[:150], recv_ns=7)
         await asyncio.to_thread(first.stop)
         second = await asyncio.to_thread(
             EmbeddedNats(store, port=port, user=user, password=pw).start
         )
-        await b.publish_events(events[150:])
+        await b.publish_events(events[150:], recv_ns=7)
         await b.flush_acks(timeout_s=30)
         info = await b.stream_info()
         assert info.state.messages == 300
         assert b.stats.reconnects >= 1
+        # Re-sent messages keep their receive time.
+        stored = await b.read_history("market.bars.AAPL", 300)
+        assert [recv_ns_of(m.headers) for m in stored] == [7] * 300
     finally:
         await b.close(timeout_s=5)
         if second is not None:
@@ -301,3 +305,122 @@ async def test_bus_publish_after_close_raises_publish_error(embedded_nats: Embed
     await b.close()
     with pytest.raises(PublishError, match="closed"):
         await b.publish_events(make_bars("AAPL", 1))
+
+
+# -- push consumers, history, receive-time header ---------------------------------------------
+
+
+async def collect_push(
+    bus: NatsBus, name: str, subjects: list[str], start_seq: int, n: int
+) -> tuple[PushConsumer, list[PushDelivery]]:
+    got: list[PushDelivery] = []
+    enough = asyncio.Event()
+
+    async def on_msg(d: PushDelivery) -> None:
+        got.append(d)
+        if len(got) >= n:
+            enough.set()
+
+    consumer = await bus.push_consumer(name, subjects, on_msg, start_seq=start_seq)
+    await asyncio.wait_for(enough.wait(), 10)
+    return consumer, got
+
+
+async def test_push_consumer_from_start_seq_delivers_in_order_with_recv_time(
+    bus: NatsBus,
+) -> None:
+    await bus.publish_events(make_bars("AAPL", 5) + make_bars("MSFT", 5), recv_ns=123_456)
+    await bus.publish_events(make_bars("AAPL", 5, start=5), recv_ns=789)
+    await bus.flush_acks()
+    history = await bus.read_history("market.bars.AAPL", 10_000)
+    start = history[3].stream_seq
+    consumer, got = await collect_push(bus, "m-AAPL-push", ["market.bars.AAPL"], start, 7)
+    await asyncio.sleep(0.1)  # nothing more may come
+    await consumer.close()
+    assert [codec.decode(d.data).ts for d in got] == [b.ts for b in make_bars("AAPL", 7, start=3)]
+    assert [d.stream_seq for d in got] == [m.stream_seq for m in history[3:]]
+    assert [d.recv_ns for d in got] == [123_456, 123_456, 789, 789, 789, 789, 789]
+    assert all(d.subject == "market.bars.AAPL" for d in got)
+
+
+async def test_push_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
+    bus: NatsBus,
+) -> None:
+    await bus.publish_events(make_bars("AAPL", 10))
+    await bus.flush_acks()
+    consumer, got = await collect_push(bus, "m-AAPL-ack", ["market.bars.AAPL"], 1, 10)
+    await got[5].ack()  # AckPolicy.ALL: the five before it are acked too
+    await bus.flush()
+    info = await consumer.info()
+    assert info.ack_floor is not None and info.ack_floor.stream_seq == got[5].stream_seq
+    await consumer.close()
+
+    start, existed = await bus.resume_point("m-AAPL-ack")
+    assert (start, existed) == (got[6].stream_seq, True)
+    # A commit the caller made durable whose ack was lost: resume after it.
+    later, _ = await bus.resume_point("m-AAPL-ack", committed_seq=got[7].stream_seq)
+    assert later == got[8].stream_seq
+    again, rest = await collect_push(bus, "m-AAPL-ack", ["market.bars.AAPL"], start, 4)
+    await asyncio.sleep(0.1)
+    await again.close()
+    assert [d.stream_seq for d in rest] == [d.stream_seq for d in got[6:]]
+
+
+async def test_resume_point_unknown_consumer_uses_committed_seq(bus: NatsBus) -> None:
+    assert await bus.resume_point("m-none") == (0, False)
+    assert await bus.resume_point("m-none", committed_seq=41) == (42, False)
+
+
+async def test_resume_point_consumer_bound_by_another_process_raises_config_error(
+    bus: NatsBus, embedded_nats: EmbeddedNats
+) -> None:
+    await bus.publish_events(make_bars("AAPL", 1))
+    await bus.flush_acks()
+    other = await NatsBus.connect(
+        embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
+    )
+    try:
+        consumer, _ = await collect_push(other, "m-AAPL-busy", ["market.bars.AAPL"], 1, 1)
+        with pytest.raises(ConfigError, match="bound by another running process"):
+            await bus.resume_point("m-AAPL-busy", bound_wait_s=0.3)
+        await consumer.close()
+    finally:
+        await other.close()
+
+
+async def test_push_consumer_bad_name_or_subjects_raises_config_error(bus: NatsBus) -> None:
+    async def cb(d: PushDelivery) -> None:
+        raise AssertionError("no delivery expected")
+
+    with pytest.raises(ConfigError, match="consumer name"):
+        await bus.push_consumer("bad.name", ["market.bars.AAPL"], cb, start_seq=1)
+    with pytest.raises(ConfigError, match="under market"):
+        await bus.push_consumer("ok", ["bars.AAPL"], cb, start_seq=1)
+
+
+async def test_read_history_returns_one_subject_up_to_seq(bus: NatsBus) -> None:
+    await bus.publish_events(make_bars("AAPL", 3) + make_bars("MSFT", 3) + make_bars("AAPL", 3, 3))
+    await bus.flush_acks()
+    assert await bus.last_stream_seq() == 9
+    upto6 = await bus.read_history("market.bars.AAPL", 6)
+    assert [m.stream_seq for m in upto6] == [1, 2, 3]
+    everything = await bus.read_history("market.bars.AAPL", 9)
+    assert [m.stream_seq for m in everything] == [1, 2, 3, 7, 8, 9]
+    assert [codec.decode(m.data).ts for m in everything] == [b.ts for b in make_bars("AAPL", 6)]
+    assert await bus.read_history("market.bars.AAPL", 0) == []
+    assert await bus.read_history("market.bars.NONE", 9) == []
+
+
+async def test_bus_publish_events_without_recv_ns_stamps_publish_time(bus: NatsBus) -> None:
+    import time
+
+    before = time.time_ns()
+    await bus.publish_events(make_bars("AAPL", 2))
+    after = time.time_ns()
+    await bus.flush_acks()
+    msgs = await bus.read_history("market.bars.AAPL", 2)
+    assert len(msgs) == 2
+    for m in msgs:
+        assert m.headers is not None and m.headers["Nats-Msg-Id"].startswith("bars:AAPL:")
+        assert before <= recv_ns_of(m.headers) <= after
+    assert recv_ns_of({"Algostack-Recv-Ns": "garbage"}) == recv_ns_of(None) == 0

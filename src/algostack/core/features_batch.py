@@ -1,7 +1,9 @@
 """The batch twin of ``features``: the same features over a DataFrame, for training.
 
-Rolling windows are computed exactly over each window (no running sums), recursive features
-(EMA, Wilder's RSI) with the very steps the streaming engine takes, so the two agree to
+Rolling means (``sma_ratio``, ``range``) use the streaming engine's own ``WindowSum`` (the
+correctly rounded window sum) and ``sma_ratio`` the same expression, so those agree with the
+engine bit for bit; rolling deviations are computed over each window, recursive features
+(EMA, Wilder's RSI) with the very steps the streaming engine takes, so the rest agree to
 rounding (``tests/unit/core/test_features_parity.py``). Rows are NaN during warm-up.
 """
 
@@ -21,7 +23,9 @@ from algostack.core.features import (
     BadBarError,
     FeatureDef,
     UnknownFeatureError,
+    WindowSum,
     parse_feature,
+    sma_ratio,
 )
 from algostack.core.market import NS_PER_MIN
 from algostack.core.sessions import NEW_YORK
@@ -64,10 +68,28 @@ def _windows(x: FloatArray, n: int) -> FloatArray:
     return sliding_window_view(x, n)
 
 
-def _rolling_mean(x: FloatArray, n: int) -> FloatArray:
+def rolling_sum(x: FloatArray, n: int) -> FloatArray:
+    """The correctly rounded sum of each window of ``n`` values (NaN before the first full
+    one): ``WindowSum``, the streaming engine's own arithmetic."""
     out = np.full(len(x), np.nan)
+    ws = WindowSum(n)
+    push = ws.push
+    sums = [push(v) for v in x.tolist()]
     if len(x) >= n:
-        out[n - 1 :] = _windows(x, n).sum(axis=1) / n
+        out[n - 1 :] = sums[n - 1 :]
+    return out
+
+
+def _rolling_mean(x: FloatArray, n: int) -> FloatArray:
+    return rolling_sum(x, n) / n
+
+
+def _sma_ratio(c: FloatArray, fast: int, slow: int) -> FloatArray:
+    sf = rolling_sum(c, fast).tolist()
+    ss = rolling_sum(c, slow).tolist()
+    out = np.full(len(c), np.nan)
+    for i in range(slow - 1, len(c)):
+        out[i] = sma_ratio(sf[i], fast, ss[i], slow)
     return out
 
 
@@ -142,7 +164,7 @@ def _feature(fd: FeatureDef, bars: pd.DataFrame, ts: np.ndarray) -> FloatArray:
     if kind == "ret":
         return _log_returns(c, p[0])
     if kind == "sma_ratio":
-        return np.asarray(_rolling_mean(c, p[0]) / _rolling_mean(c, p[1]) - 1.0)
+        return _sma_ratio(c, p[0], p[1])
     if kind == "ema_ratio":
         closes = c.tolist()
         fast = np.array(_ema(closes, p[0]))

@@ -66,7 +66,8 @@ class Position:
 class Portfolio:
     """One model's positions and PnL, with an equity curve and its maximum drawdown.
 
-    Equity is ``starting_equity + realised - commissions + unrealised``.
+    Equity is ``starting_equity + realised - commissions + unrealised``. Book fills through
+    ``apply_fill`` (it keeps the realised total, which ``mark`` reads every bar, up to date).
     """
 
     model: str
@@ -78,6 +79,16 @@ class Portfolio:
     peak_equity: float | None = None
     max_drawdown: float = 0.0
     """Largest fall from a previous equity peak, in currency (>= 0)."""
+    last_pnl: float = field(default=0.0, init=False, compare=False)
+    """Total PnL (``total_pnl``) at the last fill or mark: read it right after ``mark``."""
+    _realised: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._realised = self._sum_realised()
+        self.last_pnl = self.total_pnl
+
+    def _sum_realised(self) -> float:
+        return sum(p.realised_pnl for p in self.positions.values()) - self.commissions
 
     def position(self, symbol: str) -> Position:
         """The position in ``symbol`` (created flat on first use)."""
@@ -95,6 +106,7 @@ class Portfolio:
         """Book ``fill``; return the PnL it realised (gross of its commission)."""
         realised = self.position(fill.symbol).apply(fill.signed_qty, fill.price)
         self.commissions += fill.commission
+        self._realised = self._sum_realised()
         self._record(fill.ts)
         return realised
 
@@ -102,34 +114,47 @@ class Portfolio:
         """Mark ``symbol`` at ``price``; return the new equity."""
         if price <= 0:
             raise ValueError(f"{symbol}: mark price must be positive, got {price}")
-        self.position(symbol).last_price = price
+        pos = self.positions.get(symbol)
+        if pos is None:
+            pos = self.position(symbol)
+        pos.last_price = price
         return self._record(ts)
 
     @property
     def realised_pnl(self) -> float:
         """Realised PnL net of commissions."""
-        return sum(p.realised_pnl for p in self.positions.values()) - self.commissions
+        return self._realised
 
     @property
     def unrealised_pnl(self) -> float:
         """Mark-to-market PnL of every open position."""
-        return sum(p.unrealised_pnl for p in self.positions.values())
+        total = 0.0
+        for p in self.positions.values():
+            q = p.qty
+            if q and p.last_price:
+                total += (p.last_price - p.avg_price) * q
+        return total
 
     @property
     def total_pnl(self) -> float:
         """Realised (net) plus unrealised PnL: what the daily loss limit watches."""
-        return self.realised_pnl + self.unrealised_pnl
+        return self._realised + self.unrealised_pnl
 
     @property
     def equity(self) -> float:
         """Current equity."""
-        return self.starting_equity + self.total_pnl
+        return self.starting_equity + (self._realised + self.unrealised_pnl)
 
     def _record(self, ts: int) -> float:
-        eq = self.equity
+        self.last_pnl = pnl = self._realised + self.unrealised_pnl
+        eq = self.starting_equity + pnl
         self.equity_curve.append((ts, eq))
-        if self.peak_equity is None:
-            self.peak_equity = self.starting_equity  # a loss from the start is a drawdown
-        self.peak_equity = max(self.peak_equity, eq)
-        self.max_drawdown = max(self.max_drawdown, self.peak_equity - eq)
+        peak = self.peak_equity
+        if peak is None:
+            peak = self.starting_equity  # a loss from the start is a drawdown
+        if eq > peak:
+            peak = eq
+        self.peak_equity = peak
+        if peak - eq > self.max_drawdown:
+            self.max_drawdown = peak - eq
         return eq

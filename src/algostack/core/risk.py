@@ -25,6 +25,7 @@ from algostack.core.ratelimit import TokenBucket
 from algostack.errors import ConfigError
 
 NS_PER_S = 1_000_000_000
+_INF = math.inf
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,8 @@ class RiskEngine:
     def in_session(self, now_ns: int) -> bool:
         """True inside the regular session (holidays and early closes included)."""
         day = self._day(now_ns)
-        if day.open_ns is None or day.close_ns is None:
-            return False
-        return day.open_ns <= now_ns < day.close_ns
+        open_ns, close_ns = day.open_ns, day.close_ns
+        return open_ns is not None and close_ns is not None and open_ns <= now_ns < close_ns
 
     def flatten_time(self, now_ns: int) -> int | None:
         """When flattening starts on the session of ``now_ns`` (UTC ns), or None."""
@@ -171,20 +171,27 @@ class RiskEngine:
     def must_flatten(self, now_ns: int) -> bool:
         """True when the model must be flat now: in session and past the flatten time, or
         HALTED (loss limit or kill switch)."""
-        if not self.in_session(now_ns):
+        day = self._day(now_ns)
+        open_ns, close_ns = day.open_ns, day.close_ns
+        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
             return False
         if self.state is RiskState.HALTED:
             return True
-        at = self.flatten_time(now_ns)
+        at = day.flatten_ns
         return at is not None and now_ns >= at
 
     # -- sizing ----------------------------------------------------------------------------
 
     def max_abs_qty(self, price: float) -> int:
         """The largest position (shares) both caps allow at ``price``."""
-        if not price > 0 or not math.isfinite(price):
+        if not 0.0 < price < _INF:  # also False for NaN
             raise ValueError(f"price must be a positive number, got {price}")
-        return max(0, min(self.limits.max_position_shares, int(self.limits.max_notional // price)))
+        limits = self.limits
+        by_notional = int(limits.max_notional // price)
+        cap = limits.max_position_shares
+        if by_notional < cap:
+            cap = by_notional
+        return cap if cap > 0 else 0
 
     def target_qty(
         self, direction: int, price: float, now_ns: int, *, position: int | None = None
@@ -200,7 +207,12 @@ class RiskEngine:
         cap = self.max_abs_qty(price)
         if direction == 0 or self.state is RiskState.HALTED:
             return 0
-        if not self.in_session(now_ns) or self.must_flatten(now_ns):
+        # not HALTED here, so must_flatten == in session and past the flatten time
+        day = self._day(now_ns)
+        open_ns, close_ns, at = day.open_ns, day.close_ns, day.flatten_ns
+        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
+            return 0
+        if at is not None and now_ns >= at:
             return 0
         target = direction * cap
         if self.state is RiskState.REDUCING:

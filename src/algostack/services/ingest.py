@@ -1,7 +1,10 @@
 """The ingest service: drain a market-data source into the NATS bus.
 
 ``IngestService`` takes any ``MarketSource`` (Alpaca, synthetic, replay) and a connected
-``NatsBus``; every batch goes to JetStream through the bus's bounded ack window. It logs a
+``NatsBus``; every batch goes to JetStream through the bus's bounded ack window, each message
+stamped ``Algostack-Recv-Ns`` with the batch's receive time: the source's ``last_recv_ns``
+(set before it yields a batch; the Alpaca source records when the websocket frame came off
+the socket) or, for a source without one, the time the service got the batch. It logs a
 structured progress line every ``log_every_s`` (counters, rate, per-symbol last-bar age) and
 a final summary. ``stop()`` (wired to SIGTERM/SIGINT by ``run_ingest``) ends the source;
 ``run()`` then waits for every outstanding ack, so nothing received is left unflushed.
@@ -65,6 +68,7 @@ class IngestService:
         stop_grace_s: float = STOP_GRACE_S,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.source = source
         self.stop_grace_s = stop_grace_s
@@ -73,6 +77,7 @@ class IngestService:
         self.stats = IngestStats()
         self._clock = clock
         self._wall = wall_clock
+        self._wall_ns = wall_ns
         self._stopping = False
         self._pump: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
@@ -98,12 +103,16 @@ class IngestService:
         stats = self.stats
         last_bar = stats.last_bar_ts
         next_log = self._clock() + self.log_every_s
-        async for batch in self.source.stream():
+        source = self.source
+        wall_ns = self._wall_ns
+        async for batch in source.stream():
+            # Read at once: the source sets it just before yielding this batch.
+            recv_ns: int = getattr(source, "last_recv_ns", 0) or wall_ns()
             if not batch:
                 continue
             stats.received += len(batch)
             stats.batches += 1
-            await publish(batch)
+            await publish(batch, recv_ns=recv_ns)
             for ev in batch:
                 if type(ev) is Bar and ev.ts > last_bar.get(ev.symbol, 0):
                     last_bar[ev.symbol] = ev.ts

@@ -18,6 +18,12 @@ reconnects with exponential backoff and full jitter; 406 waits at least 90 s; 40
 408-411 raise ``AuthError``/``ConfigError``. After a reconnect it resubscribes and fetches the
 minute bars missed during the gap through the ``HistoricalBars`` seam, skipping any bar
 already yielded (``last_bar_ts`` per symbol); the NATS ``Nats-Msg-Id`` is the second net.
+
+Receive time: before yielding a batch the source sets ``last_recv_ns`` to the wall time
+(``time.time_ns()``, UTC ns) at which the frame holding it came off the socket (a backfill:
+when the REST reply came). The ingest stamps it on every message (``Algostack-Recv-Ns``):
+the start of the tick-to-decision latency. It is an attribute beside the ``MarketSource``
+protocol, read right after each batch, so the protocol itself is unchanged.
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ class AlpacaStreamSource:
         use_msgpack: bool = True,
         now: Callable[[], datetime] = _utcnow,
         handshake_timeout_s: float = 10.0,
+        wall_ns: Callable[[], int] = time.time_ns,
         backfill_deadline_s: float = 60.0,
         max_backfill_minutes: int = 24 * 60,
         stable_after_s: float = 60.0,
@@ -161,6 +168,9 @@ class AlpacaStreamSource:
         self._max_backfill_ns = max_backfill_minutes * NS_PER_MIN
         self._stable_after_s = stable_after_s
         self._ws: ClientConnection | None = None
+        self._wall_ns = wall_ns
+        self.last_recv_ns = 0
+        """Wall time (UTC ns) the frame of the batch just yielded was received."""
         self._closed = asyncio.Event()
         self._lost_at_ns: int | None = None
 
@@ -212,12 +222,14 @@ class AlpacaStreamSource:
                 if had_session:
                     backfill = await self._backfill()
                     if backfill:
+                        self.last_recv_ns = self._wall_ns()
                         yield backfill
                 had_session = True
                 self._lost_at_ns = None
                 first = self._accept(pending)
                 if first:
                     delivered = True
+                    self.last_recv_ns = self._wall_ns()  # came with the handshake
                     yield first
                 async for batch in self._read(ws):
                     if not delivered:
@@ -338,10 +350,12 @@ class AlpacaStreamSource:
 
     async def _read(self, ws: ClientConnection) -> AsyncIterator[list[MarketEvent]]:
         timeout = self._silence_timeout_s
+        wall_ns = self._wall_ns
         while True:
             try:
                 async with asyncio.timeout(timeout):
                     data = await ws.recv()
+                recv_ns = wall_ns()
             except TimeoutError:
                 if self._market_open(self._now()):
                     self.silences += 1
@@ -356,6 +370,7 @@ class AlpacaStreamSource:
             if parsed.events:
                 events = self._accept(parsed.events)
                 if events:
+                    self.last_recv_ns = recv_ns
                     yield events
 
     def _parse(self, data: bytes | str) -> wire.ParsedFrame:

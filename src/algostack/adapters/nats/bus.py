@@ -7,8 +7,12 @@ under one wildcard ack inbox, a bounded window of ``max_inflight`` messages may 
 their acks, and ``flush_acks()`` waits for the rest. Unacked messages are kept and re-sent
 after a reconnect or an ack timeout; de-duplication makes the re-send safe.
 
+Every market message also carries ``Algostack-Recv-Ns``: when the ingest received the
+frame holding it (UTC ns), the start of the tick-to-decision latency.
+
 Trader events and control messages use plain core-NATS ``publish``/``subscribe``; traders
-read market data through ``durable_consumer`` (see ``consumer.py``).
+read market data through ``push_consumer`` (``push.py``: durable, callback, ``AckPolicy.ALL``)
+and warm up through ``read_history``; ``durable_consumer`` (``consumer.py``) is the pull form.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from algostack.adapters.nats import push as _push
 from algostack.adapters.nats.consumer import DurableConsumer
+from algostack.adapters.nats.push import RECV_HEADER, PushConsumer, PushDelivery
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market import MarketEvent
@@ -63,6 +69,8 @@ class BusMessage:
     reply: str = ""
     stored_ns: int | None = None
     """For JetStream deliveries: when the server stored the message (UTC ns)."""
+    stream_seq: int = 0
+    """For ``read_history``: the message's sequence in the stream."""
 
 
 @dataclass
@@ -127,8 +135,8 @@ class NatsBus:
         self.ack_timeout_s = ack_timeout_s
         self.max_resends = max_resends
         self.stats = BusStats()
-        # seq -> (subject, payload, msg id, send count); insertion order = send order.
-        self._pending: dict[int, tuple[str, bytes, str, int]] = {}
+        # seq -> (subject, payload, msg id, send count, recv header); insertion = send order.
+        self._pending: dict[int, tuple[str, bytes, str, int, str]] = {}
         self._seq = 0
         self._ack_prefix = ""
         self._ack_sub: Any = None
@@ -347,11 +355,15 @@ class NatsBus:
 
     # -- JetStream publish with a bounded ack window ------------------------------------------
 
-    async def publish_events(self, events: Sequence[MarketEvent]) -> None:
+    async def publish_events(
+        self, events: Sequence[MarketEvent], *, recv_ns: int | None = None
+    ) -> None:
         """Publish events to JetStream with de-duplication ids; wait only when the window is full.
 
-        Returns once every event is handed to the connection; ``flush_acks()`` waits for the
-        acks. Counters in ``stats`` move as acks arrive.
+        Every message carries ``Nats-Msg-Id`` and ``Algostack-Recv-Ns: recv_ns`` (when the
+        ingest received the frame holding these events; default: now). Returns once every
+        event is handed to the connection; ``flush_acks()`` waits for the acks. Counters in
+        ``stats`` move as acks arrive.
         """
         if self._closed:
             raise PublishError("bus is closed")
@@ -360,6 +372,7 @@ class NatsBus:
         prefix = self._ack_prefix
         encode, subject_of, msg_id = codec.encode, codec.subject, codec.msg_id
         limit = self.max_inflight
+        recv = str(time.time_ns() if recv_ns is None else recv_ns)
         for event in events:
             if len(pending) >= limit:
                 await self._wait_window()
@@ -368,9 +381,14 @@ class NatsBus:
             mid = msg_id(event)
             self._seq += 1
             seq = self._seq
-            pending[seq] = (subj, payload, mid, 1)
+            pending[seq] = (subj, payload, mid, 1, recv)
             self._drained.clear()
-            await publish(subj, payload, reply=f"{prefix}{seq}", headers={MSG_ID_HEADER: mid})
+            await publish(
+                subj,
+                payload,
+                reply=f"{prefix}{seq}",
+                headers={MSG_ID_HEADER: mid, RECV_HEADER: recv},
+            )
         self.stats.sent += len(events)
 
     async def _wait_window(self) -> None:
@@ -416,7 +434,7 @@ class NatsBus:
             self.stats.published += 1
         self._settle(seq)
 
-    def _fail(self, entry: tuple[str, bytes, str, int], reason: str) -> None:
+    def _fail(self, entry: tuple[str, bytes, str, int, str], reason: str) -> None:
         self.stats.failed += 1
         if len(self._errors) < 100:
             self._errors.append(f"{entry[0]} id={entry[2]}: {reason}")
@@ -453,17 +471,20 @@ class NatsBus:
             entry = self._pending.get(old)
             if entry is None:
                 continue
-            subj, payload, mid, count = entry
+            subj, payload, mid, count, recv = entry
             if count > self.max_resends:
                 self._fail(entry, f"no ack after {count} sends")
                 self._settle(old)
                 continue
             del self._pending[old]
             self._seq += 1
-            self._pending[self._seq] = (subj, payload, mid, count + 1)
+            self._pending[self._seq] = (subj, payload, mid, count + 1, recv)
             self.stats.resent += 1
             await self._nc.publish(
-                subj, payload, reply=f"{self._ack_prefix}{self._seq}", headers={MSG_ID_HEADER: mid}
+                subj,
+                payload,
+                reply=f"{self._ack_prefix}{self._seq}",
+                headers={MSG_ID_HEADER: mid, RECV_HEADER: recv},
             )
 
     async def flush_acks(self, timeout_s: float | None = None) -> None:
@@ -553,6 +574,49 @@ class NatsBus:
         await self._nc.flush(timeout=timeout_s)  # type: ignore[arg-type]
 
     # -- consumers ----------------------------------------------------------------------------
+
+    async def push_consumer(
+        self,
+        name: str,
+        subjects: Sequence[str],
+        cb: Callable[[PushDelivery], Awaitable[None]],
+        *,
+        start_seq: int,
+        ack_wait_s: float = 30.0,
+        max_ack_pending: int = 20_000,
+        heartbeat_s: float = _push.HEARTBEAT_S,
+    ) -> PushConsumer:
+        """(Re)create the durable push consumer ``name`` at ``start_seq``; ``cb`` gets each message.
+
+        ``AckPolicy.ALL``, flow control, idle heartbeats; see ``push.py``.
+        """
+        return await PushConsumer.create(
+            self._nc,
+            name,
+            subjects,
+            cb,
+            start_seq=start_seq,
+            ack_wait_s=ack_wait_s,
+            max_ack_pending=max_ack_pending,
+            heartbeat_s=heartbeat_s,
+        )
+
+    async def resume_point(
+        self, name: str, *, committed_seq: int = 0, bound_wait_s: float = _push.BOUND_WAIT_S
+    ) -> tuple[int, bool]:
+        """Where durable consumer ``name`` resumes: ``(first seq, existed)``; see ``push.py``."""
+        return await _push.resume_point(self._nc, name, committed_seq, bound_wait_s=bound_wait_s)
+
+    async def last_stream_seq(self) -> int:
+        """The last sequence stored in the MARKET stream (0 when empty)."""
+        return await _push.last_stream_seq(self._nc)
+
+    async def read_history(
+        self, subject: str, upto_seq: int, *, timeout_s: float = 30.0
+    ) -> list[BusMessage]:
+        """Every MARKET message on ``subject`` with stream seq <= ``upto_seq``, in order."""
+        msgs = await _push.read_history(self._nc, subject, upto_seq, timeout_s=timeout_s)
+        return [BusMessage(m.subject, m.data, m.headers, stream_seq=seq) for seq, m in msgs]
 
     async def durable_consumer(
         self,

@@ -12,7 +12,9 @@ reported before anything connects:
   first as a ``DataError`` instead.
 
 Rows of different symbols are merged by timestamp (each symbol's order is kept); ``stream()``
-yields one batch per timestamp. ``speed=N`` paces batches at N times real time.
+yields one batch per timestamp. ``speed=N`` paces batches at N times real time. Before each
+batch, ``last_recv_ns`` is set to the wall time (UTC ns) the batch was produced: the ingest's
+receive time for an offline source.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ class ReplaySource:
         strict: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.path = Path(path)
         self.speed = check_speed(speed)
@@ -142,6 +145,9 @@ class ReplaySource:
         self.problems: list[str] = []
         self._clock = clock
         self._sleep = sleep
+        self._wall_ns = wall_ns
+        self.last_recv_ns = 0
+        """Wall time (UTC ns) the batch just yielded was produced."""
         self._closed = asyncio.Event()
         self.batches: list[list[MarketEvent]] = self._load()
 
@@ -231,6 +237,7 @@ class ReplaySource:
             self.stats.received += len(batch)
             for bar in batch:
                 self.stats.last_bar_ts[bar.symbol] = bar.ts
+            self.last_recv_ns = self._wall_ns()
             yield batch
 
 

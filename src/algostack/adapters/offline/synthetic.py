@@ -10,6 +10,8 @@ from ``random.Random`` seeded by (seed, symbol), so a seed gives the same day on
 ``stream()`` yields one batch per session minute (that minute's trades in time order, then
 its bars), from the open to the close (390 minutes on a regular day, fewer on early closes).
 ``speed=None`` runs as fast as possible; ``speed=N`` paces one session minute per ``60/N`` s.
+Before each batch, ``last_recv_ns`` is set to the wall time (UTC ns) the batch was produced:
+the ingest's receive time for an offline source.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class SyntheticSource:
         start_prices: dict[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.symbols = validate_symbols(symbols)
         try:
@@ -115,6 +118,9 @@ class SyntheticSource:
         self.stats = SourceStats()
         self._clock = clock
         self._sleep = sleep
+        self._wall_ns = wall_ns
+        self.last_recv_ns = 0
+        """Wall time (UTC ns) the batch just yielded was produced."""
         self._closed = asyncio.Event()
 
     @property
@@ -154,6 +160,7 @@ class SyntheticSource:
             self.stats.received += len(batch)
             for w in self._walks:
                 self.stats.last_bar_ts[w.symbol] = open_ts + minute * NS_PER_MIN
+            self.last_recv_ns = self._wall_ns()
             yield batch
 
     def minute_batch(self, ts: int, x: float) -> list[MarketEvent]:

@@ -20,7 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from algostack.adapters.broker import Broker
 from algostack.core import sessions
 from algostack.core.events import Decision, PnlUpdate, RiskUpdate
 from algostack.core.features import BadBarError, FeatureEngine
-from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, ts_to_datetime
+from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, datetime_to_ts, ts_to_datetime
 from algostack.core.naming import ModelSpec
 from algostack.core.orders import Fill, OrderIntent, OrderStatus, Portfolio, Side
 from algostack.core.risk import RiskEngine, RiskEvent, RiskLimits
@@ -105,6 +106,13 @@ def ny_day(ts: int) -> date:
     return sessions.new_york_date(ts_to_datetime(ts))
 
 
+def ny_day_bounds(day: date) -> tuple[int, int]:
+    """``[start, end)`` of the New York calendar ``day`` in UTC ns (DST-aware)."""
+    lo = datetime.combine(day, dtime(0), sessions.NEW_YORK)
+    hi = datetime.combine(day + timedelta(days=1), dtime(0), sessions.NEW_YORK)
+    return datetime_to_ts(lo), datetime_to_ts(hi)
+
+
 class ModelRunner:
     """One model's decisions, orders, fills and journals (no NATS; see module docstring).
 
@@ -142,6 +150,9 @@ class ModelRunner:
         self.features = FeatureEngine(model.features)
         self.stats = RunnerStats()
         self.day: date | None = None
+        self._day_lo = 0
+        self._day_hi = 0
+        """``[lo, hi)``: the current New York day in UTC ns (one date conversion per day)."""
         self.direction = 0
         self.last_decided_ts = 0
         self.last_bar_ts = 0
@@ -201,6 +212,7 @@ class ModelRunner:
             self.features = FeatureEngine(self.model.features)
             self.direction = 0
         self.day = day
+        self._day_lo, self._day_hi = ny_day_bounds(day)
         if self.journal_dir is not None:
             self._close_files()
             iso = day.isoformat()
@@ -313,6 +325,8 @@ class ModelRunner:
                 extra={"fields": {"model": self.key}},
             )
             return False
+        if self._day_lo <= bar.ts < self._day_hi:
+            return True
         day = ny_day(bar.ts)
         if day != self.day:
             if self.day is not None and day < self.day:
@@ -349,59 +363,73 @@ class ModelRunner:
             self.stats.warmup_bars += 1
 
     async def on_bar(self, bar: Bar, recv_ns: int = 0) -> Decision | None:
-        """Process one bar; the decision made (``None`` when refused, redelivered, or warming).
+        """Process one bar; the decision made (``None`` when refused or redelivered).
 
         ``recv_ns`` is when the ingest received the frame (UTC ns, 0 when unknown): the
-        decision's latency is measured from it.
+        decision's latency is measured from it. A bar decided while the features warm up
+        returns a decision with a NaN score.
         """
-        if not self._accept(bar):
+        # The hot path of both the live trader and the replay: every check that a good bar
+        # passes is inlined; anything unusual goes to the method that explains it.
+        if (
+            type(bar) is not Bar
+            or bar.symbol != self.symbol
+            or not self._day_lo <= bar.ts < self._day_hi
+            or bar.ts % self.bar_ns
+        ) and not self._accept(bar):
             return None
-        if bar.ts <= self.last_decided_ts:
+        ts = bar.ts
+        if ts <= self.last_decided_ts:
             # Decided before a restart: only rebuild the features.
             if self._update_features(bar)[0]:
                 self.stats.redelivered += 1
             return None
         o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
-        if bar.ts <= self.last_bar_ts or not (
+        if ts <= self.last_bar_ts or not (
             0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF
         ):
             self._update_features(bar)  # refuses it with the reason, counted and logged
             return None
-        fills = await self.broker.on_bar(bar) if self.pending else []
-        booked = [b for b in (self._book(f) for f in fills) if b is not None]
-        ok, x = self._update_features(bar)
-        if not ok:  # pragma: no cover - every refusal is caught above
+        booked: list[tuple[Fill, PendingOrder | None]] = []
+        if self.pending:
+            for f in await self.broker.on_bar(bar):
+                b = self._book(f)
+                if b is not None:
+                    booked.append(b)
+        features = self.features
+        skipped = features.skipped
+        x = features.update(bar)  # cannot raise: the bar passed the same checks above
+        if features.skipped != skipped:  # pragma: no cover - refused above (ts <= last)
+            self.stats.skipped_bars += 1
             self._journal_fills(booked)
             return None
-        now = bar.ts + self.bar_ns  # decisions happen at the bar's end
-        self.portfolio.mark(self.symbol, c, now)
-        self.risk.on_mark(self.portfolio.total_pnl, now)
-        decision = await self._decide(bar, x, now, recv_ns)
-        # Fills are journaled after the decision so their fsync does not delay it.
-        self._journal_fills(booked)
-        return decision
+        self.stats.bars += 1
+        self.last_bar_ts = ts
+        now = ts + self.bar_ns  # decisions happen at the bar's end
+        portfolio, risk = self.portfolio, self.risk
+        portfolio.mark(self.symbol, c, now)
+        risk.on_mark(portfolio.last_pnl, now)
 
-    async def _decide(
-        self, bar: Bar, x: np.ndarray | None, now: int, recv_ns: int
-    ) -> Decision | None:
-        position = self.position
-        pending = self.pending_qty
+        position = portfolio.qty(self.symbol)
+        pending = self.pending_qty if self.pending else 0
         score = math.nan
+        finite = False
         status = "warmup"
         reason = ""
         target = position + pending
+        flatten = risk.must_flatten(now)  # risk changes state only on marks, fills and kills
         if x is not None:
             score = self.model.score(x)
-            if not math.isfinite(score):
-                status, reason = "none", f"model score {score!r} is not finite: no order"
-                log.warning(reason, extra={"fields": {"model": self.key, "bar_ts": bar.ts}})
-            else:
+            finite = math.isfinite(score)
+            if finite:
                 self.direction = target_direction(score, self.direction, self.thresholds)
-                status = "none"
-        if status == "none" or self.risk.must_flatten(now):
-            direction = self.direction if math.isfinite(score) else 0
-            target = self.risk.target_qty(direction, bar.close, now, position=position)
-            if not math.isfinite(score) and not self.risk.must_flatten(now):
+            else:
+                reason = f"model score {score!r} is not finite: no order"
+                log.warning(reason, extra={"fields": {"model": self.key, "bar_ts": ts}})
+            status = "none"
+        if status == "none" or flatten:
+            target = risk.target_qty(self.direction if finite else 0, c, now, position=position)
+            if not finite and not flatten:
                 target = position + pending  # no usable score: hold
         delta = target - position - pending
         decided_ns = self._clock()
@@ -414,10 +442,10 @@ class ModelRunner:
                 symbol=self.symbol,
                 side=Side.for_delta(delta),
                 qty=abs(delta),
-                bar_ts=bar.ts,
+                bar_ts=ts,
                 decided_ns=decided_ns,
-                score=score if math.isfinite(score) else 0.0,
-                reason="flatten" if target == 0 and self.risk.must_flatten(now) else "signal",
+                score=score if finite else 0.0,
+                reason="flatten" if target == 0 and flatten else "signal",
             )
             cid = intent.client_order_id
             status, reason, order_qty = await self._submit(
@@ -427,14 +455,14 @@ class ModelRunner:
             order_qty *= intent.side.sign
         if recv_ns:
             self.latencies_us.append(latency_us)
-        self.last_decided_ts = bar.ts
+        self.last_decided_ts = ts
         self.stats.decisions += 1
         if self._decisions is not None:
             self._decisions.append(
                 (
-                    bar.ts,
-                    repr(bar.close),
-                    "" if math.isnan(score) else f"{score:.9g}",
+                    ts,
+                    repr(c),
+                    "" if score != score else f"{score:.9g}",
                     self.direction,
                     target,
                     position,
@@ -449,7 +477,7 @@ class ModelRunner:
             model=self.key,
             ts=decided_ns,
             symbol=self.symbol,
-            bar_ts=bar.ts,
+            bar_ts=ts,
             score=score,
             direction=self.direction,
             target_qty=target,
@@ -458,6 +486,9 @@ class ModelRunner:
         )
         if self._emit is not None:
             self._emit("decision", decision)
+        # Fills are journaled after the decision so their fsync does not delay it.
+        if booked:
+            self._journal_fills(booked)
         return decision
 
     async def _submit(

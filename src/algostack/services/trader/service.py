@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from nats.aio.msg import Msg
 
 from algostack.adapters.broker import Broker, SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.adapters.nats.push import PushConsumer, PushDelivery, recv_ns_of
 from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
@@ -41,7 +41,6 @@ from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.orders import OrderIntent
 from algostack.core.sessions import new_york_date
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
-from algostack.services.trader import push
 from algostack.services.trader.runner import ModelRunner, ScoringModel
 from algostack.services.trader.state import (
     fsync_path,
@@ -102,8 +101,8 @@ class ModelSlot:
     broker: Broker
     journal_dir: Path
     log_handler: logging.Handler
-    subscription: Any = None
-    last_msg: Msg | None = None
+    subscription: PushConsumer | None = None
+    last_msg: PushDelivery | None = None
     last_seq: int = 0
     committed_seq: int = 0
     malformed: int = 0
@@ -147,7 +146,6 @@ class TraderService:
         self.journal_root = Path(journal_root)
         self.fsync = fsync
         self.slots: dict[str, ModelSlot] = {}
-        self._nc = push.raw_client(bus)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._kill_sub: Subscription | None = None
@@ -191,7 +189,7 @@ class TraderService:
             return
         items = outbox[:]
         outbox.clear()
-        publish = self._nc.publish
+        publish = self.bus.publish
         for subj, payload in items:
             try:
                 await publish(subj, payload)
@@ -230,18 +228,16 @@ class TraderService:
                     report.mismatches,
                     extra={"fields": {"model": spec.key}},
                 )
-        start_seq, existed = await push.resume_point(
-            self._nc, spec.key, state.stream_seq if state else 0
+        start_seq, existed = await self.bus.resume_point(
+            spec.key, committed_seq=state.stream_seq if state else 0
         )
         warm_upto = start_seq - 1
         if not existed and start_seq == 0:  # first start: decide only what arrives from now
-            warm_upto = await push.last_stream_seq(self._nc)
+            warm_upto = await self.bus.last_stream_seq()
             start_seq = warm_upto + 1
             if not self.warmup:
                 warm_upto = 0
-        history = await push.read_history(
-            self._nc, codec.subject_for("bars", spec.symbol), warm_upto
-        )
+        history = await self.bus.read_history(codec.subject_for("bars", spec.symbol), warm_upto)
         for msg in history:
             try:
                 event = codec.decode(msg.data)
@@ -250,12 +246,11 @@ class TraderService:
             if type(event) is Bar:
                 runner.warm(event)
         slot.committed_seq = slot.last_seq = start_seq - 1
-        slot.subscription = await push.bind_push(
-            self._nc,
+        slot.subscription = await self.bus.push_consumer(
             spec.key,
             [codec.subject_for("bars", spec.symbol), codec.subject_for("status", spec.symbol)],
-            start_seq,
             self._handler(slot),
+            start_seq=start_seq,
             ack_wait_s=self.ack_wait_s,
         )
         log.info(
@@ -270,14 +265,13 @@ class TraderService:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def _handler(self, slot: ModelSlot) -> Callable[[Msg], Any]:
+    def _handler(self, slot: ModelSlot) -> Callable[[PushDelivery], Any]:
         runner = slot.runner
         decode = codec.decode
-        stream_seq = push.stream_seq
-        recv_ns = push.recv_ns
+        recv_ns = recv_ns_of
         outbox = self._outbox
 
-        async def on_msg(msg: Msg) -> None:
+        async def on_msg(msg: PushDelivery) -> None:
             if self._stop.is_set():
                 return  # not acked: redelivered to the next process
             try:
@@ -291,13 +285,13 @@ class TraderService:
                 )
                 event = None
             if type(event) is Bar:
-                await runner.on_bar(event, recv_ns(msg))
+                await runner.on_bar(event, recv_ns(msg.headers))
                 if outbox:
                     await self._drain_outbox()
             elif type(event) is TradingStatus:
                 runner.on_status(event)
             slot.last_msg = msg
-            slot.last_seq = stream_seq(msg)
+            slot.last_seq = msg.stream_seq
             if runner.needs_commit:
                 self.request_commit(slot)
 
@@ -412,7 +406,7 @@ class TraderService:
         for slot in self.slots.values():
             if slot.subscription is not None:
                 with contextlib.suppress(Exception):
-                    await slot.subscription.unsubscribe()
+                    await slot.subscription.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
