@@ -263,7 +263,32 @@ async def stop(proc: asyncio.subprocess.Process, timeout_s: float = 30.0) -> Non
         await proc.wait()
 
 
-async def one_run(seconds: float, n_models: int, rate: float, frame: int) -> dict[str, Any]:
+async def hop_probe(server: Any, measuring: list[bool]) -> tuple[Any, list[tuple[int, int]]]:
+    """An ordered consumer on every bar: (stored - recv, arrival - recv) in ns per bar."""
+    import nats
+
+    from algostack.adapters.nats.push import recv_ns_of
+
+    nc = await nats.connect(server.url, user=server.user, password=server.password)
+    out: list[tuple[int, int]] = []
+
+    async def on_bar(msg: Any) -> None:
+        if measuring[0]:
+            now = time.time_ns()
+            recv = recv_ns_of(msg.headers)
+            # Reply subject: $JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>
+            stored = int(msg.reply.split(".")[7])
+            out.append((stored - recv, now - recv))
+
+    await nc.jetstream().subscribe(
+        "market.bars.>", stream="MARKET", cb=on_bar, ordered_consumer=True
+    )
+    return nc, out
+
+
+async def one_run(
+    seconds: float, n_models: int, rate: float, frame: int, probe: bool = False
+) -> dict[str, Any]:
     """One measured run on a fresh server, fake, ingest and trader."""
     import nats
 
@@ -320,11 +345,20 @@ async def one_run(seconds: float, n_models: int, rate: float, frame: int) -> dic
             await read_line(fake.stdout, 60, "fake Alpaca")  # SUBSCRIBED
             rtt = await raw_rtt(server, 1000)
             pids = [os.getpid(), server.pid or 0, *(p.pid for p in procs)]
-            with LoadProbe(pids) as probe:
+            measuring = [False]
+            probe_nc, hops = await hop_probe(server, measuring) if probe else (None, [])
+            cpu0 = [_jiffies_of([p]) for p in pids]
+            with LoadProbe(pids) as load:
                 fake.stdin.write(b"GO\n")
                 await fake.stdin.drain()
+                await asyncio.sleep(WARM_S)
+                measuring[0] = True
                 done = (await read_line(fake.stdout, total_s + 60, "fake Alpaca")).split()
                 await asyncio.sleep(0.5)  # the last bars reach the trader
+                measuring[0] = False
+            cpu = [_jiffies_of([p]) - c for p, c in zip(pids, cpu0, strict=True)]
+            if probe_nc is not None:
+                await probe_nc.close()
             rtt += await raw_rtt(server, 1000)
             await stop(ingest)
             await stop(trader)
@@ -349,8 +383,27 @@ async def one_run(seconds: float, n_models: int, rate: float, frame: int) -> dic
         "over_1ms": int((arr > 1000).sum()),
         "raw_rtt_p50_us": float(np.percentile(rtt_arr, 50)),
         "raw_rtt_p99_us": float(np.percentile(rtt_arr, 99)),
-        "own_cores": round(probe.own_cores, 3),
-        "other_cores": round(probe.other_cores, 3),
+        "own_cores": round(load.own_cores, 3),
+        "other_cores": round(load.other_cores, 3),
+        **probe_figures(hops),
+        **{
+            f"cpu_s_{name}": c / os.sysconf("SC_CLK_TCK")
+            for name, c in zip(("bench", "nats", "fake", "trader", "ingest"), cpu, strict=True)
+        },
+    }
+
+
+def probe_figures(hops: list[tuple[int, int]]) -> dict[str, float]:
+    """Percentiles of the hop probe (empty without ``--probe``)."""
+    if not hops:
+        return {}
+    stored = np.array([h[0] for h in hops]) / 1e3
+    arrived = np.array([h[1] for h in hops]) / 1e3
+    return {
+        "recv_to_stored_p50_us": float(np.percentile(stored, 50)),
+        "recv_to_stored_p99_us": float(np.percentile(stored, 99)),
+        "recv_to_probe_p50_us": float(np.percentile(arrived, 50)),
+        "recv_to_probe_p99_us": float(np.percentile(arrived, 99)),
     }
 
 
@@ -372,6 +425,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=RATE, help="bars per second")
     ap.add_argument("--frame", type=int, default=1, help="bars per websocket frame")
     ap.add_argument("--symbols", type=int, default=N_MODELS, help="models (one per symbol)")
+    ap.add_argument("--probe", action="store_true", help="also time a bare JetStream consumer")
     ap.add_argument("--role", default="bench", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import uvloop
@@ -390,7 +444,7 @@ def main() -> None:
             break
         if args.quick and every and time.monotonic() - began > 28:
             break  # no time left for a second attempt under 60 s
-        r = uvloop.run(one_run(seconds, args.symbols, args.rate, args.frame))
+        r = uvloop.run(one_run(seconds, args.symbols, args.rate, args.frame, args.probe))
         ok = r["other_cores"] <= DISTURBED_CORES
         every.append(r)
         if ok:

@@ -13,7 +13,12 @@ from pathlib import Path
 from algostack.core.naming import ENVIRONMENTS, ingest_instance_name, trader_name_pattern
 from algostack.errors import ConfigError
 
-DEFAULT_SYNC_COMMAND = "sudo -u ec2-user /opt/algostack/venv/bin/algostack sync --final"
+# Stopping the trader unit flushes its journals and runs its ExecStopPost final sync
+# (`algostack sync ... --final`, written by `algostack node trader`); the sync unit then
+# runs once more so the command fails visibly when the upload does.
+DEFAULT_SYNC_COMMAND = (
+    "systemctl stop algostack-trader.service && systemctl start algostack-sync.service"
+)
 NATS_ADDRESS_KINDS = ("private", "public")
 
 

@@ -114,11 +114,27 @@ class Portfolio:
         """Mark ``symbol`` at ``price``; return the new equity."""
         if price <= 0:
             raise ValueError(f"{symbol}: mark price must be positive, got {price}")
-        pos = self.positions.get(symbol)
+        positions = self.positions
+        pos = positions.get(symbol)
         if pos is None:
             pos = self.position(symbol)
         pos.last_price = price
-        return self._record(ts)
+        if len(positions) != 1:
+            return self._record(ts)
+        # One symbol (every trader): ``_record`` with ``unrealised_pnl`` inlined, same floats.
+        q = pos.qty
+        self.last_pnl = pnl = self._realised + (0.0 + (price - pos.avg_price) * q if q else 0.0)
+        eq = self.starting_equity + pnl
+        self.equity_curve.append((ts, eq))
+        peak = self.peak_equity
+        if peak is None:
+            peak = self.starting_equity
+        if eq > peak:
+            peak = eq
+        self.peak_equity = peak
+        if peak - eq > self.max_drawdown:
+            self.max_drawdown = peak - eq
+        return eq
 
     @property
     def realised_pnl(self) -> float:

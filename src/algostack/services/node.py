@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from algostack.core.naming import ENVIRONMENTS
+from algostack.core.naming import ENVIRONMENTS, model_key
 from algostack.errors import ConfigError
 
 REQUIRED_KEYS = ("environment", "bucket", "git_branch")
@@ -263,7 +263,18 @@ def render_ingest(
         ),
         "algostack-dashboard.service": _service(
             "algostack Streamlit dashboard",
-            _cmd(algostack, "dashboard", "--host", dashboard_host, "--port", str(DASHBOARD_PORT)),
+            _cmd(
+                algostack,
+                "dashboard",
+                "--host",
+                dashboard_host,
+                "--port",
+                str(DASHBOARD_PORT),
+                "--bucket",
+                f"s3://{cfg.bucket}",
+                "--env",
+                cfg.environment,
+            ),
             layout,
             cfg,
             after=["algostack-nats.service"],
@@ -284,7 +295,20 @@ def render_trader(cfg: DeploymentConfig, layout: NodeLayout | None = None) -> No
     layout = layout or NodeLayout()
     spec = trader_spec(cfg)
     algostack = layout.venv_bin / "algostack"
-    sync = _cmd(algostack, "sync", "--bucket", cfg.bucket, "--model", spec.model_prefix)
+    bucket_url = f"s3://{cfg.bucket}"
+    journals = layout.app_dir / "state" / "journals"
+    # The trader writes each model's journal into <journal root>/<model key> (trader service).
+    model_journal = journals / model_key(spec.model_type, spec.symbol, spec.model_id)
+    sync = _cmd(
+        algostack,
+        "sync",
+        "--bucket",
+        bucket_url,
+        "--model",
+        spec.model_prefix,
+        "--journal-dir",
+        model_journal,
+    )
     trader = _service(
         f"algostack trader {spec.model_prefix}",
         _cmd(
@@ -293,7 +317,11 @@ def render_trader(cfg: DeploymentConfig, layout: NodeLayout | None = None) -> No
             "--model",
             spec.model_prefix,
             "--bucket",
-            cfg.bucket,
+            bucket_url,
+            "--journal-dir",
+            journals,
+            "--env",
+            cfg.environment,
             "--nats-url",
             f"nats://{spec.nats_address}:{NATS_PORT}",
         ),

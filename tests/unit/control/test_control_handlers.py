@@ -78,7 +78,7 @@ def test_config_from_env_defaults_follow_environment(tmp_path: Path) -> None:
     assert cfg.trader_name_pattern == "trading-server-qa-*"
     assert cfg.state_prefix == "/algostack/qa/runs" and cfg.nats_address == "private"
     assert cfg.run_script == tmp_path / "run.sh" and cfg.bucket is None
-    assert "sync --final" in cfg.sync_command
+    assert "algostack-sync.service" in cfg.sync_command
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,10 @@ def test_render_ingest_units_run_the_contract_commands() -> None:
         "127.0.0.1",
         "--port",
         "8501",
+        "--bucket",
+        "s3://algo-model-deploy",
+        "--env",
+        "qa",
     ]
     ingest = _unit(plan.units["algostack-ingest.service"])
     assert ingest["Unit"]["Requires"] == "algostack-nats.service"
@@ -145,7 +149,11 @@ def test_render_trader_units_run_trade_sync_timer_and_final_sync() -> None:
         "--model",
         "models/xgb/SPY/model_7",
         "--bucket",
-        "algo-model-deploy-prod",
+        "s3://algo-model-deploy-prod",
+        "--journal-dir",
+        "/opt/algostack/state/journals",
+        "--env",
+        "prod",
         "--nats-url",
         "nats://10.0.0.5:4222",
     ]
@@ -153,9 +161,11 @@ def test_render_trader_units_run_trade_sync_timer_and_final_sync() -> None:
         f"{bin_dir}/algostack",
         "sync",
         "--bucket",
-        "algo-model-deploy-prod",
+        "s3://algo-model-deploy-prod",
         "--model",
         "models/xgb/SPY/model_7",
+        "--journal-dir",
+        "/opt/algostack/state/journals/xgb-SPY-model_7",
     ]
     assert _argv(trader, "ExecStopPost") == [*sync, "--final"]
     assert _argv(plan.units["algostack-sync.service"]) == sync
@@ -253,3 +263,46 @@ def test_node_cli_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "cannot read" in result.output
+
+
+def _parse_with_cli(argv: list[str]) -> None:
+    """Parse ``algostack ...`` argv with the real Typer app, without running the command."""
+    import typer.main
+
+    from algostack.cli import app
+
+    group = typer.main.get_command(app)
+    name, *rest = argv[1:]
+    command = group.get_command(group.make_context("algostack", [name]), name)  # type: ignore[attr-defined]
+    assert command is not None, f"no command {name!r}"
+    command.make_context(name, list(rest))  # raises a usage error on any bad option
+
+
+@pytest.mark.parametrize("role", ["ingest", "trader"])
+def test_rendered_commands_parse_with_the_real_cli(role: str) -> None:
+    if role == "ingest":
+        plan = node.render_ingest(node.parse_deployment_config(INGEST_CFG), ["SPY"])
+    else:
+        plan = node.render_trader(node.parse_deployment_config(TRADER_CFG))
+    checked = 0
+    for text in plan.units.values():
+        for key in ("ExecStart", "ExecStopPost"):
+            if f"{key}=" not in text:
+                continue
+            argv = _argv(text, key)
+            if argv[0].endswith("/algostack"):
+                _parse_with_cli(argv)
+                checked += 1
+    assert checked >= 2
+
+
+def test_rendered_trader_journal_dir_is_where_the_trader_writes() -> None:
+    from algostack.core.naming import ModelSpec
+    from algostack.services.trader.service import journal_dir_for
+
+    plan = node.render_trader(node.parse_deployment_config(TRADER_CFG))
+    trade = _argv(plan.units["algostack-trader.service"])
+    sync = _argv(plan.units["algostack-sync.service"])
+    root = Path(trade[trade.index("--journal-dir") + 1])
+    spec = ModelSpec("xgb", "SPY", "model_7", 7)
+    assert str(journal_dir_for(root, spec)) == sync[sync.index("--journal-dir") + 1]
