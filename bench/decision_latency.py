@@ -469,8 +469,8 @@ def main() -> None:
     for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "raw_rtt_p50_us",
               "raw_rtt_p99_us"):  # fmt: skip
         print(f"{k:<34}{best[k]:>12.1f}")
-    print(f"{'samples (decisions measured)':<34}{best['samples']:>12d}")
-    print(f"{'decisions over 1 ms':<34}{best['over_1ms']:>12d}")
+    print(f"{'samples (decisions measured)':<34}{int(best['samples']):>12d}")
+    print(f"{'decisions over 1 ms':<34}{int(best['over_1ms']):>12d}")
     print(f"{'p50 / raw RTT p50':<34}{ratio:>12.2f}")
     print(f"{'CPU of the 5 processes (cores)':<34}{best['own_cores']:>12.2f}")
     print(f"{'CPU of other processes (cores)':<34}{best['other_cores']:>12.2f}")

@@ -145,7 +145,10 @@ def test_run_shutdown_syncs_running_traders_then_stops_everything(
     (other_env,) = aws.launch("trading-server-qa-AAPL-xgb-1", env="qa")
     out = run_shutdown(aws.clients, cfg, req(), aws.time.deadline(280), aws.time.runtime)
     (cmd,) = aws.ssm_fake.commands.values()
-    assert sorted(cmd.instances) == sorted(traders) and "systemctl stop algostack-trader.service" in cmd.script
+    assert (
+        sorted(cmd.instances) == sorted(traders)
+        and "systemctl stop algostack-trader.service" in cmd.script
+    )
     assert sorted(out["stopped"]) == sorted([ingest, *traders])
     assert all(aws.state(i) == "stopped" for i in [ingest, *traders, stopped])
     assert aws.state(other_env) == "running"
