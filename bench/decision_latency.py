@@ -200,6 +200,7 @@ def child_env(server: Any, **extra: str) -> dict[str, str]:
 async def raw_rtt(server: Any, count: int) -> list[float]:
     """nats-py request/reply round trips (µs) between two connections, paced 1 ms apart."""
     import nats
+    import nats.errors
 
     a = await nats.connect(server.url, user=server.user, password=server.password)
     b = await nats.connect(server.url, user=server.user, password=server.password)
@@ -209,10 +210,15 @@ async def raw_rtt(server: Any, count: int) -> list[float]:
 
     await b.subscribe("bench.rtt", cb=echo)
     await b.flush()
+    await a.flush()
     out = []
-    for _ in range(count):
+    while len(out) < count:
         t = time.perf_counter_ns()
-        await a.request("bench.rtt", b"x", timeout=2)
+        try:
+            await a.request("bench.rtt", b"x", timeout=2)
+        except nats.errors.NoRespondersError:  # interest not yet seen by a's route: retry
+            await asyncio.sleep(0.01)
+            continue
         out.append((time.perf_counter_ns() - t) / 1e3)
         await asyncio.sleep(0.001)
     await a.close()

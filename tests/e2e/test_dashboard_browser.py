@@ -1,42 +1,44 @@
-"""The dashboard in a real browser during a short local session.
+"""The dashboard in a real browser during a real short local session.
 
-A real nats-server with the MARKET stream, a bucket directory with journals, bars published
-before the dashboard starts (history) and while it runs (live), trader events every half
-second; ``algostack dashboard`` runs as a subprocess and headless Debian Chromium (driven by
-Playwright, never ``playwright install``) opens it. The test waits for live data, checks the
-fleet table and the charts, and saves ``docs/img/dashboard.png``.
+``algostack run --dashboard`` runs as a subprocess in its own process group: demo models
+trained on first run, an embedded nats-server, one trader per model, the synthetic ingest and
+the dashboard. Headless Debian Chromium (driven by Playwright with ``executable_path``, never
+``playwright install``) opens the dashboard, waits for live data (bars flowing, every demo
+model's heartbeat OK), checks the fleet table lists exactly the models of the demo store and
+that price charts are drawn, opens the model with the most trades and saves
+``docs/img/dashboard.png`` mid-session. Then SIGINT stops the run: exit 130 and no process of
+the session left (no streamlit, no nats-server, no trader, no ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from algostack.adapters.nats.bus import NatsBus
-from algostack.adapters.nats.server import EmbeddedNats
-from algostack.core.market import NS_PER_MIN, datetime_to_ts
-from algostack.core.sessions import new_york_date
-from algostack.services.dashboard.demo import DemoDesk, seed_bucket
+from algostack.core.naming import group_models
 from algostack.services.dashboard.launch import wait_healthy
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -47,26 +49,28 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HISTORY_BARS = 40
+DAY = "2024-03-15"
+# 390 session minutes in ~130 s: first trades ~15 s after the ingest starts, and the session
+# is still running when the screenshot is taken (~30-40 s in) even on a loaded machine.
+SPEED = 180
+SESSION_BARS = 390
 FAKE_KEY = "PKDASHBOARDTEST12345"
+FAKE_SECRET = "dashboard-test-secret-value"
 
 
 def chromium_path() -> str:
-    """Find Debian's chromium; try to install it when running as root; skip when impossible."""
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
+    """Debian's chromium; installed with apt when running as root; skip when impossible."""
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
     apt = shutil.which("apt-get")
     if apt and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run([apt, "install", "-y", "-qq", "chromium"], env=env, timeout=600,
                            capture_output=True, check=True)  # fmt: skip
-        found = shutil.which("chromium")
-        if found:
-            return found
-    pytest.skip("headless Chromium is not installed and could not be installed (apt chromium)")
+        if os.access(CHROMIUM, os.X_OK):
+            return CHROMIUM
+    pytest.skip(f"headless Chromium is not at {CHROMIUM} and could not be installed (apt)")
 
 
 def free_port() -> int:
@@ -75,127 +79,242 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def keep_publishing(demo: DemoDesk, stop: asyncio.Event) -> None:
-    """One bar per symbol per second and trader events every half second."""
-    tick = 0
-    while not stop.is_set():
-        if tick % 2 == 0:
-            await demo.publish_bars(1)
-        await demo.publish_trader_events(time.time_ns(), fill=tick % 4 == 0)
-        tick += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+def descendants(pid: int) -> set[int]:
+    """Every live process whose parent chain leads to ``pid``."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                parents[int(entry)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    out: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in out]
+        out.update(kids)
+        frontier.extend(kids)
+    return out
 
 
-async def wait_bars(page: Any, above: int, *, timeout_s: float) -> int:
-    """Wait until the page shows more than ``above`` bars for some symbol; return that count."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        counts = [int(n) for n in re.findall(r"(\d+) bars", await page.inner_text("body"))]
-        if counts and max(counts) > above:
-            return max(counts)
-        if time.monotonic() > deadline:
-            pytest.fail(f"no live bars in the page after {timeout_s} s (counts {counts})")
-        await asyncio.sleep(0.25)
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
 
 
-def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the real CLI command (``algostack dashboard``), output to ``log_path``."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def store_models(home: Path) -> set[str]:
+    """The model keys of the demo store the run trained into ``home/models``."""
+    keys = [p.relative_to(home).as_posix() for p in (home / "models").rglob("*") if p.is_file()]
+    specs, _ignored = group_models(keys)
+    return {s.key for s in specs}
+
+
+@dataclass
+class Session:
+    proc: subprocess.Popen[str]
+    home: Path
+    url: str
 
 
 @pytest.fixture
-async def session(tmp_path: Path) -> AsyncIterator[tuple[str, DemoDesk]]:
-    now = datetime.now(UTC)
-    first = datetime_to_ts(now) - 20 * NS_PER_MIN
-    seed_bucket(tmp_path / "bucket", new_york_date(now), first_ts=first)
-    server = EmbeddedNats().start()
-    bus = await NatsBus.connect(
-        server.url, user=server.user, password=server.password, connect_timeout_s=10
-    )
-    await bus.ensure_market_stream()
-    demo = DemoDesk(bus, start_ts=datetime_to_ts(now) - HISTORY_BARS * NS_PER_MIN)
-    await demo.publish_bars(HISTORY_BARS)
-    stop = asyncio.Event()
-    publisher = asyncio.create_task(keep_publishing(demo, stop))
+def session(tmp_path: Path) -> Iterator[Session]:
+    home = tmp_path / "home"
     port = free_port()
     env = {
         **os.environ,
-        "ALGOSTACK_NATS_USER": server.user,
-        "ALGOSTACK_NATS_PASSWORD": server.password,
         "ALGOSTACK_DASHBOARD_REFRESH_S": "1",
-        "ALGOSTACK_DASHBOARD_JOURNAL_EVERY_S": "2",
         "APCA_API_KEY_ID": FAKE_KEY,
-        "APCA_API_SECRET_KEY": "dashboard-test-secret-value",
+        "APCA_API_SECRET_KEY": FAKE_SECRET,
     }
-    env.pop("ALGOSTACK_DASHBOARD_PASSWORD", None)
-    cli = str(Path(sys.executable).with_name("algostack"))
-    bucket = str(tmp_path / "bucket")
-    argv = [cli, "dashboard", "--port", str(port), "--nats-url", server.url, "--bucket", bucket]
-    argv += ["--env", "local"]
-    proc = spawn(argv, env, tmp_path / "dashboard.log")
+    for name in ("ALGOSTACK_DASHBOARD_PASSWORD", "ALGOSTACK_HOME", "ALGOSTACK_ENV"):
+        env.pop(name, None)
+    argv = [sys.executable, "-c", "from algostack.cli import main; main()", "run",
+            "--dashboard", "--dashboard-port", str(port), "--home", str(home), "--day", DAY,
+            "--speed", str(SPEED), "--no-progress", "--no-report", "--json"]  # fmt: skip
+    err = (tmp_path / "run.err").open("w")
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        await asyncio.to_thread(wait_healthy, proc, "127.0.0.1", port, timeout_s=60)
-        yield f"http://127.0.0.1:{port}/", demo
+        # first run trains the demo models (~5 s), then NATS, traders and the dashboard
+        wait_healthy(proc, "127.0.0.1", port, timeout_s=90)  # type: ignore[arg-type]
+        yield Session(proc, home, f"http://127.0.0.1:{port}/")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        stop.set()
-        await publisher
-        await bus.close(2.0)
-        server.stop()
+        if proc.poll() is None:  # the test failed before its own SIGINT: stop it all
+            kids = descendants(proc.pid)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            for kid in kids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(kid, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        err.close()
+        print((tmp_path / "run.err").read_text()[-3000:])
 
 
-async def test_dashboard_browser_shows_live_fleet_and_charts_and_saves_screenshot(
-    session: tuple[str, DemoDesk],
+async def fleet(page: Any) -> list[dict[str, str]]:
+    """The fleet table's rows as {column: text}."""
+    table = page.get_by_test_id("stTable").first
+    got: dict[str, list[Any]] = await table.evaluate(
+        """(el) => {
+            const t = el.querySelector('table');
+            const head = [...t.querySelectorAll('thead th')].map(c => c.innerText.trim());
+            const rows = [...t.querySelectorAll('tbody tr')].map(
+                r => [...r.querySelectorAll('th,td')].map(c => c.innerText.trim()));
+            return {head, rows};
+        }"""
+    )
+    head = got["head"]
+    return [dict(zip(head[len(head) - len(r) :], r, strict=True)) for r in got["rows"]]
+
+
+async def wait_for(what: str, check: Any, timeout_s: float, poll_s: float = 0.25) -> Any:
+    """Poll the async ``check()`` until it returns something truthy; fail with ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            last = await check()
+            if last:
+                return last
+        await asyncio.sleep(poll_s)
+    pytest.fail(f"{what} not seen within {timeout_s:.0f} s (last: {last!r})")
+
+
+async def bar_counts(page: Any) -> list[int]:
+    return [int(n) for n in re.findall(r"(\d+) bars", await page.inner_text("body"))]
+
+
+async def test_dashboard_browser_real_session_shows_live_fleet_and_charts_then_stops_clean(
+    session: Session,
 ) -> None:
     from playwright.async_api import async_playwright
 
     executable = chromium_path()
-    url, demo = session
+    expected = store_models(session.home)
+    assert len(expected) == 4, expected  # the demo store
     profile = tempfile.mkdtemp(prefix="algostack-chromium-")
     try:
         async with async_playwright() as pw:
-            # a fresh profile per run: Playwright takes it as user_data_dir, not as an arg
+            # a fresh profile per run: Playwright passes it as --user-data-dir
             browser = await pw.chromium.launch_persistent_context(
                 profile,
                 executable_path=executable,
                 args=CHROMIUM_ARGS,
                 headless=True,
-                viewport={"width": 1500, "height": 1900},
-                timeout=30_000,
+                viewport={"width": 1500, "height": 1500},
+                timeout=60_000,
             )
             try:
                 page = await browser.new_page()
-                await page.goto(url, wait_until="domcontentloaded", timeout=30_000)
-                await page.get_by_text("NATS feed: live").first.wait_for(timeout=30_000)
-                table = page.get_by_test_id("stTable").first
-                await table.get_by_text("onnx-AAPL-model_1").wait_for(timeout=30_000)
-                await table.get_by_text("HALTED").first.wait_for(timeout=10_000)
-                await table.get_by_text("SILENT").first.wait_for(timeout=10_000)
-                # live data: more bars than were published before the dashboard started
-                first = await wait_bars(page, HISTORY_BARS, timeout_s=30)
-                assert await wait_bars(page, first, timeout_s=30) > first  # and it keeps moving
+                await page.goto(session.url, wait_until="domcontentloaded", timeout=60_000)
+                await page.get_by_text("NATS feed: live").first.wait_for(timeout=60_000)
+
+                async def all_ok() -> list[dict[str, str]] | None:
+                    rows = await fleet(page)
+                    ok = {r["Model"] for r in rows if r["Health"] == "OK"}
+                    return rows if ok == expected and len(rows) == len(expected) else None
+
+                rows = await wait_for("every demo model's heartbeat OK", all_ok, 60)
+                assert {r["Model"] for r in rows} == expected  # exactly the store's models
+
+                async def flowing() -> int:
+                    return max(await bar_counts(page), default=0)
+
+                first = await wait_for("bars", flowing, 60)
+                await wait_for("more bars", lambda: _above(flowing, first), 30)
+
                 charts = page.get_by_test_id("stVegaLiteChart")
-                await charts.nth(2).wait_for(timeout=20_000)
-                assert await charts.count() >= 4  # 3 prices + the selected model's PnL
-                fleet_text = await table.inner_text()
-                assert "ACTIVE" in fleet_text
+                await charts.first.wait_for(timeout=30_000)
+                await wait_for("a drawn price chart", lambda: _drawn(charts.first), 30)
+
+                async def traded() -> dict[str, str] | None:
+                    best = max(await fleet(page), key=lambda r: int(r["Trades"] or 0))
+                    return best if int(best["Trades"]) >= 3 else None
+
+                best = await wait_for("trades in the fleet table", traded, 60)
+                await page.get_by_test_id("stSelectbox").first.click()
+                await page.get_by_role("option", name=best["Model"], exact=True).click()
+
+                async def panel() -> bool:
+                    body = await page.inner_text("body")
+                    m = re.search(r"Today's trades \((\d+)\)", body)
+                    return bool(m and int(m.group(1)) >= 1 and "No PnL update" not in body)
+
+                await wait_for("the model panel with trades and PnL", panel, 30)
                 body = await page.inner_text("body")
-                assert FAKE_KEY not in body and "dashboard-test-secret-value" not in body
+                assert FAKE_KEY not in body and FAKE_SECRET not in body
+                await page.evaluate("document.activeElement && document.activeElement.blur()")
+                # Streamlit scrolls inside its main section, so a "full page" screenshot is
+                # only the viewport: grow the viewport to the content instead.
+                height = await page.evaluate(
+                    """() => {
+                        const el = document.querySelector('[data-testid="stMain"]');
+                        return el ? el.scrollHeight : document.body.scrollHeight;
+                    }"""
+                )
+                await page.set_viewport_size({"width": 1500, "height": int(height) + 20})
                 await page.wait_for_timeout(1_500)  # let the charts finish drawing
+                assert session.proc.poll() is None, "the session ended before the screenshot"
+                assert max(await bar_counts(page)) < SESSION_BARS  # mid-session
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 await page.screenshot(path=str(SCREENSHOT), full_page=True)
             finally:
                 await browser.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    assert SCREENSHOT.stat().st_size > 10_000
-    assert demo.bars > HISTORY_BARS
+    assert SCREENSHOT.stat().st_size > 20_000
+
+    proc = session.proc
+    kids = descendants(proc.pid)
+    names = " ".join(cmdline(p) for p in kids)
+    for part in ("nats-server", "streamlit run", " trade ", " ingest ", " dashboard "):
+        assert part in names, (part, names)
+    proc.send_signal(signal.SIGINT)
+    out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 130, out[-2000:]
+    await asyncio.sleep(0.3)
+    survivors = [(p, cmdline(p)) for p in kids if alive(p)]
+    assert not survivors, survivors
+    summary = json.loads(out)
+    assert summary["interrupted"]
+    dash = next(c for c in summary["components"] if c["name"] == "dashboard")
+    assert dash["status"] == "stopped" and dash["restarts"] == 0, dash
+
+
+async def _above(count: Any, floor: int) -> bool:
+    return bool(await count() > floor)
+
+
+async def _drawn(chart: Any) -> bool:
+    """True when Vega has drawn the chart (a canvas or svg with a size)."""
+    size = await chart.evaluate(
+        """(el) => {
+            const m = el.querySelector('canvas, svg.marks');
+            if (!m) return 0;
+            const r = m.getBoundingClientRect();
+            return r.width * r.height;
+        }"""
+    )
+    return bool(size and size > 10_000)

@@ -1,11 +1,13 @@
 """Fixtures of the infra tests: toolchain discovery (skip with a reason when absent), one staged
-copy of infra/ per session, one terraform init per root, one moto_server per module."""
+copy of infra/ per session, one terraform init per root, one moto_server per session with the
+dev and qa roots applied to it concurrently (shared by the deploy and controller tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import infra_emulated as em
 import infra_harness as h
 import pytest
 
@@ -63,9 +65,9 @@ def init_root(tf: h.Terraform, staged: Path):  # type: ignore[no-untyped-def]
     return _init
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server() -> Iterator[h.MotoServer]:
-    """One moto_server per test module, stopped at the end."""
+    """One moto_server per session, stopped at the end."""
     script = h.find_moto_server()
     if script is None:
         pytest.skip("moto_server is not installed in this virtualenv (moto[server])")
@@ -74,3 +76,27 @@ def moto_server() -> Iterator[h.MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def deployments(
+    tf: h.Terraform,
+    init_root,
+    moto_server: h.MotoServer,  # type: ignore[no-untyped-def]
+) -> Iterator[dict[str, em.Deployed]]:
+    """The dev and qa roots applied at the same time to one moto_server; destroyed at the end
+    (a failed destroy fails the session's teardown)."""
+    with em.deploy_concurrently(("dev", "qa"), tf, init_root, moto_server) as deps:
+        yield deps
+
+
+@pytest.fixture(scope="session")
+def qa(deployments: dict[str, em.Deployed]) -> em.Deployed:
+    """The applied qa root."""
+    return deployments["qa"]
+
+
+@pytest.fixture(scope="session")
+def dev(deployments: dict[str, em.Deployed]) -> em.Deployed:
+    """The applied dev root."""
+    return deployments["dev"]

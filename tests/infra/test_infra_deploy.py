@@ -1,107 +1,51 @@
-"""Emulated deploy: apply the qa (default run) and dev (slow) roots to moto_server and check
-through boto3 what Terraform built; re-plan shows no changes; a new model key plans exactly one
-instance; the shutdown controller stops exactly the instances Terraform made; destroy is clean."""
+"""Emulated deploy: the dev and qa roots applied concurrently to one moto_server (conftest's
+``deployments``); what Terraform built is checked through boto3 against the spec and the
+environment matrix; re-plan shows no changes; a new model key plans exactly one instance; the
+shutdown controller stops exactly the instances Terraform made; destroy is clean (teardown).
+The ingest and trading controllers run against the same emulator in
+test_infra_deploy_controllers.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-import infra_harness as h
 import pytest
+from infra_emulated import BUCKETS, SEED_KEYS, Deployed, live_instances, user_data
 
 from algostack.core.naming import group_models
 
-SEED_KEYS = [
-    "models/xgb/SPY/model_7-outer_0_inner_0.onnx",
-    "models/xgb/SPY/model_7-outer_1_inner_0.onnx",
-    "models/lin/QQQ/12-outer_0_inner_1.json",
-    "models/readme.txt",
-    "models/xgb/SPY/nonum-outer_0_inner_0.onnx",
-    "models/xgb/SPY/model_7/live/2024-01-02/live_trader.log",
-    "models/xgb/SPY/",
-    "models/a/b/c/model_1-outer_0_inner_0.onnx",
-    "models/xgb/SPY/model_3-outer_x_inner_0.onnx",
-]
-BUCKETS = {"dev": "algo-model-deploy-dev", "qa": "algo-model-deploy"}
+# The two concurrent applies happen in the setup of the first test that needs them.
+pytestmark = pytest.mark.timeout(900)
 
 
-def _client(server: h.MotoServer, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@dataclass
-class Deployed:
-    env: str
-    root: Path
-    server: h.MotoServer
-    tf: h.Terraform
-    outputs: dict[str, Any]
-
-    def args(self) -> list[str]:
-        # moto implements neither MonitorInstances nor Lambda DeadLetterConfig: both are
-        # switched off here and asserted statically in test_infra_static.py.
-        return [
-            "-no-color",
-            "-var-file=terraform.tfvars",
-            "-var",
-            f"aws_endpoint_url={self.server.url}",
-            "-var",
-            "ami_name_filter=amzn2-ami-hvm-*-x86_64-gp2",
-            "-var",
-            "detailed_monitoring=false",
-            "-var",
-            "lambda_dead_letter_queue=false",
-        ]
-
-    def client(self, service: str) -> Any:
-        return _client(self.server, service)
-
-
-def _deploy(env: str, tf: h.Terraform, init_root, server: h.MotoServer) -> Iterator[Deployed]:  # type: ignore[no-untyped-def]
-    s3 = _client(server, "s3")
-    s3.create_bucket(Bucket=BUCKETS[env])
-    for key in SEED_KEYS:
-        s3.put_object(Bucket=BUCKETS[env], Key=key, Body=b"x")
-    root = init_root(f"environments/{env}")
-    dep = Deployed(env, root, server, tf, {})
-    tf.run(root, "apply", "-auto-approve", *dep.args())
-    out = tf.run(root, "output", "-json", "-no-color")
-    dep.outputs = {k: v["value"] for k, v in json.loads(out.stdout).items()}
-    try:
-        yield dep
-    finally:
-        tf.run(root, "destroy", "-auto-approve", *dep.args(), check=False)
-
-
-@pytest.fixture(scope="module")
-def qa(tf: h.Terraform, init_root, moto_server: h.MotoServer) -> Iterator[Deployed]:  # type: ignore[no-untyped-def]
-    yield from _deploy("qa", tf, init_root, moto_server)
-
-
-def _instances(dep: Deployed) -> dict[str, dict[str, Any]]:
-    ec2 = dep.client("ec2")
-    out: dict[str, dict[str, Any]] = {}
-    for res in ec2.describe_instances(
-        Filters=[
-            {"Name": "tag:Environment", "Values": [dep.env]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]},
-        ]
-    )["Reservations"]:
-        for inst in res["Instances"]:
-            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-            out[tags["Name"]] = {**inst, "TagMap": tags}
-    return out
+# The environment matrix (docs/operations.md): what each root must have built.
+MATRIX: dict[str, dict[str, Any]] = {
+    "dev": {
+        "bucket": "algo-model-deploy-dev",
+        "branch": "feature/dev",
+        "type": "t2.small",
+        "lambdas": {"AlpacaWebsocketLambda_dev", "TradingServerLambda_dev"},
+        "schedules": set(),
+        "rules": set(),
+        "chained": False,
+    },
+    "qa": {
+        "bucket": "algo-model-deploy",
+        "branch": "main",
+        "type": "t3.small",
+        "lambdas": {
+            "AlpacaWebsocketLambda_qa",
+            "TradingServerLambda_qa",
+            "TradingServerShutdownLambda_qa",
+        },
+        "schedules": {"alpaca-websocket-lambda-daily-9am-est-qa"},
+        "rules": {"trading-server-shutdown-schedule-qa"},
+        "chained": True,
+    },
+}
 
 
 def test_qa_terraform_and_python_parse_the_same_keys(qa: Deployed) -> None:
@@ -120,16 +64,20 @@ def test_qa_terraform_and_python_parse_the_same_keys(qa: Deployed) -> None:
     assert sorted(qa.outputs["ignored_keys"]) == sorted(ignored)
 
 
-def test_qa_instances_tags_imdsv2_and_encryption(qa: Deployed) -> None:
-    insts = _instances(qa)
+@pytest.mark.parametrize("env", ["dev", "qa"])
+def test_instances_tags_imdsv2_encryption_and_user_data_follow_the_matrix(
+    env: str, deployments: dict[str, Deployed]
+) -> None:
+    dep, want = deployments[env], MATRIX[env]
+    insts = live_instances(dep)
     assert set(insts) == {
-        "alpaca-websocket-ingest-qa",
-        "trading-server-qa-SPY-xgb-7",
-        "trading-server-qa-QQQ-lin-12",
+        f"alpaca-websocket-ingest-{env}",
+        f"trading-server-{env}-SPY-xgb-7",
+        f"trading-server-{env}-QQQ-lin-12",
     }
-    trader = insts["trading-server-qa-SPY-xgb-7"]
+    trader = insts[f"trading-server-{env}-SPY-xgb-7"]
     for key, value in {
-        "Environment": "qa",
+        "Environment": env,
         "Project": "algostack",
         "Role": "trader",
         "ModelPrefix": "models/xgb/SPY/model_7",
@@ -139,18 +87,58 @@ def test_qa_instances_tags_imdsv2_and_encryption(qa: Deployed) -> None:
         "ModelNumber": "7",
     }.items():
         assert trader["TagMap"][key] == value, key
-    assert insts["alpaca-websocket-ingest-qa"]["TagMap"]["Role"] == "ingest"
-    ec2 = qa.client("ec2")
-    for inst in insts.values():
-        assert inst["MetadataOptions"]["HttpTokens"] == "required"
-        assert inst["InstanceType"] == "t3.small"
+    assert insts[f"alpaca-websocket-ingest-{env}"]["TagMap"]["Role"] == "ingest"
+    ec2 = dep.client("ec2")
+    key_id = dep.client("kms").describe_key(KeyId=f"alias/algostack-{env}")["KeyMetadata"]["KeyId"]
+    for name, inst in insts.items():
+        assert inst["MetadataOptions"]["HttpTokens"] == "required", name
+        assert inst["InstanceType"] == want["type"], name
         assert "KeyName" not in inst
         vol_id = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
         vol = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
         assert vol["Encrypted"] is True
-        assert vol["KmsKeyId"].endswith(
-            qa.client("kms").describe_key(KeyId="alias/algostack-qa")["KeyMetadata"]["KeyId"]
-        )
+        assert vol["KmsKeyId"].endswith(key_id), name
+        config = user_data(dep, inst["InstanceId"])
+        assert config["environment"] == env, name
+        assert config["bucket"] == want["bucket"], name
+        assert config["git_branch"] == want["branch"], name
+    trader_config = user_data(dep, trader["InstanceId"])
+    assert trader_config["model_prefix"] == "models/xgb/SPY/model_7"
+    assert trader_config["model_number"] == "7"
+
+
+@pytest.mark.parametrize("env", ["dev", "qa"])
+def test_schedules_shutdown_and_chaining_follow_the_matrix(
+    env: str, deployments: dict[str, Deployed]
+) -> None:
+    dep, want = deployments[env], MATRIX[env]
+    lam = dep.client("lambda")
+    functions = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
+    assert {f for f in functions if f.endswith(f"_{env}")} == want["lambdas"]
+    # terraform output -json omits null outputs.
+    assert dep.outputs.get("shutdown_lambda_name") == (
+        f"TradingServerShutdownLambda_{env}" if want["chained"] else None
+    )
+    schedules = {s["Name"] for s in dep.client("scheduler").list_schedules()["Schedules"]}
+    assert {s for s in schedules if s.endswith(f"-{env}")} == want["schedules"]
+    rules = {r["Name"] for r in dep.client("events").list_rules()["Rules"]}
+    assert {r for r in rules if r.endswith(f"-{env}")} == want["rules"]
+    chain = lam.list_function_event_invoke_configs(FunctionName=f"AlpacaWebsocketLambda_{env}")[
+        "FunctionEventInvokeConfigs"
+    ]
+    ingest_role = dep.client("iam").list_role_policies(RoleName=f"alpaca_websocket_lambda_{env}")
+    if want["chained"]:
+        assert len(chain) == 1
+        on_success = chain[0]["DestinationConfig"]["OnSuccess"]["Destination"]
+        assert on_success.endswith(f":function:TradingServerLambda_{env}")
+        assert f"trading_server_chain_{env}" in ingest_role["PolicyNames"]
+    else:
+        assert chain == []
+        assert f"trading_server_chain_{env}" not in ingest_role["PolicyNames"]
+    for name in want["lambdas"]:
+        variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        assert variables["ALGOSTACK_ENV"] == env, name
+        assert variables["ALGOSTACK_BUCKET"] == want["bucket"], name
 
 
 def test_qa_lambdas_chain_and_schedules(qa: Deployed) -> None:
@@ -214,10 +202,15 @@ def test_qa_iam_policies_are_scoped(qa: Deployed) -> None:
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
 
 
-def test_qa_replan_shows_no_changes(qa: Deployed) -> None:
-    proc = qa.tf.run(qa.root, "plan", "-detailed-exitcode", *qa.args(), check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "No changes." in proc.stdout
+def test_replan_of_dev_and_qa_shows_no_changes(deployments: dict[str, Deployed]) -> None:
+    def plan(dep: Deployed) -> subprocess.CompletedProcess[str]:
+        return dep.tf.run(dep.root, "plan", "-detailed-exitcode", *dep.args(), check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = dict(zip(deployments, pool.map(plan, deployments.values()), strict=True))
+    for env, proc in procs.items():
+        assert proc.returncode == 0, env + proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "No changes." in proc.stdout, env
 
 
 def test_qa_new_model_key_plans_exactly_one_instance(qa: Deployed) -> None:
@@ -231,38 +224,3 @@ def test_qa_new_model_key_plans_exactly_one_instance(qa: Deployed) -> None:
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert 'aws_instance.trader["models/xgb/QQQ/model_9"] will be created' in proc.stdout
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in proc.stdout
-
-
-def test_qa_shutdown_controller_stops_exactly_the_terraform_instances(
-    qa: Deployed, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    handlers = pytest.importorskip("algostack.control.handlers")
-    from algostack.control.config import ControlConfig
-    from algostack.control.runtime import Clients
-
-    lam_env = qa.client("lambda").get_function_configuration(
-        FunctionName="TradingServerShutdownLambda_qa"
-    )["Environment"]["Variables"]
-    for k, v in lam_env.items():
-        monkeypatch.setenv(k, v)
-    config = ControlConfig.from_env()
-    clients = Clients(ec2=qa.client("ec2"), ssm=qa.client("ssm"), s3=qa.client("s3"))
-
-    class Ctx:
-        aws_request_id = "infra-test-shutdown"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 290_000
-
-    made = {i["InstanceId"] for i in _instances(qa).values()}
-    result = handlers.handle(
-        handlers.controllers.run_shutdown,
-        {"source": "test"},
-        Ctx(),
-        clients=clients,
-        config=config,
-    )
-    assert result["component"] == "shutdown"
-    states = {i["InstanceId"]: i["State"]["Name"] for i in _instances(qa).values()}
-    assert set(states) == made
-    assert set(states.values()) <= {"stopping", "stopped"}

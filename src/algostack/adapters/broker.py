@@ -5,7 +5,7 @@ the trader runs one code path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -140,12 +140,50 @@ class SimBroker:
 
     async def on_bar(self, bar: Bar) -> list[Fill]:
         """Fill the pending orders this bar can fill, in submission order."""
-        fills = simfill.match(self._pending.values(), bar, self.rules)
+        if not self._pending:
+            return []
+        fills = simfill.match_by_id(self._pending, bar, self.rules)
         for f in fills:
             del self._pending[f.client_order_id]
             self._positions[f.symbol] = self._positions.get(f.symbol, 0) + f.signed_qty
         self.fills.extend(fills)
         return fills
+
+    @property
+    def seq(self) -> int:
+        """The last order number given out (``sim-<seq>``); commit it to survive a restart."""
+        return self._seq
+
+    def restore(
+        self,
+        pending: Iterable[tuple[str, OrderIntent]],
+        positions: Mapping[str, int],
+        seq: int,
+    ) -> None:
+        """Resume after a restart: re-open ``pending`` ``(broker order id, intent)`` orders,
+        hold ``positions`` (signed shares per symbol) and number new orders after ``seq``.
+
+        Call it before the first bar. A re-opened order fills at the next bar of its symbol
+        like any other, and a re-submit of its client order id is answered as a duplicate.
+        ``ValueError`` (nothing changed) for a negative ``seq``, a quantity that is not a
+        positive whole number, or a broker order id given to two client order ids.
+        """
+        if seq < 0:
+            raise ValueError(f"order sequence must be >= 0, got {seq}")
+        orders: dict[str, tuple[str, OrderIntent]] = {}
+        owners: dict[str, str] = {}
+        for oid, intent in pending:
+            cid = intent.client_order_id
+            if intent.qty <= 0:
+                raise ValueError(f"pending order {cid}: qty must be positive, got {intent.qty}")
+            if owners.setdefault(oid, cid) != cid:
+                raise ValueError(f"broker order id {oid} given to {owners[oid]} and {cid}")
+            orders[cid] = (oid, intent)
+        for cid, order in orders.items():
+            self._known[cid] = order[0]
+            self._pending[cid] = order
+        self._positions = {s: int(q) for s, q in positions.items() if q}
+        self._seq = max(self._seq, seq)
 
     async def positions(self) -> dict[str, int]:
         """Signed shares per symbol (flat symbols omitted)."""

@@ -18,6 +18,11 @@ def register(app: typer.Typer) -> None:
         bucket: str | None = typer.Option(
             None, help="Journals: a directory laid out like the bucket, or s3://<bucket>."
         ),
+        journals: str | None = typer.Option(
+            None,
+            help="A live journal root: one directory per model key, as `algostack trade "
+            "--journal-dir` writes (default: ALGOSTACK_DASHBOARD_JOURNALS).",
+        ),
         env: str | None = typer.Option(None, help="Environment (default: ALGOSTACK_ENV)."),
         allow_remote: bool = typer.Option(
             False, "--allow-remote", help="Allow a non-loopback --host (set a password!)."
@@ -28,6 +33,7 @@ def register(app: typer.Typer) -> None:
         An optional login password is read from ALGOSTACK_DASHBOARD_PASSWORD.
         """
         import os
+        import signal
         import subprocess
 
         from rich.console import Console
@@ -45,6 +51,7 @@ def register(app: typer.Typer) -> None:
                 env=env or settings.env,
                 nats_url=nats_url or settings.nats.url,
                 bucket=bucket or os.environ.get("ALGOSTACK_DASHBOARD_BUCKET"),
+                journals=journals or os.environ.get("ALGOSTACK_DASHBOARD_JOURNALS"),
                 allow_remote=allow_remote,
             )
             dl.check_bind(host, port, allow_remote=allow_remote)
@@ -58,6 +65,11 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
         console.print(f"dashboard: http://{host}:{port} (Ctrl-C to stop)")
+
+        def forward(signum: int, _frame: object) -> None:
+            proc.send_signal(signum)  # a supervisor's SIGTERM must stop Streamlit too
+
+        signal.signal(signal.SIGTERM, forward)
         try:
             code = proc.wait()
         except KeyboardInterrupt:

@@ -25,7 +25,6 @@ from algostack.core.features import (
     UnknownFeatureError,
     WindowSum,
     parse_feature,
-    sma_ratio,
 )
 from algostack.core.market import NS_PER_MIN
 from algostack.core.sessions import NEW_YORK
@@ -70,13 +69,39 @@ def _windows(x: FloatArray, n: int) -> FloatArray:
 
 def rolling_sum(x: FloatArray, n: int) -> FloatArray:
     """The correctly rounded sum of each window of ``n`` values (NaN before the first full
-    one): ``WindowSum``, the streaming engine's own arithmetic."""
+    one): the number ``WindowSum`` (the streaming engine) and ``math.fsum`` give, bit for bit.
+
+    Fast path: every finite float is an integer multiple of ``2**e`` for the smallest
+    exponent ``e`` in the series, so the windows are summed exactly as int64 and rounded once
+    by the int -> float conversion (round half to even, like ``fsum``); scaling back by a
+    power of two is exact. Series that do not fit (a dynamic range past int64, a result near
+    the subnormals) go through ``WindowSum`` itself. A window holding NaN or inf is NaN.
+    """
+    x = np.asarray(x, dtype=float)
     out = np.full(len(x), np.nan)
-    ws = WindowSum(n)
-    push = ws.push
-    sums = [push(v) for v in x.tolist()]
-    if len(x) >= n:
-        out[n - 1 :] = sums[n - 1 :]
+    if len(x) < n:
+        return out
+    finite = np.isfinite(x)
+    if not finite.all():
+        out = rolling_sum(np.where(finite, x, 0.0), n)
+        bad = sliding_window_view(~finite, n).any(axis=1)
+        out[n - 1 :][bad] = np.nan
+        return out
+    nonzero = x[x != 0.0]
+    if nonzero.size == 0:
+        out[n - 1 :] = 0.0
+        return out
+    exps = np.frexp(nonzero)[1]
+    e = int(exps.min()) - 53  # every value is an integer times 2**e
+    top = int(exps.max()) - e  # |value| < 2**top in those units
+    if e >= -1000 and top + n.bit_length() < 63:
+        ints = np.ldexp(x, -e).astype(np.int64)  # exact
+        sums = sliding_window_view(ints, n).sum(axis=1)  # exact: no overflow by `top`
+        out[n - 1 :] = np.ldexp(sums.astype(np.float64), e)  # one rounding, then exact
+        return out
+    push = WindowSum(n).push
+    sums_f = [push(v) for v in x.tolist()]
+    out[n - 1 :] = sums_f[n - 1 :]
     return out
 
 
@@ -84,12 +109,14 @@ def _rolling_mean(x: FloatArray, n: int) -> FloatArray:
     return rolling_sum(x, n) / n
 
 
-def _sma_ratio(c: FloatArray, fast: int, slow: int) -> FloatArray:
-    sf = rolling_sum(c, fast).tolist()
-    ss = rolling_sum(c, slow).tolist()
-    out = np.full(len(c), np.nan)
-    for i in range(slow - 1, len(c)):
-        out[i] = sma_ratio(sf[i], fast, ss[i], slow)
+def sma_ratio_series(close: FloatArray, fast: int, slow: int) -> FloatArray:
+    """``sma_ratio_<fast>_<slow>`` over ``close`` (NaN for the first ``slow - 1`` rows): the
+    streaming engine's floats exactly (same window sums, same IEEE expression as
+    ``features.sma_ratio``)."""
+    sf = rolling_sum(close, fast)
+    ss = rolling_sum(close, slow)
+    out: FloatArray = (sf / fast) / (ss / slow) - 1.0
+    out[: slow - 1] = np.nan
     return out
 
 
@@ -164,7 +191,7 @@ def _feature(fd: FeatureDef, bars: pd.DataFrame, ts: np.ndarray) -> FloatArray:
     if kind == "ret":
         return _log_returns(c, p[0])
     if kind == "sma_ratio":
-        return _sma_ratio(c, p[0], p[1])
+        return sma_ratio_series(c, p[0], p[1])
     if kind == "ema_ratio":
         closes = c.tolist()
         fast = np.array(_ema(closes, p[0]))

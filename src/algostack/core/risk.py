@@ -221,6 +221,34 @@ class RiskEngine:
             return direction * min(cap, abs(position))
         return target
 
+    def sizing(
+        self, direction: int, price: float, now_ns: int, *, position: int
+    ) -> tuple[int, bool]:
+        """``(target_qty(direction, price, now_ns, position=position), must_flatten(now_ns))``
+        in one pass: what the trader asks on every bar."""
+        if direction != 0 and direction != 1 and direction != -1:
+            raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
+        if not 0.0 < price < _INF:  # also False for NaN
+            raise ValueError(f"price must be a positive number, got {price}")
+        day = self._last_day
+        if day is None or not day.lo <= now_ns < day.hi:
+            day = self._day(now_ns)
+        open_ns, close_ns, at = day.open_ns, day.close_ns, day.flatten_ns
+        state = self.state
+        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
+            return 0, False  # outside the session: no target, nothing to flatten
+        if state is RiskState.HALTED:
+            return 0, True
+        flatten = at is not None and now_ns >= at
+        if direction == 0 or flatten:
+            return 0, flatten
+        cap = self.max_abs_qty(price)
+        if state is RiskState.REDUCING:
+            if position * direction <= 0:
+                return 0, False
+            return direction * min(cap, abs(position)), False
+        return direction * cap, False
+
     # -- checks ----------------------------------------------------------------------------
 
     def check(

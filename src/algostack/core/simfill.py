@@ -7,7 +7,7 @@ and pays ``commission_per_share`` (at least ``min_commission`` when that is set)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from algostack.core.market import Bar
@@ -45,15 +45,25 @@ def can_fill(intent: OrderIntent, bar: Bar) -> bool:
     return bar.symbol == intent.symbol and bar.ts > intent.bar_ts
 
 
-def fill(intent: OrderIntent, bar: Bar, rules: FillRules, broker_order_id: str) -> Fill:
-    """The fill of ``intent`` at ``bar`` (check ``can_fill`` first)."""
+def fill(
+    intent: OrderIntent,
+    bar: Bar,
+    rules: FillRules,
+    broker_order_id: str,
+    client_order_id: str | None = None,
+) -> Fill:
+    """The fill of ``intent`` at ``bar`` (check ``can_fill`` first).
+
+    ``client_order_id`` is ``intent.client_order_id`` when the caller already has it (it is
+    a SHA-256 to derive).
+    """
     if not can_fill(intent, bar):
         raise ValueError(
             f"bar {bar.symbol}@{bar.ts} cannot fill {intent.client_order_id} "
             f"(decided on {intent.symbol}@{intent.bar_ts})"
         )
     return Fill(
-        client_order_id=intent.client_order_id,
+        client_order_id=client_order_id or intent.client_order_id,
         broker_order_id=broker_order_id,
         model=intent.model,
         symbol=intent.symbol,
@@ -68,3 +78,15 @@ def fill(intent: OrderIntent, bar: Bar, rules: FillRules, broker_order_id: str) 
 def match(pending: Iterable[tuple[str, OrderIntent]], bar: Bar, rules: FillRules) -> list[Fill]:
     """Fill every pending ``(broker_order_id, intent)`` that ``bar`` can fill, in order."""
     return [fill(intent, bar, rules, oid) for oid, intent in pending if can_fill(intent, bar)]
+
+
+def match_by_id(
+    pending: Mapping[str, tuple[str, OrderIntent]], bar: Bar, rules: FillRules
+) -> list[Fill]:
+    """``match`` over ``{client_order_id: (broker_order_id, intent)}`` (a broker's book),
+    reusing the ids it already holds."""
+    return [
+        fill(intent, bar, rules, oid, cid)
+        for cid, (oid, intent) in pending.items()
+        if can_fill(intent, bar)
+    ]

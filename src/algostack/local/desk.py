@@ -169,7 +169,15 @@ class LocalDesk:
         )
 
     def dashboard_spec(self, env: dict[str, str]) -> ChildSpec:
-        """The Streamlit dashboard on loopback, reading this run's NATS and bucket."""
+        """The Streamlit dashboard on loopback, reading this run's NATS, models and journals.
+
+        Models come from the run's model store (its ``models/`` artifacts: a trader that never
+        speaks shows SILENT); trades from the run's journal root, read while the traders write
+        it, so trades made before a browser first opened the page are shown too. The
+        dashboard never gets the Alpaca keys.
+        """
+        from algostack.services.dashboard.launch import STRIPPED_ENV
+
         cfg = self.cfg
         argv = algostack_argv(
             "dashboard",
@@ -178,12 +186,22 @@ class LocalDesk:
             "--nats-url",
             self.nats_url,
             "--bucket",
-            str(cfg.paths.bucket),
+            str(cfg.paths.store),
+            "--journals",
+            str(cfg.paths.journals),
             "--env",
             cfg.env,
         )
+        dash_env = {k: v for k, v in env.items() if k not in STRIPPED_ENV}
+        # an accelerated session trades in seconds what a day trades in minutes
+        dash_env.setdefault("ALGOSTACK_DASHBOARD_JOURNAL_EVERY_S", "2")
         return ChildSpec(
-            "dashboard", "dashboard", argv, env, cfg.paths.logs / "dashboard.log", max_restarts=1
+            "dashboard",
+            "dashboard",
+            argv,
+            dash_env,
+            cfg.paths.logs / "dashboard.log",
+            max_restarts=1,
         )
 
     # -- waiting -------------------------------------------------------------------------------

@@ -154,10 +154,18 @@ async def replay_bars(
     empty: list[ModelRunner] = []
     t0 = timer()
     try:
-        for bar in bars:
-            for runner in by_symbol.get(bar.symbol, empty):
-                await runner.on_bar(bar, clock())
-                events += 1
+        if len(runners) == 1:  # a backtest of one model: no per-bar lookup
+            (runner,) = runners.values()
+            on_bar, symbol = runner.on_bar, runner.symbol
+            for bar in bars:
+                if bar.symbol == symbol:
+                    await on_bar(bar, clock())
+                    events += 1
+        else:
+            for bar in bars:
+                for runner in by_symbol.get(bar.symbol, empty):
+                    await runner.on_bar(bar, clock())
+                    events += 1
     finally:
         for runner in runners.values():
             runner.close()

@@ -13,6 +13,7 @@ a final summary. ``stop()`` (wired to SIGTERM/SIGINT by ``run_ingest``) ends the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -205,6 +206,10 @@ async def run_ingest(
                 max_age_s=max_age_s, duplicate_window_s=duplicate_window_s
             )
             service = IngestService(source, bus, log_every_s=log_every_s)
+            # Imports, settings and connections are long-lived: move them out of the GC's
+            # generations so no collection rescans them mid-stream (see docs/ingest.md).
+            gc.collect()
+            gc.freeze()
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, service.stop)

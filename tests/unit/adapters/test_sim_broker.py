@@ -94,3 +94,53 @@ async def _run_session() -> list[Fill]:
 async def test_sim_same_input_same_fills() -> None:
     a, b = await _run_session(), await _run_session()
     assert a == b and len(a) == 98
+
+
+async def test_sim_restore_reopens_orders_positions_and_numbering() -> None:
+    first = SimBroker(0.0, model="m")
+    await first.submit(intent(Side.BUY, 10))
+    await first.submit(intent(Side.SELL, 4, bar_ts=T - M))
+    assert first.seq == 2
+    pending = [(o.broker_order_id, intent(o.side, o.qty, T if o.side is Side.BUY else T - M))
+               for o in await first.open_orders()]  # fmt: skip
+
+    second = SimBroker(0.0, model="m")  # the restarted trader's broker
+    second.restore(pending, {"AAPL": 6, "MSFT": 0}, first.seq)
+    assert second.seq == 2 and await second.positions() == {"AAPL": 6}
+    assert [o.broker_order_id for o in await second.open_orders()] == ["sim-00000001",
+                                                                       "sim-00000002"]  # fmt: skip
+    again = await second.submit(intent(Side.BUY, 10))
+    assert again.duplicate and again.broker_order_id == "sim-00000001"
+    fills = await second.on_bar(bar(T + M, 100.0))
+    assert [(f.broker_order_id, f.signed_qty) for f in fills] == [("sim-00000001", 10),
+                                                                  ("sim-00000002", -4)]  # fmt: skip
+    assert await second.positions() == {"AAPL": 12}
+    new = await second.submit(intent(Side.BUY, 1, bar_ts=T + M))
+    assert new.broker_order_id == "sim-00000003"
+
+
+async def test_sim_restore_never_moves_numbering_backwards() -> None:
+    b = SimBroker()
+    for k in range(3):
+        await b.submit(intent(Side.BUY, 1, bar_ts=T + k * M))
+    b.restore([], {}, 1)
+    assert b.seq == 3
+
+
+@pytest.mark.parametrize(
+    ("pending", "seq", "match"),
+    [
+        ([("sim-1", intent(Side.BUY, 0))], 1, "positive"),
+        ([("sim-1", intent(Side.BUY, 5)), ("sim-1", intent(Side.SELL, 5))], 1, "given to"),
+        ([], -1, ">= 0"),
+    ],
+)
+async def test_sim_restore_bad_input_refused_and_nothing_changed(
+    pending: list[tuple[str, OrderIntent]], seq: int, match: str
+) -> None:
+    b = SimBroker()
+    await b.submit(intent(Side.BUY, 2, bar_ts=T - M))
+    before = (await b.open_orders(), await b.positions(), b.seq)
+    with pytest.raises(ValueError, match=match):
+        b.restore(pending, {"AAPL": 99}, seq)
+    assert (await b.open_orders(), await b.positions(), b.seq) == before

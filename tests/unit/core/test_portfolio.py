@@ -56,3 +56,45 @@ def test_portfolio_loss_from_start_counts_as_drawdown() -> None:
     pf.apply_fill(_fill(Side.BUY, 1, 100.0))
     pf.mark("AAPL", 90.0, 2)
     assert pf.max_drawdown == pytest.approx(10.0)
+
+
+def test_portfolio_cached_realised_equals_a_recount_over_two_symbols() -> None:
+    pf = Portfolio("m", starting_equity=100.0)
+    prices = [101.3, 99.7, 102.9, 98.1, 100.05, 103.33]
+    for i, px in enumerate(prices):
+        for sym, side in (("AAPL", Side.BUY if i % 2 == 0 else Side.SELL), ("MSFT", Side.BUY)):
+            f = Fill(client_order_id=f"c{i}{sym}", broker_order_id="b", model="m", symbol=sym,
+                     side=side, qty=3 + i, price=px, ts=i, commission=0.37)  # fmt: skip
+            pf.apply_fill(f)
+        pf.mark("AAPL", px + 0.5, 10 + i)
+        recount = sum(p.realised_pnl for p in pf.positions.values()) - pf.commissions
+        assert pf.realised_pnl == recount
+        assert pf.last_pnl == pf.total_pnl
+        unrealised = sum(p.unrealised_pnl for p in pf.positions.values())
+        assert pf.unrealised_pnl == unrealised
+        assert pf.equity == pf.starting_equity + (recount + unrealised)
+
+
+def test_portfolio_single_symbol_mark_equals_general_path() -> None:
+    one = Portfolio("m", starting_equity=50.0)
+    two = Portfolio("m", starting_equity=50.0)
+    two.position("ZZZ")  # a second, flat position sends every mark down the general path
+    for pf in (one, two):
+        pf.apply_fill(_fill(Side.BUY, 7, 100.0, ts=1, commission=0.5))
+        for t, px in enumerate([101.1, 99.3, 98.7, 102.2, 100.0]):
+            pf.mark("AAPL", px, 2 + t)
+    assert one.equity_curve == two.equity_curve
+    assert (one.peak_equity, one.max_drawdown, one.last_pnl) == (
+        two.peak_equity,
+        two.max_drawdown,
+        two.last_pnl,
+    )
+
+
+def test_portfolio_bad_mark_refused_and_unchanged() -> None:
+    pf = Portfolio("m")
+    pf.apply_fill(_fill(Side.BUY, 1, 100.0))
+    before = list(pf.equity_curve)
+    with pytest.raises(ValueError, match="positive"):
+        pf.mark("AAPL", 0.0, 5)
+    assert pf.equity_curve == before and pf.position("AAPL").last_price == 100.0

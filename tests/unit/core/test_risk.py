@@ -193,3 +193,43 @@ def test_risk_invalid_limits_named_in_config_error() -> None:
     with pytest.raises(ConfigError, match="daily_loss_limit=0") as exc:
         RiskLimits(daily_loss_limit=0, reduce_fraction=1.5)
     assert "reduce_fraction=1.5" in str(exc.value)
+
+
+@pytest.mark.parametrize("state", ["active", "reducing", "halted", "killed"])
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOON,
+        ny(2024, 1, 3, 9, 29),  # before the open
+        ny(2024, 1, 3, 15, 54),  # just before the flatten time
+        ny(2024, 1, 3, 15, 55),  # flatten time
+        ny(2024, 1, 3, 16, 0),  # the close
+        ny(2024, 1, 1, 12),  # New Year's Day
+        ny(2024, 11, 29, 12, 57),  # early close (13:00), flatten from 12:55
+    ],
+)
+def test_risk_sizing_equals_target_qty_and_must_flatten(state: str, now: int) -> None:
+    eng = engine(max_notional=1e9)
+    if state == "reducing":
+        eng.on_mark(-450.0, NOON)
+    elif state == "halted":
+        eng.on_mark(-600.0, NOON)
+    elif state == "killed":
+        eng.kill("test", NOON)
+    for direction in (-1, 0, 1):
+        for position in (-30, 0, 30, 250):
+            got = eng.sizing(direction, 187.5, now, position=position)
+            want = (
+                eng.target_qty(direction, 187.5, now, position=position),
+                eng.must_flatten(now),
+            )
+            assert got == want, (state, now, direction, position)
+
+
+def test_risk_sizing_bad_direction_or_price_refused() -> None:
+    eng = engine()
+    with pytest.raises(ValueError, match="direction"):
+        eng.sizing(2, 100.0, NOON, position=0)
+    for price in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="price"):
+            eng.sizing(1, price, NOON, position=0)

@@ -6,7 +6,7 @@ import pytest
 
 from algostack.core.market import Bar
 from algostack.core.orders import OrderIntent, Side
-from algostack.core.simfill import FillRules, can_fill, fill, match
+from algostack.core.simfill import FillRules, can_fill, fill, match, match_by_id
 
 T = 1_704_294_000_000_000_000
 M = 60_000_000_000
@@ -53,3 +53,13 @@ def test_simfill_match_keeps_order_and_skips_unfillable() -> None:
 def test_simfill_negative_costs_refused() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         FillRules(slippage_bps=-1)
+
+
+def test_simfill_match_by_id_equals_match_and_reuses_the_ids() -> None:
+    a, b = intent(Side.BUY), intent(Side.SELL, 3)
+    later = OrderIntent(model="m", symbol="AAPL", side=Side.BUY, qty=1, bar_ts=T + M)
+    book = {it.client_order_id: (oid, it) for oid, it in [("1", a), ("2", later), ("3", b)]}
+    rules = FillRules(slippage_bps=2.0, commission_per_share=0.01)
+    by_id = match_by_id(book, bar(T + M, 99.5), rules)
+    assert by_id == match(book.values(), bar(T + M, 99.5), rules)
+    assert [f.client_order_id for f in by_id] == [a.client_order_id, b.client_order_id]

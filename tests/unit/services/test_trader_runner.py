@@ -19,7 +19,6 @@ from algostack.core.orders import OrderAck, OrderIntent, OrderStatus
 from algostack.core.risk import RiskLimits
 from algostack.errors import ConfigError
 from algostack.services.trader.runner import ModelRunner, timeframe_ns
-from algostack.services.trader.service import RestorableSimBroker
 from algostack.services.trader.state import (
     decisions_file_name,
     load_state,
@@ -65,7 +64,7 @@ def make_runner(
     return ModelRunner(
         spec,
         model,
-        broker or RestorableSimBroker(0.0, model=spec.key),
+        broker or SimBroker(0.0, model=spec.key),
         journal_dir=tmp_path,
         fsync=False,
         limits=RiskLimits(max_position_shares=10),
@@ -102,12 +101,12 @@ async def test_runner_nan_bar_refused_without_order_or_state_change(tmp_path: Pa
     before = (runner.position, runner.stats.orders, runner.last_decided_ts, runner.features.count)
     nan_bar = bar(6, 105.0, close=math.nan)
     inf_bar = bar(6, 105.0, high=math.inf)
-    assert await runner.on_bar(nan_bar) is None
-    assert await runner.on_bar(inf_bar) is None
+    assert await runner.on_bar(nan_bar) is False
+    assert await runner.on_bar(inf_bar) is False
     assert runner.stats.bad_bars == 2
     after = (runner.position, runner.stats.orders, runner.last_decided_ts, runner.features.count)
     assert after == before
-    assert await runner.on_bar(BARS[6]) is not None  # the good bar of that minute still counts
+    assert await runner.on_bar(BARS[6]) is True  # the good bar of that minute still counts
 
 
 async def test_runner_duplicate_and_out_of_order_bars_skipped_no_double_order(
@@ -116,8 +115,8 @@ async def test_runner_duplicate_and_out_of_order_bars_skipped_no_double_order(
     runner = make_runner(tmp_path)
     await run_all(runner, BARS[:6])
     orders = runner.stats.orders
-    assert await runner.on_bar(BARS[5]) is None  # duplicate
-    assert await runner.on_bar(BARS[2]) is None  # out of order
+    assert await runner.on_bar(BARS[5]) is False  # duplicate
+    assert await runner.on_bar(BARS[2]) is False  # out of order
     assert runner.stats.skipped_bars == 2
     assert runner.stats.orders == orders
     rows = decision_rows(tmp_path)
@@ -126,9 +125,9 @@ async def test_runner_duplicate_and_out_of_order_bars_skipped_no_double_order(
 
 async def test_runner_wrong_symbol_or_misaligned_bar_refused(tmp_path: Path) -> None:
     runner = make_runner(tmp_path)
-    assert await runner.on_bar(bar(0, 100.0, symbol="MSFT")) is None
+    assert await runner.on_bar(bar(0, 100.0, symbol="MSFT")) is False
     odd = Bar(symbol="AAPL", ts=OPEN_NS + 30 * 10**9, open=1, high=1, low=1, close=1, volume=1)
-    assert await runner.on_bar(odd) is None
+    assert await runner.on_bar(odd) is False
     assert runner.stats.wrong_bars == 2 and runner.stats.decisions == 0
 
 
@@ -225,21 +224,17 @@ async def test_runner_restart_after_crash_decides_each_bar_once_and_orders_once(
     live = tmp_path / "live"
     first = make_runner(live)
     await run_all(first, BARS[:4])
-    assert isinstance(first.broker, RestorableSimBroker)
+    assert isinstance(first.broker, SimBroker)
     save_state(live, (first.sync_journals(), first.snapshot(4, first.broker.seq))[1])
     await run_all(first, BARS[4:13])  # an order, its fill, then the reversal's order: no commit
     del first  # kill -9: nothing else is written
 
     state = load_state(live, make_model()[0].key)
     assert state is not None and state.last_decided_ts == BARS[3].ts
-    broker = RestorableSimBroker(0.0)
+    broker = SimBroker(0.0)
     second = make_runner(live, broker)
     second.restore(state, read_journal_fills(live, state.day))
-    broker.restore(
-        [(p.broker_order_id, p.intent) for p in second.pending.values()],
-        {"AAPL": second.position},
-        state.sim_seq,
-    )
+    second.restore_sim_broker(broker, state.sim_seq)
     for b in BARS[:4]:
         second.warm(b)
     await run_all(second, BARS[4:])  # NATS redelivers everything after the commit

@@ -8,7 +8,8 @@ One thread with its own asyncio loop per Streamlit server (``app.py`` starts it 
   stored message (``history="all"``), then keeps following it live; while the stream does not
   exist yet it listens on core NATS and switches over once the ingest has created it;
 - subscribes to every trader event of the environment (``algostack.<env>.trader.>``);
-- re-reads the bucket (model list and today's journals) every ``journal_every_s``;
+- re-reads the bucket (model list and today's journals) and the live journal root (the
+  local session's ``journals/<run id>``) every ``journal_every_s``;
 - publishes the kill switch on ``algostack.<env>.control.kill``.
 
 Nothing here blocks the Streamlit script: it reads ``state.snapshot()``.
@@ -28,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import msgspec
@@ -37,7 +39,7 @@ from algostack.core import codec, naming
 from algostack.core.events import FILL_KIND, decode_event
 from algostack.core.sessions import NEW_YORK, new_york_date
 from algostack.errors import AlgostackError, ConfigError, RetryableError
-from algostack.services.dashboard.journals import apply_scan, scan_bucket
+from algostack.services.dashboard.journals import apply_scan, scan_bucket, scan_journal_dir
 from algostack.services.dashboard.state import DashboardState
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ class FeedConfig:
     user: str | None = None
     password: str | None = None
     bucket: str | None = None
+    journal_dir: str | None = None
+    """A live journal root (one directory per model key), read like the bucket's journals."""
     history: Literal["today", "all"] = "today"
     journal_every_s: float = 30.0
     stream_retry_s: float = 2.0
@@ -196,7 +200,7 @@ class DashboardFeed:
     async def _main(self) -> None:
         assert self._stop is not None
         tasks = [asyncio.create_task(self._nats_task())]
-        if self.config.bucket:
+        if self.config.bucket or self.config.journal_dir:
             tasks.append(asyncio.create_task(self._journal_task()))
         await self._stop.wait()
         # nats-py can swallow a cancellation (its connect path catches CancelledError while
@@ -299,21 +303,31 @@ class DashboardFeed:
     async def _journal_task(self) -> None:
         from algostack.adapters.storage import open_store
 
-        assert self.config.bucket is not None
+        cfg = self.config
         factory = self._store_factory or open_store
+        store = None
         while True:
-            try:
-                store = await asyncio.to_thread(factory, self.config.bucket)
-                break
-            except AlgostackError as exc:
-                log.error("dashboard cannot open the bucket: %s", exc)
-                await asyncio.sleep(self.config.journal_every_s)
-        while True:
-            day = new_york_date(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC)).isoformat()
-            try:
-                scan = await asyncio.to_thread(scan_bucket, store, day)
+            if store is None and cfg.bucket:
+                try:
+                    store = await asyncio.to_thread(factory, cfg.bucket)
+                except AlgostackError as exc:  # retried on the next pass
+                    log.error("dashboard cannot open the bucket: %s", exc)
+            if store is not None or cfg.journal_dir:
+                await self._scan_journals(store)
+            await asyncio.sleep(cfg.journal_every_s)
+
+    async def _scan_journals(self, store: Any) -> None:
+        """One pass: the bucket's models and today's journals, then the live journal root."""
+        cfg = self.config
+        day = new_york_date(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC)).isoformat()
+        try:
+            if store is not None:
+                apply_scan(self.state, await asyncio.to_thread(scan_bucket, store, day))
+            if cfg.journal_dir:
+                scan = await asyncio.to_thread(scan_journal_dir, Path(cfg.journal_dir))
+                for err in scan.errors:
+                    log.warning("dashboard journals: %s", err)
                 apply_scan(self.state, scan)
-                self.journal_scans += 1
-            except AlgostackError as exc:
-                log.error("dashboard cannot read journals: %s", exc)
-            await asyncio.sleep(self.config.journal_every_s)
+            self.journal_scans += 1
+        except AlgostackError as exc:
+            log.error("dashboard cannot read journals: %s", exc)

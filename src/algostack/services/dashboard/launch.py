@@ -42,6 +42,8 @@ class DashboardLaunch:
     nats_user: str | None = None
     nats_password: str | None = None
     bucket: str | None = None
+    journals: str | None = None
+    """A live journal root (``algostack run``: ``<home>/journals/<run id>``)."""
     allow_remote: bool = False
     refresh_s: float | None = None
 
@@ -104,6 +106,7 @@ def child_env(launch: DashboardLaunch, base: Mapping[str, str]) -> dict[str, str
         ("ALGOSTACK_NATS_USER", launch.nats_user),
         ("ALGOSTACK_NATS_PASSWORD", launch.nats_password),
         ("ALGOSTACK_DASHBOARD_BUCKET", launch.bucket),
+        ("ALGOSTACK_DASHBOARD_JOURNALS", launch.journals),
         (
             "ALGOSTACK_DASHBOARD_REFRESH_S",
             None if launch.refresh_s is None else str(launch.refresh_s),

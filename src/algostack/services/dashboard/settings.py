@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class DashboardSettings(BaseSettings):
     """Env: ``ALGOSTACK_DASHBOARD_PASSWORD`` (optional login), ``ALGOSTACK_DASHBOARD_BUCKET``
-    (``s3://B`` or a directory holding the journals), ``ALGOSTACK_DASHBOARD_REFRESH_S``,
+    (``s3://B`` or a directory holding the journals), ``ALGOSTACK_DASHBOARD_JOURNALS`` (a live
+    journal root: one directory per model key), ``ALGOSTACK_DASHBOARD_REFRESH_S``,
     ``ALGOSTACK_DASHBOARD_STALE_AFTER_S``, ``ALGOSTACK_DASHBOARD_SILENT_AFTER_S``,
     ``ALGOSTACK_DASHBOARD_HISTORY`` (today|all), ``ALGOSTACK_DASHBOARD_MARKET_HOURS``
     (nyse|always|auto: auto means always in the local env, NYSE hours elsewhere),
@@ -26,6 +27,7 @@ class DashboardSettings(BaseSettings):
 
     password: SecretStr | None = None
     bucket: str | None = None
+    journals: str | None = None
     refresh_s: float = 2.0
     stale_after_s: float = 120.0
     silent_after_s: float = 30.0

@@ -81,6 +81,14 @@ class PnlPoint:
     realised: float
     unrealised: float
     equity: float
+    bar_ts: int = 0
+    """Start of the symbol's latest bar when the update arrived (0: none seen yet): the
+    session's own clock, which an accelerated offline session runs far ahead of the wall."""
+
+    @property
+    def session_ts(self) -> int:
+        """Where the point sits on the price charts' time axis."""
+        return self.bar_ts or self.ts
 
 
 @dataclass
@@ -273,7 +281,11 @@ class DashboardState:
                 m.symbol = event.symbol
                 m.position = event.position
                 m.realised, m.unrealised, m.equity = event.realised, event.unrealised, event.equity
-                m.pnl.append(PnlPoint(event.ts, event.realised, event.unrealised, event.equity))
+                sym = self._symbols.get(event.symbol)
+                bar_ts = sym.last_bar_ts if sym is not None else 0
+                m.pnl.append(
+                    PnlPoint(event.ts, event.realised, event.unrealised, event.equity, bar_ts)
+                )
 
     def on_fill(self, model: str, fields: Mapping[str, Any]) -> bool:
         """Apply one live fill (decoded to a mapping); False when it lacks the basics."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,12 @@ KILL_RESULT_KEY = "kill_result"
 
 def _ts(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / NS_PER_S, UTC)
+
+
+def _ny(ns: int) -> datetime:
+    """New York wall time without a zone: Vega renders naive times as they are, so the
+    charts read in exchange time whatever the browser's time zone."""
+    return datetime.fromtimestamp(ns / NS_PER_S, sessions.NEW_YORK).replace(tzinfo=None)
 
 
 def _age(seconds: float | None) -> str:
@@ -101,10 +108,10 @@ def style_fleet(frame: pd.DataFrame) -> Styler:
 
 
 def price_frame(points: tuple[tuple[int, float], ...]) -> pd.DataFrame:
-    """Closes indexed by bar time (UTC)."""
+    """Closes indexed by bar start (New York time)."""
     return pd.DataFrame(
         {"close": [p for _, p in points]},
-        index=pd.DatetimeIndex([_ts(t) for t, _ in points], name="time"),
+        index=pd.DatetimeIndex([_ny(t) for t, _ in points], name="time"),
     )
 
 
@@ -115,7 +122,7 @@ def price_chart(points: tuple[tuple[int, float], ...]) -> alt.Chart:
         alt.Chart(frame, height=220)
         .mark_line()
         .encode(
-            x=alt.X("time:T", title=None),
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M")),
             y=alt.Y("close:Q", scale=alt.Scale(zero=False), title="close"),
             tooltip=[alt.Tooltip("time:T", format="%H:%M"), alt.Tooltip("close:Q", format=",.2f")],
         )
@@ -123,25 +130,31 @@ def price_chart(points: tuple[tuple[int, float], ...]) -> alt.Chart:
     return chart
 
 
-def pnl_frame(detail: ModelDetail) -> pd.DataFrame:
-    """Realised and unrealised PnL over time."""
+def pnl_frame(detail: ModelDetail, until_ts: int = 0) -> pd.DataFrame:
+    """Realised and unrealised PnL over session time (New York), as the price charts; the last
+    values are carried to ``until_ts`` (the symbol's latest bar) so the line reaches "now"."""
+    points = list(detail.pnl)
+    if points and until_ts > points[-1].session_ts:
+        points.append(dataclasses.replace(points[-1], ts=until_ts, bar_ts=until_ts))
     return pd.DataFrame(
         {
-            "realised": [p.realised for p in detail.pnl],
-            "unrealised": [p.unrealised for p in detail.pnl],
+            "realised": [p.realised for p in points],
+            "unrealised": [p.unrealised for p in points],
         },
-        index=pd.DatetimeIndex([_ts(p.ts) for p in detail.pnl], name="time"),
+        index=pd.DatetimeIndex([_ny(p.session_ts) for p in points], name="time"),
     )
 
 
-def pnl_chart(detail: ModelDetail) -> alt.Chart:
-    """Realised and unrealised PnL as two lines over time."""
-    frame = pnl_frame(detail).reset_index().melt("time", var_name="pnl", value_name="value")
+def pnl_chart(detail: ModelDetail, until_ts: int = 0) -> alt.Chart:
+    """Realised and unrealised PnL as two step lines over session time."""
+    frame = (
+        pnl_frame(detail, until_ts).reset_index().melt("time", var_name="pnl", value_name="value")
+    )
     chart: alt.Chart = (
         alt.Chart(frame, height=240)
-        .mark_line()
+        .mark_line(interpolate="step-after")
         .encode(
-            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M")),
             y=alt.Y("value:Q", title=None),
             color=alt.Color("pnl:N", title=None, legend=alt.Legend(orient="bottom")),
         )
@@ -150,20 +163,20 @@ def pnl_chart(detail: ModelDetail) -> alt.Chart:
 
 
 def trades_frame(detail: ModelDetail) -> pd.DataFrame:
-    """Today's trades of a model, oldest first."""
+    """Today's trades of a model, oldest first (times in New York)."""
     return pd.DataFrame(
         [
             {
-                "Time": _ts(t.ts).strftime("%H:%M:%S"),
+                "Time": _ny(t.ts).strftime("%H:%M:%S"),
                 "Side": t.side,
                 "Qty": t.qty,
                 "Price": t.price,
-                "Order id": t.order_id,
                 "Source": t.source,
+                "Order id": t.order_id,
             }
             for t in detail.trades
         ],
-        columns=["Time", "Side", "Qty", "Price", "Order id", "Source"],
+        columns=["Time", "Side", "Qty", "Price", "Source", "Order id"],
     )
 
 
@@ -177,6 +190,7 @@ def _load() -> tuple[str, FeedConfig, DashboardSettings]:
         user=settings.nats.user,
         password=password,
         bucket=dash.bucket,
+        journal_dir=dash.journals,
         history=dash.history,
         journal_every_s=dash.journal_every_s,
     )
@@ -194,6 +208,7 @@ def _feed(
     user: str,
     password: str,
     bucket: str,
+    journal_dir: str,
     history: str,
     journal_every_s: float,
     stale_after_s: float,
@@ -207,6 +222,7 @@ def _feed(
         user=user or None,
         password=password or None,
         bucket=bucket or None,
+        journal_dir=journal_dir or None,
         history="all" if history == "all" else "today",
         journal_every_s=journal_every_s,
     )
@@ -225,6 +241,7 @@ def _start_feed(cfg: FeedConfig, dash: DashboardSettings) -> DashboardFeed:
         cfg.user or "",
         cfg.password or "",
         cfg.bucket or "",
+        cfg.journal_dir or "",
         cfg.history,
         cfg.journal_every_s,
         dash.stale_after_s,
@@ -300,14 +317,16 @@ def render_models(snap: Snapshot) -> None:
     key = st.selectbox("Model", list(snap.models), key="model_select")
     detail = snap.models[key]
     r = detail.row
-    c = st.columns(7)
+    # two rows of four: seven metrics in one row truncate their values below ~1300 px
+    c = [*st.columns(4), *st.columns(4)]
     c[0].metric("Position", r.position)
     c[1].metric("Risk state", r.state)
     c[2].metric("Realised PnL", f"{r.realised:,.2f}")
     c[3].metric("Unrealised PnL", f"{r.unrealised:,.2f}")
     c[4].metric("Heartbeat age", _age(r.heartbeat_age_s))
-    c[5].metric("Decision latency p50", _ms(r.latency_p50_ms))
-    c[6].metric("Decision latency p99", _ms(r.latency_p99_ms))
+    c[5].metric("Decisions / orders", f"{detail.decisions:,} / {detail.orders:,}")
+    c[6].metric("Decision latency p50", _ms(r.latency_p50_ms))
+    c[7].metric("Decision latency p99", _ms(r.latency_p99_ms))
     if not r.healthy:
         why = f" ({detail.risk_reason})" if detail.risk_reason else ""
         st.error(f"{r.model}: {r.health}{why}")
@@ -315,12 +334,32 @@ def render_models(snap: Snapshot) -> None:
     with left:
         st.markdown("**PnL**")
         if detail.pnl:
-            st.altair_chart(pnl_chart(detail), width="stretch")
+            sym = next((s for s in snap.symbols if s.symbol == r.symbol), None)
+            until = sym.last_bar_ts if sym is not None else 0
+            st.altair_chart(pnl_chart(detail, until), width="stretch")
+        elif detail.trades:
+            st.caption(
+                "No PnL update since the dashboard started: the curve starts at the next fill."
+            )
         else:
             st.caption("No PnL updates yet.")
     with right:
         st.markdown(f"**Today's trades** ({len(detail.trades)})")
-        st.dataframe(trades_frame(detail), hide_index=True, height=240)
+        # newest first; the long order id goes last and narrow so it never pushes columns out
+        st.dataframe(
+            trades_frame(detail).iloc[::-1],
+            hide_index=True,
+            height=240,
+            width="stretch",
+            column_config={
+                "Time": st.column_config.TextColumn("Time (NY)", width="small"),
+                "Side": st.column_config.TextColumn(width="small"),
+                "Qty": st.column_config.NumberColumn(width="small", format="%d"),
+                "Price": st.column_config.NumberColumn(width="small", format="%.2f"),
+                "Source": st.column_config.TextColumn(width="small"),
+                "Order id": st.column_config.TextColumn(width="medium"),
+            },
+        )
     if detail.log_tail:
         with st.expander("live_trader.log (tail)"):
             st.code("\n".join(detail.log_tail), language=None)

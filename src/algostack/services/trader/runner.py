@@ -28,7 +28,7 @@ from typing import Protocol
 import msgspec
 import numpy as np
 
-from algostack.adapters.broker import Broker
+from algostack.adapters.broker import Broker, SimBroker
 from algostack.core import sessions
 from algostack.core.events import Decision, PnlUpdate, RiskUpdate
 from algostack.core.features import BadBarError, FeatureEngine
@@ -147,6 +147,7 @@ class ModelRunner:
         self.limits = limits or RiskLimits()
         self.risk = RiskEngine(self.limits, self.key, on_event=self._on_risk_event)
         self.portfolio = Portfolio(self.key, starting_equity=starting_equity)
+        self._pos = self.portfolio.position(self.symbol)  # the one position this model holds
         self.features = FeatureEngine(model.features)
         self.stats = RunnerStats()
         self.day: date | None = None
@@ -195,7 +196,7 @@ class ModelRunner:
     @property
     def position(self) -> int:
         """Signed shares held (from fills)."""
-        return self.portfolio.qty(self.symbol)
+        return self._pos.qty
 
     @property
     def pending_qty(self) -> int:
@@ -269,6 +270,15 @@ class ModelRunner:
         if state.day:
             self._decisions_committed = state.decisions_offset
             self._roll_day(date.fromisoformat(state.day))
+
+    def restore_sim_broker(self, broker: SimBroker, seq: int) -> None:
+        """Give a restarted ``SimBroker`` what ``restore`` rebuilt: the open orders, the
+        position, and the order number ``seq`` (``RunnerState.sim_seq``) to continue after."""
+        broker.restore(
+            [(p.broker_order_id, p.intent) for p in self.pending.values()],
+            {self.symbol: self.position},
+            seq,
+        )
 
     def snapshot(self, stream_seq: int = 0, sim_seq: int = 0) -> RunnerState:
         """The state to commit now (call ``sync_journals`` first, then ``save_state``)."""
@@ -362,12 +372,13 @@ class ModelRunner:
         if self._accept(bar) and self._update_features(bar)[0]:
             self.stats.warmup_bars += 1
 
-    async def on_bar(self, bar: Bar, recv_ns: int = 0) -> Decision | None:
-        """Process one bar; the decision made (``None`` when refused or redelivered).
+    async def on_bar(self, bar: Bar, recv_ns: int = 0) -> bool:
+        """Process one bar; True when it was decided (False: refused or redelivered).
 
         ``recv_ns`` is when the ingest received the frame (UTC ns, 0 when unknown): the
-        decision's latency is measured from it. A bar decided while the features warm up
-        returns a decision with a NaN score.
+        decision's latency is measured from it. A bar is decided while the features warm up
+        too (NaN score, no order). With ``emit`` set, each decision is emitted as a
+        ``Decision``; without it none is built (the replay's hot path).
         """
         # The hot path of both the live trader and the replay: every check that a good bar
         # passes is inlined; anything unusual goes to the method that explains it.
@@ -377,19 +388,19 @@ class ModelRunner:
             or not self._day_lo <= bar.ts < self._day_hi
             or bar.ts % self.bar_ns
         ) and not self._accept(bar):
-            return None
+            return False
         ts = bar.ts
         if ts <= self.last_decided_ts:
             # Decided before a restart: only rebuild the features.
             if self._update_features(bar)[0]:
                 self.stats.redelivered += 1
-            return None
+            return False
         o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
         if ts <= self.last_bar_ts or not (
             0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF
         ):
             self._update_features(bar)  # refuses it with the reason, counted and logged
-            return None
+            return False
         booked: list[tuple[Fill, PendingOrder | None]] = []
         if self.pending:
             for f in await self.broker.on_bar(bar):
@@ -398,11 +409,11 @@ class ModelRunner:
                     booked.append(b)
         features = self.features
         skipped = features.skipped
-        x = features.update(bar)  # cannot raise: the bar passed the same checks above
+        x = features.update_checked(ts, h, low, c, v)  # checked above, as update checks
         if features.skipped != skipped:  # pragma: no cover - refused above (ts <= last)
             self.stats.skipped_bars += 1
             self._journal_fills(booked)
-            return None
+            return False
         self.stats.bars += 1
         self.last_bar_ts = ts
         now = ts + self.bar_ns  # decisions happen at the bar's end
@@ -410,14 +421,12 @@ class ModelRunner:
         portfolio.mark(self.symbol, c, now)
         risk.on_mark(portfolio.last_pnl, now)
 
-        position = portfolio.qty(self.symbol)
+        position = self._pos.qty
         pending = self.pending_qty if self.pending else 0
         score = math.nan
         finite = False
         status = "warmup"
         reason = ""
-        target = position + pending
-        flatten = risk.must_flatten(now)  # risk changes state only on marks, fills and kills
         if x is not None:
             score = self.model.score(x)
             finite = math.isfinite(score)
@@ -427,10 +436,9 @@ class ModelRunner:
                 reason = f"model score {score!r} is not finite: no order"
                 log.warning(reason, extra={"fields": {"model": self.key, "bar_ts": ts}})
             status = "none"
-        if status == "none" or flatten:
-            target = risk.target_qty(self.direction if finite else 0, c, now, position=position)
-            if not finite and not flatten:
-                target = position + pending  # no usable score: hold
+        target, flatten = risk.sizing(self.direction if finite else 0, c, now, position=position)
+        if not finite and not flatten:
+            target = position + pending  # warming up or no usable score: hold
         delta = target - position - pending
         decided_ns = self._clock()
         latency_us = (decided_ns - recv_ns) / 1e3 if recv_ns else 0.0
@@ -449,7 +457,7 @@ class ModelRunner:
             )
             cid = intent.client_order_id
             status, reason, order_qty = await self._submit(
-                intent, position + pending, bar, now, latency_us
+                intent, cid, position + pending, bar, now, latency_us
             )
             reason = reason or intent.reason
             order_qty *= intent.side.sign
@@ -473,34 +481,42 @@ class ModelRunner:
                     reason,
                 )
             )
-        decision = Decision(
-            model=self.key,
-            ts=decided_ns,
-            symbol=self.symbol,
-            bar_ts=ts,
-            score=score,
-            direction=self.direction,
-            target_qty=target,
-            order_qty=order_qty,
-            latency_us=latency_us,
-        )
         if self._emit is not None:
-            self._emit("decision", decision)
+            self._emit(
+                "decision",
+                Decision(
+                    model=self.key,
+                    ts=decided_ns,
+                    symbol=self.symbol,
+                    bar_ts=ts,
+                    score=score,
+                    direction=self.direction,
+                    target_qty=target,
+                    order_qty=order_qty,
+                    latency_us=latency_us,
+                ),
+            )
         # Fills are journaled after the decision so their fsync does not delay it.
         if booked:
             self._journal_fills(booked)
-        return decision
+        return True
 
     async def _submit(
-        self, intent: OrderIntent, exposure: int, bar: Bar, now: int, latency_us: float
+        self,
+        intent: OrderIntent,
+        cid: str,
+        exposure: int,
+        bar: Bar,
+        now: int,
+        latency_us: float,
     ) -> tuple[str, str, int]:
-        """Risk-check and submit; returns (status, reason, shares sent)."""
+        """Risk-check and submit ``intent`` (client order id ``cid``, which its quantity does
+        not change); returns (status, reason, shares sent)."""
         verdict = self.risk.check(intent, position=exposure, price=bar.close, now_ns=now)
         if not verdict.approved:
             return "risk", verdict.reason, 0
         if verdict.qty != intent.qty:
             intent = msgspec.structs.replace(intent, qty=verdict.qty)
-        cid = intent.client_order_id
         ack = None
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
@@ -543,15 +559,18 @@ class ModelRunner:
             )
             return "duplicate", ack.message, intent.qty
         self.stats.orders += 1
-        log.info(
-            "order %s %s %d %s sent (%s)",
-            cid,
-            intent.side.value,
-            intent.qty,
-            intent.symbol,
-            ack.broker_order_id,
-            extra={"fields": {"model": self.key, "score": intent.score, "reason": intent.reason}},
-        )
+        if log.isEnabledFor(logging.INFO):  # a replay trades thousands of times, quietly
+            log.info(
+                "order %s %s %d %s sent (%s)",
+                cid,
+                intent.side.value,
+                intent.qty,
+                intent.symbol,
+                ack.broker_order_id,
+                extra={
+                    "fields": {"model": self.key, "score": intent.score, "reason": intent.reason}
+                },
+            )
         return "submitted", "", intent.qty
 
     # -- fills ---------------------------------------------------------------------------------
@@ -592,15 +611,16 @@ class ModelRunner:
                     realised_pnl=self.portfolio.realised_pnl,
                     reason=p.intent.reason if p else "adopted",
                 )
-            log.info(
-                "fill %s %s %d %s @ %.4f",
-                f.client_order_id,
-                f.side.value,
-                f.qty,
-                f.symbol,
-                f.price,
-                extra={"fields": {"model": self.key, "position": self.position}},
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "fill %s %s %d %s @ %.4f",
+                    f.client_order_id,
+                    f.side.value,
+                    f.qty,
+                    f.symbol,
+                    f.price,
+                    extra={"fields": {"model": self.key, "position": self.position}},
+                )
             if self._emit is not None:
                 self._emit("fill", f)
                 pos = self.portfolio.position(self.symbol)

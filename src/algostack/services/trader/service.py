@@ -38,7 +38,6 @@ from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
-from algostack.core.orders import OrderIntent
 from algostack.core.sessions import new_york_date
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.runner import ModelRunner, ScoringModel
@@ -53,25 +52,12 @@ log = logging.getLogger("algostack.trader.service")
 
 HEARTBEAT_EVERY_S = 5.0
 COMMIT_INTERVAL_S = 0.2
+EVENTS_FLUSH_S = 0.005
+"""Decision/fill events wait up to this long so one socket write carries many (see docs)."""
 
 
 class RestorableSimBroker(SimBroker):
-    """A ``SimBroker`` whose open orders and order numbering survive a restart (from state)."""
-
-    def restore(
-        self, pending: Sequence[tuple[str, OrderIntent]], positions: dict[str, int], seq: int
-    ) -> None:
-        """Re-open ``pending`` ``(broker id, intent)`` orders; continue numbering after ``seq``."""
-        for oid, intent in pending:
-            self._known[intent.client_order_id] = oid
-            self._pending[intent.client_order_id] = (oid, intent)
-        self._positions = {s: q for s, q in positions.items() if q}
-        self._seq = max(self._seq, seq)
-
-    @property
-    def seq(self) -> int:
-        """The last order number given out."""
-        return self._seq
+    """A ``SimBroker`` the service restores after a restart (``SimBroker.restore``/``seq``)."""
 
 
 class _ModelFilter(logging.Filter):
@@ -131,6 +117,7 @@ class TraderService:
         fsync: bool = True,
         heartbeat_s: float = HEARTBEAT_EVERY_S,
         commit_interval_s: float = COMMIT_INTERVAL_S,
+        events_flush_s: float = EVENTS_FLUSH_S,
         ack_wait_s: float = 30.0,
         runner_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -150,6 +137,9 @@ class TraderService:
         self._tasks: list[asyncio.Task[None]] = []
         self._kill_sub: Subscription | None = None
         self._outbox: list[tuple[str, bytes]] = []
+        self.events_flush_s = events_flush_s
+        self._drain_handle: asyncio.TimerHandle | None = None
+        self._drain_tasks: set[asyncio.Task[None]] = set()
         self.events_dropped = 0
         for spec, model in models:
             jdir = journal_dir_for(self.journal_root, spec)
@@ -181,6 +171,18 @@ class TraderService:
             outbox.append((subj, encode_event(event)))
 
         return emit
+
+    def _schedule_drain(self) -> None:
+        """Publish the outbox in ``events_flush_s`` (one write for every event until then)."""
+        if self._drain_handle is None:
+            loop = asyncio.get_running_loop()
+            self._drain_handle = loop.call_later(self.events_flush_s, self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drain_handle = None
+        task = asyncio.get_running_loop().create_task(self._drain_outbox())
+        self._drain_tasks.add(task)
+        task.add_done_callback(self._drain_tasks.discard)
 
     async def _drain_outbox(self) -> None:
         """Publish the events the runners produced (plain NATS; never flushed per message)."""
@@ -287,7 +289,7 @@ class TraderService:
             if type(event) is Bar:
                 await runner.on_bar(event, recv_ns(msg.headers))
                 if outbox:
-                    await self._drain_outbox()
+                    self._schedule_drain()
             elif type(event) is TradingStatus:
                 runner.on_status(event)
             slot.last_msg = msg
@@ -425,6 +427,12 @@ class TraderService:
             await slot.broker.close()
             logging.getLogger("algostack.trader").removeHandler(slot.log_handler)
             slot.log_handler.close()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
+        for drain in list(self._drain_tasks):
+            with contextlib.suppress(Exception):
+                await drain
         await self._drain_outbox()
         log.info("trader stopped", extra={"fields": {"models": list(self.slots)}})
 
