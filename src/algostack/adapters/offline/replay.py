@@ -20,7 +20,6 @@ receive time for an offline source.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import logging
 import math
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from algostack.adapters.offline.pacing import Pacer
 from algostack.adapters.offline.synthetic import check_speed, validate_symbols
 from algostack.core.market import NS_PER_S, Bar, MarketEvent, datetime_to_ts, ts_to_datetime
 from algostack.core.market import validate_symbol as _validate_symbol
@@ -144,11 +144,10 @@ class ReplaySource:
         self.stats = SourceStats()
         self.problems: list[str] = []
         self._clock = clock
-        self._sleep = sleep
+        self._pacer = Pacer(sleep)
         self._wall_ns = wall_ns
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
-        self._closed = asyncio.Event()
         self.batches: list[list[MarketEvent]] = self._load()
 
     def _problem(self, row_no: int, reason: str) -> None:
@@ -207,16 +206,7 @@ class ReplaySource:
 
     async def aclose(self) -> None:
         """Stop: ``stream()`` ends before its next batch (a paced wait is cut short)."""
-        self._closed.set()
-
-    async def _pause(self, delay: float) -> None:
-        if delay <= 0:
-            return
-        if self._sleep is not None:
-            await self._sleep(delay)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), delay)
+        self._pacer.close()
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per timestamp, in time order, until the file ends or ``aclose()``."""
@@ -225,12 +215,12 @@ class ReplaySource:
         first_ts = self.batches[0][0].ts
         started = self._clock()
         for i, batch in enumerate(self.batches):
-            if self._closed.is_set():
+            if self._pacer.closed.is_set():
                 return
             if self.speed is not None:
                 due = started + (batch[0].ts - first_ts) / NS_PER_S / self.speed
-                await self._pause(due - self._clock())
-                if self._closed.is_set():
+                await self._pacer.pause(due - self._clock())
+                if self._pacer.closed.is_set():
                     return
             elif i % 64 == 63:
                 await asyncio.sleep(0)

@@ -17,7 +17,6 @@ the ingest's receive time for an offline source.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -25,6 +24,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date
 
+from algostack.adapters.offline.pacing import Pacer
 from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar, MarketEvent, Trade, validate_symbol
 from algostack.core.sessions import Session, session
 from algostack.core.source import SourceStats
@@ -117,11 +117,10 @@ class SyntheticSource:
         self._walks = [_Walk(s, seed, prices.get(s, _default_price(s))) for s in self.symbols]
         self.stats = SourceStats()
         self._clock = clock
-        self._sleep = sleep
+        self._pacer = Pacer(sleep)
         self._wall_ns = wall_ns
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
-        self._closed = asyncio.Event()
 
     @property
     def minutes(self) -> int:
@@ -130,16 +129,7 @@ class SyntheticSource:
 
     async def aclose(self) -> None:
         """Stop: ``stream()`` ends before its next batch (a paced wait is cut short)."""
-        self._closed.set()
-
-    async def _pause(self, delay: float) -> None:
-        if delay <= 0:
-            return
-        if self._sleep is not None:
-            await self._sleep(delay)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), delay)
+        self._pacer.close()
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per session minute until the close (or ``aclose()``)."""
@@ -147,13 +137,13 @@ class SyntheticSource:
         n = self.minutes
         started = self._clock()
         for minute in range(n):
-            if self._closed.is_set():
+            if self._pacer.closed.is_set():
                 return
             batch = self.minute_batch(open_ts + minute * NS_PER_MIN, minute / max(n - 1, 1))
             if self.speed is not None:
                 # A bar is published after its minute ends: minute m is due at (m+1) * 60/N.
-                await self._pause(started + (minute + 1) * 60.0 / self.speed - self._clock())
-                if self._closed.is_set():
+                await self._pacer.pause(started + (minute + 1) * 60.0 / self.speed - self._clock())
+                if self._pacer.closed.is_set():
                     return
             elif minute % 16 == 15:
                 await asyncio.sleep(0)  # let the loop breathe when running flat out

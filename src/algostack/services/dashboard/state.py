@@ -84,11 +84,41 @@ class PnlPoint:
     bar_ts: int = 0
     """Start of the symbol's latest bar when the update arrived (0: none seen yet): the
     session's own clock, which an accelerated offline session runs far ahead of the wall."""
+    position: int = 0
+    mark: float = 0.0
+    """Position and the price ``unrealised`` was marked at: enough to re-mark it per bar."""
 
     @property
     def session_ts(self) -> int:
         """Where the point sits on the price charts' time axis."""
         return self.bar_ts or self.ts
+
+
+def pnl_curve(
+    points: Iterable[PnlPoint], closes: Iterable[tuple[int, float]]
+) -> list[tuple[int, float, float]]:
+    """(session ts, realised, unrealised) at every PnL update and every later bar close.
+
+    Between two updates the position is constant, so the unrealised PnL at a close is the last
+    update's plus ``position * (close - mark)``: exact, without knowing the average cost.
+    """
+    pts = sorted(points, key=lambda p: p.session_ts)
+    if not pts:
+        return []
+    first = pts[0].session_ts
+    merged: list[tuple[int, int, PnlPoint | float]] = [(p.session_ts, 0, p) for p in pts]
+    merged += [(ts, 1, close) for ts, close in closes if ts >= first]
+    merged.sort(key=lambda e: (e[0], e[1]))
+    out: list[tuple[int, float, float]] = []
+    cur: PnlPoint | None = None
+    for ts, _kind, item in merged:
+        if isinstance(item, PnlPoint):
+            cur = item
+            out.append((ts, item.realised, item.unrealised))
+        elif cur is not None:
+            moved = cur.position * (item - cur.mark) if cur.mark else 0.0
+            out.append((ts, cur.realised, cur.unrealised + moved))
+    return out
 
 
 @dataclass
@@ -284,7 +314,15 @@ class DashboardState:
                 sym = self._symbols.get(event.symbol)
                 bar_ts = sym.last_bar_ts if sym is not None else 0
                 m.pnl.append(
-                    PnlPoint(event.ts, event.realised, event.unrealised, event.equity, bar_ts)
+                    PnlPoint(
+                        event.ts,
+                        event.realised,
+                        event.unrealised,
+                        event.equity,
+                        bar_ts,
+                        event.position,
+                        event.mark,
+                    )
                 )
 
     def on_fill(self, model: str, fields: Mapping[str, Any]) -> bool:

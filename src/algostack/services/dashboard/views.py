@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from algostack.services.dashboard.state import (
     HealthPolicy,
     ModelDetail,
     Snapshot,
+    pnl_curve,
 )
 
 if TYPE_CHECKING:
@@ -130,26 +130,20 @@ def price_chart(points: tuple[tuple[int, float], ...]) -> alt.Chart:
     return chart
 
 
-def pnl_frame(detail: ModelDetail, until_ts: int = 0) -> pd.DataFrame:
-    """Realised and unrealised PnL over session time (New York), as the price charts; the last
-    values are carried to ``until_ts`` (the symbol's latest bar) so the line reaches "now"."""
-    points = list(detail.pnl)
-    if points and until_ts > points[-1].session_ts:
-        points.append(dataclasses.replace(points[-1], ts=until_ts, bar_ts=until_ts))
+def pnl_frame(detail: ModelDetail, closes: tuple[tuple[int, float], ...] = ()) -> pd.DataFrame:
+    """Realised and unrealised PnL over session time (New York), as the price charts: at each
+    PnL update and re-marked at every later close of the model's symbol."""
+    curve = pnl_curve(detail.pnl, closes)
     return pd.DataFrame(
-        {
-            "realised": [p.realised for p in points],
-            "unrealised": [p.unrealised for p in points],
-        },
-        index=pd.DatetimeIndex([_ny(p.session_ts) for p in points], name="time"),
+        {"realised": [c[1] for c in curve], "unrealised": [c[2] for c in curve]},
+        index=pd.DatetimeIndex([_ny(c[0]) for c in curve], name="time"),
     )
 
 
-def pnl_chart(detail: ModelDetail, until_ts: int = 0) -> alt.Chart:
+def pnl_chart(detail: ModelDetail, closes: tuple[tuple[int, float], ...] = ()) -> alt.Chart:
     """Realised and unrealised PnL as two step lines over session time."""
-    frame = (
-        pnl_frame(detail, until_ts).reset_index().melt("time", var_name="pnl", value_name="value")
-    )
+    frame = pnl_frame(detail, closes).reset_index()
+    frame = frame.melt("time", var_name="pnl", value_name="value")
     chart: alt.Chart = (
         alt.Chart(frame, height=240)
         .mark_line(interpolate="step-after")
@@ -334,9 +328,8 @@ def render_models(snap: Snapshot) -> None:
     with left:
         st.markdown("**PnL**")
         if detail.pnl:
-            sym = next((s for s in snap.symbols if s.symbol == r.symbol), None)
-            until = sym.last_bar_ts if sym is not None else 0
-            st.altair_chart(pnl_chart(detail, until), width="stretch")
+            closes = snap.prices.get(r.symbol, ())
+            st.altair_chart(pnl_chart(detail, closes), width="stretch")
         elif detail.trades:
             st.caption(
                 "No PnL update since the dashboard started: the curve starts at the next fill."

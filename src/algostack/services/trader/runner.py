@@ -455,9 +455,8 @@ class ModelRunner:
                 score=score if finite else 0.0,
                 reason="flatten" if target == 0 and flatten else "signal",
             )
-            cid = intent.client_order_id
-            status, reason, order_qty = await self._submit(
-                intent, cid, position + pending, bar, now, latency_us
+            status, reason, order_qty, cid = await self._submit(
+                intent, position + pending, bar, now, latency_us
             )
             reason = reason or intent.reason
             order_qty *= intent.side.sign
@@ -502,19 +501,16 @@ class ModelRunner:
         return True
 
     async def _submit(
-        self,
-        intent: OrderIntent,
-        cid: str,
-        exposure: int,
-        bar: Bar,
-        now: int,
-        latency_us: float,
-    ) -> tuple[str, str, int]:
-        """Risk-check and submit ``intent`` (client order id ``cid``, which its quantity does
-        not change); returns (status, reason, shares sent)."""
+        self, intent: OrderIntent, exposure: int, bar: Bar, now: int, latency_us: float
+    ) -> tuple[str, str, int, str]:
+        """Risk-check and submit; returns (status, reason, shares sent, client order id).
+
+        The id is the broker's ack's (the id it holds the order under; every broker echoes
+        ``intent.client_order_id``), so it is derived once per order (a SHA-256), not twice.
+        """
         verdict = self.risk.check(intent, position=exposure, price=bar.close, now_ns=now)
         if not verdict.approved:
-            return "risk", verdict.reason, 0
+            return "risk", verdict.reason, 0, intent.client_order_id
         if verdict.qty != intent.qty:
             intent = msgspec.structs.replace(intent, qty=verdict.qty)
         ack = None
@@ -525,12 +521,13 @@ class ModelRunner:
             except RetryableError as exc:
                 log.warning(
                     "submit %s failed (attempt %d/%d): %s",
-                    cid,
+                    intent.client_order_id,
                     attempt,
                     SUBMIT_ATTEMPTS,
                     exc,
                     extra={"fields": {"model": self.key}},
                 )
+        cid = ack.client_order_id if ack is not None else intent.client_order_id
         if ack is None or ack.status is OrderStatus.REJECTED:
             self.stats.rejected += 1
             why = ack.message if ack is not None else "broker unreachable"
@@ -544,7 +541,7 @@ class ModelRunner:
                 extra={"fields": {"model": self.key, "bar_ts": intent.bar_ts}},
             )
             self.needs_commit = True
-            return "rejected", why, 0
+            return "rejected", why, 0, cid
         self.needs_commit = True
         self.pending[cid] = PendingOrder(
             intent=intent, broker_order_id=ack.broker_order_id, latency_us=latency_us
@@ -557,7 +554,7 @@ class ModelRunner:
                 ack.broker_order_id,
                 extra={"fields": {"model": self.key}},
             )
-            return "duplicate", ack.message, intent.qty
+            return "duplicate", ack.message, intent.qty, cid
         self.stats.orders += 1
         if log.isEnabledFor(logging.INFO):  # a replay trades thousands of times, quietly
             log.info(
@@ -571,7 +568,7 @@ class ModelRunner:
                     "fields": {"model": self.key, "score": intent.score, "reason": intent.reason}
                 },
             )
-        return "submitted", "", intent.qty
+        return "submitted", "", intent.qty, cid
 
     # -- fills ---------------------------------------------------------------------------------
 
