@@ -54,6 +54,8 @@ DAY = "2024-03-15"
 # is still running when the screenshot is taken (~30-40 s in) even on a loaded machine.
 SPEED = 180
 SESSION_BARS = 390
+# Live panels re-render every REFRESH_S; the screenshot is taken between two re-renders.
+REFRESH_S = 3
 FAKE_KEY = "PKDASHBOARDTEST12345"
 FAKE_SECRET = "dashboard-test-secret-value"
 
@@ -132,7 +134,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     port = free_port()
     env = {
         **os.environ,
-        "ALGOSTACK_DASHBOARD_REFRESH_S": "1",
+        "ALGOSTACK_DASHBOARD_REFRESH_S": str(REFRESH_S),
         "APCA_API_KEY_ID": FAKE_KEY,
         "APCA_API_SECRET_KEY": FAKE_SECRET,
     }
@@ -275,11 +277,10 @@ async def test_dashboard_browser_real_session_shows_live_fleet_and_charts_then_s
                     }"""
                 )
                 await page.set_viewport_size({"width": 1500, "height": int(height) + 20})
-                await page.wait_for_timeout(1_500)  # let the charts finish drawing
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await screenshot_between_renders(page, SCREENSHOT)
                 assert session.proc.poll() is None, "the session ended before the screenshot"
                 assert max(await bar_counts(page)) < SESSION_BARS  # mid-session
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOT), full_page=True)
             finally:
                 await browser.close()
     finally:
@@ -301,6 +302,30 @@ async def test_dashboard_browser_real_session_shows_live_fleet_and_charts_then_s
     assert summary["interrupted"]
     dash = next(c for c in summary["components"] if c["name"] == "dashboard")
     assert dash["status"] == "stopped" and dash["restarts"] == 0, dash
+
+
+async def updated_stamp(page: Any) -> str:
+    """The ``updated HH:MM:SS`` of the live panels' last re-render."""
+    m = re.search(r"updated (\d\d:\d\d:\d\d)", await page.inner_text("body"))
+    return m.group(1) if m else ""
+
+
+async def screenshot_between_renders(page: Any, path: Path) -> None:
+    """Screenshot a page no re-render is writing to: a re-render arrives element by element,
+    so a shot taken in the middle shows the fleet table newer than the model panel."""
+    for _ in range(5):
+        before = await updated_stamp(page)
+        await wait_for("a re-render", lambda b=before: _changed(page, b), REFRESH_S * 3, 0.05)
+        await page.wait_for_timeout(1_000)  # it finishes drawing well within a second
+        stamp = await updated_stamp(page)
+        await page.screenshot(path=str(path), full_page=True)
+        if await updated_stamp(page) == stamp:
+            return
+    pytest.fail("the dashboard kept re-rendering during every screenshot")
+
+
+async def _changed(page: Any, before: str) -> bool:
+    return await updated_stamp(page) not in ("", before)
 
 
 async def _above(count: Any, floor: int) -> bool:

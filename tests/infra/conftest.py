@@ -4,7 +4,7 @@ dev and qa roots applied to it concurrently (shared by the deploy and controller
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import infra_emulated as em
@@ -51,7 +51,7 @@ def tf(
 
 
 @pytest.fixture(scope="session")
-def init_root(tf: h.Terraform, staged: Path):  # type: ignore[no-untyped-def]
+def init_root(tf: h.Terraform, staged: Path) -> Callable[[str], Path]:
     """Return a function that runs ``terraform init`` once per staged directory."""
     done: set[Path] = set()
 
@@ -80,9 +80,7 @@ def moto_server() -> Iterator[h.MotoServer]:
 
 @pytest.fixture(scope="session")
 def deployments(
-    tf: h.Terraform,
-    init_root,
-    moto_server: h.MotoServer,  # type: ignore[no-untyped-def]
+    tf: h.Terraform, init_root: Callable[[str], Path], moto_server: h.MotoServer
 ) -> Iterator[dict[str, em.Deployed]]:
     """The dev and qa roots applied at the same time to one moto_server; destroyed at the end
     (a failed destroy fails the session's teardown)."""

@@ -15,6 +15,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hcl2
 from hcl2 import SerializationOptions
@@ -39,7 +40,7 @@ HCL_OPTIONS = SerializationOptions(
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
-def load_hcl(path: Path) -> dict:
+def load_hcl(path: Path) -> dict[str, Any]:
     """Parse one HCL file into python-hcl2's dict-of-lists form."""
     with path.open() as fh:
         return hcl2.load(fh, serialization_options=HCL_OPTIONS)

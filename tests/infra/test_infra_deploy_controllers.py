@@ -144,9 +144,9 @@ def _destination(dep: Deployed, ingest_event: dict[str, Any], result: dict[str, 
     """The on-success envelope Lambda would hand the trading Lambda (shape of
     tests/events/destination_ingest_success.json), built from the real ingest run."""
     envelope = json.loads((EVENTS / "destination_ingest_success.json").read_text())
-    arn = dep.client("lambda").get_function_configuration(
-        FunctionName="AlpacaWebsocketLambda_qa"
-    )["FunctionArn"]
+    arn = dep.client("lambda").get_function_configuration(FunctionName="AlpacaWebsocketLambda_qa")[
+        "FunctionArn"
+    ]
     envelope["requestContext"].update(requestId=result["request_id"], functionArn=arn + ":$LATEST")
     envelope["requestPayload"] = ingest_event
     envelope["responsePayload"] = json.loads(json.dumps(result))
@@ -157,9 +157,7 @@ def test_scenario_days_are_sessions() -> None:
     assert all(is_session(d) for d in (DRY_RUN_DAY, RUN_DAY, SHUTDOWN_DAY))
 
 
-def test_qa_dry_runs_of_ingest_and_trading_change_nothing(
-    control: Control, dev: Deployed
-) -> None:
+def test_qa_dry_runs_of_ingest_and_trading_change_nothing(control: Control, dev: Deployed) -> None:
     qa = control.qa
     _stop_all(qa)
     dev_before = _ids(dev)
@@ -258,7 +256,8 @@ def test_qa_ingest_then_trading_start_exactly_the_terraform_instances(
     control.log.calls.clear()
     again = control.invoke(controllers.run_trading, "trading", envelope, "run-trading-again")
     assert again["status"] == "duplicate"
-    assert control.mutating_calls() == []
+    assert control.mutating_calls() == ["PutParameter"]  # the lock attempt, refused
+    assert control.record(RUN_DAY, "trading")["request_id"] == "run-trading"  # type: ignore[index]
     assert _ids(dev) == dev_before
 
 

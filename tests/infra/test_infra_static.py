@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import infra_harness as h
 import pytest
@@ -18,9 +19,9 @@ MODULES = h.INFRA / "modules"
 ENVS = h.INFRA / "environments"
 
 
-def _blocks(path: Path, kind: str) -> dict[str, dict]:
+def _blocks(path: Path, kind: str) -> dict[str, dict[str, Any]]:
     """Merge every ``kind`` block of a file: resource -> {"type.name": body}."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for block in h.load_hcl(path).get(kind, []):
         for rtype, named in block.items():
             if kind in ("resource", "data"):
@@ -31,8 +32,8 @@ def _blocks(path: Path, kind: str) -> dict[str, dict]:
     return out
 
 
-def _module_resources(module: str) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+def _module_resources(module: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for tf_file in sorted((MODULES / module).glob("*.tf")):
         out.update(_blocks(tf_file, "resource"))
     return out
@@ -165,7 +166,7 @@ def test_hardening_imdsv2_encryption_and_no_world_dashboard() -> None:
     assert nats["source_security_group_id"] == "${aws_security_group.nats_clients.id}"
 
 
-def _env_values(env: str) -> dict:
+def _env_values(env: str) -> dict[str, Any]:
     tfvars = h.load_hcl(ENVS / env / "terraform.tfvars")
     defaults = {
         k: v.get("default") for k, v in _blocks(ENVS / env / "variables.tf", "variable").items()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import infra_harness as h
 import pytest
 
@@ -9,16 +12,16 @@ ROOTS = [f"modules/{m}" for m in h.MODULES] + [f"environments/{e}" for e in h.EN
 
 
 @pytest.mark.parametrize("rel", ROOTS)
-def test_terraform_init_and_validate_succeed(tf: h.Terraform, init_root, rel: str) -> None:  # type: ignore[no-untyped-def]
+def test_terraform_init_and_validate_succeed(
+    tf: h.Terraform, init_root: Callable[[str], Path], rel: str
+) -> None:
     path = init_root(rel)
     proc = tf.run(path, "validate", "-no-color")
     assert "The configuration is valid" in proc.stdout
 
 
 def test_terraform_validate_misspelled_argument_fails_clearly(
-    tf: h.Terraform,
-    staged,
-    tmp_path,  # type: ignore[no-untyped-def]
+    tf: h.Terraform, staged: Path, tmp_path: Path
 ) -> None:
     import shutil
 

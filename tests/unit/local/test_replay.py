@@ -132,3 +132,21 @@ def test_load_store_models_corrupt_fold_is_a_clear_error(tmp_path: Path) -> None
     (root / KEY).write_text("{not json")
     with pytest.raises(ConfigError, match=r"model_4-outer_0_inner_0\.json"):
         load_store_models(root)
+
+
+async def test_replay_one_model_alone_or_beside_another_symbol_same_fills(
+    tmp_path: Path,
+) -> None:
+    root = _store(tmp_path)
+    other = "models/sma/MSFT/model_5-outer_0_inner_0.json"
+    (root / other).parent.mkdir(parents=True)
+    (root / other).write_bytes((root / KEY).read_bytes())
+    both, _ = load_store_models(root)
+    alone, _ = load_store_models(root, only=["models/sma/AAPL/model_4"])
+    assert len(both) == 2 and len(alone) == 1
+    bars = sorted(_bars() + _bars(sym="MSFT"), key=lambda b: (b.ts, b.symbol))
+    a = await replay_bars(bars, alone)  # the one-model loop
+    b = await replay_bars(bars, both)  # the per-symbol loop
+    key = next(iter(a.brokers))
+    assert a.brokers[key].fills == b.brokers[key].fills != []
+    assert a.bar_events == 120 and b.bar_events == 240

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from algostack.services.dashboard.journals import (
     scan_journal_dir,
 )
 from algostack.services.dashboard.launch import DashboardLaunch, child_env
-from algostack.services.dashboard.state import DashboardState, PnlPoint
+from algostack.services.dashboard.state import DashboardState, ModelDetail, PnlPoint, pnl_curve
 from algostack.services.dashboard.views import pnl_frame, price_frame, trades_frame
 
 DAY = date(2024, 3, 15)
@@ -103,26 +104,57 @@ def test_pnl_update_sits_at_the_symbols_latest_bar_not_the_wall_clock() -> None:
     assert [p.session_ts for p in points] == [pnl.ts, bar_ts]  # no bar yet: its own time
 
 
-def test_charts_and_trades_are_in_new_york_time_and_pnl_reaches_the_latest_bar() -> None:
+def test_charts_and_trades_are_in_new_york_time() -> None:
     frame = price_frame(((OPEN_TS, 10.0), (OPEN_TS + NS_PER_MIN, 11.0)))
     assert [t.strftime("%H:%M") for t in frame.index] == ["09:30", "09:31"]
-    assert frame.index.tz is None
+    assert frame.index.tz is None  # naive exchange time: Vega shows it as is
     state = DashboardState()
-    state.on_fill(
-        "m1", {"client_order_id": "c", "side": "buy", "qty": 1, "price": 1, "ts": OPEN_TS}
-    )
-    state.on_trader(PnlUpdate(model="m1", ts=1, symbol="AAPL", position=1, realised=0.0,
-                              unrealised=4.0, equity=4.0, mark=1.0), 0)  # fmt: skip
+    fill = {"client_order_id": "c", "side": "buy", "qty": 1, "price": 1, "ts": OPEN_TS}
+    state.on_fill("m1", fill)
     detail = state.snapshot(OPEN_TS).models["m1"]
     assert list(trades_frame(detail)["Time"]) == ["09:30:00"]
-    until = OPEN_TS + 30 * NS_PER_MIN
-    pnl = pnl_frame(detail, until)
-    assert [t.strftime("%H:%M") for t in pnl.index][-1] == "10:00"
-    assert list(pnl["unrealised"]) == [4.0, 4.0]  # carried forward, not invented
-    assert PnlPoint(1, 0.0, 0.0, 0.0).session_ts == 1
+
+
+def test_pnl_curve_re_marks_unrealised_at_every_later_close() -> None:
+    t1, t2, t3 = (OPEN_TS + k * NS_PER_MIN for k in (1, 2, 3))
+    points = [
+        PnlPoint(ts=9, realised=0.0, unrealised=-2.0, equity=0, bar_ts=t1, position=10, mark=5.0),
+        PnlPoint(ts=9, realised=7.0, unrealised=0.0, equity=0, bar_ts=t3, position=0, mark=6.0),
+    ]
+    closes = [(OPEN_TS, 4.0), (t1, 5.5), (t2, 6.0), (t3, 6.5)]
+    curve = pnl_curve(points, closes)
+    assert curve == [
+        (t1, 0.0, -2.0),  # the update itself
+        (t1, 0.0, 3.0),  # re-marked at the close of its bar: -2 + 10 * (5.5 - 5.0)
+        (t2, 0.0, 8.0),
+        (t3, 7.0, 0.0),  # flat: nothing moves any more
+        (t3, 7.0, 0.0),
+    ]
+    assert pnl_curve([], closes) == []  # no update yet: no invented curve
+    detail = dataclasses.replace(_detail(), pnl=tuple(points))
+    frame = pnl_frame(detail, tuple(closes))
+    assert [t.strftime("%H:%M") for t in frame.index][-1] == "09:33"
+    assert list(frame["unrealised"])[:3] == [-2.0, 3.0, 8.0]
+
+
+def _detail() -> ModelDetail:
+    state = DashboardState()
+    state.register_model("m1", "AAPL")
+    return state.snapshot(OPEN_TS).models["m1"]
 
 
 def test_child_env_passes_the_live_journal_root() -> None:
     env = child_env(DashboardLaunch(journals="/h/journals/run1"), {"PATH": "/bin"})
     assert env["ALGOSTACK_DASHBOARD_JOURNALS"] == "/h/journals/run1"
     assert "ALGOSTACK_DASHBOARD_JOURNALS" not in child_env(DashboardLaunch(), {})
+
+
+def test_fleet_unrealised_is_re_marked_at_the_latest_close() -> None:
+    state = DashboardState()
+    pnl = PnlUpdate(model="m1", ts=1, symbol="AAPL", position=10, realised=1.0,
+                    unrealised=-2.0, equity=0.0, mark=5.0)  # fmt: skip
+    state.on_trader(pnl, OPEN_TS)
+    assert state.snapshot(OPEN_TS).fleet[0].unrealised == -2.0  # no close yet: as sent
+    state.on_market(Bar(symbol="AAPL", ts=OPEN_TS, open=1, high=1, low=1, close=5.5, volume=1), 1)
+    row = state.snapshot(OPEN_TS).fleet[0]
+    assert row.unrealised == 3.0 and row.realised == 1.0  # -2 + 10 * (5.5 - 5.0)

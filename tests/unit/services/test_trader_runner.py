@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from algostack.adapters.artifacts.loader import parse_fold
@@ -18,7 +19,7 @@ from algostack.core.naming import ModelSpec, parse_artifact_key
 from algostack.core.orders import OrderAck, OrderIntent, OrderStatus
 from algostack.core.risk import RiskLimits
 from algostack.errors import ConfigError
-from algostack.services.trader.runner import ModelRunner, timeframe_ns
+from algostack.services.trader.runner import ModelRunner, ny_day, ny_day_bounds, timeframe_ns
 from algostack.services.trader.state import (
     decisions_file_name,
     load_state,
@@ -248,3 +249,96 @@ async def test_runner_restart_after_crash_decides_each_bar_once_and_orders_once(
     rows = decision_rows(live)
     assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in BARS]
     assert second.position == reference.position
+
+
+# SMA(10) == SMA(30) exactly on the last bar (tests/unit/core/test_features_exact.py): the
+# running sums of the old engine said +2.2e-16 there and kept the position one bar longer.
+TIE_CLOSES = [
+    194.82, 194.85, 195.0, 195.01, 194.94, 194.78, 194.92, 194.95, 194.9, 194.77,
+    194.77, 194.92, 194.83, 194.85, 194.89, 194.96, 194.87, 194.82, 195.06, 195.08,
+    195.14, 195.32, 195.21, 195.31, 195.14, 195.04, 195.03, 195.11, 195.16, 195.08,
+    194.91, 194.88, 194.91, 194.79, 195.0, 195.05, 195.04,
+]  # fmt: skip
+
+
+def sma_10_30_model() -> tuple[ModelSpec, EnsembleModel]:
+    art = parse_artifact_key(KEY)
+    assert art is not None
+    spec = ModelSpec("sma", "AAPL", "model_4", 4, (art,))
+    data = dump_native(kind="linear", features=["sma_ratio_10_30"], coef=[1.0], intercept=0.0,
+                       thresholds={"long_entry": 0.0, "long_exit": 0.0})  # fmt: skip
+    return spec, EnsembleModel(spec, [parse_fold(KEY, data)])
+
+
+async def test_runner_exact_sma_tie_exits_on_that_bar_and_emits_each_decision() -> None:
+    spec, model = sma_10_30_model()
+    events: list[tuple[str, object]] = []
+    runner = ModelRunner(spec, model, SimBroker(0.0, model=spec.key),
+                         limits=RiskLimits(max_position_shares=10),
+                         emit=lambda kind, ev: events.append((kind, ev)))  # fmt: skip
+    bars = [bar(60 + i, p) for i, p in enumerate(TIE_CLOSES)]
+    for b in bars:
+        assert await runner.on_bar(b) is True
+    decisions = [ev for kind, ev in events if kind == "decision"]
+    assert [d.bar_ts for d in decisions] == [b.ts for b in bars]  # type: ignore[attr-defined]
+    assert all(math.isnan(d.score) for d in decisions[:29])  # type: ignore[attr-defined]
+    before, tie = decisions[-2], decisions[-1]
+    assert before.score > 0 and before.direction == 1  # type: ignore[attr-defined]
+    assert tie.score == 0.0 and tie.direction == 0  # type: ignore[attr-defined]
+    assert tie.target_qty == 0 and tie.order_qty == -10  # type: ignore[attr-defined]
+
+
+async def test_runner_without_emit_builds_no_decision_and_decides_the_same() -> None:
+    spec, model = sma_10_30_model()
+    quiet = ModelRunner(spec, model, SimBroker(0.0, model=spec.key))
+    loud = ModelRunner(spec, model, SimBroker(0.0, model=spec.key), emit=lambda k, e: None)
+    bars = [bar(60 + i, p) for i, p in enumerate(TIE_CLOSES)]
+    for b in bars:
+        assert await quiet.on_bar(b) is await loud.on_bar(b) is True
+    assert quiet.broker.fills == loud.broker.fills  # type: ignore[attr-defined]
+    assert (quiet.direction, quiet.position, quiet.stats) == (
+        loud.direction,
+        loud.position,
+        loud.stats,
+    )
+
+
+async def test_runner_next_day_restarts_features_and_refuses_the_day_before() -> None:
+    spec, model = make_model()
+    runner = ModelRunner(spec, model, SimBroker(0.0, model=spec.key))
+    await run_all(runner, BARS[:6])
+    assert runner.features.ready and runner.day is not None
+    day1 = runner.day
+    next_open = OPEN_NS + 24 * 3600 * 10**9  # 2024-03-06 09:30 New York
+    assert await runner.on_bar(msgspec.structs.replace(bar(0, 100.0), ts=next_open)) is True
+    assert runner.day == date(2024, 3, 6) and runner.day != day1
+    assert not runner.features.ready and runner.features.count == 1  # features restarted
+    assert await runner.on_bar(BARS[7]) is False  # a bar of the day before: skipped
+    assert runner.stats.skipped_bars == 1
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [(date(2024, 3, 5), 24), (date(2024, 3, 10), 23), (date(2024, 11, 3), 25)],
+)
+def test_ny_day_bounds_cover_exactly_the_new_york_day(day: date, hours: int) -> None:
+    lo, hi = ny_day_bounds(day)
+    assert hi - lo == hours * 3600 * 10**9
+    assert ny_day(lo) == day and ny_day(hi - 1) == day and ny_day(hi) != day
+
+
+async def test_runner_loss_limit_watches_each_day_not_the_running_total() -> None:
+    """A day halted by its loss trades again the next day (the loss is not carried over)."""
+    spec, model = make_model()
+    limits = RiskLimits(max_position_shares=10, daily_loss_limit=50.0)
+    runner = ModelRunner(spec, model, SimBroker(0.0, model=spec.key), limits=limits)
+    day2 = 24 * 60  # minutes from day 1's open to day 2's open
+    # day 1: a long from bar 4, then a 10-dollar drop: -100 on 10 shares -> HALTED, flat
+    crash = [bar(i, p) for i, p in enumerate([100, 101, 102, 103, 104, 94, 94, 94])]
+    rally = [bar(day2 + i, p) for i, p in enumerate([90, 91, 92, 93, 94, 95, 96])]
+    await run_all(runner, crash)
+    assert runner.risk.state == "HALTED" and runner.position == 0
+    assert runner.portfolio.realised_pnl < -50
+    await run_all(runner, rally)
+    assert runner.risk.state == "ACTIVE" and abs(runner.risk.daily_pnl) < 50
+    assert runner.position == 10  # day 2's cross was traded

@@ -412,13 +412,18 @@ class DashboardState:
         stale = market_open and (bar_age is None or bar_age > self.policy.stale_after_s)
         silent = hb_age is None or hb_age > self.policy.silent_after_s
         p50, p99 = _opt(m.latency_p50_us), _opt(m.latency_p99_us)
+        unrealised = m.unrealised
+        last = m.pnl[-1] if m.pnl else None
+        if last is not None and last.mark and sym is not None and sym.last_close:
+            # re-marked at the latest close, as the PnL curve (updates come only with fills)
+            unrealised = last.unrealised + last.position * (sym.last_close - last.mark)
         return FleetRow(
             model=m.key,
             symbol=m.symbol,
             state=m.state,
             position=m.position,
             realised=m.realised,
-            unrealised=m.unrealised,
+            unrealised=unrealised,
             heartbeat_age_s=hb_age,
             latency_p50_ms=None if p50 is None else p50 / 1_000,
             latency_p99_ms=None if p99 is None else p99 / 1_000,

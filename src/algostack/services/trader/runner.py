@@ -153,6 +153,7 @@ class ModelRunner:
         self.day: date | None = None
         self._day_lo = 0
         self._day_hi = 0
+        self._pnl_day_start = 0.0
         """``[lo, hi)``: the current New York day in UTC ns (one date conversion per day)."""
         self.direction = 0
         self.last_decided_ts = 0
@@ -210,6 +211,9 @@ class ModelRunner:
     def _roll_day(self, day: date) -> None:
         if self.day is not None:
             self.risk.reset_day(0)
+            # the loss limit watches the day's PnL: measure it from the last mark of the day
+            # before (a restart's portfolio holds only its own day's fills: baseline 0)
+            self._pnl_day_start = self.portfolio.last_pnl
             self.features = FeatureEngine(self.model.features)
             self.direction = 0
         self.day = day
@@ -419,7 +423,7 @@ class ModelRunner:
         now = ts + self.bar_ns  # decisions happen at the bar's end
         portfolio, risk = self.portfolio, self.risk
         portfolio.mark(self.symbol, c, now)
-        risk.on_mark(portfolio.last_pnl, now)
+        risk.on_mark(portfolio.last_pnl - self._pnl_day_start, now)
 
         position = self._pos.qty
         pending = self.pending_qty if self.pending else 0
@@ -583,7 +587,7 @@ class ModelRunner:
             else:
                 self.pending[cid] = msgspec.structs.replace(p, filled_qty=filled)
         self.portfolio.apply_fill(fill)
-        self.risk.on_fill(fill, self.portfolio.total_pnl)
+        self.risk.on_fill(fill, self.portfolio.total_pnl - self._pnl_day_start)
         self.stats.fills += 1
         self.needs_commit = True
         ahead = self._journaled_ahead.get(cid, 0)
