@@ -4,9 +4,9 @@ The rule: SMA(10)/SMA(30) cross, long/flat, a fixed size, expressed in our nativ
 format (feature ``sma_ratio_10_30``, coef [1], intercept 0, long_entry = long_exit = 0).
 
 Ours: the bars file and the model store are read the way ``algostack replay`` reads them;
-the timed part is ``local.replay.replay_bars`` — one ``ModelRunner`` (the live trader's
-per-bar class) with a ``SimBroker`` — plus its summary. Theirs: ``Backtest.run()`` (its
-indicators, its per-bar loop, its stats).
+the timed part is ``local.replay.replay_bars`` -- one ``ModelRunner`` (the live trader's
+per-bar class) with a ``SimBroker`` -- plus its summary. Theirs: ``Backtest.run()``: its
+``Strategy.init`` (the indicators), its per-bar loop, its stats.
 
 Making both sides the same: zero slippage and commission; orders decided on bar t fill at
 bar t+1's open (``trade_on_close=False``); ``exclusive_orders=True``; a fixed size (our risk
@@ -14,8 +14,15 @@ caps set so the cap *is* the size, no loss limit, no flatten-before-close). Two 
 our trader are written into the baseline strategy so the rule is the same rule: features
 restart each session (the SMAs are computed per day; no decision while a day warms up) and
 no order is sent on a session's last bar (it could only fill at the next day's open, and
-our risk refuses orders outside the session). Trades are compared on entry/exit bar index
-and price. Runs alternate ours/theirs; medians of the repeats are reported.
+our risk refuses orders outside the session). The arithmetic is the same too: the
+baseline's indicator is ``features_batch.sma_ratio_series`` -- the batch twin our streaming
+feature equals bit for bit (exact window sums, the same IEEE expression) -- and both sides
+decide with ``ratio > 0``. Trades are compared exactly on entry/exit bar index and price.
+
+Timing: pairs alternate ours/theirs after a warm-up. A pair where either run got less than
+90 % of a CPU (``process_time`` / wall: another process ran) counts as disturbed; more pairs
+run, up to a time budget, and the figures are the medians of the undisturbed pairs (of all
+pairs when fewer than 3 are undisturbed). CPU-time rates are reported beside wall rates.
 
 Usage: ``.venv/bin/python bench/replay_throughput.py [--quick] [--days N] [--repeats N]``
 """

@@ -172,11 +172,14 @@ def user_data(dep: Deployed, instance_id: str) -> dict[str, str]:
     return {k: v for k, v in pairs if k.isidentifier()}
 
 
-def lambda_task_root(dep: Deployed, function: str, staged: Path, dest: Path) -> Path:
+def lambda_task_root(
+    dep: Deployed, function: str, staged: Path, dest: Path, module: str | None = None
+) -> Path:
     """Unpack the zip the deployed Lambda ``function`` runs into ``dest``: its
-    ``$LAMBDA_TASK_ROOT``. The staged zip must be byte-for-byte what Terraform uploaded."""
+    ``$LAMBDA_TASK_ROOT``. The staged zip of ``module`` (default: the function's own) must be
+    byte-for-byte what Terraform uploaded, else ``AssertionError``."""
     conf = dep.client("lambda").get_function_configuration(FunctionName=function)
-    module = LAMBDA_MODULES[function.rsplit("_", 1)[0]]
+    module = module or LAMBDA_MODULES[function.rsplit("_", 1)[0]]
     zip_path = staged / "modules" / module / ".build" / "lambda.zip"
     digest = base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
     if conf["CodeSha256"] != digest:

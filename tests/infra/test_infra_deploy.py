@@ -1,9 +1,8 @@
 """Emulated deploy: the dev and qa roots applied concurrently to one moto_server (conftest's
 ``deployments``); what Terraform built is checked through boto3 against the spec and the
-environment matrix; re-plan shows no changes; a new model key plans exactly one instance; the
-shutdown controller stops exactly the instances Terraform made; destroy is clean (teardown).
-The ingest and trading controllers run against the same emulator in
-test_infra_deploy_controllers.py."""
+environment matrix; re-plan shows no changes; a new model key plans exactly one instance;
+destroy leaves nothing (the fixture's teardown). The controllers run against the same
+emulator in test_infra_deploy_controllers.py."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ retrying those 500s) and runs every SSM command as an instant success."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +157,37 @@ def _destination(dep: Deployed, ingest_event: dict[str, Any], result: dict[str, 
 
 def test_scenario_days_are_sessions() -> None:
     assert all(is_session(d) for d in (DRY_RUN_DAY, RUN_DAY, SHUTDOWN_DAY))
+
+
+@pytest.mark.parametrize(
+    ("function", "component"),
+    [
+        ("AlpacaWebsocketLambda_qa", "ingest"),
+        ("TradingServerLambda_qa", "trading"),
+        ("TradingServerShutdownLambda_qa", "shutdown"),
+    ],
+)
+def test_qa_lambda_environment_is_exactly_what_the_controllers_read(
+    control: Control, function: str, component: str
+) -> None:
+    # A misspelt variable in Terraform would be silently ignored by from_env: refuse it.
+    read = set(re.findall(r"\"(ALGOSTACK_[A-Z_]+)\"", inspect.getsource(ControlConfig.from_env)))
+    env = lambda_environment(control.qa, function)
+    assert {k for k in env if k.startswith("ALGOSTACK_")} <= read
+    cfg = control.configs[component]
+    assert cfg.environment == "qa"
+    assert cfg.bucket == BUCKETS["qa"]
+    assert cfg.ingest_instance_name == "alpaca-websocket-ingest-qa"
+    assert cfg.trader_name_pattern == "trading-server-qa-*"
+    assert cfg.state_prefix == "/algostack/qa/runs"
+
+
+def test_lambda_zip_check_rejects_a_zip_the_lambda_does_not_run(
+    qa: Deployed, staged: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(AssertionError, match="AlpacaWebsocketLambda_qa does not run"):
+        lambda_task_root(qa, "AlpacaWebsocketLambda_qa", staged, tmp_path, "trading_server")
+    assert not any(tmp_path.iterdir())
 
 
 def test_qa_dry_runs_of_ingest_and_trading_change_nothing(control: Control, dev: Deployed) -> None:

@@ -165,8 +165,8 @@ class SimBroker:
 
         Call it before the first bar. A re-opened order fills at the next bar of its symbol
         like any other, and a re-submit of its client order id is answered as a duplicate.
-        ``ValueError`` (nothing changed) for a negative ``seq``, a quantity that is not a
-        positive whole number, or a broker order id given to two client order ids.
+        ``ValueError`` (nothing changed) for a negative ``seq``, a quantity that is not
+        positive, or a broker order id given to two client order ids.
         """
         if seq < 0:
             raise ValueError(f"order sequence must be >= 0, got {seq}")

@@ -153,8 +153,9 @@ class ModelRunner:
         self.day: date | None = None
         self._day_lo = 0
         self._day_hi = 0
-        self._pnl_day_start = 0.0
         """``[lo, hi)``: the current New York day in UTC ns (one date conversion per day)."""
+        self._pnl_day_start = 0.0
+        """Total PnL at the previous day's last mark: the loss limit watches the day's PnL."""
         self.direction = 0
         self.last_decided_ts = 0
         self.last_bar_ts = 0
