@@ -20,6 +20,7 @@ from algostack.adapters.artifacts.export import write_fold
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
+from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.adapters.storage import LocalDirStore
@@ -27,7 +28,6 @@ from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, parse_artifact_key, trader_subject
 from algostack.core.risk import RiskLimits
 from algostack.services.trader.runner import ModelRunner
-from algostack.services.trader.service import RestorableSimBroker
 from algostack.services.trader.state import decisions_file_name, read_journal_fills
 
 DAY = "2024-03-05"
@@ -70,7 +70,7 @@ async def reference_fills(bars: list[Bar]) -> list[tuple[str, int, int, float]]:
     art = parse_artifact_key(KEY)
     assert art is not None
     spec = ModelSpec("sma", "AAPL", "model_1", 1, (art,))
-    broker = RestorableSimBroker(1.0, model=spec.key)
+    broker = SimBroker(1.0, model=spec.key)
     runner = ModelRunner(
         spec, EnsembleModel(spec, [parse_fold(KEY, fold_bytes())]), broker, limits=RiskLimits()
     )

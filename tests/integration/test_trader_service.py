@@ -11,11 +11,12 @@ from pathlib import Path
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
+from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus
 from algostack.core.events import decode_event
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, kill_subject, parse_artifact_key, trader_subject
-from algostack.services.trader.service import RestorableSimBroker, TraderService
+from algostack.services.trader.service import TraderService
 from algostack.services.trader.state import decisions_file_name, read_journal_fills
 
 DAY = "2024-03-05"
@@ -75,7 +76,7 @@ def service_for(
         bus,
         models,
         journal_root=root,
-        broker_factory=lambda spec: RestorableSimBroker(0.0, model=spec.key),
+        broker_factory=lambda spec: SimBroker(0.0, model=spec.key),
         fsync=False,
         heartbeat_s=0.1,
         commit_interval_s=0.05,

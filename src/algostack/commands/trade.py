@@ -70,13 +70,13 @@ def build_broker_factory(
     settings: Settings, broker: BrokerName, slippage_bps: float
 ) -> Callable[[ModelSpec], Broker]:
     """A function ``spec -> Broker``; checks Alpaca keys and the live interlock up front."""
+    from algostack.adapters.broker import SimBroker
     from algostack.errors import ConfigError
-    from algostack.services.trader.service import RestorableSimBroker
 
     if broker is BrokerName.sim:
 
         def sim(spec: ModelSpec) -> Broker:
-            return RestorableSimBroker(slippage_bps, model=spec.key)
+            return SimBroker(slippage_bps, model=spec.key)
 
         return sim
     alpaca = settings.alpaca

@@ -6,6 +6,7 @@ submit of the same decision can never place a second order (DESIGN.md 3.5).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -124,6 +125,7 @@ class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
     status: str = "new"
 
 
+@functools.lru_cache(maxsize=256)
 def order_prefix(model: str) -> str:
     """The readable prefix every client order id of ``model`` starts with.
 

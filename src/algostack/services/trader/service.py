@@ -56,10 +56,6 @@ EVENTS_FLUSH_S = 0.005
 """Decision/fill events wait up to this long so one socket write carries many (see docs)."""
 
 
-class RestorableSimBroker(SimBroker):
-    """A ``SimBroker`` the service restores after a restart (``SimBroker.restore``/``seq``)."""
-
-
 class _ModelFilter(logging.Filter):
     """Pass a model's own records and service-wide ones (no ``model`` field)."""
 
@@ -216,7 +212,7 @@ class TraderService:
         day = state.day if state and state.day else new_york_date(datetime.now(UTC)).isoformat()
         fills = read_journal_fills(slot.journal_dir, day)
         runner.restore(state, fills)
-        if isinstance(slot.broker, RestorableSimBroker):
+        if isinstance(slot.broker, SimBroker):
             slot.broker.restore(
                 [(p.broker_order_id, p.intent) for p in runner.pending.values()],
                 {spec.symbol: runner.position},
@@ -328,7 +324,7 @@ class TraderService:
             if seq <= slot.committed_seq and not runner.needs_commit:
                 return
             runner.needs_commit = False
-            sim_seq = slot.broker.seq if isinstance(slot.broker, RestorableSimBroker) else 0
+            sim_seq = slot.broker.seq if isinstance(slot.broker, SimBroker) else 0
             state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
             trades = runner.trades_path
             durable = self.fsync
