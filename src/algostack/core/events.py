@@ -30,6 +30,10 @@ class Heartbeat(_TraderEvent, frozen=True, tag="heartbeat", kw_only=True):
     latency_p50_us: float
     latency_p99_us: float
     warmed_up: bool
+    realised: float = 0.0
+    """Realised PnL of the day so far (net of commissions)."""
+    unrealised: float = 0.0
+    """Unrealised PnL at the last mark."""
 
 
 class Decision(_TraderEvent, frozen=True, tag="decision", kw_only=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from algostack.core.events import Decision, Heartbeat, PnlUpdate, RiskUpdate
@@ -69,6 +70,15 @@ def test_state_heartbeat_fresh_and_bar_fresh_is_healthy() -> None:
     assert row.heartbeat_age_s == pytest.approx(5.0)
     assert row.latency_p50_ms == pytest.approx(0.25) and row.latency_p99_ms == pytest.approx(0.9)
     assert row.position == 5 and row.state == "ACTIVE"
+
+
+def test_state_heartbeat_carries_pnl_for_a_dashboard_opened_mid_session() -> None:
+    st = DashboardState()
+    st.on_market(bar("AAPL", 1, 100.0), T0)
+    hb = msgspec.structs.replace(heartbeat("m1"), realised=12.5, unrealised=-3.0)
+    st.on_trader(hb, T0)
+    (row,) = st.snapshot(T0).fleet
+    assert (row.realised, row.unrealised) == (12.5, -3.0)
 
 
 def test_state_heartbeat_older_than_limit_flags_silent() -> None:

@@ -301,6 +301,9 @@ class DashboardState:
                 m.latency_p99_us = event.latency_p99_us
                 m.decisions, m.orders = event.decisions, event.orders
                 m.warmed_up = event.warmed_up
+                # A dashboard opened mid-session learns PnL from the next heartbeat, not only
+                # from the next fill's PnL update.
+                m.realised, m.unrealised = event.realised, event.unrealised
             elif isinstance(event, Decision):
                 m.symbol = event.symbol
                 m.last_decision_latency_us = event.latency_us

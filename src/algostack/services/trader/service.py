@@ -375,6 +375,8 @@ class TraderService:
             latency_p50_us=p50,
             latency_p99_us=p99,
             warmed_up=r.features.ready,
+            realised=r.portfolio.realised_pnl,
+            unrealised=r.portfolio.unrealised_pnl,
         )
 
     async def _heartbeat_loop(self) -> None:
