@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.algostack-installed
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck unit bench clean venv tools
+.PHONY: run test lint typecheck bench clean venv tools
 
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
