@@ -23,11 +23,11 @@ from algostack.core.features import (
     BadBarError,
     FeatureDef,
     UnknownFeatureError,
-    WindowSum,
     parse_feature,
 )
 from algostack.core.market import NS_PER_MIN
 from algostack.core.sessions import NEW_YORK
+from algostack.core.windows import WindowSum
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 FloatArray = np.ndarray

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from algostack.core.features import FSUM_WINDOW_MAX, FeatureEngine, WindowSum, sma_ratio
+from algostack.core.features import FeatureEngine
 from algostack.core.features_batch import compute_features, rolling_sum, sma_ratio_series
 from algostack.core.market import NS_PER_MIN, Bar
 from algostack.core.signals import Thresholds, target_direction
+from algostack.core.windows import FSUM_WINDOW_MAX, WindowSum, sma_ratio
 
 # Closes of SPY in the replay bench (seed 11, 40 sessions), bars 180..216 of 2024-01-31. On the
 # last bar SMA(10) == SMA(30) == 194.993 exactly; the old running sums (recomputed each
