@@ -349,29 +349,65 @@ class AlpacaStreamSource:
         log.warning(text)
 
     async def _read(self, ws: ClientConnection) -> AsyncIterator[list[MarketEvent]]:
+        # One lazily re-armed timer per silence period instead of an ``asyncio.timeout``
+        # (a Timeout, a timer handle and two loop look-ups) around every frame: the timer
+        # only cancels a ``recv`` that has waited ``timeout`` s (never the consumer of
+        # a yielded batch), exactly what the per-frame timeout did.
         timeout = self._silence_timeout_s
         wall_ns = self._wall_ns
-        while True:
-            try:
-                async with asyncio.timeout(timeout):
+        loop = asyncio.get_running_loop()
+        current_task = asyncio.current_task
+        now = loop.time
+        # The task in recv (None between frames), when that recv began, silence fired.
+        waiting: list[Any] = [None, 0.0, False]
+        handle: asyncio.TimerHandle | None = None
+
+        def watchdog() -> None:
+            nonlocal handle
+            t = now()
+            task = waiting[0]
+            if task is not None and t - waiting[1] >= timeout:
+                waiting[2] = True
+                task.cancel()
+                handle = None
+                return
+            due = (waiting[1] if task is not None else t) + timeout
+            # A timer may fire a hair early (uvloop rounds to ms): never spin on it.
+            handle = loop.call_at(max(due, t + 0.001), watchdog)
+
+        handle = loop.call_at(now() + timeout, watchdog)
+        try:
+            while True:
+                task = current_task(loop)
+                waiting[0], waiting[1] = task, now()
+                try:
                     data = await ws.recv()
+                except asyncio.CancelledError:
+                    if not waiting[2] or task is None or task.uncancel():
+                        raise  # not (only) ours: a real cancellation
+                    waiting[0], waiting[2] = None, False
+                    if self._market_open(self._now()):
+                        self.silences += 1
+                        raise _Reconnect(
+                            f"socket connected but silent for {timeout:g} s while the market "
+                            "is open"
+                        ) from None
+                    handle = loop.call_at(now() + timeout, watchdog)
+                    continue
                 recv_ns = wall_ns()
-            except TimeoutError:
-                if self._market_open(self._now()):
-                    self.silences += 1
-                    raise _Reconnect(
-                        f"socket connected but silent for {timeout:g} s while the market is open"
-                    ) from None
-                continue
-            parsed = self._parse(data)
-            for c in parsed.controls:
-                if isinstance(c, wire.Error):
-                    self._on_error(c)
-            if parsed.events:
-                events = self._accept(parsed.events)
-                if events:
-                    self.last_recv_ns = recv_ns
-                    yield events
+                waiting[0] = None
+                parsed = self._parse(data)
+                for c in parsed.controls:
+                    if isinstance(c, wire.Error):
+                        self._on_error(c)
+                if parsed.events:
+                    events = self._accept(parsed.events)
+                    if events:
+                        self.last_recv_ns = recv_ns
+                        yield events
+        finally:
+            if handle is not None:
+                handle.cancel()
 
     def _parse(self, data: bytes | str) -> wire.ParsedFrame:
         parsed = wire.parse_frame(data)

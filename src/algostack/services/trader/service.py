@@ -319,40 +319,96 @@ class TraderService:
         next commit.
         """
         async with slot.commit_lock:
-            msg, seq = slot.last_msg, slot.last_seq
-            runner = slot.runner
-            if seq <= slot.committed_seq and not runner.needs_commit:
+            job = self._prepare_commit(slot)
+            if job is None:
                 return
-            runner.needs_commit = False
-            sim_seq = slot.broker.seq if isinstance(slot.broker, SimBroker) else 0
-            state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
-            trades = runner.trades_path
-            durable = self.fsync
+            await asyncio.to_thread(job[0])
+            await self._finish_commit(slot, job[1], job[2])
 
-            def write() -> None:
-                if durable:
-                    runner.sync_journals()
-                    if trades is not None:
-                        fsync_path(trades)
-                    fsync_path(slot.journal_dir / LIVE_LOG_NAME)
-                save_state(slot.journal_dir, state, fsync=durable)
+    async def _commit_group(self, slots: list[ModelSlot]) -> None:
+        """``_commit`` for several models with one worker-thread hop for all their writes.
 
-            await asyncio.to_thread(write)
-            if msg is not None and seq > slot.committed_seq:
-                try:
-                    await msg.ack()
-                except Exception as exc:  # a lost connection: the next commit acks again
-                    log.warning("ack of stream seq %d failed: %s", seq, exc)
-                    return
-            slot.committed_seq = max(slot.committed_seq, seq)
+        The periodic commit makes every model due at once: one thread wake-up and one
+        loop wake-up per tick instead of one each per model. Each model's writes still
+        precede its own ack; a model whose writes fail is not acked (its error is raised
+        after the others are acked, as its own ``_commit`` would have).
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            for slot in slots:
+                await stack.enter_async_context(slot.commit_lock)
+            jobs = [(slot, self._prepare_commit(slot)) for slot in slots]
+            ready = [(slot, job) for slot, job in jobs if job is not None]
+            if not ready:
+                return
+
+            def write_all() -> list[BaseException | None]:
+                errors: list[BaseException | None] = []
+                for _, job in ready:
+                    try:
+                        job[0]()
+                        errors.append(None)
+                    except Exception as exc:
+                        errors.append(exc)
+                return errors
+
+            errors = await asyncio.to_thread(write_all)
+            for (slot, job), err in zip(ready, errors, strict=True):
+                if err is None:
+                    await self._finish_commit(slot, job[1], job[2])
+            first = next((e for e in errors if e is not None), None)
+            if first is not None:
+                raise first
+
+    def _prepare_commit(
+        self, slot: ModelSlot
+    ) -> tuple[Callable[[], None], PushDelivery | None, int] | None:
+        """Snapshot ``slot`` (on the loop); return its blocking writes, message and seq."""
+        msg, seq = slot.last_msg, slot.last_seq
+        runner = slot.runner
+        if seq <= slot.committed_seq and not runner.needs_commit:
+            return None
+        runner.needs_commit = False
+        sim_seq = slot.broker.seq if isinstance(slot.broker, SimBroker) else 0
+        state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
+        trades = runner.trades_path
+        durable = self.fsync
+
+        def write() -> None:
+            if durable:
+                runner.sync_journals()
+                if trades is not None:
+                    fsync_path(trades)
+                fsync_path(slot.journal_dir / LIVE_LOG_NAME)
+            save_state(slot.journal_dir, state, fsync=durable)
+
+        return write, msg, seq
+
+    async def _finish_commit(self, slot: ModelSlot, msg: PushDelivery | None, seq: int) -> None:
+        """Ack through ``seq`` once its writes are durable."""
+        if msg is not None and seq > slot.committed_seq:
+            try:
+                await msg.ack()
+            except Exception as exc:  # a lost connection: the next commit acks again
+                log.warning("ack of stream seq %d failed: %s", seq, exc)
+                return
+        slot.committed_seq = max(slot.committed_seq, seq)
 
     async def _commit_loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.commit_interval_s)
-            for slot in self.slots.values():
-                if slot.last_seq > slot.committed_seq or slot.runner.needs_commit:
-                    self.request_commit(slot)
+            due = [
+                slot
+                for slot in self.slots.values()
+                if (slot.last_seq > slot.committed_seq or slot.runner.needs_commit)
+                and (slot.commit_task is None or slot.commit_task.done())
+            ]
+            if len(due) == 1:
+                self.request_commit(due[0])
+            elif due:
+                task = asyncio.create_task(self._commit_group(due))
+                for slot in due:
+                    slot.commit_task = task
 
     # -- heartbeats ----------------------------------------------------------------------------
 

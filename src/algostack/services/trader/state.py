@@ -201,6 +201,9 @@ class DecisionLog:
             )
             size = committed
         self.offset = size
+        # One writer over one buffer for the file's life: a line is written, read, cleared.
+        self._buf = io.StringIO()
+        self._row = csv.writer(self._buf, lineterminator="\n").writerow
         if size == 0:
             self._write(",".join(DECISION_COLUMNS) + "\n")
 
@@ -211,8 +214,10 @@ class DecisionLog:
 
     def append(self, values: tuple[object, ...]) -> None:
         """Append one decision line (not yet durable: ``sync`` makes it so)."""
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(values)
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._row(values)
         self._write(buf.getvalue())
 
     def sync(self) -> None:

@@ -1,0 +1,134 @@
+"""TraderService periodic commits: all due models in one worker-thread hop, each acked alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from algostack.adapters.artifacts.loader import parse_fold
+from algostack.adapters.artifacts.model import EnsembleModel
+from algostack.adapters.artifacts.native_json import dump_native
+from algostack.adapters.broker import SimBroker
+from algostack.adapters.nats.bus import NatsBus
+from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+from algostack.core.naming import ModelSpec, parse_artifact_key
+from algostack.services.trader import service as service_mod
+from algostack.services.trader.service import TraderService
+from algostack.services.trader.state import RunnerState, load_state
+
+OPEN_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))
+SYMBOLS = ("AAPL", "MSFT", "NVDA")
+
+
+def model_for(symbol: str, n: int) -> tuple[ModelSpec, EnsembleModel]:
+    key = f"models/sma/{symbol}/model_{n}-outer_0_inner_0.json"
+    art = parse_artifact_key(key)
+    assert art is not None
+    spec = ModelSpec("sma", symbol, f"model_{n}", n, (art,))
+    data = dump_native(
+        kind="linear",
+        features=["sma_ratio_2_4"],
+        coef=[1.0],
+        intercept=0.0,
+        # never trades: commits come only from the periodic tick, every model at once
+        thresholds={"long_entry": 1e9, "long_exit": 1e9},
+    )
+    return spec, EnsembleModel(spec, [parse_fold(key, data)])
+
+
+def bars(symbol: str, count: int) -> list[Bar]:
+    return [
+        Bar(symbol=symbol, ts=OPEN_NS + i * NS_PER_MIN, open=100.0 + i, high=100.5 + i,
+            low=99.5 + i, close=100.0 + i, volume=1000.0)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+async def wait_for(cond: Callable[[], bool], limit_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def make_service(bus: NatsBus, root: Path) -> TraderService:
+    return TraderService(
+        bus,
+        [model_for(s, i + 1) for i, s in enumerate(SYMBOLS)],
+        journal_root=root,
+        broker_factory=lambda spec: SimBroker(0.0, model=spec.key),
+        fsync=True,
+        heartbeat_s=5.0,
+        commit_interval_s=0.1,
+    )
+
+
+async def test_trader_periodic_commit_all_models_one_group_each_acked(
+    bus: NatsBus, tmp_path: Path
+) -> None:
+    service = make_service(bus, tmp_path)
+    groups: list[int] = []
+    real = service._commit_group
+
+    async def spy(slots: list[Any]) -> None:
+        groups.append(len(slots))
+        await real(slots)
+
+    service._commit_group = spy  # type: ignore[method-assign]
+    await service.start()
+    try:
+        await bus.publish_events([b for s in SYMBOLS for b in bars(s, 6)])
+        await bus.flush_acks()
+        slots = list(service.slots.values())
+        await wait_for(lambda: all(s.runner.stats.decisions == 6 for s in slots))
+        await wait_for(lambda: all(s.committed_seq == s.last_seq > 0 for s in slots))
+        for slot in slots:
+            assert slot.subscription is not None
+            info = await slot.subscription.info()
+            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.last_seq
+            state = load_state(slot.journal_dir, slot.spec.key)
+            assert state is not None and state.stream_seq == slot.last_seq
+    finally:
+        await service.shutdown()
+    assert groups and max(groups) >= 2  # several models committed through one hop
+
+
+async def test_trader_group_commit_failed_write_not_acked_others_are(
+    bus: NatsBus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(bus, tmp_path)
+    bad = next(iter(service.slots.values()))
+    real_save = service_mod.save_state
+    failing = [True]
+
+    def save(dir: Path, state: RunnerState, *, fsync: bool = True) -> None:
+        if failing[0] and Path(dir) == bad.journal_dir:
+            raise OSError("disk full")
+        real_save(dir, state, fsync=fsync)
+
+    monkeypatch.setattr(service_mod, "save_state", save)
+    await service.start()
+    try:
+        await bus.publish_events([b for s in SYMBOLS for b in bars(s, 6)])
+        await bus.flush_acks()
+        slots = list(service.slots.values())
+        good = [s for s in slots if s is not bad]
+        await wait_for(lambda: all(s.runner.stats.decisions == 6 for s in slots))
+        await wait_for(lambda: all(s.committed_seq == s.last_seq > 0 for s in good))
+        await asyncio.sleep(0.3)  # several more ticks: the failing model stays unacked
+        assert bad.committed_seq == 0 and bad.last_seq > 0
+        assert load_state(bad.journal_dir, bad.spec.key) is None
+        assert bad.subscription is not None
+        info = await bad.subscription.info()
+        assert not info.ack_floor or not info.ack_floor.stream_seq
+        failing[0] = False  # the disk recovers: the next tick commits and acks it
+        await wait_for(lambda: bad.committed_seq == bad.last_seq)
+    finally:
+        await service.shutdown()
+    state = load_state(bad.journal_dir, bad.spec.key)
+    assert state is not None and state.stream_seq == bad.last_seq
