@@ -5,8 +5,10 @@ trained on first run, an embedded nats-server, one trader per model, the synthet
 the dashboard. Headless Debian Chromium (driven by Playwright with ``executable_path``, never
 ``playwright install``) opens the dashboard, waits for live data (bars flowing, every demo
 model's heartbeat OK), checks the fleet table lists exactly the models of the demo store and
-that price charts are drawn, opens the model with the most trades and saves
-``docs/img/dashboard.png`` mid-session. Then SIGINT stops the run: exit 130 and no process of
+that price charts are drawn, opens the model with the most trades and takes a screenshot
+mid-session (into the test's tmp dir; with ALGOSTACK_UPDATE_SCREENSHOT=1 it refreshes the
+README's ``docs/img/dashboard.png``, so a plain test run never changes tracked files).
+Then SIGINT stops the run: exit 130 and no process of
 the session left (no streamlit, no nats-server, no trader, no ingest).
 """
 
@@ -37,7 +39,7 @@ from algostack.services.dashboard.launch import wait_healthy
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
+DOCS_SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -209,8 +211,10 @@ async def bar_counts(page: Any) -> list[int]:
 
 
 async def test_dashboard_browser_real_session_shows_live_fleet_and_charts_then_stops_clean(
-    session: Session,
+    session: Session, tmp_path: Path
 ) -> None:
+    update_docs = os.environ.get("ALGOSTACK_UPDATE_SCREENSHOT") == "1"
+    shot = DOCS_SCREENSHOT if update_docs else tmp_path / "dashboard.png"
     from playwright.async_api import async_playwright
 
     executable = chromium_path()
@@ -277,15 +281,15 @@ async def test_dashboard_browser_real_session_shows_live_fleet_and_charts_then_s
                     }"""
                 )
                 await page.set_viewport_size({"width": 1500, "height": int(height) + 20})
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await screenshot_between_renders(page, SCREENSHOT)
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                await screenshot_between_renders(page, shot)
                 assert session.proc.poll() is None, "the session ended before the screenshot"
                 assert max(await bar_counts(page)) < SESSION_BARS  # mid-session
             finally:
                 await browser.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    assert SCREENSHOT.stat().st_size > 20_000
+    assert shot.stat().st_size > 20_000
 
     proc = session.proc
     kids = descendants(proc.pid)
