@@ -39,13 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _loadprobe import LoadProbe, jiffies_of
 
 N_MODELS = 10
 RATE = 1000
@@ -84,51 +84,6 @@ def write_models(root: Path, n: int) -> list[str]:
             write_fold(store, f"{prefix}-outer_{outer}_inner_0.json", data)
         prefixes.append(prefix)
     return prefixes
-
-
-# -- load accounting -----------------------------------------------------------------------------
-
-
-def _jiffies_total() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs, from /proc/stat."""
-    with open("/proc/stat") as fh:
-        parts = [int(x) for x in fh.readline().split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
-
-
-def _jiffies_of(pids: Sequence[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-@dataclass
-class LoadProbe:
-    """CPU (in cores) used during a measurement by ours (``pids``) and by everything else."""
-
-    pids: Sequence[int]
-    own_cores: float = 0.0
-    other_cores: float = 0.0
-
-    def __enter__(self) -> LoadProbe:
-        self.busy0, self.total0 = _jiffies_total()
-        self.own0 = _jiffies_of(self.pids)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy1, total1 = _jiffies_total()
-        own = _jiffies_of(self.pids) - self.own0
-        ncpu = os.cpu_count() or 1
-        span = max(total1 - self.total0, 1)
-        self.own_cores = own / span * ncpu
-        self.other_cores = max(0.0, ((busy1 - self.busy0) - own) / span * ncpu)
 
 
 # -- the fake Alpaca process --------------------------------------------------------------------
@@ -353,7 +308,7 @@ async def one_run(
             pids = [os.getpid(), server.pid or 0, *(p.pid for p in procs)]
             measuring = [False]
             probe_nc, hops = await hop_probe(server, measuring) if probe else (None, [])
-            cpu0 = [_jiffies_of([p]) for p in pids]
+            cpu0 = [jiffies_of([p]) for p in pids]
             with LoadProbe(pids) as load:
                 fake.stdin.write(b"GO\n")
                 await fake.stdin.drain()
@@ -362,7 +317,7 @@ async def one_run(
                 done = (await read_line(fake.stdout, total_s + 60, "fake Alpaca")).split()
                 await asyncio.sleep(0.5)  # the last bars reach the trader
                 measuring[0] = False
-            cpu = [_jiffies_of([p]) - c for p, c in zip(pids, cpu0, strict=True)]
+            cpu = [jiffies_of([p]) - c for p, c in zip(pids, cpu0, strict=True)]
             if probe_nc is not None:
                 await probe_nc.close()
             rtt += await raw_rtt(server, 1000)

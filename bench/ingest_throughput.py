@@ -29,10 +29,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _loadprobe import LoadProbe
 from algostack.core.market import MarketEvent, Trade
 from algostack.core.source import SourceStats
 
@@ -58,50 +58,6 @@ def make_events(n: int) -> list[MarketEvent]:
         )
         for i in range(n)
     ]
-
-
-# --- load accounting -------------------------------------------------------------------------
-
-
-def _jiffies_total() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs."""
-    with open("/proc/stat") as fh:
-        parts = [int(x) for x in fh.readline().split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
-
-
-def _jiffies_of(pids: Sequence[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-@dataclass
-class LoadProbe:
-    """CPU used by processes other than ours during a measurement, in cores."""
-
-    pids: Sequence[int]
-
-    def __enter__(self) -> LoadProbe:
-        self.busy0, self.total0 = _jiffies_total()
-        self.own0 = _jiffies_of(self.pids)
-        self.t0 = time.monotonic()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy1, total1 = _jiffies_total()
-        own1 = _jiffies_of(self.pids)
-        ncpu = os.cpu_count() or 1
-        span = max(total1 - self.total0, 1)
-        other = (busy1 - self.busy0) - (own1 - self.own0)
-        self.other_cores = max(0.0, other / span * ncpu)
 
 
 # --- the fake server child ---------------------------------------------------------------------
