@@ -351,8 +351,15 @@ async def test_push_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
     consumer, got = await collect_push(bus, "m-AAPL-ack", ["market.bars.AAPL"], 1, 10)
     await got[5].ack()  # AckPolicy.ALL: the five before it are acked too
     await bus.flush()
-    info = await consumer.info()
-    assert info.ack_floor is not None and info.ack_floor.stream_seq == got[5].stream_seq
+    # The server applies an ack asynchronously after receiving it: poll, bounded.
+    floor = 0
+    for _ in range(100):
+        info = await consumer.info()
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        if floor >= got[5].stream_seq:
+            break
+        await asyncio.sleep(0.05)
+    assert floor == got[5].stream_seq
     await consumer.close()
 
     start, existed = await bus.resume_point("m-AAPL-ack")
