@@ -227,7 +227,6 @@ async def stop(proc: asyncio.subprocess.Process, timeout_s: float = 30.0) -> Non
 async def hop_probe(server: Any, measuring: list[bool]) -> tuple[Any, list[tuple[int, int]]]:
     """An ordered consumer on every bar: (stored - recv, arrival - recv) in ns per bar."""
     import nats
-
     from algostack.adapters.nats.push import recv_ns_of
 
     nc = await nats.connect(server.url, user=server.user, password=server.password)

@@ -8,11 +8,14 @@ their acks, and ``flush_acks()`` waits for the rest. Unacked messages are kept a
 after a reconnect or an ack timeout; de-duplication makes the re-send safe.
 
 Every market message also carries ``Algostack-Recv-Ns``: when the ingest received the
-frame holding it (UTC ns), the start of the tick-to-decision latency.
+frame holding it (UTC ns), the start of the tick-to-decision latency; and ``Algostack-Seq``:
+``<epoch>:<n>``, its number on its subject in this bus's life (a re-send keeps its number),
+which lets a trader prove a live message is the next one (``feed.py``).
 
 Trader events and control messages use plain core-NATS ``publish``/``subscribe``; traders
-read market data through ``push_consumer`` (``push.py``: durable, callback, ``AckPolicy.ALL``)
-and warm up through ``read_history``; ``durable_consumer`` (``consumer.py``) is the pull form.
+read market data live through ``subscribe`` and durably through ``feed_consumer``
+(``feed.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``;
+``durable_consumer`` (``consumer.py``) is a pull consumer with explicit acks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,9 +40,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from algostack.adapters.nats import push as _push
+from algostack.adapters.nats import feed as _feed
 from algostack.adapters.nats.consumer import DurableConsumer
-from algostack.adapters.nats.push import RECV_HEADER, PushConsumer, PushDelivery
+from algostack.adapters.nats.feed import PREV_HEADER, RECV_HEADER, SEQ_HEADER, FeedConsumer
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market import MarketEvent
@@ -49,6 +54,10 @@ DEFAULT_MAX_INFLIGHT = 4096
 DEFAULT_DUPLICATE_WINDOW_S = 600.0
 """Ten minutes: covers a reconnect storm plus a backfill; the server keeps one id per message."""
 MSG_ID_HEADER = "Nats-Msg-Id"
+_ACK_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
+
+_Entry = tuple[str, bytes, str, int, dict[str, str], int]
+"""An unacked message: subject, payload, msg id, send count, headers, number on its subject."""
 
 
 class NatsUnreachableError(FatalError):
@@ -135,9 +144,14 @@ class NatsBus:
         self.ack_timeout_s = ack_timeout_s
         self.max_resends = max_resends
         self.stats = BusStats()
-        # seq -> (subject, payload, msg id, send count, recv header); insertion = send order.
-        self._pending: dict[int, tuple[str, bytes, str, int, str]] = {}
+        # publish seq -> entry; insertion = send order.
+        self._pending: dict[int, _Entry] = {}
         self._seq = 0
+        self._epoch = secrets.token_hex(6)
+        self._subject_n: dict[str, int] = {}
+        self._stored: dict[str, tuple[int, int]] = {}
+        """Per subject: (number, stream seq) of its latest message JetStream acked."""
+        self._gap_listeners: list[Callable[[], None]] = []
         self._ack_prefix = ""
         self._ack_sub: Any = None
         self._window_open = asyncio.Event()
@@ -182,6 +196,7 @@ class NatsBus:
             if bus is None or bus._closed:
                 return
             bus.stats.disconnects += 1
+            bus._gap()
             log.warning("nats disconnected", extra={"fields": {"url": safe_url}})
 
         async def on_reconnect() -> None:
@@ -190,6 +205,10 @@ class NatsBus:
 
         async def on_error(exc: Exception) -> None:
             last_err[:] = [exc]
+            if isinstance(exc, nats.errors.SlowConsumerError) and "bus" in holder:
+                holder["bus"]._gap()
+                log.warning("nats slow consumer: messages dropped on %s", exc.subject)
+                return
             log.debug("nats client error: %s", exc)
 
         async def raw_attempt() -> Client:
@@ -286,6 +305,21 @@ class NatsBus:
         )
         await self._resend(list(self._pending))
 
+    def on_gap(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever core-NATS messages may have been lost.
+
+        That is on a disconnect and when the client drops messages for a slow subscriber;
+        a trader's live path then falls back to its durable consumer.
+        """
+        self._gap_listeners.append(listener)
+
+    def _gap(self) -> None:
+        for listener in self._gap_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("gap listener failed")
+
     @property
     def connected(self) -> bool:
         """True while the connection is up."""
@@ -360,8 +394,10 @@ class NatsBus:
     ) -> None:
         """Publish events to JetStream with de-duplication ids; wait only when the window is full.
 
-        Every message carries ``Nats-Msg-Id`` and ``Algostack-Recv-Ns: recv_ns`` (when the
-        ingest received the frame holding these events; default: now). Returns once every
+        Every message carries ``Nats-Msg-Id``, ``Algostack-Recv-Ns: recv_ns`` (when the
+        ingest received the frame holding these events; default: now) and
+        ``Algostack-Seq: <epoch>:<n>`` (its number on its subject) and, when message
+        ``n - 1`` is already acked, ``Algostack-Prev-Seq``: its stream sequence. Returns once every
         event is handed to the connection; ``flush_acks()`` waits for the acks. Counters in
         ``stats`` move as acks arrive.
         """
@@ -373,22 +409,25 @@ class NatsBus:
         encode, subject_of, msg_id = codec.encode, codec.subject, codec.msg_id
         limit = self.max_inflight
         recv = str(time.time_ns() if recv_ns is None else recv_ns)
+        numbers = self._subject_n
+        stored = self._stored
+        epoch = self._epoch
         for event in events:
             if len(pending) >= limit:
                 await self._wait_window()
             payload = encode(event)
             subj = subject_of(event)
             mid = msg_id(event)
+            n = numbers[subj] = numbers.get(subj, 0) + 1
+            headers = {MSG_ID_HEADER: mid, RECV_HEADER: recv, SEQ_HEADER: f"{epoch}:{n}"}
+            prev = stored.get(subj)
+            if prev is not None and prev[0] == n - 1:
+                headers[PREV_HEADER] = str(prev[1])
             self._seq += 1
             seq = self._seq
-            pending[seq] = (subj, payload, mid, 1, recv)
+            pending[seq] = (subj, payload, mid, 1, headers, n)
             self._drained.clear()
-            await publish(
-                subj,
-                payload,
-                reply=f"{prefix}{seq}",
-                headers={MSG_ID_HEADER: mid, RECV_HEADER: recv},
-            )
+            await publish(subj, payload, reply=f"{prefix}{seq}", headers=headers)
         self.stats.sent += len(events)
 
     async def _wait_window(self) -> None:
@@ -432,9 +471,15 @@ class NatsBus:
             self.stats.duplicates += 1
         else:
             self.stats.published += 1
+        found = _ACK_SEQ_RE.search(data)
+        if found is not None:
+            subj, n = entry[0], entry[5]
+            known = self._stored.get(subj)
+            if known is None or known[0] < n:
+                self._stored[subj] = (n, int(found.group(1)))
         self._settle(seq)
 
-    def _fail(self, entry: tuple[str, bytes, str, int, str], reason: str) -> None:
+    def _fail(self, entry: _Entry, reason: str) -> None:
         self.stats.failed += 1
         if len(self._errors) < 100:
             self._errors.append(f"{entry[0]} id={entry[2]}: {reason}")
@@ -471,20 +516,17 @@ class NatsBus:
             entry = self._pending.get(old)
             if entry is None:
                 continue
-            subj, payload, mid, count, recv = entry
+            subj, payload, mid, count, headers, n = entry
             if count > self.max_resends:
                 self._fail(entry, f"no ack after {count} sends")
                 self._settle(old)
                 continue
             del self._pending[old]
             self._seq += 1
-            self._pending[self._seq] = (subj, payload, mid, count + 1, recv)
+            self._pending[self._seq] = (subj, payload, mid, count + 1, headers, n)
             self.stats.resent += 1
             await self._nc.publish(
-                subj,
-                payload,
-                reply=f"{self._ack_prefix}{self._seq}",
-                headers={MSG_ID_HEADER: mid, RECV_HEADER: recv},
+                subj, payload, reply=f"{self._ack_prefix}{self._seq}", headers=headers
             )
 
     async def flush_acks(self, timeout_s: float | None = None) -> None:
@@ -575,47 +617,40 @@ class NatsBus:
 
     # -- consumers ----------------------------------------------------------------------------
 
-    async def push_consumer(
+    async def feed_consumer(
         self,
         name: str,
         subjects: Sequence[str],
-        cb: Callable[[PushDelivery], Awaitable[None]],
         *,
         start_seq: int,
         ack_wait_s: float = 30.0,
         max_ack_pending: int = 20_000,
-        heartbeat_s: float = _push.HEARTBEAT_S,
-    ) -> PushConsumer:
-        """(Re)create the durable push consumer ``name`` at ``start_seq``; ``cb`` gets each message.
-
-        ``AckPolicy.ALL``, flow control, idle heartbeats; see ``push.py``.
-        """
-        return await PushConsumer.create(
+    ) -> FeedConsumer:
+        """(Re)create the durable consumer ``name`` at ``start_seq`` and hold it (``feed.py``)."""
+        return await FeedConsumer.create(
             self._nc,
             name,
             subjects,
-            cb,
             start_seq=start_seq,
             ack_wait_s=ack_wait_s,
             max_ack_pending=max_ack_pending,
-            heartbeat_s=heartbeat_s,
         )
 
     async def resume_point(
-        self, name: str, *, committed_seq: int = 0, bound_wait_s: float = _push.BOUND_WAIT_S
+        self, name: str, *, committed_seq: int = 0, bound_wait_s: float = _feed.BOUND_WAIT_S
     ) -> tuple[int, bool]:
-        """Where durable consumer ``name`` resumes: ``(first seq, existed)``; see ``push.py``."""
-        return await _push.resume_point(self._nc, name, committed_seq, bound_wait_s=bound_wait_s)
+        """Where durable consumer ``name`` resumes: ``(first seq, existed)``; see ``feed.py``."""
+        return await _feed.resume_point(self._nc, name, committed_seq, bound_wait_s=bound_wait_s)
 
     async def last_stream_seq(self) -> int:
         """The last sequence stored in the MARKET stream (0 when empty)."""
-        return await _push.last_stream_seq(self._nc)
+        return await _feed.last_stream_seq(self._nc)
 
     async def read_history(
         self, subject: str, upto_seq: int, *, timeout_s: float = 30.0
     ) -> list[BusMessage]:
         """Every MARKET message on ``subject`` with stream seq <= ``upto_seq``, in order."""
-        msgs = await _push.read_history(self._nc, subject, upto_seq, timeout_s=timeout_s)
+        msgs = await _feed.read_history(self._nc, subject, upto_seq, timeout_s=timeout_s)
         return [BusMessage(m.subject, m.data, m.headers, stream_seq=seq) for seq, m in msgs]
 
     async def durable_consumer(

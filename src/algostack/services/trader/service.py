@@ -1,19 +1,31 @@
 """The trader service: NATS -> ``ModelRunner`` per model -> broker, with restart safety.
 
-Per model: a durable JetStream push consumer named ``ModelSpec.key`` on
-``market.bars.<SYM>`` and ``market.status.<SYM>``, its own runner, broker, journal directory
-and state file; models in one process share only the NATS connection (no cross-talk). The
-service also subscribes to the kill switch, publishes heartbeats, and commits:
+Per model: its own runner, broker, journal directory and state file, and a feed of
+``market.bars.<SYM>`` and ``market.status.<SYM>`` with two paths (``adapters/nats/feed.py``):
+
+- live: a core-NATS subscription; a message that is provably the next one on its subject
+  is decided the moment it arrives (``LiveGate.take_live``);
+- durable: a JetStream consumer named ``ModelSpec.key``. It catches up at start and after
+  anything the live path passed over (a gap, a new ingest, a lost connection), deciding
+  what the live path did not take, in stream order, in slices; while the live path takes
+  everything it reads nothing, and is moved up to the last commit every ``reposition_s``.
+  A restart resumes from it.
+
+Each model's two paths share one lock, so a message is taken and decided without the other
+path interleaving. Models in one process share only the NATS connection (no cross-talk).
+The service also subscribes to the kill switch, publishes heartbeats, and commits:
 
 - at once after a bar that placed an order or booked a fill, else every
   ``commit_interval_s`` (group commit);
 - a commit snapshots the runner between two messages, then, in a worker thread, fsyncs the
-  decision log, the fill journal and the live log and replaces the state file; only then
-  does it ack the last message it covers (``AckPolicy.ALL`` acks everything before it too).
-  The model keeps deciding later bars meanwhile: no fsync ever delays a decision.
+  decision log, the fill journal and the live log and replaces the state file, which
+  records the resume point (``LiveGate.safe_seq``); only then does it ack the last durable
+  delivery it covers (``AckPolicy.ALL`` acks everything before it too). The model keeps
+  deciding later bars meanwhile: no fsync ever delays a decision.
 
-A bar is therefore acked only once its decision and any order are durable; a crash makes NATS
-redeliver the bars after the last commit, and ``ModelRunner`` re-decides them exactly once.
+A bar is therefore past the resume point only once its decision and any order are durable;
+a crash makes NATS redeliver the bars after the last commit, and ``ModelRunner`` re-decides
+each of them exactly once (or only rebuilds its features, when it was decided before).
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ import msgspec
 
 from algostack.adapters.broker import Broker, SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
-from algostack.adapters.nats.push import PushConsumer, PushDelivery, recv_ns_of
+from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate, recv_ns_of
 from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
@@ -52,6 +64,14 @@ log = logging.getLogger("algostack.trader.service")
 
 HEARTBEAT_EVERY_S = 5.0
 COMMIT_INTERVAL_S = 0.2
+FOLLOW_INTERVAL_S = 1.0
+"""While the live path takes everything, how often the durable path looks up."""
+CATCH_UP_S = 0.002
+"""How soon it fetches again while the live path waits for a message it passed over."""
+FETCH_SLICE = 8
+REPOSITION_S = 30.0
+"""While live, how often the durable consumer is moved up to the last commit."""
+"""Messages per durable fetch: the most a live message can wait behind (about 10 us each)."""
 EVENTS_FLUSH_S = 0.005
 """Decision/fill events wait up to this long so one socket write carries many (see docs)."""
 
@@ -83,10 +103,19 @@ class ModelSlot:
     broker: Broker
     journal_dir: Path
     log_handler: logging.Handler
-    subscription: PushConsumer | None = None
-    last_msg: PushDelivery | None = None
-    last_seq: int = 0
+    feed: FeedConsumer | None = None
+    live_subs: list[Subscription] = field(default_factory=list)
+    gate: LiveGate = field(default_factory=LiveGate)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a message is taken and decided: the live and durable paths never interleave."""
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the live path passed a message over: the durable path fetches at once."""
+    last_msg: Delivery | None = None
+    """The last durable delivery handled: what the next commit acks."""
+    acked_seq: int = 0
     committed_seq: int = 0
+    """The resume point the last commit made durable (a stream sequence)."""
+    repositioned: float = 0.0
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_task: asyncio.Task[None] | None = None
@@ -113,6 +142,9 @@ class TraderService:
         fsync: bool = True,
         heartbeat_s: float = HEARTBEAT_EVERY_S,
         commit_interval_s: float = COMMIT_INTERVAL_S,
+        follow_interval_s: float = FOLLOW_INTERVAL_S,
+        reposition_s: float = REPOSITION_S,
+        live: bool = True,
         events_flush_s: float = EVENTS_FLUSH_S,
         ack_wait_s: float = 30.0,
         runner_kwargs: dict[str, Any] | None = None,
@@ -125,6 +157,9 @@ class TraderService:
         self.warmup = warmup
         self.heartbeat_s = heartbeat_s
         self.commit_interval_s = commit_interval_s
+        self.follow_interval_s = follow_interval_s
+        self.live = live
+        self.reposition_s = reposition_s
         self.ack_wait_s = ack_wait_s
         self.journal_root = Path(journal_root)
         self.fsync = fsync
@@ -200,8 +235,10 @@ class TraderService:
     async def start(self) -> None:
         """Restore every model, warm it up, bind its consumer; subscribe the kill switch."""
         self._kill_sub = await self.bus.subscribe(kill_subject(self.env), self._on_kill)
+        self.bus.on_gap(self._on_gap)
         for slot in self.slots.values():
             await self._start_slot(slot)
+            self._tasks.append(asyncio.create_task(self._follow(slot)))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
         self._tasks.append(asyncio.create_task(self._commit_loop()))
 
@@ -243,14 +280,18 @@ class TraderService:
                 continue
             if type(event) is Bar:
                 runner.warm(event)
-        slot.committed_seq = slot.last_seq = start_seq - 1
-        slot.subscription = await self.bus.push_consumer(
-            spec.key,
-            [codec.subject_for("bars", spec.symbol), codec.subject_for("status", spec.symbol)],
-            self._handler(slot),
-            start_seq=start_seq,
-            ack_wait_s=self.ack_wait_s,
+        slot.committed_seq = slot.acked_seq = slot.gate.safe_seq = start_seq - 1
+        slot.repositioned = time.monotonic()
+        subjects = [
+            codec.subject_for("bars", spec.symbol),
+            codec.subject_for("status", spec.symbol),
+        ]
+        slot.feed = await self.bus.feed_consumer(
+            spec.key, subjects, start_seq=start_seq, ack_wait_s=self.ack_wait_s
         )
+        if self.live:
+            on_live = self._live_handler(slot)
+            slot.live_subs = [await self.bus.subscribe(subj, on_live) for subj in subjects]
         log.info(
             "model trading: %s from stream seq %d (warm-up %d bars, position %d, %s)",
             spec.key,
@@ -263,37 +304,111 @@ class TraderService:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def _handler(self, slot: ModelSlot) -> Callable[[PushDelivery], Any]:
+    async def _decide(self, slot: ModelSlot, subject: str, data: bytes, headers: Any) -> None:
+        """Decode and handle one market message (the caller holds ``slot.lock``)."""
+        try:
+            event = codec.decode(data)
+        except msgspec.DecodeError as exc:
+            slot.malformed += 1
+            log.warning(
+                "malformed market payload skipped: %s",
+                exc,
+                extra={"fields": {"model": slot.spec.key, "subject": subject}},
+            )
+            return
         runner = slot.runner
-        decode = codec.decode
-        recv_ns = recv_ns_of
-        outbox = self._outbox
+        if type(event) is Bar:
+            await runner.on_bar(event, recv_ns_of(headers))
+            if self._outbox:
+                self._schedule_drain()
+        elif type(event) is TradingStatus:
+            runner.on_status(event)
+        if runner.needs_commit:
+            self.request_commit(slot)
 
-        async def on_msg(msg: PushDelivery) -> None:
-            if self._stop.is_set():
-                return  # not acked: redelivered to the next process
+    def _live_handler(self, slot: ModelSlot) -> Callable[[BusMessage], Any]:
+        gate, lock, stop = slot.gate, slot.lock, self._stop
+
+        async def on_live(msg: BusMessage) -> None:
+            if stop.is_set():
+                return
+            async with lock:
+                if gate.take_live(msg.subject, msg.headers):
+                    await self._decide(slot, msg.subject, msg.data, msg.headers)
+                elif not gate.open:
+                    slot.kick.set()  # passed over: the durable path brings it, soon
+
+        return on_live
+
+    def _on_gap(self) -> None:
+        for slot in self.slots.values():
+            slot.gate.close()
+
+    async def _follow(self, slot: ModelSlot) -> None:
+        """The durable path: catch up, decide what the live path did not, note what to ack.
+
+        While the live path takes every message, it reads nothing: the ingest tells the
+        live path where each message's predecessor was stored (``LiveGate.safe_seq``), so
+        commits still record an exact resume point, and the consumer is moved up to the last
+        commit every ``reposition_s``. When the live path passes a message over, this path
+        reads from the last commit on, in slices of ``FETCH_SLICE`` with the loop running
+        between slices, until it has caught up and the gate opens again.
+        """
+        feed, gate, lock, stop = slot.feed, slot.gate, slot.lock, self._stop
+        assert feed is not None
+        failures = 0
+        while not stop.is_set():
+            slot.kick.clear()
+            if gate.open:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.kick.wait(), self.follow_interval_s)
+                if gate.open and not stop.is_set():
+                    await self._reposition(slot, self.reposition_s)
+                continue
             try:
-                event = decode(msg.data)
-            except msgspec.DecodeError as exc:
-                slot.malformed += 1
-                log.warning(
-                    "malformed market payload skipped: %s",
-                    exc,
-                    extra={"fields": {"model": slot.spec.key, "subject": msg.subject}},
-                )
-                event = None
-            if type(event) is Bar:
-                await runner.on_bar(event, recv_ns(msg.headers))
-                if outbox:
-                    self._schedule_drain()
-            elif type(event) is TradingStatus:
-                runner.on_status(event)
-            slot.last_msg = msg
-            slot.last_seq = msg.stream_seq
-            if runner.needs_commit:
-                self.request_commit(slot)
+                await self._reposition(slot, 0.0)
+                batch = await feed.fetch(FETCH_SLICE)
+                failures = 0
+            except Exception as exc:  # a lost connection: nats-py reconnects by itself
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning(
+                        "durable fetch failed (%d in a row): %s",
+                        failures,
+                        exc,
+                        extra={"fields": {"model": slot.spec.key}},
+                    )
+                await asyncio.sleep(min(1.0, 0.01 * failures))
+                continue
+            for d in batch:
+                if stop.is_set():
+                    return  # not acked: redelivered to the next process
+                async with lock:
+                    if gate.take_durable(d.subject, d.headers, d.stream_seq):
+                        await self._decide(slot, d.subject, d.data, d.headers)
+                    slot.last_msg = d
+            if batch and batch[-1].num_pending:
+                await asyncio.sleep(0)  # more pending: the next slice after the loop ran
+                continue
+            if batch or feed.status == "404":
+                gate.caught_up()
+            if not gate.open:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.kick.wait(), CATCH_UP_S)
 
-        return on_msg
+    async def _reposition(self, slot: ModelSlot, every_s: float) -> None:
+        """Move the durable consumer up to the last commit (at most every ``every_s``)."""
+        feed = slot.feed
+        start = slot.committed_seq + 1
+        if feed is None or start <= feed.position:
+            return
+        now = time.monotonic()
+        if now - slot.repositioned < every_s:
+            return
+        slot.repositioned = now
+        await feed.restart_at(start)
+        slot.last_msg = None
+        slot.acked_seq = start - 1
 
     async def _on_kill(self, msg: BusMessage) -> None:
         reason = msg.data.decode("utf-8", "replace")[:200] or "kill switch"
@@ -312,14 +427,15 @@ class TraderService:
             slot.commit_task = asyncio.create_task(self._commit(slot))
 
     async def _commit(self, slot: ModelSlot) -> None:
-        """Make the decisions up to ``slot.last_msg`` durable, then ack through it.
+        """Make the decisions up to ``slot.gate.safe_seq`` durable, then ack ``slot.last_msg``.
 
         The snapshot is taken between two messages (consistent); the fsyncs run in a worker
         thread while the model goes on deciding later bars, which stay unacked until the
         next commit.
         """
         async with slot.commit_lock:
-            job = self._prepare_commit(slot)
+            async with slot.lock:  # between two messages
+                job = self._prepare_commit(slot)
             if job is None:
                 return
             await asyncio.to_thread(job[0])
@@ -336,7 +452,10 @@ class TraderService:
         async with contextlib.AsyncExitStack() as stack:
             for slot in slots:
                 await stack.enter_async_context(slot.commit_lock)
-            jobs = [(slot, self._prepare_commit(slot)) for slot in slots]
+            jobs = []
+            for slot in slots:
+                async with slot.lock:  # between two messages
+                    jobs.append((slot, self._prepare_commit(slot)))
             ready = [(slot, job) for slot, job in jobs if job is not None]
             if not ready:
                 return
@@ -361,9 +480,9 @@ class TraderService:
 
     def _prepare_commit(
         self, slot: ModelSlot
-    ) -> tuple[Callable[[], None], PushDelivery | None, int] | None:
+    ) -> tuple[Callable[[], None], Delivery | None, int] | None:
         """Snapshot ``slot`` (on the loop); return its blocking writes, message and seq."""
-        msg, seq = slot.last_msg, slot.last_seq
+        msg, seq = slot.last_msg, slot.gate.safe_seq
         runner = slot.runner
         if seq <= slot.committed_seq and not runner.needs_commit:
             return None
@@ -383,15 +502,16 @@ class TraderService:
 
         return write, msg, seq
 
-    async def _finish_commit(self, slot: ModelSlot, msg: PushDelivery | None, seq: int) -> None:
+    async def _finish_commit(self, slot: ModelSlot, msg: Delivery | None, seq: int) -> None:
         """Ack through ``seq`` once its writes are durable."""
-        if msg is not None and seq > slot.committed_seq:
+        slot.committed_seq = max(slot.committed_seq, seq)
+        if msg is not None and msg.stream_seq > slot.acked_seq:
             try:
                 await msg.ack()
             except Exception as exc:  # a lost connection: the next commit acks again
-                log.warning("ack of stream seq %d failed: %s", seq, exc)
+                log.warning("ack of stream seq %d failed: %s", msg.stream_seq, exc)
                 return
-        slot.committed_seq = max(slot.committed_seq, seq)
+            slot.acked_seq = msg.stream_seq
 
     async def _commit_loop(self) -> None:
         while not self._stop.is_set():
@@ -400,7 +520,7 @@ class TraderService:
             due = [
                 slot
                 for slot in self.slots.values()
-                if (slot.last_seq > slot.committed_seq or slot.runner.needs_commit)
+                if (slot.gate.safe_seq > slot.committed_seq or slot.runner.needs_commit)
                 and (slot.commit_task is None or slot.commit_task.done())
             ]
             if len(due) == 1:
@@ -460,9 +580,12 @@ class TraderService:
         """Stop consuming, commit and fsync every model, close brokers and journals."""
         self._stop.set()
         for slot in self.slots.values():
-            if slot.subscription is not None:
+            for sub in slot.live_subs:
                 with contextlib.suppress(Exception):
-                    await slot.subscription.close()
+                    await sub.unsubscribe()
+            if slot.feed is not None:
+                with contextlib.suppress(Exception):
+                    await slot.feed.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -477,6 +600,15 @@ class TraderService:
                     await slot.commit_task
             slot.runner.needs_commit = True
             await self._commit(slot)
+            gate = slot.gate
+            log.info(
+                "model feed: %d live, %d confirmed, %d gate closes",
+                gate.live,
+                gate.confirmed,
+                gate.closes,
+                extra={"fields": {"model": slot.spec.key, "live": gate.live,
+                                  "confirmed": gate.confirmed, "closes": gate.closes}},
+            )  # fmt: skip
             slot.runner.close()
             await slot.broker.close()
             logging.getLogger("algostack.trader").removeHandler(slot.log_handler)

@@ -1,0 +1,484 @@
+"""A trader's market feed: a live core-NATS path for latency, a durable consumer for the record.
+
+Every market message reaches a trader twice (DESIGN.md 3.3):
+
+- **live**: a plain core-NATS subscription to the model's subjects. The server hands a
+  message to it as it routes the publish, before JetStream has even stored it: the shortest
+  path from the ingest to a decision;
+- **durable**: a durable JetStream consumer named after the model (``FeedConsumer``), read
+  in batches (``fetch``: everything available now, no waiting). It is the record: a restart
+  resumes after its ack floor, and anything the live path missed comes from it, in order.
+
+``LiveGate`` decides, per message, which path handles it, so each is handled exactly once and
+in stream order. It relies on ``Algostack-Seq`` (``SEQ_HEADER``), which the ingest puts on
+every market message: ``<epoch>:<n>``, the message's number ``n`` on its subject within one
+publisher run ``epoch``. The live path takes a message only when it is provably the next one
+on its subject (same epoch, ``n`` = last + 1) and the gate is open; anything else (a gap, a
+new epoch, a message without the header) closes the gate, and the durable consumer delivers
+it, in order, before the gate opens again. A lost connection or a slow-consumer drop closes
+it too. The durable path skips what the live path already handled, and acks.
+
+Usage (``TraderService`` wires this)::
+
+    start, existed = await bus.resume_point(key, committed_seq=state_seq)
+    history = await bus.read_history("market.bars.AAPL", start - 1)   # warm-up
+    feed = await bus.feed_consumer(key, ["market.bars.AAPL"], start_seq=start)
+    live = await bus.subscribe("market.bars.AAPL", on_live)          # gate.take_live(...)
+    for d in await feed.fetch(1000):                                  # gate.take_durable(...)
+        ...
+    await d.ack()                                                     # AckPolicy.ALL
+
+Every market message the ingest publishes also carries ``Algostack-Recv-Ns``: the wall time
+(``time.time_ns()``, UTC ns) at which the ingest received the websocket frame holding it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+
+from algostack.core import codec
+from algostack.errors import ConfigError
+
+log = logging.getLogger("algostack.nats.feed")
+
+RECV_HEADER = "Algostack-Recv-Ns"
+"""Header set by the ingest on every market message: UTC ns when its frame was received."""
+SEQ_HEADER = "Algostack-Seq"
+"""Header set by the ingest on every market message: ``<epoch>:<n>``, its number on its subject."""
+PREV_HEADER = "Algostack-Prev-Seq"
+"""Header set by the ingest when it knows it: the stream sequence of message ``n - 1``."""
+HEARTBEAT_S = 5.0
+BOUND_WAIT_S = 5.0
+"""How long ``resume_point`` waits for a just-killed process's consumer to be released."""
+FETCH_TIMEOUT_S = 5.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+def stream_seq_of(msg: Msg) -> int:
+    """The stream sequence of a JetStream delivery, read from its reply subject."""
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (the 9-token form;
+    # nats-py's metadata parses the longer domain/account form too).
+    parts = msg.reply.split(".")
+    if len(parts) == 9:
+        return int(parts[5])
+    return int(msg.metadata.sequence.stream)
+
+
+def seq_of(headers: dict[str, str] | None) -> tuple[str, int] | None:
+    """``(epoch, n)`` from a message's ``Algostack-Seq`` header (``None``: absent or malformed)."""
+    value = headers.get(SEQ_HEADER) if headers else None
+    if not value:
+        return None
+    epoch, sep, n = value.rpartition(":")
+    if not sep or not epoch:
+        return None
+    try:
+        return epoch, int(n)
+    except ValueError:
+        return None
+
+
+def recv_ns_of(headers: dict[str, str] | None) -> int:
+    """The ingest receive time in ``headers`` (0 when absent or malformed)."""
+    if not headers:
+        return 0
+    value = headers.get(RECV_HEADER)
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+class LiveGate:
+    """Which path handles each message of one model's feed: live or durable (see the module).
+
+    Pure bookkeeping, no I/O; call every method from the event loop, with the model's
+    processing lock held from ``take_*`` until the message is handled, so the two paths
+    never interleave. ``last`` is the last ``(epoch, n)`` handled per subject.
+    """
+
+    __slots__ = ("closes", "confirmed", "last", "live", "open", "safe_seq", "waiting")
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[str, int]] = {}
+        self.safe_seq = 0
+        """A stream sequence up to which every message of the feed has been handled: what a
+        commit may record as its resume point. Handled messages form a prefix of the
+        publish order, so the stream sequence of any handled message qualifies."""
+        self.waiting: dict[str, tuple[str, int]] = {}
+        """Per subject: a message the live path passed over; the gate stays shut until the
+        durable path has handled it (or a later one of its subject)."""
+        self.open = False
+        self.live = 0
+        """Messages handled by the live path."""
+        self.confirmed = 0
+        """Durable deliveries of messages the live path had already handled."""
+        self.closes = 0
+
+    def take_live(self, subject: str, headers: dict[str, str] | None) -> bool:
+        """True when the live path must handle this message now (it is the next one)."""
+        key = seq_of(headers)
+        last = self.last.get(subject)
+        if key is not None and last is not None and key[0] == last[0]:
+            n, prev = key[1], last[1]
+            if n <= prev:
+                return False  # a re-send of a message already handled
+            if n == prev + 1 and self.open:
+                self.last[subject] = key
+                self.live += 1
+                stored = headers.get(PREV_HEADER) if headers else None
+                if stored:  # message n - 1, handled, was stored at this sequence
+                    with contextlib.suppress(ValueError):
+                        self.safe_seq = max(self.safe_seq, int(stored))
+                return True
+        if key is not None:
+            self.waiting[subject] = key
+        self.close()
+        return False
+
+    def take_durable(
+        self, subject: str, headers: dict[str, str] | None, stream_seq: int = 0
+    ) -> bool:
+        """True when the durable path must handle this message (the live path did not).
+
+        ``stream_seq`` (the delivery's) becomes ``safe_seq``: the caller handles the message
+        before it releases the lock.
+        """
+        if stream_seq > self.safe_seq:
+            self.safe_seq = stream_seq
+        key = seq_of(headers)
+        if key is None:
+            return True  # not from an algostack publisher: only this path sees it
+        last = self.last.get(subject)
+        if last is not None and key[0] == last[0] and key[1] <= last[1]:
+            self.confirmed += 1
+            return False
+        self.last[subject] = key
+        wait = self.waiting.get(subject)
+        if wait is not None and (wait[0] != key[0] or wait[1] <= key[1]):
+            del self.waiting[subject]
+        return True
+
+    def caught_up(self) -> None:
+        """The durable consumer has nothing more pending: open unless it still owes a message."""
+        if not self.waiting:
+            self.open = True
+
+    def close(self) -> None:
+        """Send everything through the durable path until it has caught up again."""
+        if self.open:
+            self.closes += 1
+        self.open = False
+
+
+class Delivery:
+    """One message from a ``FeedConsumer``; ``ack()`` it once its effects are durable."""
+
+    __slots__ = ("_msg", "data", "headers", "num_pending", "stream_seq", "subject")
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+        self.subject: str = msg.subject
+        self.data: bytes = msg.data
+        self.headers: dict[str, str] | None = msg.headers
+        parts = msg.reply.split(".")
+        if len(parts) == 9:
+            self.stream_seq = int(parts[5])
+            self.num_pending = int(parts[8])
+        else:
+            meta = msg.metadata
+            self.stream_seq = int(meta.sequence.stream)
+            self.num_pending = int(meta.num_pending)
+
+    @property
+    def recv_ns(self) -> int:
+        """When the ingest received this message's frame (UTC ns; 0 when unknown)."""
+        return recv_ns_of(self.headers)
+
+    async def ack(self) -> None:
+        """Acknowledge this message and (``AckPolicy.ALL``) every earlier one."""
+        await self._msg.ack()
+
+    def __repr__(self) -> str:
+        return f"Delivery(subject={self.subject!r}, stream_seq={self.stream_seq})"
+
+
+def check_consumer(name: str, subjects: Sequence[str]) -> list[str]:
+    """Validate a durable consumer's name and subjects; return the subjects as a list."""
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"consumer name {name!r} must be 1-200 of A-Z a-z 0-9 _ - "
+            "(use algostack.core.naming.model_key)"
+        )
+    subs = list(subjects)
+    if not subs or any(not s.startswith(codec.SUBJECT_ROOT + ".") for s in subs):
+        raise ConfigError(f"consumer subjects must be under market.>, got {subs}")
+    return subs
+
+
+def owner_subject(name: str) -> str:
+    """Where the process that holds consumer ``name`` answers (``resume_point`` asks)."""
+    return f"algostack.consumer.{name}.owner"
+
+
+async def consumer_info(nc: Client, name: str) -> api.ConsumerInfo | None:
+    """The durable consumer's info on MARKET, or ``None`` when it does not exist."""
+    try:
+        info: api.ConsumerInfo = await nc.jsm().consumer_info(codec.STREAM_NAME, name)
+    except nats.js.errors.NotFoundError:
+        return None
+    return info
+
+
+async def last_stream_seq(nc: Client) -> int:
+    """The last sequence stored in the MARKET stream (0 when empty)."""
+    info = await nc.jsm().stream_info(codec.STREAM_NAME)
+    return int(info.state.last_seq or 0)
+
+
+async def _held(nc: Client, name: str) -> bool:
+    """True while a live process answers on the consumer's owner subject."""
+    try:
+        await nc.request(owner_subject(name), b"", timeout=0.5)
+    except nats.errors.NoRespondersError:
+        return False
+    except nats.errors.TimeoutError:
+        return True  # subscribed but not answering: a stuck holder is still a holder
+    return True
+
+
+async def resume_point(
+    nc: Client, name: str, committed_seq: int = 0, *, bound_wait_s: float = BOUND_WAIT_S
+) -> tuple[int, bool]:
+    """Where the durable consumer ``name`` resumes: ``(first stream seq to take, existed)``.
+
+    An existing consumer resumes after its ack floor, or after ``committed_seq`` (what the
+    caller has made durable itself) when that is later: a commit whose ack was lost. With no
+    consumer and no ``committed_seq`` the answer is ``(0, False)``: the caller picks.
+    A consumer still held by another live process after ``bound_wait_s`` is a
+    ``ConfigError`` (one consumer per model).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound_wait_s
+    while await _held(nc, name):
+        if loop.time() > deadline:
+            raise ConfigError(
+                f"durable consumer {name!r} is bound by another running process: stop it "
+                "first (one trader per model)"
+            )
+        await asyncio.sleep(0.2)
+    info = await consumer_info(nc, name)
+    if info is None:
+        return (committed_seq + 1, False) if committed_seq else (0, False)
+    floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+    return max(floor, committed_seq) + 1, True
+
+
+class FeedConsumer:
+    """A model's durable pull consumer, read in batches; build it with ``NatsBus.feed_consumer``.
+
+    ``AckPolicy.ALL``: acking a message acks every earlier one, so a service acks once per
+    group commit, after its state is durable. ``fetch`` asks for everything available now
+    (``no_wait``) and never holds a request open on the server: messages arrive in one
+    burst per call rather than one wake-up per message, which is what keeps the durable
+    path off the live path's CPU. The holder answers on ``owner_subject(name)``.
+    """
+
+    def __init__(self, nc: Client, name: str, subjects: Sequence[str], start_seq: int) -> None:
+        self._nc = nc
+        self.name = name
+        self.subjects = tuple(subjects)
+        self.start_seq = start_seq
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{codec.STREAM_NAME}.{name}"
+        self._inbox = nc.new_inbox()
+        self._buf: list[Delivery] = []
+        self._want = 0
+        self._done: asyncio.Event = asyncio.Event()
+        self._subs: list[Any] = []
+        self._closed = False
+        self._config = api.ConsumerConfig()
+        self.position = max(1, start_seq)
+        """The first stream sequence the next fetch can deliver."""
+        self.status: str = ""
+        """The last status the server ended a fetch with (404, 408, 409 ...)."""
+
+    @classmethod
+    async def create(
+        cls,
+        nc: Client,
+        name: str,
+        subjects: Sequence[str],
+        *,
+        start_seq: int,
+        ack_wait_s: float = 30.0,
+        max_ack_pending: int = 20_000,
+    ) -> FeedConsumer:
+        """(Re)create the durable consumer ``name`` to start at ``start_seq``, and hold it.
+
+        Re-created on every start, so nothing waits ``ack_wait_s`` for messages a dead
+        process held.
+        """
+        subs = check_consumer(name, subjects)
+        self = cls(nc, name, subs, start_seq)
+        self._config = api.ConsumerConfig(
+            durable_name=name,
+            ack_policy=api.AckPolicy.ALL,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            ack_wait=ack_wait_s,
+            max_ack_pending=max_ack_pending,
+            filter_subject=subs[0] if len(subs) == 1 else None,
+            filter_subjects=subs if len(subs) > 1 else None,
+        )
+        await self.restart_at(start_seq)
+
+        async def on_owner(msg: Msg) -> None:
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(str(os.getpid()).encode())
+
+        self._subs.append(
+            await nc.subscribe(
+                self._inbox,
+                cb=self._on_msg,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=512 * 1024 * 1024,
+            )
+        )
+        self._subs.append(await nc.subscribe(owner_subject(name), cb=on_owner))
+        log.info(
+            "feed consumer created",
+            extra={"fields": {"consumer": name, "subjects": subs, "start_seq": start_seq}},
+        )
+        return self
+
+    async def restart_at(self, start_seq: int) -> None:
+        """(Re)create the consumer so that it delivers from ``start_seq`` on.
+
+        Only call it between fetches, with everything before ``start_seq`` handled and
+        durable: the new consumer's ack floor is ``start_seq - 1``.
+        """
+        jsm = self._nc.jsm()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await jsm.delete_consumer(codec.STREAM_NAME, self.name)
+        self._config.opt_start_seq = max(1, start_seq)
+        try:
+            await jsm.add_consumer(codec.STREAM_NAME, self._config)
+        except nats.js.errors.BadRequestError as exc:
+            raise ConfigError(
+                f"cannot create durable consumer {self.name!r} on {list(self.subjects)}: "
+                f"{exc.description}"
+            ) from exc
+        self._buf.clear()
+        self.position = max(1, start_seq)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if msg.reply.startswith("$JS.ACK."):  # a stream message
+            self._buf.append(Delivery(msg))
+            if len(self._buf) >= self._want:
+                self._done.set()
+            return
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None or status == "100":  # heartbeat / flow control: not an answer
+            return
+        self.status = status  # 404 no messages, 408 request expired, 409 ...
+        self._done.set()
+
+    async def fetch(self, batch: int = 1000, timeout_s: float = FETCH_TIMEOUT_S) -> list[Delivery]:
+        """Up to ``batch`` messages available now, in stream order (``[]``: none pending).
+
+        The server answers at once (``no_wait``): the messages it has, then a status. A
+        reply slower than ``timeout_s`` returns what came; stragglers join the next call.
+        """
+        if self._closed:
+            return []
+        self._want = batch
+        self._done.clear()
+        self.status = ""
+        if len(self._buf) < batch:
+            await self._nc.publish(
+                self._next, orjson.dumps({"batch": batch - len(self._buf), "no_wait": True}),
+                reply=self._inbox,
+            )  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), timeout_s)
+        out, self._buf = self._buf, []
+        if out:
+            self.position = out[-1].stream_seq + 1
+        return out
+
+    async def info(self) -> api.ConsumerInfo:
+        """The server's view of this consumer (ack floor, pending, redelivered)."""
+        info: api.ConsumerInfo = await self._nc.jsm().consumer_info(codec.STREAM_NAME, self.name)
+        return info
+
+    async def close(self) -> None:
+        """Stop holding the consumer (it stays on the server, with its ack floor)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._done.set()
+        for sub in self._subs:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+
+async def read_history(
+    nc: Client, subject: str, upto_seq: int, *, timeout_s: float = 30.0
+) -> list[tuple[int, Msg]]:
+    """Every ``(stream seq, message)`` on ``subject`` with stream seq <= ``upto_seq``, in order.
+
+    Reads through an ephemeral ordered consumer (no acks, nothing left on the server).
+    """
+    if upto_seq <= 0:
+        return []
+    out: list[tuple[int, Msg]] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg: Msg) -> None:
+        seq = stream_seq_of(msg)
+        if seq <= upto_seq:
+            out.append((seq, msg))
+        if seq >= upto_seq or not msg.metadata.num_pending:
+            done.set()
+
+    sub = await nc.jetstream().subscribe(
+        subject,
+        stream=codec.STREAM_NAME,
+        cb=on_msg,
+        ordered_consumer=True,
+        deliver_policy=api.DeliverPolicy.ALL,
+        idle_heartbeat=HEARTBEAT_S,
+    )
+    try:
+        info = await sub.consumer_info()
+        delivered = int(info.delivered.consumer_seq or 0) if info.delivered else 0
+        if not info.num_pending and not delivered and not out:
+            return []  # nothing on this subject
+        try:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "history read of %s stopped after %.0f s with %d messages",
+                subject,
+                timeout_s,
+                len(out),
+            )
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    return out
