@@ -16,7 +16,14 @@ from algostack.adapters.nats.bus import (
     NatsUnreachableError,
     PublishError,
 )
-from algostack.adapters.nats.push import PushConsumer, PushDelivery, recv_ns_of
+from algostack.adapters.nats.feed import (
+    PREV_HEADER,
+    SEQ_HEADER,
+    Delivery,
+    FeedConsumer,
+    recv_ns_of,
+    seq_of,
+)
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import codec
 from algostack.core.backoff import Backoff
@@ -307,26 +314,22 @@ async def test_bus_publish_after_close_raises_publish_error(embedded_nats: Embed
         await b.publish_events(make_bars("AAPL", 1))
 
 
-# -- push consumers, history, receive-time header ---------------------------------------------
+# -- feed consumers, history, receive-time and sequence headers -------------------------------
 
 
-async def collect_push(
+async def collect_feed(
     bus: NatsBus, name: str, subjects: list[str], start_seq: int, n: int
-) -> tuple[PushConsumer, list[PushDelivery]]:
-    got: list[PushDelivery] = []
-    enough = asyncio.Event()
-
-    async def on_msg(d: PushDelivery) -> None:
-        got.append(d)
+) -> tuple[FeedConsumer, list[Delivery]]:
+    consumer = await bus.feed_consumer(name, subjects, start_seq=start_seq)
+    got: list[Delivery] = []
+    for _ in range(100):
+        got += await consumer.fetch(8)
         if len(got) >= n:
-            enough.set()
-
-    consumer = await bus.push_consumer(name, subjects, on_msg, start_seq=start_seq)
-    await asyncio.wait_for(enough.wait(), 10)
+            break
     return consumer, got
 
 
-async def test_push_consumer_from_start_seq_delivers_in_order_with_recv_time(
+async def test_feed_consumer_from_start_seq_delivers_in_order_with_recv_time(
     bus: NatsBus,
 ) -> None:
     await bus.publish_events(make_bars("AAPL", 5) + make_bars("MSFT", 5), recv_ns=123_456)
@@ -334,21 +337,33 @@ async def test_push_consumer_from_start_seq_delivers_in_order_with_recv_time(
     await bus.flush_acks()
     history = await bus.read_history("market.bars.AAPL", 10_000)
     start = history[3].stream_seq
-    consumer, got = await collect_push(bus, "m-AAPL-push", ["market.bars.AAPL"], start, 7)
-    await asyncio.sleep(0.1)  # nothing more may come
+    consumer, got = await collect_feed(bus, "m-AAPL-feed", ["market.bars.AAPL"], start, 7)
+    assert await consumer.fetch(8) == [] and consumer.status == "404"  # nothing more
     await consumer.close()
     assert [codec.decode(d.data).ts for d in got] == [b.ts for b in make_bars("AAPL", 7, start=3)]
     assert [d.stream_seq for d in got] == [m.stream_seq for m in history[3:]]
     assert [d.recv_ns for d in got] == [123_456, 123_456, 789, 789, 789, 789, 789]
+    assert [d.num_pending for d in got] == [6, 5, 4, 3, 2, 1, 0]
     assert all(d.subject == "market.bars.AAPL" for d in got)
 
 
-async def test_push_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
+async def test_feed_consumer_fetch_returns_at_most_the_batch_in_slices(bus: NatsBus) -> None:
+    await bus.publish_events(make_bars("AAPL", 20))
+    await bus.flush_acks()
+    consumer = await bus.feed_consumer("m-AAPL-slices", ["market.bars.AAPL"], start_seq=1)
+    sizes = []
+    while batch := await consumer.fetch(8):
+        sizes.append(len(batch))
+    await consumer.close()
+    assert sizes == [8, 8, 4]
+
+
+async def test_feed_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
     bus: NatsBus,
 ) -> None:
     await bus.publish_events(make_bars("AAPL", 10))
     await bus.flush_acks()
-    consumer, got = await collect_push(bus, "m-AAPL-ack", ["market.bars.AAPL"], 1, 10)
+    consumer, got = await collect_feed(bus, "m-AAPL-ack", ["market.bars.AAPL"], 1, 10)
     await got[5].ack()  # AckPolicy.ALL: the five before it are acked too
     await bus.flush()
     # The server applies an ack asynchronously after receiving it: poll, bounded.
@@ -367,10 +382,22 @@ async def test_push_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
     # A commit the caller made durable whose ack was lost: resume after it.
     later, _ = await bus.resume_point("m-AAPL-ack", committed_seq=got[7].stream_seq)
     assert later == got[8].stream_seq
-    again, rest = await collect_push(bus, "m-AAPL-ack", ["market.bars.AAPL"], start, 4)
-    await asyncio.sleep(0.1)
+    again, rest = await collect_feed(bus, "m-AAPL-ack", ["market.bars.AAPL"], start, 4)
     await again.close()
     assert [d.stream_seq for d in rest] == [d.stream_seq for d in got[6:]]
+
+
+async def test_feed_consumer_restart_at_moves_it_without_reading(bus: NatsBus) -> None:
+    await bus.publish_events(make_bars("AAPL", 10))
+    await bus.flush_acks()
+    consumer = await bus.feed_consumer("m-AAPL-move", ["market.bars.AAPL"], start_seq=1)
+    await consumer.restart_at(8)
+    assert consumer.position == 8
+    info = await consumer.info()
+    assert info.ack_floor is not None and info.ack_floor.stream_seq == 7
+    got = await consumer.fetch(8)
+    await consumer.close()
+    assert [d.stream_seq for d in got] == [8, 9, 10] and consumer.position == 11
 
 
 async def test_resume_point_unknown_consumer_uses_committed_seq(bus: NatsBus) -> None:
@@ -378,7 +405,7 @@ async def test_resume_point_unknown_consumer_uses_committed_seq(bus: NatsBus) ->
     assert await bus.resume_point("m-none", committed_seq=41) == (42, False)
 
 
-async def test_resume_point_consumer_bound_by_another_process_raises_config_error(
+async def test_resume_point_consumer_held_by_another_process_raises_config_error(
     bus: NatsBus, embedded_nats: EmbeddedNats
 ) -> None:
     await bus.publish_events(make_bars("AAPL", 1))
@@ -387,22 +414,50 @@ async def test_resume_point_consumer_bound_by_another_process_raises_config_erro
         embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
     )
     try:
-        consumer, _ = await collect_push(other, "m-AAPL-busy", ["market.bars.AAPL"], 1, 1)
+        consumer, _ = await collect_feed(other, "m-AAPL-busy", ["market.bars.AAPL"], 1, 1)
         with pytest.raises(ConfigError, match="bound by another running process"):
             await bus.resume_point("m-AAPL-busy", bound_wait_s=0.3)
-        await consumer.close()
+        await consumer.close()  # released: the next process may take it at once
+        assert await bus.resume_point("m-AAPL-busy", bound_wait_s=0.3) == (1, True)
     finally:
         await other.close()
 
 
-async def test_push_consumer_bad_name_or_subjects_raises_config_error(bus: NatsBus) -> None:
-    async def cb(d: PushDelivery) -> None:
-        raise AssertionError("no delivery expected")
-
+async def test_feed_consumer_bad_name_or_subjects_raises_config_error(bus: NatsBus) -> None:
     with pytest.raises(ConfigError, match="consumer name"):
-        await bus.push_consumer("bad.name", ["market.bars.AAPL"], cb, start_seq=1)
+        await bus.feed_consumer("bad.name", ["market.bars.AAPL"], start_seq=1)
     with pytest.raises(ConfigError, match="under market"):
-        await bus.push_consumer("ok", ["bars.AAPL"], cb, start_seq=1)
+        await bus.feed_consumer("ok", ["bars.AAPL"], start_seq=1)
+
+
+async def test_bus_numbers_messages_per_subject_and_tells_where_the_previous_was_stored(
+    bus: NatsBus,
+) -> None:
+    await bus.publish_events(make_bars("AAPL", 2) + make_bars("MSFT", 1))
+    await bus.flush_acks()  # acked: the next message of each subject knows where these went
+    await bus.publish_events(make_bars("AAPL", 1, start=2) + make_bars("MSFT", 1, start=1))
+    await bus.flush_acks()
+    aapl = await bus.read_history("market.bars.AAPL", 10)
+    msft = await bus.read_history("market.bars.MSFT", 10)
+    keys = [seq_of(m.headers) for m in aapl + msft]
+    epochs = {k[0] for k in keys if k is not None}
+    assert len(epochs) == 1  # one publisher life
+    assert [k[1] for k in keys if k is not None] == [1, 2, 3, 1, 2]
+    assert aapl[0].headers is not None and SEQ_HEADER in aapl[0].headers
+    prev = [(m.headers or {}).get(PREV_HEADER) for m in aapl + msft]
+    # Message 2 of AAPL was published before message 1's ack came back: no hint.
+    assert prev == [None, None, str(aapl[1].stream_seq), None, str(msft[0].stream_seq)]
+
+
+async def test_bus_resend_keeps_the_message_number(bus: NatsBus) -> None:
+    await bus.publish_events(make_bars("AAPL", 1))
+    entry = next(iter(bus._pending.values()))
+    await bus._resend(list(bus._pending))  # as after an ack timeout
+    await bus.flush_acks()
+    assert not bus._pending and bus.stats.resent == 1
+    assert bus.stats.duplicates == 1  # the re-send; the original's late ack is not counted
+    msgs = await bus.read_history("market.bars.AAPL", 10)
+    assert len(msgs) == 1 and seq_of(msgs[0].headers) == seq_of(entry[4])
 
 
 async def test_read_history_returns_one_subject_up_to_seq(bus: NatsBus) -> None:

@@ -65,6 +65,7 @@ def make_service(bus: NatsBus, root: Path) -> TraderService:
         fsync=True,
         heartbeat_s=5.0,
         commit_interval_s=0.1,
+        follow_interval_s=0.05,
     )
 
 
@@ -82,17 +83,26 @@ async def test_trader_periodic_commit_all_models_one_group_each_acked(
     service._commit_group = spy  # type: ignore[method-assign]
     await service.start()
     try:
-        await bus.publish_events([b for s in SYMBOLS for b in bars(s, 6)])
-        await bus.flush_acks()
         slots = list(service.slots.values())
-        await wait_for(lambda: all(s.runner.stats.decisions == 6 for s in slots))
-        await wait_for(lambda: all(s.committed_seq == s.last_seq > 0 for s in slots))
+        # Minute by minute, as the ingest publishes: the first bar of each subject comes
+        # through the durable path, which opens the gate; the rest are decided live.
+        for i in range(6):
+            await bus.publish_events([bars(s, 6)[i] for s in SYMBOLS])
+            await bus.flush_acks()
+            await wait_for(lambda n=i + 1: all(s.runner.stats.decisions == n for s in slots))
+            await wait_for(lambda: all(s.gate.open for s in slots))
+        last = await bus.last_stream_seq()
+        # The live path decided the bars; once the feed is quiet the durable path reads the
+        # stream up to its end, and the commits ack through the last message of each model.
+        await wait_for(lambda: all(s.committed_seq == s.acked_seq > 0 for s in slots))
         for slot in slots:
-            assert slot.subscription is not None
-            info = await slot.subscription.info()
-            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.last_seq
+            assert slot.gate.live > 0  # decided on the live path
+            assert slot.feed is not None
+            info = await slot.feed.info()
+            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.acked_seq
+            assert info.num_pending == 0 and slot.acked_seq <= last
             state = load_state(slot.journal_dir, slot.spec.key)
-            assert state is not None and state.stream_seq == slot.last_seq
+            assert state is not None and state.stream_seq == slot.committed_seq
     finally:
         await service.shutdown()
     assert groups and max(groups) >= 2  # several models committed through one hop
@@ -119,16 +129,16 @@ async def test_trader_group_commit_failed_write_not_acked_others_are(
         slots = list(service.slots.values())
         good = [s for s in slots if s is not bad]
         await wait_for(lambda: all(s.runner.stats.decisions == 6 for s in slots))
-        await wait_for(lambda: all(s.committed_seq == s.last_seq > 0 for s in good))
+        await wait_for(lambda: all(s.committed_seq == s.acked_seq > 0 for s in good))
         await asyncio.sleep(0.3)  # several more ticks: the failing model stays unacked
-        assert bad.committed_seq == 0 and bad.last_seq > 0
+        assert bad.committed_seq == 0 and bad.gate.safe_seq > 0
         assert load_state(bad.journal_dir, bad.spec.key) is None
-        assert bad.subscription is not None
-        info = await bad.subscription.info()
+        assert bad.feed is not None
+        info = await bad.feed.info()
         assert not info.ack_floor or not info.ack_floor.stream_seq
         failing[0] = False  # the disk recovers: the next tick commits and acks it
-        await wait_for(lambda: bad.committed_seq == bad.last_seq)
+        await wait_for(lambda: bad.committed_seq == bad.gate.safe_seq == bad.acked_seq)
     finally:
         await service.shutdown()
     state = load_state(bad.journal_dir, bad.spec.key)
-    assert state is not None and state.stream_seq == bad.last_seq
+    assert state is not None and state.stream_seq == bad.gate.safe_seq

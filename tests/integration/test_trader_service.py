@@ -99,7 +99,9 @@ async def test_trader_two_models_one_process_no_cross_talk(bus: NatsBus, tmp_pat
         await bus.publish_events(bars("AAPL", UP) + bars("MSFT", DOWN))
         await bus.flush_acks()
         await wait_for(lambda: all(s.runner.stats.decisions == 8 for s in service.slots.values()))
-        await wait_for(lambda: all(s.committed_seq >= s.last_seq for s in service.slots.values()))
+        await wait_for(
+            lambda: all(s.committed_seq >= s.gate.safe_seq for s in service.slots.values())
+        )
     finally:
         await service.shutdown()
     sa, sb, sc = (service.slots[m[0].key] for m in (a, b, c))
@@ -204,3 +206,44 @@ async def test_trader_nats_restart_reconnects_no_lost_or_doubled_bar(tmp_path: P
     assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in bars("AAPL", UP + DOWN)]
     fills = read_journal_fills(tmp_path / "journal" / spec_model[0].key, DAY)
     assert len({f.client_order_id for f in fills}) == len(fills) == 2  # one buy, one sell
+
+
+async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
+    bus: NatsBus, tmp_path: Path
+) -> None:
+    spec_model = model_for("AAPL", "model_1")
+    service = service_for(bus, [spec_model], tmp_path)
+    await service.start()
+    slot = service.slots[spec_model[0].key]
+    runner, gate = slot.runner, slot.gate
+    series = bars("AAPL", UP)
+
+    async def one(i: int) -> None:
+        await bus.publish_events([series[i]])
+        await bus.flush_acks()
+
+    try:
+        await one(0)  # the first bar of a subject comes through the durable path
+        await wait_for(lambda: runner.stats.decisions == 1 and gate.open)
+        for i in (1, 2):
+            await one(i)
+            await wait_for(lambda n=i + 1: runner.stats.decisions == n)
+        assert gate.live == 2 and gate.closes == 0
+        # Bars 3 and 4 never reach the live subscription (as if dropped on the way).
+        for sub in slot.live_subs:
+            await sub.unsubscribe()
+        await one(3)
+        await one(4)
+        on_live = service._live_handler(slot)
+        slot.live_subs = [await bus.subscribe("market.bars.AAPL", on_live)]
+        await bus.flush()
+        for i in (5, 6, 7):
+            await one(i)
+            await wait_for(lambda n=i + 1: runner.stats.decisions == n)
+    finally:
+        await service.shutdown()
+    assert gate.closes >= 1  # bar 5 was not the next one: the durable path took over
+    assert gate.live >= 3  # and handed back once it had caught up
+    rows = decisions(tmp_path, spec_model[0])
+    assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in series]  # each once, in order
+    assert runner.stats.redelivered == 0 and runner.stats.skipped_bars == 0

@@ -360,6 +360,7 @@ class FeedConsumer:
             )
         )
         self._subs.append(await nc.subscribe(owner_subject(name), cb=on_owner))
+        await nc.flush()  # the server knows the holder before anyone asks
         log.info(
             "feed consumer created",
             extra={"fields": {"consumer": name, "subjects": subs, "start_seq": start_seq}},
@@ -435,6 +436,8 @@ class FeedConsumer:
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await self._nc.flush()  # released: the next holder may start at once
 
 
 async def read_history(

@@ -116,6 +116,9 @@ class ModelSlot:
     committed_seq: int = 0
     """The resume point the last commit made durable (a stream sequence)."""
     repositioned: float = 0.0
+    live_at: float = 0.0
+    """``time.monotonic()`` when the live path last took a message."""
+    fetch_failures: int = 0
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_task: asyncio.Task[None] | None = None
@@ -328,12 +331,14 @@ class TraderService:
 
     def _live_handler(self, slot: ModelSlot) -> Callable[[BusMessage], Any]:
         gate, lock, stop = slot.gate, slot.lock, self._stop
+        monotonic = time.monotonic
 
         async def on_live(msg: BusMessage) -> None:
             if stop.is_set():
                 return
             async with lock:
                 if gate.take_live(msg.subject, msg.headers):
+                    slot.live_at = monotonic()
                     await self._decide(slot, msg.subject, msg.data, msg.headers)
                 elif not gate.open:
                     slot.kick.set()  # passed over: the durable path brings it, soon
@@ -350,36 +355,53 @@ class TraderService:
         While the live path takes every message, it reads nothing: the ingest tells the
         live path where each message's predecessor was stored (``LiveGate.safe_seq``), so
         commits still record an exact resume point, and the consumer is moved up to the last
-        commit every ``reposition_s``. When the live path passes a message over, this path
-        reads from the last commit on, in slices of ``FETCH_SLICE`` with the loop running
-        between slices, until it has caught up and the gate opens again.
+        commit every ``reposition_s``. It reads (``_read_pass``) when the live path passed a
+        message over, until it has caught up and the gate opens again; and when the feed has
+        been quiet for ``follow_interval_s``, so the acks catch up while nothing is at stake.
         """
-        feed, gate, lock, stop = slot.feed, slot.gate, slot.lock, self._stop
-        assert feed is not None
-        failures = 0
+        gate, stop = slot.gate, self._stop
+        interval = self.follow_interval_s
         while not stop.is_set():
             slot.kick.clear()
             if gate.open:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.kick.wait(), self.follow_interval_s)
-                if gate.open and not stop.is_set():
+                    await asyncio.wait_for(slot.kick.wait(), interval)
+                if stop.is_set():
+                    return
+                if gate.open and time.monotonic() - slot.live_at < interval:
                     await self._reposition(slot, self.reposition_s)
-                continue
+                    continue
+            await self._read_pass(slot)
+            if not gate.open:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.kick.wait(), CATCH_UP_S)
+
+    async def _read_pass(self, slot: ModelSlot) -> None:
+        """Read the durable consumer from the last commit on until nothing is pending.
+
+        In slices of ``FETCH_SLICE``, with the loop running between them, so a live
+        message never waits behind more than one slice. The gate opens at the end when the
+        live path no longer waits for anything.
+        """
+        feed, gate, lock, stop = slot.feed, slot.gate, slot.lock, self._stop
+        assert feed is not None
+        while not stop.is_set():
             try:
                 await self._reposition(slot, 0.0)
                 batch = await feed.fetch(FETCH_SLICE)
-                failures = 0
+                slot.fetch_failures = 0
             except Exception as exc:  # a lost connection: nats-py reconnects by itself
-                failures += 1
-                if failures == 1 or failures % 100 == 0:
+                slot.fetch_failures += 1
+                n = slot.fetch_failures
+                if n == 1 or n % 100 == 0:
                     log.warning(
                         "durable fetch failed (%d in a row): %s",
-                        failures,
+                        n,
                         exc,
                         extra={"fields": {"model": slot.spec.key}},
                     )
-                await asyncio.sleep(min(1.0, 0.01 * failures))
-                continue
+                await asyncio.sleep(min(1.0, 0.01 * n))
+                return
             for d in batch:
                 if stop.is_set():
                     return  # not acked: redelivered to the next process
@@ -392,9 +414,7 @@ class TraderService:
                 continue
             if batch or feed.status == "404":
                 gate.caught_up()
-            if not gate.open:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.kick.wait(), CATCH_UP_S)
+            return
 
     async def _reposition(self, slot: ModelSlot, every_s: float) -> None:
         """Move the durable consumer up to the last commit (at most every ``every_s``)."""
