@@ -113,7 +113,7 @@ class LiveGate:
     never interleave. ``last`` is the last ``(epoch, n)`` handled per subject.
     """
 
-    __slots__ = ("closes", "confirmed", "last", "live", "open", "safe_seq", "waiting")
+    __slots__ = ("blind", "closes", "confirmed", "last", "live", "open", "safe_seq", "waiting")
 
     def __init__(self) -> None:
         self.last: dict[str, tuple[str, int]] = {}
@@ -125,6 +125,10 @@ class LiveGate:
         """Per subject: a message the live path passed over; the gate stays shut until the
         durable path has handled it (or a later one of its subject)."""
         self.open = False
+        self.blind = False
+        """Set by ``lost()``: the next live message is passed over whatever its number, so the
+        gate reopens only once the durable path has handled it, and with it every message
+        published before it (which the live path may have lost on any subject)."""
         self.live = 0
         """Messages handled by the live path."""
         self.confirmed = 0
@@ -135,7 +139,7 @@ class LiveGate:
         """True when the live path must handle this message now (it is the next one)."""
         key = seq_of(headers)
         last = self.last.get(subject)
-        if key is not None and last is not None and key[0] == last[0]:
+        if key is not None and last is not None and key[0] == last[0] and not self.blind:
             n, prev = key[1], last[1]
             if n <= prev:
                 return False  # a re-send of a message already handled
@@ -148,7 +152,10 @@ class LiveGate:
                         self.safe_seq = max(self.safe_seq, int(stored))
                 return True
         if key is not None:
+            if last is not None and key[0] == last[0] and key[1] <= last[1]:
+                return False  # a re-send of a message already handled
             self.waiting[subject] = key
+            self.blind = False
         self.close()
         return False
 
@@ -177,7 +184,7 @@ class LiveGate:
 
     def caught_up(self) -> None:
         """The durable consumer has nothing more pending: open unless it still owes a message."""
-        if not self.waiting:
+        if not self.waiting and not self.blind:
             self.open = True
 
     def close(self) -> None:
@@ -185,6 +192,13 @@ class LiveGate:
         if self.open:
             self.closes += 1
         self.open = False
+
+    def lost(self) -> None:
+        """Live messages may have been lost (a disconnect, a slow-consumer drop): ``close``,
+        and stay closed until the durable path has handled a message the live path got after
+        the loss."""
+        self.close()
+        self.blind = True
 
 
 class Delivery:

@@ -347,7 +347,7 @@ class TraderService:
 
     def _on_gap(self) -> None:
         for slot in self.slots.values():
-            slot.gate.close()
+            slot.gate.lost()
 
     async def _follow(self, slot: ModelSlot) -> None:
         """The durable path: catch up, decide what the live path did not, note what to ack.
