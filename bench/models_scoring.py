@@ -7,7 +7,9 @@ Figures (µs per bar/call, medians over repeats, same run):
   ``onnx5_per_fold_us``: one single-thread session call per fold (the straightforward way);
   ``gbt5_fused_us`` / ``gbt5_per_fold_us`` the same with 50-tree boosted folds;
 - ``json5_linear_us`` (5 linear folds collapsed into one dot product) and
-  ``json5_logistic_us`` (5 logistic folds as one matrix product).
+  ``json5_logistic_us`` (5 logistic folds as one matrix product);
+- ``json2_logistic_us``: 2 logistic folds of 7 features, scored in plain Python (small
+  ensembles, ``PLAIN_PYTHON_MAX``); baseline ``json2_logistic_numpy_us``: the numpy path.
 The CPU load of other processes is read from /proc/stat per repeat and reported.
 
     .venv/bin/python bench/models_scoring.py [--quick]
@@ -29,6 +31,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from algostack.adapters.artifacts import model as model_mod
 from algostack.adapters.artifacts.export import export_linear_json, export_sklearn
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
@@ -79,10 +82,10 @@ def _bars(n: int) -> list[Bar]:
 
 
 def _ensemble(
-    make: Callable[[], object], ext: str, exporter: Callable[..., bytes]
+    make: Callable[[], object], ext: str, exporter: Callable[..., bytes], n_folds: int = 5
 ) -> EnsembleModel:
     folds = []
-    for i in range(5):
+    for i in range(n_folds):
         rng = np.random.default_rng(i)
         x = rng.normal(size=(600, len(FEATS)))
         y = (x[:, 0] + rng.normal(size=600) > 0).astype(int)
@@ -168,6 +171,18 @@ def main() -> None:
     )
     fig["json5_linear_us"], _ = _timed(calls(lin.score), repeats)
     fig["json5_logistic_us"], _ = _timed(calls(logit.score), repeats)
+    # Two logistic folds (the latency bench's models): plain Python vs the numpy path.
+    make_logit = lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression())])  # noqa: E731
+    small = _ensemble(make_logit, ".json", export_linear_json, n_folds=2)
+    limit = model_mod.PLAIN_PYTHON_MAX
+    model_mod.PLAIN_PYTHON_MAX = 0
+    try:
+        numpy2 = _ensemble(make_logit, ".json", export_linear_json, n_folds=2)
+    finally:
+        model_mod.PLAIN_PYTHON_MAX = limit
+    fig["json2_logistic_us"], _ = _timed(calls(small.score), repeats)
+    fig["json2_logistic_numpy_us"], _ = _timed(calls(numpy2.score), repeats)
+    fig["json2_ratio_numpy_over_python"] = fig["json2_logistic_numpy_us"] / fig["json2_logistic_us"]
     fig["features_ratio_batch_over_stream"] = fig["features_batch_us"] / fig["features_stream_us"]
     fig["onnx5_ratio_per_fold_over_fused"] = fig["onnx5_per_fold_us"] / fig["onnx5_fused_us"]
     fig["gbt5_ratio_per_fold_over_fused"] = fig["gbt5_per_fold_us"] / fig["gbt5_fused_us"]

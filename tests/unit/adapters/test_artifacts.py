@@ -302,3 +302,30 @@ def test_export_refuses_unknown_features_and_bad_thresholds(tmp_path: Path) -> N
         export_sklearn(LogisticRegression().fit(x, y), ["close", "ret_1", "tod", "dow"], TH)
     with pytest.raises(ValueError, match="long_exit"):
         export_sklearn(LogisticRegression().fit(x, y), FEATS, {"long_entry": 0, "long_exit": 1})
+
+
+def test_small_logistic_models_scored_in_plain_python_agree_with_numpy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = "logistic"
+    from algostack.adapters.artifacts import model as model_mod
+
+    store = LocalDirStore(tmp_path)
+    rng = np.random.default_rng(5)
+    for i in range(2):
+        data = dump_native(
+            kind=kind,
+            features=FEATS,
+            coef=list(rng.normal(size=len(FEATS))),
+            intercept=float(rng.normal()),
+            thresholds=TH,
+        )
+        write_fold(store, f"models/{kind}/AAPL/m_1-outer_{i}_inner_0.json", data)
+    small = _load(store, f"models/{kind}/AAPL/m_1")
+    monkeypatch.setattr(model_mod, "PLAIN_PYTHON_MAX", 0)
+    big = _load(store, f"models/{kind}/AAPL/m_1")
+    assert small._score.__name__.endswith("_small") and not big._score.__name__.endswith("_small")
+    for x in rng.normal(scale=3.0, size=(200, len(FEATS))):
+        assert small.score(x) == pytest.approx(big.score(x), rel=1e-12, abs=1e-15)
+    with pytest.raises(ValueError, match="shape"):
+        small.score(np.zeros(len(FEATS) + 1))

@@ -90,6 +90,7 @@ async def test_runner_trend_then_reversal_buys_once_and_sells_once(tmp_path: Pat
     assert [(f.side.value, f.qty) for f in fills][:2] == [("buy", 10), ("sell", 10)]
     # the buy was decided on the bar where sma2 > sma4 first; it fills at the next open
     assert fills[0].ts == BARS[4].ts and fills[0].price == BARS[4].open
+    runner.write_journals()
     rows = decision_rows(tmp_path)
     assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in BARS]
     assert [r["status"] for r in rows[:3]] == ["warmup"] * 3
@@ -120,6 +121,7 @@ async def test_runner_duplicate_and_out_of_order_bars_skipped_no_double_order(
     assert await runner.on_bar(BARS[2]) is False  # out of order
     assert runner.stats.skipped_bars == 2
     assert runner.stats.orders == orders
+    runner.write_journals()
     rows = decision_rows(tmp_path)
     assert len(rows) == 6
 
@@ -168,6 +170,7 @@ async def test_runner_broker_rejection_logged_not_pending_next_bar_new_id(
     assert runner.stats.rejected == 1
     assert "insufficient buying power" in caplog.text
     assert len(broker.seen) == len(set(broker.seen)) == 2  # retried on the next bar, new id
+    runner.write_journals()
     rows = decision_rows(tmp_path)
     assert [r["status"] for r in rows if r["client_order_id"]] == ["rejected", "submitted"]
     assert runner.position == 10  # the second order filled at bar 5's open

@@ -286,7 +286,9 @@ class ModelRunner:
         )
 
     def snapshot(self, stream_seq: int = 0, sim_seq: int = 0) -> RunnerState:
-        """The state to commit now (call ``sync_journals`` first, then ``save_state``)."""
+        """The state to commit now; writes the decision lines it covers (then, off the loop:
+        ``sync_journals``, then ``save_state``)."""
+        self.write_journals()
         return RunnerState(
             model=self.key,
             day=self.day.isoformat() if self.day else "",
@@ -306,6 +308,11 @@ class ModelRunner:
     def trades_path(self) -> Path | None:
         """The fill journal of the current day (``None`` without a journal directory)."""
         return self._journal.path if self._journal is not None else None
+
+    def write_journals(self) -> None:
+        """Write the decision lines appended so far (one system call; on the event loop)."""
+        if self._decisions is not None:
+            self._decisions.write()
 
     def sync_journals(self) -> None:
         """Make the decision log durable (fills are fsynced as they are written)."""

@@ -184,7 +184,10 @@ def read_journal_fills(dir: Path, day: str) -> list[Fill]:
 
 
 class DecisionLog:
-    """``decisions_<day>.csv``: one ``os.write`` per line, fsynced by ``sync()`` at commits."""
+    """``decisions_<day>.csv``: lines kept in memory by ``append``, written in one
+    ``os.write`` by ``write()`` (on the event loop, at each commit) and fsynced by ``sync()``
+    (in the commit's worker thread). Lines not yet written are decisions no commit covers:
+    after a crash they are decided again anyway."""
 
     def __init__(self, dir: Path, day: str, *, committed: int | None = None) -> None:
         self.path = Path(dir) / decisions_file_name(day)
@@ -201,6 +204,8 @@ class DecisionLog:
             )
             size = committed
         self.offset = size
+        """Bytes in the file once every appended line is written (what a commit records)."""
+        self._unwritten: list[bytes] = []
         # One writer over one buffer for the file's life: a line is written, read, cleared.
         self._buf = io.StringIO()
         self._row = csv.writer(self._buf, lineterminator="\n").writerow
@@ -213,20 +218,32 @@ class DecisionLog:
         self.offset += len(data)
 
     def append(self, values: tuple[object, ...]) -> None:
-        """Append one decision line (not yet durable: ``sync`` makes it so)."""
+        """Append one decision line (in memory: ``write`` then ``sync`` make it durable)."""
         buf = self._buf
         buf.seek(0)
         buf.truncate()
         self._row(values)
-        self._write(buf.getvalue())
+        line = buf.getvalue().encode()
+        self._unwritten.append(line)
+        self.offset += len(line)
+
+    def write(self) -> None:
+        """Write every appended line to the file (one system call for all of them)."""
+        if not self._unwritten:
+            return
+        data = memoryview(b"".join(self._unwritten))
+        self._unwritten.clear()
+        while data:
+            data = data[os.write(self._fd, data) :]
 
     def sync(self) -> None:
-        """fsync what was written so far."""
+        """fsync what was written so far (call ``write`` first, on the thread that appends)."""
         os.fsync(self._fd)
 
     def close(self) -> None:
-        """fsync and close."""
+        """Write, fsync and close."""
         if self._fd >= 0:
+            self.write()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
