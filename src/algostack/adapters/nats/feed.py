@@ -266,15 +266,33 @@ async def last_stream_seq(nc: Client) -> int:
     return int(info.state.last_seq or 0)
 
 
-async def _held(nc: Client, name: str) -> bool:
-    """True while a live process answers on the consumer's owner subject."""
+async def _probe(nc: Client, name: str) -> str:
+    """Ask the owner subject once: ``"reply"``, ``"none"`` (no responders) or ``"timeout"``."""
     try:
-        await nc.request(owner_subject(name), b"", timeout=0.5)
+        await nc.request(owner_subject(name), b"", timeout=0.25)
     except nats.errors.NoRespondersError:
-        return False
+        return "none"
     except nats.errors.TimeoutError:
-        return True  # subscribed but not answering: a stuck holder is still a holder
-    return True
+        return "timeout"
+    return "reply"
+
+
+async def _held(nc: Client, name: str) -> bool:
+    """True while a live process answers on the consumer's owner subject.
+
+    A single answer is not trusted: right after a holder subscribes or leaves, a request can
+    (rarely: ~1 in 150 on loopback) see no responders or time out. "Free" takes two
+    no-responders answers in a row; a timeout is asked again.
+    """
+    nones = 0
+    for _ in range(4):
+        answer = await _probe(nc, name)
+        if answer == "reply":
+            return True
+        nones = nones + 1 if answer == "none" else 0
+        if nones == 2:
+            return False
+    return True  # asked but never answered: a stuck holder is still a holder
 
 
 async def resume_point(
