@@ -90,19 +90,19 @@ async def test_trader_periodic_commit_all_models_one_group_each_acked(
             await bus.publish_events([bars(s, 6)[i] for s in SYMBOLS])
             await bus.flush_acks()
             await wait_for(lambda n=i + 1: all(s.runner.stats.decisions == n for s in slots))
-            await wait_for(lambda: all(s.gate.open for s in slots))
+            await wait_for(lambda: all(s.feed.gate.open for s in slots))
         last = await bus.last_stream_seq()
         # The live path decided the bars; once the feed is quiet the durable path reads the
         # stream up to its end, and the commits ack through the last message of each model.
-        await wait_for(lambda: all(s.committed_seq == s.acked_seq > 0 for s in slots))
+        await wait_for(lambda: all(s.feed.committed_seq == s.feed.acked_seq > 0 for s in slots))
         for slot in slots:
-            assert slot.gate.live > 0  # decided on the live path
-            assert slot.feed is not None
-            info = await slot.feed.info()
-            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.acked_seq
-            assert info.num_pending == 0 and slot.acked_seq <= last
+            assert slot.feed.gate.live > 0  # decided on the live path
+            assert slot.feed.consumer is not None
+            info = await slot.feed.consumer.info()
+            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.feed.acked_seq
+            assert info.num_pending == 0 and slot.feed.acked_seq <= last
             state = load_state(slot.journal_dir, slot.spec.key)
-            assert state is not None and state.stream_seq == slot.committed_seq
+            assert state is not None and state.stream_seq == slot.feed.committed_seq
     finally:
         await service.shutdown()
     assert groups and max(groups) >= 2  # several models committed through one hop
@@ -129,16 +129,18 @@ async def test_trader_group_commit_failed_write_not_acked_others_are(
         slots = list(service.slots.values())
         good = [s for s in slots if s is not bad]
         await wait_for(lambda: all(s.runner.stats.decisions == 6 for s in slots))
-        await wait_for(lambda: all(s.committed_seq == s.acked_seq > 0 for s in good))
+        await wait_for(lambda: all(s.feed.committed_seq == s.feed.acked_seq > 0 for s in good))
         await asyncio.sleep(0.3)  # several more ticks: the failing model stays unacked
-        assert bad.committed_seq == 0 and bad.gate.safe_seq > 0
+        assert bad.feed.committed_seq == 0 and bad.feed.gate.safe_seq > 0
         assert load_state(bad.journal_dir, bad.spec.key) is None
-        assert bad.feed is not None
-        info = await bad.feed.info()
+        assert bad.feed.consumer is not None
+        info = await bad.feed.consumer.info()
         assert not info.ack_floor or not info.ack_floor.stream_seq
         failing[0] = False  # the disk recovers: the next tick commits and acks it
-        await wait_for(lambda: bad.committed_seq == bad.gate.safe_seq == bad.acked_seq)
+        await wait_for(
+            lambda: bad.feed.committed_seq == bad.feed.gate.safe_seq == bad.feed.acked_seq
+        )
     finally:
         await service.shutdown()
     state = load_state(bad.journal_dir, bad.spec.key)
-    assert state is not None and state.stream_seq == bad.gate.safe_seq
+    assert state is not None and state.stream_seq == bad.feed.gate.safe_seq

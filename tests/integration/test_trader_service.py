@@ -100,7 +100,9 @@ async def test_trader_two_models_one_process_no_cross_talk(bus: NatsBus, tmp_pat
         await bus.flush_acks()
         await wait_for(lambda: all(s.runner.stats.decisions == 8 for s in service.slots.values()))
         await wait_for(
-            lambda: all(s.committed_seq >= s.gate.safe_seq for s in service.slots.values())
+            lambda: all(
+                s.feed.committed_seq >= s.feed.gate.safe_seq for s in service.slots.values()
+            )
         )
     finally:
         await service.shutdown()
@@ -215,7 +217,7 @@ async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
     service = service_for(bus, [spec_model], tmp_path)
     await service.start()
     slot = service.slots[spec_model[0].key]
-    runner, gate = slot.runner, slot.gate
+    runner, gate = slot.runner, slot.feed.gate
     series = bars("AAPL", UP)
 
     async def one(i: int) -> None:
@@ -230,12 +232,11 @@ async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
             await wait_for(lambda n=i + 1: runner.stats.decisions == n)
         assert gate.live == 2 and gate.closes == 0
         # Bars 3 and 4 never reach the live subscription (as if dropped on the way).
-        for sub in slot.live_subs:
+        for sub in slot.feed.live_subs:
             await sub.unsubscribe()
         await one(3)
         await one(4)
-        on_live = service._live_handler(slot)
-        slot.live_subs = [await bus.subscribe("market.bars.AAPL", on_live)]
+        slot.feed.live_subs = [await bus.subscribe("market.bars.AAPL", slot.feed.on_live)]
         await bus.flush()
         for i in (5, 6, 7):
             await one(i)

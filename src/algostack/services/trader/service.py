@@ -1,18 +1,11 @@
 """The trader service: NATS -> ``ModelRunner`` per model -> broker, with restart safety.
 
-Per model: its own runner, broker, journal directory and state file, and a feed of
-``market.bars.<SYM>`` and ``market.status.<SYM>`` with two paths (``adapters/nats/feed.py``):
-
-- live: a core-NATS subscription; a message that is provably the next one on its subject
-  is decided the moment it arrives (``LiveGate.take_live``);
-- durable: a JetStream consumer named ``ModelSpec.key``. It catches up at start and after
-  anything the live path passed over (a gap, a new ingest, a lost connection), deciding
-  what the live path did not take, in stream order, in slices; while the live path takes
-  everything it reads nothing, and is moved up to the last commit every ``reposition_s``.
-  A restart resumes from it.
-
-Each model's two paths share one lock, so a message is taken and decided without the other
-path interleaving. Models in one process share only the NATS connection (no cross-talk).
+Per model: its own runner, broker, journal directory and state file, and a ``ModelFeed``
+(``feed.py``) of ``market.bars.<SYM>`` and ``market.status.<SYM>`` with two paths: live
+(core NATS: a message provably next on its subject is decided the moment it arrives) and
+durable (a JetStream consumer named ``ModelSpec.key``: catch-up, gaps, restarts). Each
+message is handed to the runner once, in publish order. Models in one process share only
+the NATS connection (no cross-talk).
 The service also subscribes to the kill switch, publishes heartbeats, and commits:
 
 - at once after a bar that placed an order or booked a fill, else every
@@ -35,7 +28,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,13 +38,14 @@ import msgspec
 
 from algostack.adapters.broker import Broker, SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
-from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate, recv_ns_of
+from algostack.adapters.nats.feed import Delivery, recv_ns_of
 from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
+from algostack.services.trader.feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner, ScoringModel
 from algostack.services.trader.state import (
     fsync_path,
@@ -64,14 +58,6 @@ log = logging.getLogger("algostack.trader.service")
 
 HEARTBEAT_EVERY_S = 5.0
 COMMIT_INTERVAL_S = 0.2
-FOLLOW_INTERVAL_S = 1.0
-"""While the live path takes everything, how often the durable path looks up."""
-CATCH_UP_S = 0.002
-"""How soon it fetches again while the live path waits for a message it passed over."""
-FETCH_SLICE = 8
-REPOSITION_S = 30.0
-"""While live, how often the durable consumer is moved up to the last commit."""
-"""Messages per durable fetch: the most a live message can wait behind (about 10 us each)."""
 EVENTS_FLUSH_S = 0.005
 """Decision/fill events wait up to this long so one socket write carries many (see docs)."""
 
@@ -96,29 +82,14 @@ def journal_dir_for(root: Path, spec: ModelSpec) -> Path:
 
 @dataclass
 class ModelSlot:
-    """One model inside the service: its runner and its NATS/commit bookkeeping."""
+    """One model inside the service: its runner, broker, feed and commit bookkeeping."""
 
     spec: ModelSpec
     runner: ModelRunner
     broker: Broker
     journal_dir: Path
     log_handler: logging.Handler
-    feed: FeedConsumer | None = None
-    live_subs: list[Subscription] = field(default_factory=list)
-    gate: LiveGate = field(default_factory=LiveGate)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while a message is taken and decided: the live and durable paths never interleave."""
-    kick: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when the live path passed a message over: the durable path fetches at once."""
-    last_msg: Delivery | None = None
-    """The last durable delivery handled: what the next commit acks."""
-    acked_seq: int = 0
-    committed_seq: int = 0
-    """The resume point the last commit made durable (a stream sequence)."""
-    repositioned: float = 0.0
-    live_at: float = 0.0
-    """``time.monotonic()`` when the live path last took a message."""
-    fetch_failures: int = 0
+    feed: ModelFeed = field(init=False)
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_task: asyncio.Task[None] | None = None
@@ -160,9 +131,7 @@ class TraderService:
         self.warmup = warmup
         self.heartbeat_s = heartbeat_s
         self.commit_interval_s = commit_interval_s
-        self.follow_interval_s = follow_interval_s
         self.live = live
-        self.reposition_s = reposition_s
         self.ack_wait_s = ack_wait_s
         self.journal_root = Path(journal_root)
         self.fsync = fsync
@@ -190,7 +159,15 @@ class TraderService:
                 emit=self._emitter(spec.key),
                 **(runner_kwargs or {}),
             )
-            self.slots[spec.key] = ModelSlot(spec, runner, broker, jdir, handler)
+            slot = ModelSlot(spec, runner, broker, jdir, handler)
+            slot.feed = ModelFeed(
+                spec.key,
+                self._handler(slot),
+                self._stop,
+                follow_interval_s=follow_interval_s,
+                reposition_s=reposition_s,
+            )
+            self.slots[spec.key] = slot
 
     # -- events --------------------------------------------------------------------------------
 
@@ -241,7 +218,7 @@ class TraderService:
         self.bus.on_gap(self._on_gap)
         for slot in self.slots.values():
             await self._start_slot(slot)
-            self._tasks.append(asyncio.create_task(self._follow(slot)))
+            self._tasks.append(asyncio.create_task(slot.feed.follow()))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop()))
         self._tasks.append(asyncio.create_task(self._commit_loop()))
 
@@ -283,18 +260,10 @@ class TraderService:
                 continue
             if type(event) is Bar:
                 runner.warm(event)
-        slot.committed_seq = slot.acked_seq = slot.gate.safe_seq = start_seq - 1
-        slot.repositioned = time.monotonic()
-        subjects = [
-            codec.subject_for("bars", spec.symbol),
-            codec.subject_for("status", spec.symbol),
-        ]
-        slot.feed = await self.bus.feed_consumer(
-            spec.key, subjects, start_seq=start_seq, ack_wait_s=self.ack_wait_s
+        subjects = [codec.subject_for(kind, spec.symbol) for kind in ("bars", "status")]
+        await slot.feed.start(
+            self.bus, subjects, start_seq, live=self.live, ack_wait_s=self.ack_wait_s
         )
-        if self.live:
-            on_live = self._live_handler(slot)
-            slot.live_subs = [await self.bus.subscribe(subj, on_live) for subj in subjects]
         log.info(
             "model trading: %s from stream seq %d (warm-up %d bars, position %d, %s)",
             spec.key,
@@ -307,128 +276,36 @@ class TraderService:
 
     # -- messages ------------------------------------------------------------------------------
 
-    async def _decide(self, slot: ModelSlot, subject: str, data: bytes, headers: Any) -> None:
-        """Decode and handle one market message (the caller holds ``slot.lock``)."""
-        try:
-            event = codec.decode(data)
-        except msgspec.DecodeError as exc:
-            slot.malformed += 1
-            log.warning(
-                "malformed market payload skipped: %s",
-                exc,
-                extra={"fields": {"model": slot.spec.key, "subject": subject}},
-            )
-            return
+    def _handler(self, slot: ModelSlot) -> Callable[[str, bytes, Any], Awaitable[None]]:
+        """Decode and handle one market message (``ModelFeed`` calls it with its lock held)."""
         runner = slot.runner
-        if type(event) is Bar:
-            await runner.on_bar(event, recv_ns_of(headers))
-            if self._outbox:
-                self._schedule_drain()
-        elif type(event) is TradingStatus:
-            runner.on_status(event)
-        if runner.needs_commit:
-            self.request_commit(slot)
+        decode = codec.decode
 
-    def _live_handler(self, slot: ModelSlot) -> Callable[[BusMessage], Any]:
-        gate, lock, stop = slot.gate, slot.lock, self._stop
-        monotonic = time.monotonic
-
-        async def on_live(msg: BusMessage) -> None:
-            if stop.is_set():
+        async def handle(subject: str, data: bytes, headers: Any) -> None:
+            try:
+                event = decode(data)
+            except msgspec.DecodeError as exc:
+                slot.malformed += 1
+                log.warning(
+                    "malformed market payload skipped: %s",
+                    exc,
+                    extra={"fields": {"model": slot.spec.key, "subject": subject}},
+                )
                 return
-            async with lock:
-                if gate.take_live(msg.subject, msg.headers):
-                    slot.live_at = monotonic()
-                    await self._decide(slot, msg.subject, msg.data, msg.headers)
-                elif not gate.open:
-                    slot.kick.set()  # passed over: the durable path brings it, soon
+            if type(event) is Bar:
+                await runner.on_bar(event, recv_ns_of(headers))
+                if self._outbox:
+                    self._schedule_drain()
+            elif type(event) is TradingStatus:
+                runner.on_status(event)
+            if runner.needs_commit:
+                self.request_commit(slot)
 
-        return on_live
+        return handle
 
     def _on_gap(self) -> None:
         for slot in self.slots.values():
-            slot.gate.lost()
-
-    async def _follow(self, slot: ModelSlot) -> None:
-        """The durable path: catch up, decide what the live path did not, note what to ack.
-
-        While the live path takes every message, it reads nothing: the ingest tells the
-        live path where each message's predecessor was stored (``LiveGate.safe_seq``), so
-        commits still record an exact resume point, and the consumer is moved up to the last
-        commit every ``reposition_s``. It reads (``_read_pass``) when the live path passed a
-        message over, until it has caught up and the gate opens again; and when the feed has
-        been quiet for ``follow_interval_s``, so the acks catch up while nothing is at stake.
-        """
-        gate, stop = slot.gate, self._stop
-        interval = self.follow_interval_s
-        while not stop.is_set():
-            slot.kick.clear()
-            if gate.open:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.kick.wait(), interval)
-                if stop.is_set():
-                    return
-                if gate.open and time.monotonic() - slot.live_at < interval:
-                    await self._reposition(slot, self.reposition_s)
-                    continue
-            await self._read_pass(slot)
-            if not gate.open:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.kick.wait(), CATCH_UP_S)
-
-    async def _read_pass(self, slot: ModelSlot) -> None:
-        """Read the durable consumer from the last commit on until nothing is pending.
-
-        In slices of ``FETCH_SLICE``, with the loop running between them, so a live
-        message never waits behind more than one slice. The gate opens at the end when the
-        live path no longer waits for anything.
-        """
-        feed, gate, lock, stop = slot.feed, slot.gate, slot.lock, self._stop
-        assert feed is not None
-        while not stop.is_set():
-            try:
-                await self._reposition(slot, 0.0)
-                batch = await feed.fetch(FETCH_SLICE)
-                slot.fetch_failures = 0
-            except Exception as exc:  # a lost connection: nats-py reconnects by itself
-                slot.fetch_failures += 1
-                n = slot.fetch_failures
-                if n == 1 or n % 100 == 0:
-                    log.warning(
-                        "durable fetch failed (%d in a row): %s",
-                        n,
-                        exc,
-                        extra={"fields": {"model": slot.spec.key}},
-                    )
-                await asyncio.sleep(min(1.0, 0.01 * n))
-                return
-            for d in batch:
-                if stop.is_set():
-                    return  # not acked: redelivered to the next process
-                async with lock:
-                    if gate.take_durable(d.subject, d.headers, d.stream_seq):
-                        await self._decide(slot, d.subject, d.data, d.headers)
-                    slot.last_msg = d
-            if batch and batch[-1].num_pending:
-                await asyncio.sleep(0)  # more pending: the next slice after the loop ran
-                continue
-            if batch or feed.status == "404":
-                gate.caught_up()
-            return
-
-    async def _reposition(self, slot: ModelSlot, every_s: float) -> None:
-        """Move the durable consumer up to the last commit (at most every ``every_s``)."""
-        feed = slot.feed
-        start = slot.committed_seq + 1
-        if feed is None or start <= feed.position:
-            return
-        now = time.monotonic()
-        if now - slot.repositioned < every_s:
-            return
-        slot.repositioned = now
-        await feed.restart_at(start)
-        slot.last_msg = None
-        slot.acked_seq = start - 1
+            slot.feed.gate.lost()
 
     async def _on_kill(self, msg: BusMessage) -> None:
         reason = msg.data.decode("utf-8", "replace")[:200] or "kill switch"
@@ -447,14 +324,14 @@ class TraderService:
             slot.commit_task = asyncio.create_task(self._commit(slot))
 
     async def _commit(self, slot: ModelSlot) -> None:
-        """Make the decisions up to ``slot.gate.safe_seq`` durable, then ack ``slot.last_msg``.
+        """Make the decisions up to the feed's resume point durable, then ack through it.
 
         The snapshot is taken between two messages (consistent); the fsyncs run in a worker
         thread while the model goes on deciding later bars, which stay unacked until the
         next commit.
         """
         async with slot.commit_lock:
-            async with slot.lock:  # between two messages
+            async with slot.feed.lock:  # between two messages
                 job = self._prepare_commit(slot)
             if job is None:
                 return
@@ -474,7 +351,7 @@ class TraderService:
                 await stack.enter_async_context(slot.commit_lock)
             jobs = []
             for slot in slots:
-                async with slot.lock:  # between two messages
+                async with slot.feed.lock:  # between two messages
                     jobs.append((slot, self._prepare_commit(slot)))
             ready = [(slot, job) for slot, job in jobs if job is not None]
             if not ready:
@@ -502,9 +379,9 @@ class TraderService:
         self, slot: ModelSlot
     ) -> tuple[Callable[[], None], Delivery | None, int] | None:
         """Snapshot ``slot`` (on the loop); return its blocking writes, message and seq."""
-        msg, seq = slot.last_msg, slot.gate.safe_seq
+        msg, seq = slot.feed.commit_point()
         runner = slot.runner
-        if seq <= slot.committed_seq and not runner.needs_commit:
+        if seq <= slot.feed.committed_seq and not runner.needs_commit:
             return None
         runner.needs_commit = False
         sim_seq = slot.broker.seq if isinstance(slot.broker, SimBroker) else 0
@@ -523,15 +400,8 @@ class TraderService:
         return write, msg, seq
 
     async def _finish_commit(self, slot: ModelSlot, msg: Delivery | None, seq: int) -> None:
-        """Ack through ``seq`` once its writes are durable."""
-        slot.committed_seq = max(slot.committed_seq, seq)
-        if msg is not None and msg.stream_seq > slot.acked_seq:
-            try:
-                await msg.ack()
-            except Exception as exc:  # a lost connection: the next commit acks again
-                log.warning("ack of stream seq %d failed: %s", msg.stream_seq, exc)
-                return
-            slot.acked_seq = msg.stream_seq
+        """The writes up to ``seq`` are durable: record it and ack ``msg``."""
+        await slot.feed.committed(msg, seq)
 
     async def _commit_loop(self) -> None:
         while not self._stop.is_set():
@@ -540,7 +410,7 @@ class TraderService:
             due = [
                 slot
                 for slot in self.slots.values()
-                if (slot.gate.safe_seq > slot.committed_seq or slot.runner.needs_commit)
+                if (slot.feed.gate.safe_seq > slot.feed.committed_seq or slot.runner.needs_commit)
                 and (slot.commit_task is None or slot.commit_task.done())
             ]
             if len(due) == 1:
@@ -600,12 +470,7 @@ class TraderService:
         """Stop consuming, commit and fsync every model, close brokers and journals."""
         self._stop.set()
         for slot in self.slots.values():
-            for sub in slot.live_subs:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-            if slot.feed is not None:
-                with contextlib.suppress(Exception):
-                    await slot.feed.close()
+            await slot.feed.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -620,7 +485,7 @@ class TraderService:
                     await slot.commit_task
             slot.runner.needs_commit = True
             await self._commit(slot)
-            gate = slot.gate
+            gate = slot.feed.gate
             log.info(
                 "model feed: %d live, %d confirmed, %d gate closes",
                 gate.live,
