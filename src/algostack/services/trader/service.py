@@ -6,6 +6,7 @@ Per model: its own runner, broker, journal directory and state file, and a ``Mod
 durable (a JetStream consumer named ``ModelSpec.key``: catch-up, gaps, restarts). Each
 message is handed to the runner once, in publish order. Models in one process share only
 the NATS connection (no cross-talk).
+
 The service also subscribes to the kill switch, publishes heartbeats, and commits:
 
 - at once after a bar that placed an order or booked a fill, else every
