@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,14 +33,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from algostack.adapters.nats.feed import check_consumer
 from algostack.core import codec
 from algostack.core.market import MarketEvent
 from algostack.errors import ConfigError
 from algostack.logs import truncate
 
 log = logging.getLogger("algostack.nats.consumer")
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 @dataclass
@@ -99,14 +97,7 @@ class DurableConsumer:
         max_ack_pending: int = 10_000,
     ) -> DurableConsumer:
         """Create the consumer if it does not exist (else update its subjects) and bind to it."""
-        if not _NAME_RE.match(name):
-            raise ConfigError(
-                f"consumer name {name!r} must be 1-200 of A-Z a-z 0-9 _ - "
-                "(use algostack.core.naming.model_key)"
-            )
-        subs = list(subjects)
-        if not subs or any(not s.startswith(codec.SUBJECT_ROOT + ".") for s in subs):
-            raise ConfigError(f"consumer subjects must be under market.>, got {subs}")
+        subs = check_consumer(name, subjects)
         config = api.ConsumerConfig(
             durable_name=name,
             ack_policy=api.AckPolicy.EXPLICIT,

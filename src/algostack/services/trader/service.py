@@ -231,11 +231,7 @@ class TraderService:
         fills = read_journal_fills(slot.journal_dir, day)
         runner.restore(state, fills)
         if isinstance(slot.broker, SimBroker):
-            slot.broker.restore(
-                [(p.broker_order_id, p.intent) for p in runner.pending.values()],
-                {spec.symbol: runner.position},
-                state.sim_seq if state else 0,
-            )
+            runner.restore_sim_broker(slot.broker, state.sim_seq if state else 0)
         else:
             report = await slot.broker.reconcile({spec.symbol: runner.position})
             if not report.clean:
