@@ -224,13 +224,18 @@ async def stop(proc: asyncio.subprocess.Process, timeout_s: float = 30.0) -> Non
         await proc.wait()
 
 
-async def hop_probe(server: Any, measuring: list[bool]) -> tuple[Any, list[tuple[int, int]]]:
-    """An ordered consumer on every bar: (stored - recv, arrival - recv) in ns per bar."""
+async def hop_probe(
+    server: Any, measuring: list[bool]
+) -> tuple[Any, list[tuple[int, int]], list[int]]:
+    """Two bare subscribers on every bar, doing nothing: an ordered JetStream consumer
+    ((stored - recv, arrival - recv) in ns per bar) and a core-NATS one (arrival - recv)."""
     import nats
-    from algostack.adapters.nats.push import recv_ns_of
+
+    from algostack.adapters.nats.feed import recv_ns_of
 
     nc = await nats.connect(server.url, user=server.user, password=server.password)
     out: list[tuple[int, int]] = []
+    core: list[int] = []
 
     async def on_bar(msg: Any) -> None:
         if measuring[0]:
@@ -240,10 +245,15 @@ async def hop_probe(server: Any, measuring: list[bool]) -> tuple[Any, list[tuple
             stored = int(msg.reply.split(".")[7])
             out.append((stored - recv, now - recv))
 
+    async def on_core(msg: Any) -> None:
+        if measuring[0]:
+            core.append(time.time_ns() - recv_ns_of(msg.headers))
+
     await nc.jetstream().subscribe(
         "market.bars.>", stream="MARKET", cb=on_bar, ordered_consumer=True
     )
-    return nc, out
+    await nc.subscribe("market.bars.>", cb=on_core)
+    return nc, out, core
 
 
 async def one_run(
@@ -306,7 +316,7 @@ async def one_run(
             rtt = await raw_rtt(server, 1000)
             pids = [os.getpid(), server.pid or 0, *(p.pid for p in procs)]
             measuring = [False]
-            probe_nc, hops = await hop_probe(server, measuring) if probe else (None, [])
+            probe_nc, hops, core = await hop_probe(server, measuring) if probe else (None, [], [])
             cpu0 = [jiffies_of([p]) for p in pids]
             with LoadProbe(pids) as load:
                 fake.stdin.write(b"GO\n")
@@ -345,7 +355,7 @@ async def one_run(
         "raw_rtt_p99_us": float(np.percentile(rtt_arr, 99)),
         "own_cores": round(load.own_cores, 3),
         "other_cores": round(load.other_cores, 3),
-        **probe_figures(hops),
+        **probe_figures(hops, core),
         **{
             f"cpu_s_{name}": c / os.sysconf("SC_CLK_TCK")
             for name, c in zip(("bench", "nats", "fake", "trader", "ingest"), cpu, strict=True)
@@ -353,13 +363,16 @@ async def one_run(
     }
 
 
-def probe_figures(hops: list[tuple[int, int]]) -> dict[str, float]:
-    """Percentiles of the hop probe (empty without ``--probe``)."""
-    if not hops:
+def probe_figures(hops: list[tuple[int, int]], core: list[int]) -> dict[str, float]:
+    """Percentiles of the hop probes (empty without ``--probe``)."""
+    if not hops or not core:
         return {}
     stored = np.array([h[0] for h in hops]) / 1e3
     arrived = np.array([h[1] for h in hops]) / 1e3
+    core_us = np.array(core) / 1e3
     return {
+        "recv_to_core_p50_us": float(np.percentile(core_us, 50)),
+        "recv_to_core_p99_us": float(np.percentile(core_us, 99)),
         "recv_to_stored_p50_us": float(np.percentile(stored, 50)),
         "recv_to_stored_p99_us": float(np.percentile(stored, 99)),
         "recv_to_probe_p50_us": float(np.percentile(arrived, 50)),
@@ -385,7 +398,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=RATE, help="bars per second")
     ap.add_argument("--frame", type=int, default=1, help="bars per websocket frame")
     ap.add_argument("--symbols", type=int, default=N_MODELS, help="models (one per symbol)")
-    ap.add_argument("--probe", action="store_true", help="also time a bare JetStream consumer")
+    ap.add_argument(
+        "--probe", action="store_true", help="also time bare JetStream and core-NATS subscribers"
+    )
     ap.add_argument("--role", default="bench", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import uvloop
