@@ -13,14 +13,28 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
-from algostack.core.market import NS_PER_MIN, Bar
-from decision_latency import START_NS, start_trader, symbols, write_models
+from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+from decision_latency import START, child_env, symbols, write_models
+
+START_NS = datetime_to_ts(START)
+
+
+def start_trader(
+    server: EmbeddedNats, bucket: Path, journal: Path, prefixes: list[str]
+) -> subprocess.Popen[bytes]:
+    """``algostack trade --models ...`` as a subprocess (SimBroker, no warm-up)."""
+    exe = str(Path(sys.executable).parent / "algostack")
+    cmd = [exe, "trade", "--models", ",".join(prefixes), "--bucket", str(bucket),
+           "--journal-dir", str(journal), "--nats-url", server.url, "--no-warmup"]  # fmt: skip
+    return subprocess.Popen(cmd, env=child_env(server), stdout=subprocess.DEVNULL)
 
 
 def rss_mb(pid: int) -> float:
