@@ -451,10 +451,11 @@ async def test_bus_numbers_messages_per_subject_and_tells_where_the_previous_was
 
 async def test_bus_resend_keeps_the_message_number(bus: NatsBus) -> None:
     await bus.publish_events(make_bars("AAPL", 1))
-    entry = next(iter(bus._pending.values()))
-    await bus._resend(list(bus._pending))  # as after an ack timeout
+    publisher = bus._publisher
+    entry = next(iter(publisher._pending.values()))
+    await publisher._resend(list(publisher._pending))  # as after an ack timeout
     await bus.flush_acks()
-    assert not bus._pending and bus.stats.resent == 1
+    assert not publisher._pending and bus.stats.resent == 1
     assert bus.stats.duplicates == 1  # the re-send; the original's late ack is not counted
     msgs = await bus.read_history("market.bars.AAPL", 10)
     assert len(msgs) == 1 and seq_of(msgs[0].headers) == seq_of(entry[4])
