@@ -6,8 +6,8 @@ Every market message reaches a trader twice (DESIGN.md 3.3):
   message to it as it routes the publish, before JetStream has even stored it: the shortest
   path from the ingest to a decision;
 - **durable**: a durable JetStream consumer named after the model (``FeedConsumer``), read
-  in batches (``fetch``: everything available now, no waiting). It is the record: a restart
-  resumes after its ack floor, and anything the live path missed comes from it, in order.
+  in slices (``fetch``: what is available now, no waiting). It is the record: a restart
+  resumes from it, and anything the live path missed comes from it, in order.
 
 ``LiveGate`` decides, per message, which path handles it, so each is handled exactly once and
 in stream order. It relies on ``Algostack-Seq`` (``SEQ_HEADER``), which the ingest puts on
@@ -16,7 +16,13 @@ publisher run ``epoch``. The live path takes a message only when it is provably 
 on its subject (same epoch, ``n`` = last + 1) and the gate is open; anything else (a gap, a
 new epoch, a message without the header) closes the gate, and the durable consumer delivers
 it, in order, before the gate opens again. A lost connection or a slow-consumer drop closes
-it too. The durable path skips what the live path already handled, and acks.
+it too (``LiveGate.lost``). The durable path skips what the live path already handled.
+
+While the live path takes everything, the durable path need not read at all: the ingest
+also sends ``Algostack-Prev-Seq``, the stream sequence of message ``n - 1`` once JetStream
+acked it, and since handled messages form a prefix of the publish order, that sequence is a
+safe resume point (``LiveGate.safe_seq``). ``services/trader/feed.py`` (``ModelFeed``) runs
+both paths for one model.
 
 Usage (``TraderService`` wires this)::
 
