@@ -13,6 +13,7 @@ from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import BusMessage, NatsBus
+from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core.events import decode_event
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, kill_subject, parse_artifact_key, trader_subject
@@ -176,8 +177,6 @@ async def test_trader_heartbeat_reports_position_and_state(bus: NatsBus, tmp_pat
 
 
 async def test_trader_nats_restart_reconnects_no_lost_or_doubled_bar(tmp_path: Path) -> None:
-    from algostack.adapters.nats.server import EmbeddedNats
-
     store = tmp_path / "nats"
     server = EmbeddedNats(store).start()
     port, user, password = server.port, server.user, server.password
@@ -248,3 +247,41 @@ async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
     rows = decisions(tmp_path, spec_model[0])
     assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in series]  # each once, in order
     assert runner.stats.redelivered == 0 and runner.stats.skipped_bars == 0
+
+
+async def test_trader_ingest_restart_new_epoch_every_bar_once_then_live_again(
+    bus: NatsBus, tmp_path: Path, embedded_nats: EmbeddedNats
+) -> None:
+    spec_model = model_for("AAPL", "model_1")
+    service = service_for(bus, [spec_model], tmp_path)
+    await service.start()
+    slot = service.slots[spec_model[0].key]
+    runner, gate = slot.runner, slot.feed.gate
+    series = bars("AAPL", UP + DOWN)
+    first = await NatsBus.connect(
+        embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
+    )
+    try:
+        for i in range(8):  # the first ingest process
+            await first.publish_events([series[i]])
+            await first.flush_acks()
+            await wait_for(lambda n=i + 1: runner.stats.decisions == n)
+        await first.close()  # the ingest restarts: a new bus, a new epoch, numbering from 1
+        live_before = gate.live
+        second = await NatsBus.connect(
+            embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password
+        )
+        try:
+            for i in range(8, 16):
+                await second.publish_events([series[i]])
+                await second.flush_acks()
+                await wait_for(lambda n=i + 1: runner.stats.decisions == n)
+        finally:
+            await second.close()
+    finally:
+        await service.shutdown()
+    assert live_before >= 6 and gate.live >= live_before + 6  # live again after the switch
+    rows = decisions(tmp_path, spec_model[0])
+    assert [int(r["bar_ts"]) for r in rows] == [b.ts for b in series]
+    fills = read_journal_fills(tmp_path / spec_model[0].key, DAY)
+    assert len({f.client_order_id for f in fills}) == len(fills)
