@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from algostack.core.calendar_data import EARLY_CLOSES, FIRST_YEAR, HOLIDAYS, LAST_YEAR
 
 NEW_YORK = ZoneInfo("America/New_York")
+NS_PER_S = 1_000_000_000
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 
@@ -77,6 +78,18 @@ def previous_session(day: date) -> Session:
 def new_york_date(at: datetime) -> date:
     """The New York calendar date of an aware datetime (the trading day it belongs to)."""
     return at.astimezone(NEW_YORK).date()
+
+
+def new_york_date_of_ns(ts: int) -> date:
+    """New York calendar date of a UTC timestamp in ns."""
+    return datetime.fromtimestamp(ts // NS_PER_S, UTC).astimezone(NEW_YORK).date()
+
+
+def new_york_day_bounds_ns(day: date) -> tuple[int, int]:
+    """``[start, end)`` of the New York calendar ``day`` as UTC ns (DST-aware)."""
+    lo = datetime.combine(day, time(0), NEW_YORK)
+    hi = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+    return int(lo.timestamp()) * NS_PER_S, int(hi.timestamp()) * NS_PER_S
 
 
 def is_open(at: datetime) -> bool:

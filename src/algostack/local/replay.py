@@ -28,7 +28,8 @@ from algostack.local.summary import (
     price_points,
     summarize_model,
 )
-from algostack.services.trader.runner import ModelRunner, ScoringModel
+from algostack.services.trader.runner import ModelRunner
+from algostack.services.trader.types import ScoringModel
 
 
 @dataclass(repr=False)

@@ -18,14 +18,17 @@ from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, datetime_to_ts
 from algostack.core.naming import ModelSpec, parse_artifact_key
 from algostack.core.orders import OrderAck, OrderIntent, OrderStatus
 from algostack.core.risk import RiskLimits
+from algostack.core.sessions import new_york_date_of_ns as ny_day
+from algostack.core.sessions import new_york_day_bounds_ns as ny_day_bounds
 from algostack.errors import ConfigError
-from algostack.services.trader.runner import ModelRunner, ny_day, ny_day_bounds, timeframe_ns
+from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import (
     decisions_file_name,
     load_state,
     read_journal_fills,
     save_state,
 )
+from algostack.services.trader.types import timeframe_ns
 
 DAY = "2024-03-05"
 OPEN_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))  # 09:30 New York

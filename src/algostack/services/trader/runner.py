@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -32,85 +28,20 @@ from algostack.adapters.broker import Broker, SimBroker
 from algostack.core import sessions
 from algostack.core.events import Decision, PnlUpdate, RiskUpdate
 from algostack.core.features import BadBarError, FeatureEngine
-from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, datetime_to_ts, ts_to_datetime
+from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec
 from algostack.core.orders import Fill, OrderIntent, OrderStatus, Portfolio, Side
 from algostack.core.risk import RiskEngine, RiskEvent, RiskLimits
-from algostack.core.signals import Thresholds, target_direction
-from algostack.errors import ConfigError, RetryableError
+from algostack.core.signals import target_direction
+from algostack.errors import RetryableError
 from algostack.services.journal import TradeJournal
 from algostack.services.trader.state import DecisionLog, PendingOrder, RunnerState
+from algostack.services.trader.types import RunnerStats, ScoringModel, timeframe_ns
 
 log = logging.getLogger("algostack.trader")
 
 _INF = math.inf
-_TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)Min$")
 SUBMIT_ATTEMPTS = 3
-
-
-class ScoringModel(Protocol):
-    """What the runner needs of a model (``adapters.artifacts.EnsembleModel`` is one)."""
-
-    features: tuple[str, ...]
-    thresholds: Thresholds
-    timeframe: str
-
-    def score(self, x: np.ndarray) -> float:
-        """Score one feature vector."""
-        ...
-
-
-def timeframe_ns(timeframe: str) -> int:
-    """Bar length of a minute timeframe (``1Min`` -> 60 s); ``ConfigError`` otherwise."""
-    m = _TIMEFRAME_RE.match(timeframe)
-    if m is None:
-        raise ConfigError(
-            f"timeframe {timeframe!r}: the trader reads minute bars from market.bars.*, so only "
-            "'<n>Min' models can trade; retrain the model on 1Min bars"
-        )
-    n = int(m.group(1))
-    if n != 1:
-        raise ConfigError(
-            f"timeframe {timeframe!r}: only 1Min models are supported (no bar aggregation yet)"
-        )
-    return n * NS_PER_MIN
-
-
-@dataclass
-class RunnerStats:
-    """Counters of one runner; every refused bar is counted under its reason."""
-
-    bars: int = 0
-    """Bars accepted by the features (live and warm-up)."""
-    warmup_bars: int = 0
-    decisions: int = 0
-    orders: int = 0
-    rejected: int = 0
-    """Orders the broker refused (or that failed to submit)."""
-    duplicates_acked: int = 0
-    """Submits the broker answered as an existing order (a retry or a restart)."""
-    fills: int = 0
-    fills_already_journaled: int = 0
-    """Shares filled again after a restart for orders the journal already holds."""
-    bad_bars: int = 0
-    skipped_bars: int = 0
-    """Duplicate or out-of-order bars."""
-    wrong_bars: int = 0
-    """Bars of another symbol, or not aligned with the timeframe."""
-    redelivered: int = 0
-    """Bars at or before the last decided one (NATS redelivery after a restart)."""
-
-
-def ny_day(ts: int) -> date:
-    """New York calendar date of a UTC ns timestamp."""
-    return sessions.new_york_date(ts_to_datetime(ts))
-
-
-def ny_day_bounds(day: date) -> tuple[int, int]:
-    """``[start, end)`` of the New York calendar ``day`` in UTC ns (DST-aware)."""
-    lo = datetime.combine(day, dtime(0), sessions.NEW_YORK)
-    hi = datetime.combine(day + timedelta(days=1), dtime(0), sessions.NEW_YORK)
-    return datetime_to_ts(lo), datetime_to_ts(hi)
 
 
 class ModelRunner:
@@ -218,7 +149,7 @@ class ModelRunner:
             self.features = FeatureEngine(self.model.features)
             self.direction = 0
         self.day = day
-        self._day_lo, self._day_hi = ny_day_bounds(day)
+        self._day_lo, self._day_hi = sessions.new_york_day_bounds_ns(day)
         if self.journal_dir is not None:
             self._close_files()
             iso = day.isoformat()
@@ -349,7 +280,7 @@ class ModelRunner:
             return False
         if self._day_lo <= bar.ts < self._day_hi:
             return True
-        day = ny_day(bar.ts)
+        day = sessions.new_york_date_of_ns(bar.ts)
         if day != self.day:
             if self.day is not None and day < self.day:
                 self.stats.skipped_bars += 1

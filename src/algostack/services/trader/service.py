@@ -47,13 +47,14 @@ from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
-from algostack.services.trader.runner import ModelRunner, ScoringModel
+from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import (
     fsync_path,
     load_state,
     read_journal_fills,
     save_state,
 )
+from algostack.services.trader.types import ScoringModel
 
 log = logging.getLogger("algostack.trader.service")
 
