@@ -120,7 +120,7 @@ async def test_bus_window_smaller_than_batch_acks_everything(embedded_nats: Embe
 
 async def test_bus_publish_without_stream_raises_publish_error(bus: NatsBus) -> None:
     await bus.delete_stream_if_exists()
-    bus.max_resends = 1
+    bus._publisher.max_resends = 1  # give up after one re-send
     await bus.publish_events(make_bars("AAPL", 3))
     with pytest.raises(PublishError, match="refused 3 message"):
         await bus.flush_acks()

@@ -120,34 +120,15 @@ class NatsBus:
         self._gap_listeners: list[Callable[[], None]] = []
         self._closed = False
 
-    # The window settings live on the publisher, which reads them on every use.
-
     @property
     def max_inflight(self) -> int:
         """Messages that may wait for their JetStream ack before ``publish_events`` waits."""
         return self._publisher.max_inflight
 
-    @max_inflight.setter
-    def max_inflight(self, value: int) -> None:
-        self._publisher.max_inflight = value
-
     @property
     def ack_timeout_s(self) -> float:
         """How long to wait for acks before re-sending what is unacked."""
         return self._publisher.ack_timeout_s
-
-    @ack_timeout_s.setter
-    def ack_timeout_s(self, value: float) -> None:
-        self._publisher.ack_timeout_s = value
-
-    @property
-    def max_resends(self) -> int:
-        """Re-sends of one message before it counts as failed."""
-        return self._publisher.max_resends
-
-    @max_resends.setter
-    def max_resends(self, value: int) -> None:
-        self._publisher.max_resends = value
 
     # -- connection -----------------------------------------------------------------------
 
