@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proctree import alive, cmdline, descendants
 
 from algostack.core.naming import group_models
 from algostack.services.dashboard.launch import wait_healthy
@@ -81,39 +82,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process whose parent chain leads to ``pid``."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-                parents[int(entry)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
-    out: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p and c not in out]
-        out.update(kids)
-        frontier.extend(kids)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def store_models(home: Path) -> set[str]:

@@ -11,44 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from proctree import alive, cmdline, descendants
+
 DAY = "2024-03-15"
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live process whose parent chain leads to ``pid``."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        parents[int(entry)] = int(rest[1])
-    out: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p and c not in out]
-        out.update(kids)
-        frontier.extend(kids)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return state[state.rfind(b")") + 2 : state.rfind(b")") + 3] != b"Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def test_run_sigint_mid_session_stops_all_and_syncs(tmp_path: Path) -> None:
@@ -74,8 +39,8 @@ def test_run_sigint_mid_session_stops_all_and_syncs(tmp_path: Path) -> None:
             time.sleep(0.2)
         else:
             raise AssertionError("the session never traded")
-        children = _descendants(proc.pid)
-        names = " ".join(_cmdline(p) for p in children)
+        children = descendants(proc.pid)
+        names = " ".join(cmdline(p) for p in children)
         assert "nats-server" in names and " trade " in names and " ingest " in names
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -89,8 +54,8 @@ def test_run_sigint_mid_session_stops_all_and_syncs(tmp_path: Path) -> None:
     print(f"stopped in {stop_s:.2f} s")
     assert stop_s < 10, stop_s
     time.sleep(0.2)
-    survivors = [p for p in children if _alive(p)]
-    assert not survivors, [(p, _cmdline(p)) for p in survivors]
+    survivors = [p for p in children if alive(p)]
+    assert not survivors, [(p, cmdline(p)) for p in survivors]
 
     summary = json.loads(out)
     assert summary["interrupted"] and summary["failed"]

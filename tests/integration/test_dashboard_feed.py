@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from dashboard_wait import until
 
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
@@ -16,7 +17,6 @@ from algostack.core.market import NS_PER_MIN, Bar
 from algostack.errors import RetryableError
 from algostack.services.dashboard.demo import DemoDesk
 from algostack.services.dashboard.feed import DashboardFeed, FeedConfig
-from algostack.services.dashboard.state import Snapshot
 
 
 @pytest.fixture
@@ -48,19 +48,6 @@ def make_feed(server: EmbeddedNats, **kw: object) -> DashboardFeed:
         **kw,  # type: ignore[arg-type]
     )
     return DashboardFeed(cfg)
-
-
-async def until(
-    feed: DashboardFeed, done: Callable[[Snapshot], bool], timeout_s: float = 10
-) -> Snapshot:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        snap = feed.state.snapshot(time.time_ns())
-        if done(snap):
-            return snap
-        if time.monotonic() > deadline:
-            pytest.fail(f"feed never reached the expected state: {snap}")
-        await asyncio.sleep(0.05)
 
 
 def bar(minute: int, close: float = 100.0) -> Bar:

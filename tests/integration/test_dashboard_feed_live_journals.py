@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from dashboard_wait import until
 
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.services.dashboard.feed import DashboardFeed, FeedConfig
@@ -23,19 +23,6 @@ async def server() -> AsyncIterator[EmbeddedNats]:
         yield srv
     finally:
         srv.stop()
-
-
-async def until(
-    feed: DashboardFeed, done: Callable[[Snapshot], bool], timeout_s: float = 10
-) -> Snapshot:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        snap = feed.state.snapshot(time.time_ns())
-        if done(snap):
-            return snap
-        if time.monotonic() > deadline:
-            pytest.fail(f"feed never reached the expected state: {snap}")
-        await asyncio.sleep(0.05)
 
 
 def feed_for(server: EmbeddedNats, **kw: object) -> DashboardFeed:

@@ -17,7 +17,7 @@ from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core.events import decode_event
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, kill_subject, parse_artifact_key, trader_subject
-from algostack.services.trader.service import TraderService
+from algostack.services.trader.service import ModelSlot, TraderService
 from algostack.services.trader.state import decisions_file_name, read_journal_fills
 
 DAY = "2024-03-05"
@@ -209,13 +209,20 @@ async def test_trader_nats_restart_reconnects_no_lost_or_doubled_bar(tmp_path: P
     assert len({f.client_order_id for f in fills}) == len(fills) == 2  # one buy, one sell
 
 
+async def one_model_started(
+    bus: NatsBus, root: Path
+) -> tuple[tuple[ModelSpec, EnsembleModel], TraderService, ModelSlot]:
+    """A started service trading one AAPL model, and that model's slot."""
+    spec_model = model_for("AAPL", "model_1")
+    service = service_for(bus, [spec_model], root)
+    await service.start()
+    return spec_model, service, service.slots[spec_model[0].key]
+
+
 async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
     bus: NatsBus, tmp_path: Path
 ) -> None:
-    spec_model = model_for("AAPL", "model_1")
-    service = service_for(bus, [spec_model], tmp_path)
-    await service.start()
-    slot = service.slots[spec_model[0].key]
+    spec_model, service, slot = await one_model_started(bus, tmp_path)
     runner, gate = slot.runner, slot.feed.gate
     series = bars("AAPL", UP)
 
@@ -252,10 +259,7 @@ async def test_trader_live_path_gap_is_filled_by_the_durable_path_in_order(
 async def test_trader_ingest_restart_new_epoch_every_bar_once_then_live_again(
     bus: NatsBus, tmp_path: Path, embedded_nats: EmbeddedNats
 ) -> None:
-    spec_model = model_for("AAPL", "model_1")
-    service = service_for(bus, [spec_model], tmp_path)
-    await service.start()
-    slot = service.slots[spec_model[0].key]
+    spec_model, service, slot = await one_model_started(bus, tmp_path)
     runner, gate = slot.runner, slot.feed.gate
     series = bars("AAPL", UP + DOWN)
     first = await NatsBus.connect(

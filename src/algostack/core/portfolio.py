@@ -121,20 +121,11 @@ class Portfolio:
         pos.last_price = price
         if len(positions) != 1:
             return self._record(ts)
-        # One symbol (every trader): ``_record`` with ``unrealised_pnl`` inlined, same floats.
+        # One symbol (every trader): ``unrealised_pnl`` inlined, same floats.
         q = pos.qty
-        self.last_pnl = pnl = self._realised + (0.0 + (price - pos.avg_price) * q if q else 0.0)
-        eq = self.starting_equity + pnl
-        self.equity_curve.append((ts, eq))
-        peak = self.peak_equity
-        if peak is None:
-            peak = self.starting_equity
-        if eq > peak:
-            peak = eq
-        self.peak_equity = peak
-        if peak - eq > self.max_drawdown:
-            self.max_drawdown = peak - eq
-        return eq
+        return self._record_pnl(
+            ts, self._realised + (0.0 + (price - pos.avg_price) * q if q else 0.0)
+        )
 
     @property
     def realised_pnl(self) -> float:
@@ -162,7 +153,11 @@ class Portfolio:
         return self.starting_equity + (self._realised + self.unrealised_pnl)
 
     def _record(self, ts: int) -> float:
-        self.last_pnl = pnl = self._realised + self.unrealised_pnl
+        return self._record_pnl(ts, self._realised + self.unrealised_pnl)
+
+    def _record_pnl(self, ts: int, pnl: float) -> float:
+        """Book the total PnL ``pnl`` at ``ts``: equity curve, peak, drawdown; the equity."""
+        self.last_pnl = pnl
         eq = self.starting_equity + pnl
         self.equity_curve.append((ts, eq))
         peak = self.peak_equity

@@ -77,6 +77,17 @@ def test_after_a_loss_the_gate_waits_for_a_later_live_message_to_come_durably() 
     assert gate.take_live(A, headers("e", 3))
 
 
+def test_prev_seq_moves_safe_seq_and_a_malformed_one_is_ignored() -> None:
+    gate = LiveGate()
+    gate.take_durable(A, headers("e", 1), 4)
+    gate.caught_up()
+    assert gate.take_live(A, headers("e", 2, prev=4))
+    assert gate.take_live(A, {SEQ_HEADER: "e:3", PREV_HEADER: "not-a-number"})
+    assert gate.safe_seq == 4 and gate.open  # handled, resume point kept
+    assert gate.take_live(A, headers("e", 4, prev=9))
+    assert gate.safe_seq == 9
+
+
 def test_resend_of_a_handled_message_is_ignored_without_closing() -> None:
     gate = LiveGate()
     gate.take_durable(A, headers("e", 1), 1)

@@ -3,7 +3,9 @@ bit for bit, and an exact tie of SMA(fast) and SMA(slow) is exactly 0."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,12 +23,9 @@ from algostack.core.windows import FSUM_WINDOW_MAX, WindowSum, sma_ratio
 # last bar SMA(10) == SMA(30) == 194.993 exactly; the old running sums (recomputed each
 # 30-bar cycle, then 7 add/subtract steps) said 2.22e-16, so the trader stayed long one bar
 # longer than backtesting.py (trade 143 of 279 exited a bar late).
-TIE_CLOSES = [
-    194.82, 194.85, 195.0, 195.01, 194.94, 194.78, 194.92, 194.95, 194.9, 194.77,
-    194.77, 194.92, 194.83, 194.85, 194.89, 194.96, 194.87, 194.82, 195.06, 195.08,
-    195.14, 195.32, 195.21, 195.31, 195.14, 195.04, 195.03, 195.11, 195.16, 195.08,
-    194.91, 194.88, 194.91, 194.79, 195.0, 195.05, 195.04,
-]  # fmt: skip
+TIE_CLOSES: list[float] = json.loads(
+    (Path(__file__).parents[2] / "fixtures" / "bars" / "sma_tie_closes.json").read_text()
+)["closes"]
 
 
 def _bars(closes: list[float]) -> list[Bar]:

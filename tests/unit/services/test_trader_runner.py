@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -259,12 +260,9 @@ async def test_runner_restart_after_crash_decides_each_bar_once_and_orders_once(
 
 # SMA(10) == SMA(30) exactly on the last bar (tests/unit/core/test_features_exact.py): the
 # running sums of the old engine said +2.2e-16 there and kept the position one bar longer.
-TIE_CLOSES = [
-    194.82, 194.85, 195.0, 195.01, 194.94, 194.78, 194.92, 194.95, 194.9, 194.77,
-    194.77, 194.92, 194.83, 194.85, 194.89, 194.96, 194.87, 194.82, 195.06, 195.08,
-    195.14, 195.32, 195.21, 195.31, 195.14, 195.04, 195.03, 195.11, 195.16, 195.08,
-    194.91, 194.88, 194.91, 194.79, 195.0, 195.05, 195.04,
-]  # fmt: skip
+TIE_CLOSES: list[float] = json.loads(
+    (Path(__file__).parents[2] / "fixtures" / "bars" / "sma_tie_closes.json").read_text()
+)["closes"]
 
 
 def sma_10_30_model() -> tuple[ModelSpec, EnsembleModel]:

@@ -120,16 +120,6 @@ class NatsBus:
         self._gap_listeners: list[Callable[[], None]] = []
         self._closed = False
 
-    @property
-    def max_inflight(self) -> int:
-        """Messages that may wait for their JetStream ack before ``publish_events`` waits."""
-        return self._publisher.max_inflight
-
-    @property
-    def ack_timeout_s(self) -> float:
-        """How long to wait for acks before re-sending what is unacked."""
-        return self._publisher.ack_timeout_s
-
     # -- connection -----------------------------------------------------------------------
 
     @classmethod

@@ -74,14 +74,20 @@ FETCH_TIMEOUT_S = 5.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
-def stream_seq_of(msg: Msg) -> int:
-    """The stream sequence of a JetStream delivery, read from its reply subject."""
+def _reply_numbers(msg: Msg) -> tuple[int, int]:
+    """``(stream sequence, messages pending)`` of a JetStream delivery, from its reply subject."""
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (the 9-token form;
     # nats-py's metadata parses the longer domain/account form too).
     parts = msg.reply.split(".")
     if len(parts) == 9:
-        return int(parts[5])
-    return int(msg.metadata.sequence.stream)
+        return int(parts[5]), int(parts[8])
+    meta = msg.metadata
+    return int(meta.sequence.stream), int(meta.num_pending)
+
+
+def stream_seq_of(msg: Msg) -> int:
+    """The stream sequence of a JetStream delivery, read from its reply subject."""
+    return _reply_numbers(msg)[0]
 
 
 def seq_of(headers: dict[str, str] | None) -> tuple[str, int] | None:
@@ -144,12 +150,14 @@ class LiveGate:
     def take_live(self, subject: str, headers: dict[str, str] | None) -> bool:
         """True when the live path must handle this message now (it is the next one)."""
         key = seq_of(headers)
+        if key is None:
+            self.close()  # not provably next: the durable path brings it
+            return False
         last = self.last.get(subject)
-        if key is not None and last is not None and key[0] == last[0] and not self.blind:
-            n, prev = key[1], last[1]
-            if n <= prev:
+        if last is not None and key[0] == last[0]:
+            if key[1] <= last[1]:
                 return False  # a re-send of a message already handled
-            if n == prev + 1 and self.open:
+            if key[1] == last[1] + 1 and self.open:  # (open implies not blind)
                 self.last[subject] = key
                 self.live += 1
                 stored = headers.get(PREV_HEADER) if headers else None
@@ -157,11 +165,8 @@ class LiveGate:
                     with contextlib.suppress(ValueError):
                         self.safe_seq = max(self.safe_seq, int(stored))
                 return True
-        if key is not None:
-            if last is not None and key[0] == last[0] and key[1] <= last[1]:
-                return False  # a re-send of a message already handled
-            self.waiting[subject] = key
-            self.blind = False
+        self.waiting[subject] = key
+        self.blind = False
         self.close()
         return False
 
@@ -217,14 +222,7 @@ class Delivery:
         self.subject: str = msg.subject
         self.data: bytes = msg.data
         self.headers: dict[str, str] | None = msg.headers
-        parts = msg.reply.split(".")
-        if len(parts) == 9:
-            self.stream_seq = int(parts[5])
-            self.num_pending = int(parts[8])
-        else:
-            meta = msg.metadata
-            self.stream_seq = int(meta.sequence.stream)
-            self.num_pending = int(meta.num_pending)
+        self.stream_seq, self.num_pending = _reply_numbers(msg)
 
     @property
     def recv_ns(self) -> int:

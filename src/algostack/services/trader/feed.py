@@ -140,19 +140,13 @@ class ModelFeed:
             try:
                 await self.reposition(0.0)
                 batch = await consumer.fetch(FETCH_SLICE)
-                self.fetch_failures = 0
             except Exception as exc:  # a lost connection: nats-py reconnects by itself
-                self.fetch_failures += 1
-                n = self.fetch_failures
-                if n == 1 or n % 100 == 0:
-                    log.warning(
-                        "durable fetch failed (%d in a row): %s",
-                        n,
-                        exc,
-                        extra={"fields": {"model": self.key}},
-                    )
-                await asyncio.sleep(min(1.0, 0.01 * n))
+                await self._fetch_failed(str(exc))
                 return
+            if not batch and consumer.status != "404":  # no answer, or 409 (e.g. deleted)
+                await self._fetch_failed(f"no messages and status {consumer.status or 'none'}")
+                return
+            self.fetch_failures = 0
             for d in batch:
                 if stop.is_set():
                     return  # not acked: redelivered to the next process
@@ -163,9 +157,21 @@ class ModelFeed:
             if batch and batch[-1].num_pending:
                 await asyncio.sleep(0)  # more pending: the next slice after the loop ran
                 continue
-            if batch or consumer.status == "404":
-                gate.caught_up()
+            gate.caught_up()
             return
+
+    async def _fetch_failed(self, why: str) -> None:
+        """Count a failed fetch, log the first and every 100th, and back off (up to 1 s)."""
+        self.fetch_failures += 1
+        n = self.fetch_failures
+        if n == 1 or n % 100 == 0:
+            log.warning(
+                "durable fetch failed (%d in a row): %s",
+                n,
+                why,
+                extra={"fields": {"model": self.key}},
+            )
+        await asyncio.sleep(min(1.0, 0.01 * n))
 
     async def reposition(self, every_s: float) -> None:
         """Move the durable consumer up to the last commit (at most every ``every_s``)."""
