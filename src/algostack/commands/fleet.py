@@ -31,21 +31,37 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1)
 
 
-def _table(title: str, rows: list[dict[str, Any]]) -> None:
+def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("name", "id", "state", "health", "ssm agent", "last command", "detail"):
+    cols = ["name", "id", "state", "health", "ssm agent", "last command", "detail"]
+    keys = ["name", "id", "state", "health", "agent", "command", "detail"]
+    if broker:
+        cols.insert(3, "broker")
+        keys.insert(3, "broker")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            *(
-                str(r.get(k, ""))
-                for k in ("name", "id", "state", "health", "agent", "command", "detail")
-            )
-        )
+        table.add_row(*(str(r.get(k, "")) for k in keys))
     Console().print(table)
+
+
+def broker_tags(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
+    """Each instance's ``Broker`` tag (set by Terraform on trading hosts: alpaca, sim, live)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(instance_ids), 200):
+        pages = ec2.get_paginator("describe_tags").paginate(
+            Filters=[
+                {"Name": "resource-id", "Values": instance_ids[i : i + 200]},
+                {"Name": "key", "Values": ["Broker"]},
+            ]
+        )
+        for page in pages:
+            for tag in page.get("Tags", []):
+                out[tag["ResourceId"]] = tag.get("Value", "")
+    return out
 
 
 def _rows_from_result(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,11 +118,14 @@ def register(app: typer.Typer) -> None:
         except AlgostackError as exc:
             _fail(exc)
             return
+        ids = [r["id"] for r in out["instances"]]
+        brokers = broker_tags(clients.ec2, ids) if ids else {}
         rows = [
             {
                 "name": r["name"],
                 "id": r["id"],
                 "state": r["state"],
+                "broker": brokers.get(r["id"]) or "-",
                 "health": r["status_checks"],
                 "agent": r["ssm_agent"],
                 "command": (
@@ -118,7 +137,7 @@ def register(app: typer.Typer) -> None:
             }
             for r in out["instances"]
         ]
-        _table(f"algostack {env.value} fleet ({out['trading_day']})", rows)
+        _table(f"algostack {env.value} fleet ({out['trading_day']})", rows, broker=True)
         for comp, rec in out["runs"].items():
             typer.echo(f"{comp} run: {rec['status'] + ' ' + rec['updated_at'] if rec else 'none'}")
 

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -444,6 +445,7 @@ class TraderService:
         )
 
     async def _heartbeat_loop(self) -> None:
+        ready_sent = False
         while not self._stop.is_set():
             for slot in self.slots.values():
                 hb = self.heartbeat(slot)
@@ -451,8 +453,22 @@ class TraderService:
                     await self.bus.publish(
                         trader_subject(self.env, slot.spec.key, "heartbeat"), encode_event(hb)
                     )
+            if not ready_sent:
+                ready_sent = True
+                await self._notify_ready()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.heartbeat_s)
+
+    async def _notify_ready(self) -> None:
+        """Under systemd (``Type=notify``): READY=1 once connected, every consumer created
+        and the first heartbeats on the server (flushed). A no-op anywhere else."""
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return
+        from algostack.services.node import notify_ready
+
+        with contextlib.suppress(Exception):
+            await self.bus.flush()
+        notify_ready(f"trading {', '.join(self.slots)}")
 
     # -- stop ----------------------------------------------------------------------------------
 
