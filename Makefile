@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.algostack-installed
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck bench clean venv tools
+.PHONY: run test lint typecheck bench clean venv tools lambdas
 
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -46,11 +46,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) tools lint typecheck
+# The controller Lambda zips Terraform deploys (infra/build/<module>.zip, deterministic).
+lambdas: $(STAMP)
+	$(BIN)/algostack lambdas package
+
+test: $(STAMP) tools lint typecheck lambdas
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@for f in bench/[a-z]*.py; do echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .algostack build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .algostack build infra/build *.egg-info src/*.egg-info

@@ -1,4 +1,4 @@
-"""The one Typer app: run, ingest, trade, sync, dashboard, models, fleet, node, replay.
+"""The one Typer app: run, ingest, trade, sync, dashboard, models, fleet, node, replay, lambdas.
 
 Each command lives in ``algostack.commands.<name>`` and exposes ``register(app)``; heavy
 imports happen inside the command functions so ``algostack --help`` stays fast.
@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "dashboard",
     "fleet",
     "node",
+    "lambdas",
 )
 
 

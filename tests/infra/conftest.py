@@ -1,6 +1,7 @@
-"""Fixtures of the infra tests: toolchain discovery (skip with a reason when absent), one staged
-copy of infra/ per session, one terraform init per root, one moto_server per session with the
-dev and qa roots applied to it concurrently (shared by the deploy and controller tests)."""
+"""Fixtures of the infra tests: toolchain discovery (skip with a reason when absent), the Lambda
+zips built once per session by `algostack lambdas package`, one terraform init per committed
+root (data dir and state in temp dirs), one moto_server per session with the dev and qa roots
+applied to it concurrently (shared by the deploy and controller tests)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def tf_mirror() -> Path:
 
 
 @pytest.fixture(scope="session")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """infra/ copied to a temporary directory with Python-built Lambda zips."""
-    return h.stage_infra(tmp_path_factory.mktemp("stage"))
+def lambda_zips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The controller zips, built by the project's command into a temporary directory."""
+    out = tmp_path_factory.mktemp("lambda-build")
+    h.build_lambdas(out)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +50,15 @@ def tf(
     """Terraform configured for the offline mirror, sharing one plugin cache."""
     base = tmp_path_factory.mktemp("tfcli")
     cli = h.write_cli_config(base / "cli.tfrc", tf_mirror, base / "plugin-cache")
-    return h.Terraform(terraform_bin, cli)
+    return h.Terraform(terraform_bin, cli, base / "roots")
 
 
 @pytest.fixture(scope="session")
-def init_root(tf: h.Terraform, staged: Path) -> Callable[[str], Path]:
-    """Return a function that runs ``terraform init`` once per staged directory."""
-    done: set[Path] = set()
+def init_root(tf: h.Terraform) -> Callable[[str], h.TfRoot]:
+    """Return a function that runs ``terraform init`` once per committed root."""
 
-    def _init(rel: str) -> Path:
-        path = staged / rel
-        if path not in done:
-            tf.run(path, "init", "-no-color", "-backend=false")
-            done.add(path)
-        return path
+    def _init(rel: str) -> h.TfRoot:
+        return tf.root(rel).init()
 
     return _init
 
@@ -80,11 +78,11 @@ def moto_server() -> Iterator[h.MotoServer]:
 
 @pytest.fixture(scope="session")
 def deployments(
-    tf: h.Terraform, init_root: Callable[[str], Path], moto_server: h.MotoServer
+    init_root: Callable[[str], h.TfRoot], moto_server: h.MotoServer, lambda_zips: Path
 ) -> Iterator[dict[str, em.Deployed]]:
     """The dev and qa roots applied at the same time to one moto_server; destroyed at the end
     (a failed destroy fails the session's teardown)."""
-    with em.deploy_concurrently(("dev", "qa"), tf, init_root, moto_server) as deps:
+    with em.deploy_concurrently(("dev", "qa"), init_root, moto_server, lambda_zips) as deps:
         yield deps
 
 

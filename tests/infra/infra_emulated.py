@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ SEED_KEYS = [
     "models/xgb/SPY/model_3-outer_x_inner_0.onnx",
 ]
 BUCKETS = {"dev": "algo-model-deploy-dev", "qa": "algo-model-deploy"}
-# Which module's zip each Lambda runs (the staged zip Terraform uploaded).
+# Which module's zip each Lambda runs (built by `algostack lambdas package`, uploaded by Terraform).
 LAMBDA_MODULES = {
     "AlpacaWebsocketLambda": "alpaca_websocket",
     "TradingServerLambda": "trading_server",
@@ -54,22 +55,25 @@ def client(server: h.MotoServer, service: str, **kwargs: Any) -> Any:
 
 @dataclass
 class Deployed:
-    """One root applied to the emulator, with its Terraform outputs."""
+    """One committed root applied to the emulator, with its Terraform outputs."""
 
     env: str
-    root: Path
+    root: h.TfRoot
     server: h.MotoServer
-    tf: h.Terraform
+    zips: Path
     outputs: dict[str, Any] = field(default_factory=dict)
     apply_seconds: float = 0.0
 
-    def args(self) -> list[str]:
-        """The variables of every plan/apply/destroy of this root."""
+    def args(self, zips: Path | None = None) -> list[str]:
+        """The variables of every plan/apply/destroy of this root (``zips``: another build
+        directory of the Lambda packages)."""
         # moto implements neither MonitorInstances nor Lambda DeadLetterConfig: both are
         # switched off here and asserted statically in test_infra_static.py.
         return [
             "-no-color",
             "-var-file=terraform.tfvars",
+            "-var",
+            f"lambda_build_dir={zips or self.zips}",
             "-var",
             f"aws_endpoint_url={self.server.url}",
             "-var",
@@ -84,20 +88,24 @@ class Deployed:
         """A boto3 client on the emulator this root was applied to."""
         return client(self.server, service, **kwargs)
 
+    def plan(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """``terraform plan -detailed-exitcode`` of this root (0 no changes, 2 changes)."""
+        return self.root.stateful("plan", "-detailed-exitcode", *self.args(), *extra, check=False)
+
     def apply(self) -> None:
         """``terraform apply`` then read the outputs (run in a worker thread)."""
         start = time.monotonic()
-        proc = self.tf.run(self.root, "apply", "-auto-approve", *self.args())
-        (self.root / "apply.log").write_text(proc.stdout)
-        out = self.tf.run(self.root, "output", "-json", "-no-color")
+        proc = self.root.stateful("apply", "-auto-approve", *self.args())
+        (self.root.work / "apply.log").write_text(proc.stdout)
+        out = self.root.stateful("output", "-json", "-no-color")
         self.outputs = {k: v["value"] for k, v in json.loads(out.stdout).items()}
         self.apply_seconds = time.monotonic() - start
 
     def destroy(self) -> None:
         """``terraform destroy``; raise with terraform's output when it fails."""
         # State is current (nothing else changes these resources): skip the refresh.
-        proc = self.tf.run(self.root, "destroy", "-auto-approve", "-refresh=false", *self.args())
-        (self.root / "destroy.log").write_text(proc.stdout)
+        proc = self.root.stateful("destroy", "-auto-approve", "-refresh=false", *self.args())
+        (self.root.work / "destroy.log").write_text(proc.stdout)
         left = live_instances(self)
         functions = self.client("lambda").list_functions()["Functions"]
         left_fn = [f["FunctionName"] for f in functions if f["FunctionName"].endswith(self.env)]
@@ -115,7 +123,10 @@ def seed_bucket(server: h.MotoServer, env: str) -> None:
 
 @contextmanager
 def deploy_concurrently(
-    envs: tuple[str, ...], tf: h.Terraform, init_root: Callable[[str], Path], server: h.MotoServer
+    envs: tuple[str, ...],
+    init_root: Callable[[str], h.TfRoot],
+    server: h.MotoServer,
+    zips: Path,
 ) -> Iterator[dict[str, Deployed]]:
     """Apply every root in ``envs`` at the same time against ``server``; destroy them after.
 
@@ -126,7 +137,7 @@ def deploy_concurrently(
     deps: dict[str, Deployed] = {}
     for env in envs:
         seed_bucket(server, env)
-        deps[env] = Deployed(env, init_root(f"environments/{env}"), server, tf)
+        deps[env] = Deployed(env, init_root(f"environments/{env}"), server, zips)
     with ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix="tf-apply") as pool:
         futures = {env: pool.submit(dep.apply) for env, dep in deps.items()}
         errors = [f.exception() for f in futures.values()]
@@ -172,15 +183,13 @@ def user_data(dep: Deployed, instance_id: str) -> dict[str, str]:
     return {k: v for k, v in pairs if k.isidentifier()}
 
 
-def lambda_task_root(
-    dep: Deployed, function: str, staged: Path, dest: Path, module: str | None = None
-) -> Path:
+def lambda_task_root(dep: Deployed, function: str, dest: Path, module: str | None = None) -> Path:
     """Unpack the zip the deployed Lambda ``function`` runs into ``dest``: its
-    ``$LAMBDA_TASK_ROOT``. The staged zip of ``module`` (default: the function's own) must be
+    ``$LAMBDA_TASK_ROOT``. The built zip of ``module`` (default: the function's own) must be
     byte-for-byte what Terraform uploaded, else ``AssertionError``."""
     conf = dep.client("lambda").get_function_configuration(FunctionName=function)
     module = module or LAMBDA_MODULES[function.rsplit("_", 1)[0]]
-    zip_path = staged / "modules" / module / ".build" / "lambda.zip"
+    zip_path = dep.zips / f"{module}.zip"
     digest = base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
     if conf["CodeSha256"] != digest:
         raise AssertionError(f"{function} does not run {zip_path} ({conf['CodeSha256']})")

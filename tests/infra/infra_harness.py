@@ -1,19 +1,20 @@
-"""Helpers for the infra tests: find the toolchain, stage infra/ with a Python-built Lambda zip,
-run terraform and moto_server. Nothing here talks to anything but loopback.
+"""Helpers for the infra tests: find the toolchain, build the Lambda zips with the project's own
+command, run terraform on the committed roots and moto_server. Terraform's working data
+(TF_DATA_DIR) and state live in temporary directories; nothing under infra/ is copied or
+edited, and only gitignored files (.terraform.lock.hcl) are written there. Nothing here talks
+to anything but loopback.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 SRC = REPO / "src"
 MODULES = ("alpaca_websocket", "trading_server", "trading_server_shutdown")
+# Internal modules (called by the ones above, never by an environment root).
+INTERNAL_MODULES = ("controller_lambda",)
 ENVIRONMENTS = ("dev", "qa", "prod")
 MIRROR_CANDIDATES = (
     "/opt/tf-plugins",
@@ -36,8 +39,6 @@ AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
 HCL_OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True
 )
-# Fixed timestamp so the same files always give the same zip (and the same hash).
-_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
 def load_hcl(path: Path) -> dict[str, Any]:
@@ -101,67 +102,29 @@ def write_cli_config(path: Path, mirror: Path, cache_dir: Path) -> Path:
     return path
 
 
-# --- Lambda packaging (the Python twin of infra/modules/*/package.tf) ----------------------
+# --- Lambda packaging: the project's one command ------------------------------------------
 
 
-def package_spec(module_dir: Path) -> tuple[list[str], str]:
-    """Read the file set declared in a module's package.tf: (fixed core files, control glob)."""
-    doc = load_hcl(module_dir / "package.tf")
-    for block in doc.get("locals", []):
-        if "lambda_core_files" in block:
-            return list(block["lambda_core_files"]), str(block["lambda_control_glob"])
-    raise AssertionError(f"{module_dir}/package.tf declares no lambda_core_files")
+def find_algostack() -> Path:
+    """The ``algostack`` console script of this virtualenv."""
+    path = Path(sys.executable).parent / "algostack"
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run `make venv`")
+    return path
 
 
-def lambda_file_set(module_dir: Path, src_root: Path = SRC) -> dict[str, Path]:
-    """The zip entries of a module's Lambda: name in the zip -> file on disk."""
-    core, control_glob = package_spec(module_dir)
-    files = {name: src_root / name for name in core}
-    for path in sorted(src_root.glob(control_glob)):
-        files[path.relative_to(src_root).as_posix()] = path
-    run_sh = module_dir / "run.sh"
-    if run_sh.exists():
-        files["run.sh"] = run_sh
-    return files
-
-
-def build_zip(files: dict[str, Path], out: Path) -> str:
-    """Write a deterministic zip of ``files``; return its base64 SHA-256 (source_code_hash)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, files[name].read_bytes())
-    return base64.b64encode(hashlib.sha256(out.read_bytes()).digest()).decode()
-
-
-def stage_infra(dest: Path) -> Path:
-    """Copy infra/ to ``dest`` and swap every module's package.tf for a prebuilt zip.
-
-    Returns the staged infra directory. The copy is what terraform runs on, so nothing is
-    ever written into the tracked tree.
-    """
-    staged = dest / "infra"
-    shutil.copytree(
-        INFRA,
-        staged,
-        ignore=shutil.ignore_patterns(".terraform", ".build", "*.tfstate*", ".terraform.lock.hcl"),
+def build_lambdas(out: Path) -> dict[str, dict[str, Any]]:
+    """Run ``algostack lambdas package --out <out> --json``; return module -> its report."""
+    proc = subprocess.run(
+        [str(find_algostack()), "lambdas", "package", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    for module in MODULES:
-        mdir = staged / "modules" / module
-        files = lambda_file_set(INFRA / "modules" / module)
-        zip_path = mdir / ".build" / "lambda.zip"
-        digest = build_zip(files, zip_path)
-        (mdir / "package.tf").write_text(
-            "# Staged by tests/infra: a zip Python built from the same file set as package.tf.\n"
-            "locals {\n"
-            f'  lambda_zip_path = "{zip_path}"\n'
-            f'  lambda_zip_hash = "{digest}"\n'
-            "}\n"
-        )
-    return staged
+    if proc.returncode != 0:
+        raise AssertionError(f"algostack lambdas package failed:\n{proc.stdout}\n{proc.stderr}")
+    return {p["module"]: p for p in json.loads(proc.stdout)}
 
 
 # --- Running terraform and moto_server ----------------------------------------------------
@@ -173,9 +136,18 @@ class Terraform:
 
     binary: str
     cli_config: Path
-    endpoint: str | None = None
+    work: Path
+    roots: dict[str, TfRoot] = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
+    def root(self, rel: str) -> TfRoot:
+        """The committed directory ``infra/<rel>`` with its own temporary data dir and state."""
+        if rel not in self.roots:
+            work = self.work / rel.replace("/", "__")
+            work.mkdir(parents=True, exist_ok=True)
+            self.roots[rel] = TfRoot(self, INFRA / rel, work)
+        return self.roots[rel]
+
+    def env(self, data_dir: Path | None = None) -> dict[str, str]:
         """Environment of every terraform run (no real credentials, ever)."""
         env = {
             k: v
@@ -193,16 +165,23 @@ class Terraform:
             AWS_DEFAULT_REGION="us-east-1",
             AWS_EC2_METADATA_DISABLED="true",
         )
+        if data_dir is not None:
+            env["TF_DATA_DIR"] = str(data_dir)
         return env
 
     def run(
-        self, cwd: Path, *args: str, check: bool = True, timeout: float = 600
+        self,
+        cwd: Path,
+        *args: str,
+        data_dir: Path | None = None,
+        check: bool = True,
+        timeout: float = 600,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``terraform <args>`` in ``cwd``; on failure raise with the output if ``check``."""
         proc = subprocess.run(
             [self.binary, *args],
             cwd=cwd,
-            env=self.env(),
+            env=self.env(data_dir),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -214,6 +193,44 @@ class Terraform:
                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
         return proc
+
+
+@dataclass
+class TfRoot:
+    """A committed Terraform root run in place: ``.terraform`` in ``work`` (TF_DATA_DIR), the
+    state in ``work/terraform.tfstate`` (``-state``), so runs never write into the tree but
+    the provider lock file, which is gitignored."""
+
+    tf: Terraform
+    path: Path
+    work: Path
+    initialised: bool = False
+
+    @property
+    def state(self) -> Path:
+        """The local state file of this root."""
+        return self.work / "terraform.tfstate"
+
+    def init(self) -> TfRoot:
+        """``terraform init -backend=false`` once."""
+        if not self.initialised:
+            self.run("init", "-no-color", "-backend=false")
+            self.initialised = True
+        return self
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run terraform in the committed directory with this root's data dir."""
+        return self.tf.run(
+            self.path, *args, data_dir=self.work / ".terraform", check=check, timeout=timeout
+        )
+
+    def stateful(
+        self, command: str, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """``plan``/``apply``/``destroy``/``output`` against this root's own state file."""
+        return self.run(command, f"-state={self.state}", *args, check=check, timeout=timeout)
 
 
 class MotoServer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,8 +48,15 @@ MATRIX: dict[str, dict[str, Any]] = {
 }
 
 
+# Terraform lists models/ level by level (delimiter "/"): keys deeper than a symbol folder, such
+# as a trader's live outputs, are never listed, so they can neither be deployed nor crowd out
+# artifacts. Both parsers see this list.
+LISTED_KEYS = [k for k in SEED_KEYS if k.count("/") <= 3]
+
+
 def test_qa_terraform_and_python_parse_the_same_keys(qa: Deployed) -> None:
-    models, ignored = group_models(SEED_KEYS)
+    assert "models/xgb/SPY/model_7/live/2024-01-02/live_trader.log" not in LISTED_KEYS
+    models, ignored = group_models(LISTED_KEYS)
     expected = {
         m.prefix: {
             "model_type": m.model_type,
@@ -86,6 +94,7 @@ def test_instances_tags_imdsv2_encryption_and_user_data_follow_the_matrix(
         "ModelNumber": "7",
     }.items():
         assert trader["TagMap"][key] == value, key
+    assert trader["TagMap"]["Broker"] == "alpaca"
     assert insts[f"alpaca-websocket-ingest-{env}"]["TagMap"]["Role"] == "ingest"
     ec2 = dep.client("ec2")
     key_id = dep.client("kms").describe_key(KeyId=f"alias/algostack-{env}")["KeyMetadata"]["KeyId"]
@@ -101,9 +110,20 @@ def test_instances_tags_imdsv2_encryption_and_user_data_follow_the_matrix(
         assert config["environment"] == env, name
         assert config["bucket"] == want["bucket"], name
         assert config["git_branch"] == want["branch"], name
+        assert config["git_repository"] == (
+            "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
+        )
     trader_config = user_data(dep, trader["InstanceId"])
     assert trader_config["model_prefix"] == "models/xgb/SPY/model_7"
     assert trader_config["model_number"] == "7"
+    assert trader_config["broker"] == "alpaca"
+    assert trader_config["alpaca_live"] == "false"
+    assert trader_config["nats_secret"] == f"algostack/{env}/nats/trader"
+    ingest_config = user_data(dep, insts[f"alpaca-websocket-ingest-{env}"]["InstanceId"])
+    for role in ("ingest", "trader", "dashboard"):
+        assert ingest_config[f"nats_secret_{role}"] == f"algostack/{env}/nats/{role}"
+    assert ingest_config["dashboard_host"] == "127.0.0.1"  # no dashboard_ingress_cidrs
+    assert "dashboard_secret" not in ingest_config
 
 
 @pytest.mark.parametrize("env", ["dev", "qa"])
@@ -152,7 +172,10 @@ def test_qa_lambdas_chain_and_schedules(qa: Deployed) -> None:
         assert conf["Handler"] == handler
         assert conf["Timeout"] == timeout
         assert conf["Environment"]["Variables"]["ALGOSTACK_ENV"] == "qa"
-        assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
+        # No reservation by default: accounts with a concurrency quota of 10 refuse any.
+        reserved = lam.get_function_concurrency(FunctionName=name)
+        assert reserved.get("ReservedConcurrentExecutions") is None, name
+        assert conf["Runtime"] == "python3.12"
     chain = lam.get_function_event_invoke_config(FunctionName="AlpacaWebsocketLambda_qa")
     dest = chain["DestinationConfig"]
     assert dest["OnSuccess"]["Destination"].endswith(":function:TradingServerLambda_qa")
@@ -174,36 +197,90 @@ def test_qa_lambdas_chain_and_schedules(qa: Deployed) -> None:
     assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == ["TradingServerShutdownLambda_qa"]
 
 
-def test_qa_iam_policies_are_scoped(qa: Deployed) -> None:
+def _inline_policy(dep: Deployed, role: str) -> dict[str, Any]:
+    doc = dep.client("iam").get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+    return {s["Sid"]: s for s in doc["Statement"]}
+
+
+def test_qa_controller_policies_are_scoped_and_only_shutdown_stops(qa: Deployed) -> None:
+    for component in ("alpaca_websocket", "trading_server"):
+        stmts = _inline_policy(qa, f"{component}_lambda_qa")
+        start = stmts["StartOwnInstances"]
+        assert start["Action"] == "ec2:StartInstances"
+        assert start["Condition"]["StringEquals"]["aws:ResourceTag/Environment"] == "qa"
+        assert start["Condition"]["StringEquals"]["aws:ResourceTag/Project"] == "algostack"
+        assert (
+            stmts["GrantForEncryptedVolumes"]["Condition"]["Bool"]["kms:GrantIsForAWSResource"]
+            == "true"
+        )
+        assert stmts["RunRecords"]["Resource"].endswith(":parameter/algostack/qa/*")
+        assert "ec2:StopInstances" not in json.dumps(stmts), component
+        wildcard = [sid for sid, s in stmts.items() if s["Resource"] == "*"]
+        assert sorted(wildcard) == ["Describe", "ReadCommands", "Tracing"]
+    shutdown = json.dumps(_inline_policy(qa, "trading_server_shutdown_lambda_qa"))
+    assert "ec2:StartInstances" not in shutdown
+    assert "kms:CreateGrant" not in shutdown
+    assert "ec2:StopInstances" in shutdown
+
+
+def _profile_role(dep: Deployed, instance: dict[str, Any]) -> str:
+    profile = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+    roles = dep.client("iam").get_instance_profile(InstanceProfileName=profile)
+    return str(roles["InstanceProfile"]["Roles"][0]["RoleName"])
+
+
+def test_qa_each_trader_has_its_own_role_writing_only_its_live_prefix(qa: Deployed) -> None:
     iam = qa.client("iam")
-    doc = iam.get_role_policy(
-        RoleName="trading_server_lambda_qa", PolicyName="trading_server_lambda_qa"
-    )["PolicyDocument"]
-    stmts = {s["Sid"]: s for s in doc["Statement"]}
-    start = stmts["StartStopOwnInstances"]
-    assert start["Condition"]["StringEquals"]["aws:ResourceTag/Environment"] == "qa"
-    assert start["Condition"]["StringEquals"]["aws:ResourceTag/Project"] == "algostack"
-    assert (
-        stmts["GrantForEncryptedVolumes"]["Condition"]["Bool"]["kms:GrantIsForAWSResource"]
-        == "true"
-    )
-    assert stmts["RunRecords"]["Resource"].endswith(":parameter/algostack/qa/*")
-    wildcard = [s["Sid"] for s in doc["Statement"] if s["Resource"] == "*"]
-    assert sorted(wildcard) == ["Describe", "ReadCommands", "Tracing"]
-    shutdown = iam.get_role_policy(
-        RoleName="trading_server_shutdown_lambda_qa", PolicyName="trading_server_shutdown_lambda_qa"
-    )
-    actions = json.dumps(shutdown["PolicyDocument"])
-    assert "ec2:StartInstances" not in actions
-    assert "ec2:StopInstances" in actions
-    for role in ("alpaca_websocket_instance_qa", "trading_server_instance_qa"):
+    insts = live_instances(qa)
+    bucket = "arn:aws:s3:::" + BUCKETS["qa"]
+    seen = set()
+    for prefix, info in qa.outputs["instance_info"].items():
+        role = _profile_role(qa, insts[info["name"]])
+        assert role == info["role"]
+        assert role.startswith("trading_server_instance_") and role.endswith("_qa")
+        assert len(role) <= 64
+        seen.add(role)
+        stmts = _inline_policy(qa, role)
+        assert stmts["WriteOwnLiveOutputs"]["Resource"] == f"{bucket}/{prefix}/live/*"
+        assert stmts["WriteOwnLiveOutputs"]["Action"] == "s3:PutObject"
+        puts = [s for s in stmts.values() if "s3:PutObject" in json.dumps(s["Action"])]
+        assert [s["Sid"] for s in puts] == ["WriteOwnLiveOutputs"]
+        assert sorted(stmts["ReadOwnModel"]["Resource"]) == sorted(
+            [f"{bucket}/{prefix}-outer_*", f"{bucket}/{prefix}/*"]
+        )
+        listing = stmts["ListOwnModel"]["Condition"]["StringLike"]["s3:prefix"]
+        assert sorted(listing) == sorted([prefix, f"{prefix}-outer_*", f"{prefix}/*"])
+        secrets = json.dumps(stmts["ReadSecrets"]["Resource"])
+        assert ":secret:alpaca/qa-" in secrets and ":secret:github/ssh-key-" in secrets
+        assert ":secret:algostack/qa/nats/trader-" in secrets
+        assert "nats/ingest" not in secrets and "nats/dashboard" not in secrets
         attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    assert len(seen) == len(qa.outputs["instance_info"])
+    ingest_role = _profile_role(qa, insts["alpaca-websocket-ingest-qa"])
+    assert ingest_role == "alpaca_websocket_instance_qa"
+    ingest_secrets = json.dumps(_inline_policy(qa, ingest_role)["ReadSecrets"]["Resource"])
+    for role in ("ingest", "trader", "dashboard"):
+        assert f"algostack/qa/nats/{role}" in ingest_secrets
+    attached = iam.list_attached_role_policies(RoleName=ingest_role)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+
+
+def test_qa_nats_secrets_one_per_role(qa: Deployed) -> None:
+    sm = qa.client("secretsmanager")
+    for role in ("ingest", "trader", "dashboard"):
+        secret = sm.get_secret_value(SecretId=f"algostack/qa/nats/{role}")
+        value = json.loads(secret["SecretString"])
+        assert value["user"] == role
+        assert len(value["password"]) == 32
+    names = {s["Name"] for s in sm.list_secrets()["SecretList"]}
+    assert "algostack/qa/nats" not in names
+    assert "algostack/qa/dashboard" not in names  # only with dashboard_ingress_cidrs
 
 
 def test_replan_of_dev_and_qa_shows_no_changes(deployments: dict[str, Deployed]) -> None:
     def plan(dep: Deployed) -> subprocess.CompletedProcess[str]:
-        return dep.tf.run(dep.root, "plan", "-detailed-exitcode", *dep.args(), check=False)
+        return dep.plan()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         procs = dict(zip(deployments, pool.map(plan, deployments.values()), strict=True))
@@ -217,9 +294,83 @@ def test_qa_new_model_key_plans_exactly_one_instance(qa: Deployed) -> None:
     key = "models/xgb/QQQ/model_9-outer_0_inner_0.onnx"
     s3.put_object(Bucket=BUCKETS["qa"], Key=key, Body=b"x")
     try:
-        proc = qa.tf.run(qa.root, "plan", "-detailed-exitcode", *qa.args(), check=False)
+        proc = qa.plan()
     finally:
         s3.delete_object(Bucket=BUCKETS["qa"], Key=key)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert 'aws_instance.trader["models/xgb/QQQ/model_9"] will be created' in proc.stdout
-    assert "Plan: 1 to add, 0 to change, 0 to destroy." in proc.stdout
+    for address in (
+        "aws_instance.trader",
+        "aws_iam_role.trader",
+        "aws_iam_role_policy.trader",
+        "aws_iam_role_policy_attachment.trader_ssm_core",
+        "aws_iam_instance_profile.trader",
+    ):
+        assert f'{address}["models/xgb/QQQ/model_9"] will be created' in proc.stdout, address
+    assert "Plan: 5 to add, 0 to change, 0 to destroy." in proc.stdout
+
+
+def _fullest_folder(keys: list[str]) -> int:
+    """Entries (keys plus subfolders) of the fullest folder a delimiter listing returns."""
+    entries: dict[str, set[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth]) + "/"
+            child = "/".join(parts[: depth + 1]) + ("/" if depth + 1 < len(parts) else "")
+            entries.setdefault(folder, set()).add(child)
+    return max(len(v) for v in entries.values())
+
+
+def test_qa_live_outputs_are_never_listed_so_they_cannot_crowd_out_models(qa: Deployed) -> None:
+    s3 = qa.client("s3")
+    keys = [
+        f"models/xgb/SPY/model_7/live/2024-02-{d:02d}/{name}"
+        for d in range(1, 29)
+        for name in ("live_trader.log", "trades.csv")
+    ]
+    for key in keys:
+        s3.put_object(Bucket=BUCKETS["qa"], Key=key, Body=b"x")
+    try:
+        # Every listing may hold exactly what the fullest folder holds: the live outputs would
+        # crowd out artifacts at once if they counted.
+        proc = qa.plan("-var", f"max_model_keys={_fullest_folder(SEED_KEYS)}", "-refresh=false")
+    finally:
+        s3.delete_objects(Bucket=BUCKETS["qa"], Delete={"Objects": [{"Key": k} for k in keys]})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "No changes." in proc.stdout
+
+
+def test_plan_without_the_lambda_packages_names_the_file_and_the_command(
+    qa: Deployed, tmp_path: Path
+) -> None:
+    proc = qa.root.stateful("plan", "-refresh=false", *qa.args(zips=tmp_path), check=False)
+    assert proc.returncode == 1
+    err = " ".join(proc.stderr.split())
+    assert f"Lambda package {tmp_path}/alpaca_websocket.zip is missing" in err
+    assert "make lambdas" in err
+
+
+def test_qa_remote_dashboard_adds_its_secret_and_rewrites_the_ingest_user_data(
+    qa: Deployed,
+) -> None:
+    proc = qa.plan("-refresh=false", "-var", 'dashboard_ingress_cidrs=["10.20.0.0/16"]')
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for address in (
+        "module.alpaca_websocket.aws_secretsmanager_secret.dashboard[0] will be created",
+        "module.alpaca_websocket.aws_secretsmanager_secret_version.dashboard[0] will be created",
+        "module.alpaca_websocket.aws_security_group_rule.dashboard[0] will be created",
+        "module.alpaca_websocket.aws_instance.ingest will be updated in-place",
+    ):
+        assert address in out, address
+    assert '"algostack/qa/dashboard"' in out
+    assert "must be replaced" not in out
+
+
+def test_qa_live_trading_needs_the_alpaca_broker(qa: Deployed) -> None:
+    proc = qa.plan("-refresh=false", "-var", "broker=sim", "-var", "alpaca_live=true")
+    assert proc.returncode == 1
+    assert 'alpaca_live = true needs broker = "alpaca"' in " ".join(proc.stderr.split())
+    proc = qa.plan("-refresh=false", "-var", "broker=paper")
+    assert proc.returncode == 1
+    assert "broker must be alpaca or sim" in " ".join(proc.stderr.split())

@@ -85,13 +85,13 @@ class Control:
 @pytest.fixture
 def control(
     qa: Deployed,
-    staged: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Control:
     """Controllers wired exactly as the qa Lambdas: Terraform's environment variables, the
-    deployed zip as $LAMBDA_TASK_ROOT, clients from ``Clients.from_boto3`` (the Lambda's own
-    construction) pointed at the emulator with one attempt per call."""
+    deployed zip (built by `algostack lambdas package`) as $LAMBDA_TASK_ROOT, clients from
+    ``Clients.from_boto3`` (the Lambda's own construction) pointed at the emulator with one
+    attempt per call."""
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_RETRY_MODE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", qa.server.url)
@@ -112,7 +112,7 @@ def control(
         ("trading", "TradingServerLambda_qa"),
         ("shutdown", "TradingServerShutdownLambda_qa"),
     ):
-        root = lambda_task_root(qa, function, staged, tmp_path / function)
+        root = lambda_task_root(qa, function, tmp_path / function)
         env = {**lambda_environment(qa, function), "LAMBDA_TASK_ROOT": str(root)}
         configs[component] = ControlConfig.from_env(env)
         if (root / "run.sh").exists():
@@ -183,10 +183,10 @@ def test_qa_lambda_environment_is_exactly_what_the_controllers_read(
 
 
 def test_lambda_zip_check_rejects_a_zip_the_lambda_does_not_run(
-    qa: Deployed, staged: Path, tmp_path: Path
+    qa: Deployed, tmp_path: Path
 ) -> None:
     with pytest.raises(AssertionError, match="AlpacaWebsocketLambda_qa does not run"):
-        lambda_task_root(qa, "AlpacaWebsocketLambda_qa", staged, tmp_path, "trading_server")
+        lambda_task_root(qa, "AlpacaWebsocketLambda_qa", tmp_path, "trading_server")
     assert not any(tmp_path.iterdir())
 
 

@@ -49,21 +49,15 @@ def test_terraform_fmt_check_recursive_is_clean(terraform_bin: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("module", h.MODULES)
+@pytest.mark.parametrize("module", (*h.MODULES, *h.INTERNAL_MODULES))
 def test_module_has_house_file_set_and_typed_described_variables(module: str) -> None:
     mdir = MODULES / module
-    for name in (
-        "main.tf",
-        "variables.tf",
-        "outputs.tf",
-        "versions.tf",
-        "iam.tf",
-        "lambda.tf",
-        "event_bridge.tf",
-        "package.tf",
-        "README.md",
-    ):
+    house = ["main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"]
+    if module in h.MODULES:
+        house += ["lambda.tf", "event_bridge.tf"]
+    for name in house:
         assert (mdir / name).exists(), f"{module}/{name} missing"
+    assert not (mdir / "package.tf").exists(), "packaging is `algostack lambdas package`"
     for name, body in _blocks(mdir / "variables.tf", "variable").items():
         assert body.get("type"), f"{module}: variable {name} has no type"
         assert body.get("description"), f"{module}: variable {name} has no description"
@@ -106,12 +100,31 @@ def test_names_follow_the_spec_naming_reference() -> None:
     )
 
 
+def _lambda_call(module: str) -> dict[str, Any]:
+    """The ``module "lambda"`` block (the controller_lambda call) of a controller module."""
+    calls = _blocks(MODULES / module / "lambda.tf", "module")
+    assert set(calls) == {"lambda"}, module
+    call = calls["lambda"]
+    assert call["source"] == "../controller_lambda"
+    return call
+
+
 @pytest.mark.parametrize("module", h.MODULES)
 def test_iam_role_names_follow_component_resource_environment(module: str) -> None:
     roles = {k: v for k, v in _module_resources(module).items() if k.startswith("aws_iam_role.")}
-    assert roles
     for key, body in roles.items():
-        assert re.fullmatch(rf"{module}_[a-z_]+_\$\{{var\.environment\}}", body["name"]), key
+        name = body["name"]
+        if key == "aws_iam_role.trader":  # one role per trading host
+            trader_locals = h.load_hcl(MODULES / module / "main.tf")["locals"][0]
+            fmt = re.sub(r"\s", "", trader_locals["trader_role_names"])
+            assert '=>format("trading_server_instance_%s_%s_%s",' in fmt
+            assert fmt.endswith(",var.environment)}}")
+            continue
+        assert re.fullmatch(rf"{module}_[a-z_]+_\$\{{var\.environment\}}", name), key
+    # The controller's role: <component>_lambda_<environment>, made by controller_lambda.
+    assert _lambda_call(module)["component"] == module
+    sub = h.load_hcl(MODULES / "controller_lambda" / "main.tf")["locals"][0]
+    assert sub["role_name"] == "${var.component}_lambda_${var.environment}"
 
 
 def test_schedules_have_the_spec_defaults_and_time_zones() -> None:
@@ -128,26 +141,52 @@ def test_schedules_have_the_spec_defaults_and_time_zones() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "resource", "handler", "timeout"),
+    ("module", "handler", "timeout", "action"),
     [
-        ("alpaca_websocket", "controller", "algostack.control.handlers.ingest_handler", 900),
-        ("trading_server", "controller", "algostack.control.handlers.trading_handler", 900),
-        ("trading_server_shutdown", "shutdown", "algostack.control.handlers.shutdown_handler", 300),
+        ("alpaca_websocket", "algostack.control.handlers.ingest_handler", 900, "start"),
+        ("trading_server", "algostack.control.handlers.trading_handler", 900, "start"),
+        ("trading_server_shutdown", "algostack.control.handlers.shutdown_handler", 300, "stop"),
     ],
 )
-def test_lambda_contract_handler_timeout_concurrency(
-    module: str, resource: str, handler: str, timeout: int
+def test_lambda_contract_handler_timeout_and_least_privilege(
+    module: str, handler: str, timeout: int, action: str
 ) -> None:
-    fn = _module_resources(module)[f"aws_lambda_function.{resource}"]
-    assert fn["handler"] == handler
-    assert fn["timeout"] == timeout
-    assert fn["reserved_concurrent_executions"] == 1
-    assert fn["tracing_config"][0]["mode"] == "Active"
-    assert "dead_letter_config" in str(fn.get("dynamic", ""))
-    runtime = _blocks(MODULES / module / "variables.tf", "variable")["lambda_runtime"]
-    assert runtime["default"] in ("python3.11", "python3.12")
+    call = _lambda_call(module)
+    assert call["handler"] == handler
+    assert call["timeout"] == timeout
+    # Only the shutdown controller stops instances; the other two only start them.
+    assert call["instance_action"] == action
+    assert call["function_name"] == "${local.lambda_name}"
+    assert call["settings"] == "${var.lambda}"
     mod_name, func = handler.rsplit(".", 1)
     assert callable(getattr(importlib.import_module(mod_name), func, None)), handler
+    from algostack.control.package import MODULES as PACKAGED
+
+    assert module in PACKAGED
+    assert PACKAGED[module] == (MODULES / module / "run.sh").exists()
+
+
+def test_controller_lambda_defaults_runtime_concurrency_tracing_and_package_check() -> None:
+    sub = MODULES / "controller_lambda"
+    fn = _module_resources("controller_lambda")["aws_lambda_function.this"]
+    assert fn["reserved_concurrent_executions"] == "${var.settings.reserved_concurrent_executions}"
+    assert fn["runtime"] == "${var.settings.runtime}"
+    assert fn["tracing_config"][0]["mode"] == "Active"
+    assert "dead_letter_config" in str(fn.get("dynamic", ""))
+    settings = _blocks(sub / "variables.tf", "variable")["settings"]["type"]
+    compact = re.sub(r"\s", "", settings)
+    # Python 3.12+ runtimes run on Amazon Linux 2023 (3.11 is on Amazon Linux 2, past EOL);
+    # no reserved concurrency by default (a quota of 10 refuses any reservation).
+    assert 'runtime=optional(string,"python3.12")' in compact
+    assert "reserved_concurrent_executions=optional(number)," in compact
+    pre = fn["lifecycle"][0]["precondition"][0]
+    assert pre["condition"] == "${local.package_exists}"
+    assert "make lambdas" in pre["error_message"]
+    locals_ = h.load_hcl(sub / "main.tf")["locals"][0]
+    assert locals_["package_exists"] == "${fileexists(local.package_path)}"
+    # filebase64sha256 of a missing file must not fail before the precondition can speak.
+    assert locals_["package_hash"] == "${try(filebase64sha256(local.package_path), null)}"
+    assert locals_["package_path"] == "${local.build_dir}/${var.component}.zip"
 
 
 def test_hardening_imdsv2_encryption_and_no_world_dashboard() -> None:
@@ -158,6 +197,10 @@ def test_hardening_imdsv2_encryption_and_no_world_dashboard() -> None:
         assert root["encrypted"] is True
         assert root["volume_size"]
         assert "key_name" not in inst  # no SSH key: SSM only
+        # A newer AMI never replaces a host; setting ami_id does (terraform_data.ami).
+        lifecycle = inst["lifecycle"][0]
+        assert lifecycle["ignore_changes"] == ["ami"]
+        assert lifecycle["replace_triggered_by"] == ["${terraform_data.ami}"]
     dash = _blocks(MODULES / "alpaca_websocket" / "variables.tf", "variable")
     assert dash["dashboard_ingress_cidrs"]["default"] == []
     nats = _module_resources("alpaca_websocket")["aws_security_group_rule.nats"]
@@ -195,6 +238,13 @@ def test_environment_matrix_matches_the_spec(
     if env == "dev":
         assert values["ingest_instance_type"] == values["trader_instance_type"] == "t2.small"
     assert (ENVS / env / "backend.tf.example").exists()
+    assert values["broker"] == "alpaca"
+    assert values["alpaca_live"] is False
+    assert values["git_repository"] == (
+        "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
+    )
+    assert values["lambda_reserved_concurrent_executions"] is None
+    assert values["lambda_build_dir"] is None
     pins = h.load_hcl(ENVS / env / "versions.tf")["terraform"][0]["required_providers"][0]
     assert pins["aws"]["version"] == "5.100.0"
 
@@ -213,43 +263,55 @@ def test_environment_roots_differ_only_in_values() -> None:
     assert len(shapes) == 1
 
 
-@pytest.mark.parametrize("module", h.MODULES)
-def test_package_tf_file_set_equals_python_zip_file_set(module: str) -> None:
-    """The staged zip (Python) and archive_file (Terraform) hold the same files."""
-    text = (MODULES / module / "package.tf").read_text()
-    core, control_glob = h.package_spec(MODULES / module)
-    assert core == [
-        "algostack/__init__.py",
-        "algostack/errors.py",
-        "algostack/core/__init__.py",
-        "algostack/core/naming.py",
-        "algostack/core/sessions.py",
-        "algostack/core/calendar_data.py",
-        "algostack/core/backoff.py",
-    ]
-    assert control_glob == "algostack/control/*.py"
-    assert "fileset(local.src_root, local.lambda_control_glob)" in text
-    assert 'fileexists("${path.module}/run.sh") ? { "run.sh" = "${path.module}/run.sh" }' in text
-    files = h.lambda_file_set(MODULES / module)
-    expected = set(core) | {
-        p.relative_to(h.SRC).as_posix() for p in (h.SRC / "algostack" / "control").glob("*.py")
+def test_trading_module_broker_defaults_to_alpaca_paper_and_tags_it() -> None:
+    ts_vars = _blocks(MODULES / "trading_server" / "variables.tf", "variable")
+    assert ts_vars["broker"]["default"] == "alpaca"
+    assert ts_vars["alpaca_live"]["default"] is False
+    trader = _module_resources("trading_server")["aws_instance.trader"]
+    assert "broker=${var.broker}" in trader["user_data"]
+    assert "alpaca_live=${var.alpaca_live}" in trader["user_data"]
+    assert "Broker=local.broker_tag" in re.sub(r"\s", "", trader["tags"])
+    locals_ = h.load_hcl(MODULES / "trading_server" / "main.tf")["locals"][0]
+    assert locals_["broker_tag"] == (
+        '${var.broker == "sim" ? "sim" : (var.alpaca_live ? "alpaca-live" : "alpaca")}'
+    )
+
+
+def test_ingest_user_data_writes_the_nats_users_and_the_dashboard_contract() -> None:
+    ingest = _module_resources("alpaca_websocket")["aws_instance.ingest"]
+    for line in (
+        "nats_secret=${local.nats_secret_names.ingest}",
+        "nats_secret_ingest=${local.nats_secret_names.ingest}",
+        "nats_secret_trader=${local.nats_secret_names.trader}",
+        "nats_secret_dashboard=${local.nats_secret_names.dashboard}",
+        "${local.dashboard_config}",
+    ):
+        assert line in ingest["user_data"], line
+    locals_ = h.load_hcl(MODULES / "alpaca_websocket" / "main.tf")["locals"][0]
+    assert locals_["remote_dashboard"] == "${length(var.dashboard_ingress_cidrs) > 0}"
+    assert locals_["dashboard_secret_name"] == "algostack/${var.environment}/dashboard"
+    config = re.sub(r"\s", "", locals_["dashboard_config"])
+    assert config == (
+        '${(local.remote_dashboard?"dashboard_host=0.0.0.0\\ndashboard_secret='
+        '${local.dashboard_secret_name}":"dashboard_host=127.0.0.1")}'
+    )
+
+
+def test_model_discovery_lists_level_by_level_so_live_outputs_cannot_crowd_it_out() -> None:
+    data = {}
+    for block in h.load_hcl(MODULES / "trading_server" / "main.tf").get("data", []):
+        for rtype, named in block.items():
+            for name, body in named.items():
+                data[f"{rtype}.{name}"] = body
+    listings = {k: v for k, v in data.items() if k.startswith("aws_s3_objects.")}
+    assert set(listings) == {
+        "aws_s3_objects.model_root",
+        "aws_s3_objects.model_types",
+        "aws_s3_objects.model_symbols",
     }
-    if (MODULES / module / "run.sh").exists():
-        expected.add("run.sh")
-    assert set(files) == expected
-    assert all(path.is_file() for path in files.values())
-
-
-def test_python_zip_is_deterministic_and_holds_exactly_the_file_set(tmp_path: Path) -> None:
-    import zipfile
-
-    files = h.lambda_file_set(MODULES / "trading_server")
-    first = h.build_zip(files, tmp_path / "a.zip")
-    second = h.build_zip(files, tmp_path / "b.zip")
-    assert first == second
-    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
-        assert sorted(zf.namelist()) == sorted(files)
-        assert zf.read("run.sh") == (MODULES / "trading_server" / "run.sh").read_bytes()
+    for body in listings.values():
+        assert body["delimiter"] == "/"
+    assert listings["aws_s3_objects.model_root"]["prefix"] == "models/"
 
 
 def _readme_table(readme: str, heading: str) -> set[str]:
@@ -257,7 +319,7 @@ def _readme_table(readme: str, heading: str) -> set[str]:
     return set(re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("module", h.MODULES)
+@pytest.mark.parametrize("module", (*h.MODULES, *h.INTERNAL_MODULES))
 def test_module_readme_tables_match_variables_and_outputs(module: str) -> None:
     mdir = MODULES / module
     readme = (mdir / "README.md").read_text()

@@ -6,3 +6,5 @@ ingest_instance_type = "t2.small"
 trader_instance_type = "t2.small"
 enable_eventbridge   = false
 enable_shutdown      = false
+broker               = "alpaca"
+alpaca_live          = false

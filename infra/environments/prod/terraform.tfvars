@@ -7,3 +7,5 @@ trader_instance_type   = "t3.small"
 enable_eventbridge     = true
 enable_shutdown        = true
 shutdown_schedule_mode = "rule"
+broker                 = "alpaca"
+alpaca_live            = false

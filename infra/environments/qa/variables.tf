@@ -23,9 +23,27 @@ variable "git_branch" {
 }
 
 variable "git_repository" {
-  description = "SSH URL of the project repository."
+  description = "SSH URL of the project repository (ssh.github.com:443: the hosts may reach port 443 only)."
   type        = string
-  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+  default     = "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
+}
+
+variable "broker" {
+  description = "Where traders send orders: alpaca (paper unless alpaca_live) or sim."
+  type        = string
+  default     = "alpaca"
+}
+
+variable "alpaca_live" {
+  description = "Trade the live Alpaca account (real money); only by this explicit opt-in."
+  type        = bool
+  default     = false
+}
+
+variable "max_model_keys" {
+  description = "Upper bound on the entries of each model discovery listing (live outputs never count)."
+  type        = number
+  default     = 10000
 }
 
 variable "ingest_instance_type" {
@@ -62,6 +80,18 @@ variable "lambda_dead_letter_queue" {
   description = "Attach the SQS dead-letter queues to the Lambdas (emulators without DeadLetterConfig turn it off)."
   type        = bool
   default     = true
+}
+
+variable "lambda_reserved_concurrent_executions" {
+  description = "Reserved concurrency of each controller Lambda; null reserves none (new accounts' quota of 10 refuses any reservation)."
+  type        = number
+  default     = null
+}
+
+variable "lambda_build_dir" {
+  description = "Directory of the controller zips built by `make lambdas`; null means infra/build."
+  type        = string
+  default     = null
 }
 
 variable "enable_eventbridge" {

@@ -25,11 +25,11 @@ data "aws_iam_policy_document" "scheduler" {
   count = var.enable_eventbridge ? 1 : 0
   statement {
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.controller.arn]
+    resources = [module.lambda.function_arn]
   }
   statement {
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
+    resources = [module.lambda.dead_letter_queue_arn]
   }
   statement {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -58,7 +58,7 @@ resource "aws_scheduler_schedule" "daily" {
   }
 
   target {
-    arn      = aws_lambda_function.controller.arn
+    arn      = module.lambda.function_arn
     role_arn = aws_iam_role.scheduler[0].arn
     input    = jsonencode({ source = "scheduler", schedule = "daily-start" })
 
@@ -68,7 +68,7 @@ resource "aws_scheduler_schedule" "daily" {
     }
 
     dead_letter_config {
-      arn = aws_sqs_queue.dlq.arn
+      arn = module.lambda.dead_letter_queue_arn
     }
   }
 }

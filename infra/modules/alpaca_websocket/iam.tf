@@ -44,7 +44,8 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
-# --- Ingest host role: SSM core, its secrets, the bucket, the symbols parameter.
+# --- Ingest host role: SSM core, its secrets (Alpaca, deploy key, the NATS users, the dashboard
+# password), the bucket, the symbols parameter.
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -70,11 +71,15 @@ data "aws_iam_policy_document" "ingest_instance" {
   statement {
     sid     = "ReadSecrets"
     actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [
-      "${local.secret_arn_prefix}:${local.alpaca_secret_name}-*",
-      "${local.secret_arn_prefix}:${var.github_secret_name}-*",
-      "${aws_secretsmanager_secret.nats.arn}",
-    ]
+    resources = concat(
+      [
+        "${local.secret_arn_prefix}:${local.alpaca_secret_name}-??????",
+        "${local.secret_arn_prefix}:${var.github_secret_name}-??????",
+      ],
+      # The NATS server needs every role's credentials; the dashboard its own password.
+      [for s in aws_secretsmanager_secret.nats : s.arn],
+      aws_secretsmanager_secret.dashboard[*].arn,
+    )
   }
 
   statement {
@@ -121,129 +126,4 @@ resource "aws_iam_instance_profile" "ingest" {
   name = "alpaca_websocket_instance_${var.environment}"
   role = aws_iam_role.ingest_instance.name
   tags = local.common_tags
-}
-
-# --- Controller Lambda role: exactly what the ingest controller needs (contract in DESIGN.md 3.6).
-data "aws_iam_policy_document" "lambda_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "lambda" {
-  name               = "alpaca_websocket_lambda_${var.environment}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = local.common_tags
-}
-
-data "aws_iam_policy_document" "lambda" {
-  statement {
-    sid       = "Describe"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "StartStopOwnInstances"
-    actions   = ["ec2:StartInstances", "ec2:StopInstances"]
-    resources = ["arn:${local.partition}:ec2:${var.aws_region}:${local.account_id}:instance/*"]
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/Environment"
-      values   = [var.environment]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/Project"
-      values   = ["algostack"]
-    }
-  }
-
-  statement {
-    sid       = "RunShellDocument"
-    actions   = ["ssm:SendCommand"]
-    resources = ["arn:${local.partition}:ssm:${var.aws_region}::document/AWS-RunShellScript"]
-  }
-
-  statement {
-    sid       = "RunOnOwnInstances"
-    actions   = ["ssm:SendCommand"]
-    resources = ["arn:${local.partition}:ec2:${var.aws_region}:${local.account_id}:instance/*"]
-    condition {
-      test     = "StringEquals"
-      variable = "ssm:resourceTag/Environment"
-      values   = [var.environment]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "ssm:resourceTag/Project"
-      values   = ["algostack"]
-    }
-  }
-
-  statement {
-    sid       = "ReadCommands"
-    actions   = ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:DescribeInstanceInformation"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "RunRecords"
-    actions   = ["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"]
-    resources = ["arn:${local.partition}:ssm:${var.aws_region}:${local.account_id}:parameter/algostack/${var.environment}/*"]
-  }
-
-  statement {
-    sid       = "GrantForEncryptedVolumes"
-    actions   = ["kms:CreateGrant"]
-    resources = [local.kms_key_arn]
-    condition {
-      test     = "Bool"
-      variable = "kms:GrantIsForAWSResource"
-      values   = ["true"]
-    }
-  }
-
-  statement {
-    sid       = "DecryptEnvironment"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [local.kms_key_arn]
-  }
-
-  statement {
-    sid       = "OwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.lambda.arn}:*"]
-  }
-
-  statement {
-    sid       = "DeadLetters"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
-  }
-
-  statement {
-    sid       = "Tracing"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.ssm_output_bucket == null ? [] : [var.ssm_output_bucket]
-    content {
-      sid       = "SsmOutput"
-      actions   = ["s3:PutObject"]
-      resources = ["arn:${local.partition}:s3:::${statement.value}/ssm-output/${var.environment}/*"]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "lambda" {
-  name   = "alpaca_websocket_lambda_${var.environment}"
-  role   = aws_iam_role.lambda.id
-  policy = data.aws_iam_policy_document.lambda.json
 }

@@ -15,27 +15,27 @@ output "private_ip" {
 
 output "lambda_function_name" {
   description = "Name of the ingest controller Lambda."
-  value       = aws_lambda_function.controller.function_name
+  value       = module.lambda.function_name
 }
 
 output "lambda_function_arn" {
   description = "ARN of the ingest controller Lambda."
-  value       = aws_lambda_function.controller.arn
+  value       = module.lambda.function_arn
 }
 
 output "lambda_role_name" {
   description = "Name of the ingest controller's execution role (the trading module lets it chain)."
-  value       = aws_iam_role.lambda.name
+  value       = module.lambda.role_name
 }
 
 output "lambda_role_arn" {
   description = "ARN of the ingest controller's execution role."
-  value       = aws_iam_role.lambda.arn
+  value       = module.lambda.role_arn
 }
 
 output "dead_letter_queue_arn" {
   description = "ARN of the encrypted SQS queue receiving failed ingest invocations."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.lambda.dead_letter_queue_arn
 }
 
 output "kms_key_arn" {
@@ -48,9 +48,14 @@ output "nats_client_security_group_id" {
   value       = aws_security_group.nats_clients.id
 }
 
-output "nats_secret_arn" {
-  description = "ARN of the Secrets Manager secret holding the NATS credentials."
-  value       = aws_secretsmanager_secret.nats.arn
+output "nats_secret_arns" {
+  description = "ARNs of the NATS credential secrets by role (ingest, trader, dashboard)."
+  value       = { for role, s in aws_secretsmanager_secret.nats : role => s.arn }
+}
+
+output "dashboard_secret_arn" {
+  description = "ARN of the dashboard password secret; null unless dashboard_ingress_cidrs is set."
+  value       = one(aws_secretsmanager_secret.dashboard[*].arn)
 }
 
 output "schedule_name" {

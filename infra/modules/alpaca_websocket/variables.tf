@@ -24,9 +24,9 @@ variable "git_branch" {
 }
 
 variable "git_repository" {
-  description = "SSH URL of the project repository the node bootstrap clones with the deploy key."
+  description = "SSH URL of the project repository the node bootstrap clones with the deploy key; through ssh.github.com:443 because the security groups allow egress on 443 only."
   type        = string
-  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+  default     = "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
 }
 
 variable "instance_type" {
@@ -36,7 +36,7 @@ variable "instance_type" {
 }
 
 variable "ami_name_filter" {
-  description = "AMI name pattern for the ingest instance lookup (most recent match wins)."
+  description = "AMI name pattern for the ingest instance lookup (the most recent match when a host is created; later images are ignored, see ami_id)."
   type        = string
   default     = "al2023-ami-2023.*-x86_64"
 }
@@ -48,7 +48,7 @@ variable "ami_owners" {
 }
 
 variable "ami_id" {
-  description = "Explicit AMI id; overrides the name-filter lookup when set."
+  description = "Explicit AMI id; overrides the name-filter lookup when set. A newer image found by the filter never replaces a running host; setting or changing ami_id does (the way to roll the AMI)."
   type        = string
   default     = null
 }
@@ -84,7 +84,7 @@ variable "associate_public_ip_address" {
 }
 
 variable "dashboard_ingress_cidrs" {
-  description = "CIDRs allowed to reach the Streamlit dashboard (8501). Empty: reach it through SSM port forwarding only. 0.0.0.0/0 is refused."
+  description = "CIDRs allowed to reach the Streamlit dashboard (8501). Set: the dashboard listens on 0.0.0.0 with the password in algostack/<environment>/dashboard (created then). Empty: it listens on 127.0.0.1, reach it through SSM port forwarding. 0.0.0.0/0 is refused."
   type        = list(string)
   default     = []
 
@@ -131,7 +131,7 @@ variable "github_secret_name" {
 }
 
 variable "nats_password_version" {
-  description = "Bump to generate and store a new NATS password (write-only; never in state)."
+  description = "Bump to generate and store new passwords for the three NATS users and the dashboard (write-only; never in state)."
   type        = number
   default     = 1
 }
@@ -142,22 +142,10 @@ variable "ssm_output_bucket" {
   default     = null
 }
 
-variable "lambda_runtime" {
-  description = "Python runtime of the controller Lambda."
-  type        = string
-  default     = "python3.11"
-}
-
-variable "lambda_dead_letter_queue" {
-  description = "Attach the encrypted SQS dead-letter queue to the Lambda (emulators that do not store DeadLetterConfig turn it off)."
-  type        = bool
-  default     = true
-}
-
-variable "log_retention_days" {
-  description = "Retention of the controller's CloudWatch log group."
-  type        = number
-  default     = 365
+variable "lambda" {
+  description = "Settings of the controller Lambda, typed and defaulted by ../controller_lambda (variable settings): runtime (python3.12), reserved_concurrent_executions (null: none reserved), dead_letter_queue (true), log_retention_days (365), build_dir (null: infra/build, where `make lambdas` writes), memory_size (256)."
+  type        = any
+  default     = {}
 }
 
 variable "tags" {

@@ -5,7 +5,7 @@ data "aws_iam_policy_document" "ingest_may_invoke" {
   count = var.enable_eventbridge ? 1 : 0
   statement {
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.controller.arn]
+    resources = [module.lambda.function_arn]
   }
 }
 
@@ -20,7 +20,7 @@ resource "aws_lambda_permission" "ingest_may_invoke" {
   count         = var.enable_eventbridge ? 1 : 0
   statement_id  = "AllowIngestControllerChain"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.controller.function_name
+  function_name = module.lambda.function_name
   principal     = var.ingest_lambda_role_arn
 }
 
@@ -32,7 +32,7 @@ resource "aws_lambda_function_event_invoke_config" "chain" {
 
   destination_config {
     on_success {
-      destination = aws_lambda_function.controller.arn
+      destination = module.lambda.function_arn
     }
     on_failure {
       destination = var.ingest_dead_letter_queue_arn

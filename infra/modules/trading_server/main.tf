@@ -17,11 +17,33 @@ data "aws_ami" "trader" {
   }
 }
 
-# Every key under models/; for_each below needs them to exist before the plan.
-data "aws_s3_objects" "models" {
-  bucket   = var.bucket_name
-  prefix   = "models/"
-  max_keys = var.max_model_keys
+# Model discovery, one folder level at a time with delimiter "/": models/ -> model types ->
+# symbols -> the keys directly in each symbol folder. Artifacts live there
+# (models/<model_type>/<symbol>/<model_id>-outer_...); a trader's outputs under
+# <model prefix>/live/... are only a common prefix per model here, so however many days of
+# them accumulate they never count toward max_model_keys. for_each below needs the keys to
+# exist before the plan.
+data "aws_s3_objects" "model_root" {
+  bucket    = var.bucket_name
+  prefix    = "models/"
+  delimiter = "/"
+  max_keys  = var.max_model_keys
+}
+
+data "aws_s3_objects" "model_types" {
+  for_each  = toset(data.aws_s3_objects.model_root.common_prefixes)
+  bucket    = var.bucket_name
+  prefix    = each.key
+  delimiter = "/"
+  max_keys  = var.max_model_keys
+}
+
+data "aws_s3_objects" "model_symbols" {
+  for_each  = toset(flatten([for t in data.aws_s3_objects.model_types : t.common_prefixes]))
+  bucket    = var.bucket_name
+  prefix    = each.key
+  delimiter = "/"
+  max_keys  = var.max_model_keys
 }
 
 locals {
@@ -32,14 +54,20 @@ locals {
   vpc_id             = var.vpc_id != null ? var.vpc_id : data.aws_vpc.default[0].id
   ami_id             = var.ami_id != null ? var.ami_id : data.aws_ami.trader[0].id
   alpaca_secret_name = var.alpaca_secret_name != null ? var.alpaca_secret_name : "alpaca/${var.environment}"
-  nats_secret_name   = "algostack/${var.environment}/nats"
+  nats_secret_name   = "algostack/${var.environment}/nats/trader"
+  broker_tag         = var.broker == "sim" ? "sim" : (var.alpaca_live ? "alpaca-live" : "alpaca")
   secret_arn_prefix  = "arn:${local.partition}:secretsmanager:${var.aws_region}:${local.account_id}:secret"
 
   # The key grammar of DESIGN.md 3.1; must equal algostack.core.naming.MODEL_KEY_PATTERN
   # (a test holds the two parsers equal on the same key list).
   model_key_pattern = "^models/([^/]+)/([^/]+)/([^/]+?)-outer_([0-9]+)_inner_([0-9]+)([^/]*)$"
 
-  all_keys       = data.aws_s3_objects.models.keys
+  # Keys at the three levels (objects straight under models/ or a type folder are reported).
+  all_keys = concat(
+    data.aws_s3_objects.model_root.keys,
+    flatten([for t in data.aws_s3_objects.model_types : t.keys]),
+    flatten([for sym in data.aws_s3_objects.model_symbols : sym.keys]),
+  )
   artifacts      = [for k in local.all_keys : regex(local.model_key_pattern, k) if can(regex(local.model_key_pattern, k))]
   numbered       = [for a in local.artifacts : a if can(regex("[0-9]+$", a[2]))]
   unmatched_keys = [for k in local.all_keys : k if !can(regex(local.model_key_pattern, k))]
@@ -62,6 +90,18 @@ locals {
   }
 
   symbols = sort(distinct([for m in values(local.model_info_attrs) : m.symbol]))
+
+  # Each host's own role and instance profile, <component>_<resource>_<environment> with the
+  # model in the middle: readable, at most 64 characters, unique (a hash of the prefix).
+  trader_role_names = {
+    for prefix, m in local.model_info_attrs : prefix => format(
+      "trading_server_instance_%s_%s_%s",
+      substr(replace("${m.symbol}_${m.model_type}_${m.model_number}", "/[^0-9A-Za-z_+=,.@-]/", "_"), 0, 24),
+      substr(sha1(prefix), 0, 6),
+      var.environment,
+    )
+  }
+
 
   common_tags = merge(var.tags, {
     Environment = var.environment
@@ -103,6 +143,12 @@ resource "aws_ssm_parameter" "symbols" {
   tags        = local.common_tags
 }
 
+# Replaces the hosts only when ami_id is set or changed: a newer image found by the name filter
+# is ignored (it would wipe every trader's journals and resume state on the next apply).
+resource "terraform_data" "ami" {
+  input = var.ami_id
+}
+
 resource "aws_instance" "trader" {
   #checkov:skip=CKV_AWS_135:EBS optimisation is not available on every allowed type (t2.small in dev); t3 types are EBS-optimised by default.
   for_each = local.model_info_attrs
@@ -110,7 +156,7 @@ resource "aws_instance" "trader" {
   ami                         = local.ami_id
   instance_type               = var.instance_type
   subnet_id                   = var.subnet_id
-  iam_instance_profile        = aws_iam_instance_profile.trader.name
+  iam_instance_profile        = aws_iam_instance_profile.trader[each.key].name
   vpc_security_group_ids      = [aws_security_group.trader.id, var.nats_client_security_group_id]
   associate_public_ip_address = var.associate_public_ip_address
   monitoring                  = var.detailed_monitoring
@@ -146,12 +192,15 @@ resource "aws_instance" "trader" {
     symbol=${each.value.symbol}
     model_id=${each.value.model_id}
     model_number=${each.value.model_number}
+    broker=${var.broker}
+    alpaca_live=${var.alpaca_live}
     CFG
   EOT
 
   tags = merge(local.common_tags, {
     Name        = "trading-server-${var.environment}-${each.value.symbol}-${each.value.model_type}-${each.value.model_number}"
     Role        = "trader"
+    Broker      = local.broker_tag
     ModelPrefix = each.key
     ModelType   = each.value.model_type
     Symbol      = each.value.symbol
@@ -161,4 +210,11 @@ resource "aws_instance" "trader" {
   volume_tags = merge(local.common_tags, {
     Name = "trading-server-${var.environment}-${each.value.symbol}-${each.value.model_type}-${each.value.model_number}"
   })
+
+  # Roll the AMI on purpose: set or change ami_id (replaces every trader), or
+  # `terraform apply -replace='module.trading_server.aws_instance.trader["<model prefix>"]'`.
+  lifecycle {
+    ignore_changes       = [ami]
+    replace_triggered_by = [terraform_data.ami]
+  }
 }

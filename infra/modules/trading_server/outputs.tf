@@ -4,12 +4,13 @@ output "model_info_attrs" {
 }
 
 output "instance_info" {
-  description = "Per model prefix: instance id, Name tag and private address."
+  description = "Per model prefix: instance id, Name tag, private address and the host's own IAM role."
   value = {
     for prefix, inst in aws_instance.trader : prefix => {
       id         = inst.id
       name       = inst.tags["Name"]
       private_ip = inst.private_ip
+      role       = aws_iam_role.trader[prefix].name
     }
   }
 }
@@ -31,15 +32,15 @@ output "symbols" {
 
 output "lambda_function_name" {
   description = "Name of the trading controller Lambda."
-  value       = aws_lambda_function.controller.function_name
+  value       = module.lambda.function_name
 }
 
 output "lambda_function_arn" {
   description = "ARN of the trading controller Lambda."
-  value       = aws_lambda_function.controller.arn
+  value       = module.lambda.function_arn
 }
 
 output "dead_letter_queue_arn" {
   description = "ARN of the encrypted SQS queue receiving failed trading invocations."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.lambda.dead_letter_queue_arn
 }

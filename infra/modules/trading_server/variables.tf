@@ -19,7 +19,7 @@ variable "bucket_name" {
 }
 
 variable "max_model_keys" {
-  description = "Upper bound on keys listed under models/ when discovering the fleet."
+  description = "Upper bound on the entries of each discovery listing (models/, a model type folder, a symbol folder); live outputs never count."
   type        = number
   default     = 10000
 }
@@ -30,9 +30,31 @@ variable "git_branch" {
 }
 
 variable "git_repository" {
-  description = "SSH URL of the project repository the node bootstrap clones with the deploy key."
+  description = "SSH URL of the project repository the node bootstrap clones with the deploy key; through ssh.github.com:443 because the security groups allow egress on 443 only."
   type        = string
-  default     = "git@github.com:kayvonavishan/algo-modeling-v2.git"
+  default     = "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
+}
+
+variable "broker" {
+  description = "Where the traders send orders: alpaca (Alpaca paper trading unless alpaca_live) or sim (the simulated broker). Written as broker= into deployment_config.txt and tagged Broker."
+  type        = string
+  default     = "alpaca"
+
+  validation {
+    condition     = contains(["alpaca", "sim"], var.broker)
+    error_message = "broker must be alpaca or sim."
+  }
+}
+
+variable "alpaca_live" {
+  description = "Trade the live Alpaca account (real money): the explicit opt-in of DESIGN.md 3.5; live keys are then required. false keeps Alpaca paper trading."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.alpaca_live || var.broker == "alpaca"
+    error_message = "alpaca_live = true needs broker = \"alpaca\"."
+  }
 }
 
 variable "websocket_instance_name" {
@@ -48,7 +70,7 @@ variable "instance_type" {
 }
 
 variable "ami_name_filter" {
-  description = "AMI name pattern for the trading instance lookup (most recent match wins)."
+  description = "AMI name pattern for the trading instance lookup (the most recent match when a host is created; later images are ignored, see ami_id)."
   type        = string
   default     = "al2023-ami-2023.*-x86_64"
 }
@@ -60,7 +82,7 @@ variable "ami_owners" {
 }
 
 variable "ami_id" {
-  description = "Explicit AMI id; overrides the name-filter lookup when set."
+  description = "Explicit AMI id; overrides the name-filter lookup when set. A newer image found by the filter never replaces a running host; setting or changing ami_id does (the way to roll the AMI)."
   type        = string
   default     = null
 }
@@ -164,22 +186,10 @@ variable "ssm_output_bucket" {
   default     = null
 }
 
-variable "lambda_runtime" {
-  description = "Python runtime of the controller Lambda."
-  type        = string
-  default     = "python3.11"
-}
-
-variable "lambda_dead_letter_queue" {
-  description = "Attach the encrypted SQS dead-letter queue to the Lambda (emulators that do not store DeadLetterConfig turn it off)."
-  type        = bool
-  default     = true
-}
-
-variable "log_retention_days" {
-  description = "Retention of the controller's CloudWatch log group."
-  type        = number
-  default     = 365
+variable "lambda" {
+  description = "Settings of the controller Lambda, typed and defaulted by ../controller_lambda (variable settings): runtime (python3.12), reserved_concurrent_executions (null: none reserved), dead_letter_queue (true), log_retention_days (365), build_dir (null: infra/build, where `make lambdas` writes), memory_size (256)."
+  type        = any
+  default     = {}
 }
 
 variable "tags" {

@@ -14,7 +14,7 @@ resource "aws_cloudwatch_event_target" "shutdown" {
   count     = var.schedule_mode == "rule" ? 1 : 0
   rule      = aws_cloudwatch_event_rule.shutdown[0].name
   target_id = "TradingServerShutdownLambda"
-  arn       = aws_lambda_function.shutdown.arn
+  arn       = module.lambda.function_arn
 
   retry_policy {
     maximum_retry_attempts       = 2
@@ -22,7 +22,7 @@ resource "aws_cloudwatch_event_target" "shutdown" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.dlq.arn
+    arn = module.lambda.dead_letter_queue_arn
   }
 }
 
@@ -30,7 +30,7 @@ data "aws_iam_policy_document" "dlq" {
   count = var.schedule_mode == "rule" ? 1 : 0
   statement {
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
+    resources = [module.lambda.dead_letter_queue_arn]
     principals {
       type        = "Service"
       identifiers = ["events.amazonaws.com"]
@@ -45,7 +45,7 @@ data "aws_iam_policy_document" "dlq" {
 
 resource "aws_sqs_queue_policy" "dlq" {
   count     = var.schedule_mode == "rule" ? 1 : 0
-  queue_url = aws_sqs_queue.dlq.id
+  queue_url = module.lambda.dead_letter_queue_url
   policy    = data.aws_iam_policy_document.dlq[0].json
 }
 
@@ -53,7 +53,7 @@ resource "aws_lambda_permission" "events" {
   count         = var.schedule_mode == "rule" ? 1 : 0
   statement_id  = "AllowShutdownRule"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.shutdown.function_name
+  function_name = module.lambda.function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.shutdown[0].arn
 }
@@ -85,11 +85,11 @@ data "aws_iam_policy_document" "scheduler" {
   count = var.schedule_mode == "scheduler" ? 1 : 0
   statement {
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.shutdown.arn]
+    resources = [module.lambda.function_arn]
   }
   statement {
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
+    resources = [module.lambda.dead_letter_queue_arn]
   }
   statement {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -117,7 +117,7 @@ resource "aws_scheduler_schedule" "shutdown" {
   }
 
   target {
-    arn      = aws_lambda_function.shutdown.arn
+    arn      = module.lambda.function_arn
     role_arn = aws_iam_role.scheduler[0].arn
     input    = jsonencode({ source = "scheduler", schedule = "daily-shutdown" })
 
@@ -127,7 +127,7 @@ resource "aws_scheduler_schedule" "shutdown" {
     }
 
     dead_letter_config {
-      arn = aws_sqs_queue.dlq.arn
+      arn = module.lambda.dead_letter_queue_arn
     }
   }
 }

@@ -1,58 +1,22 @@
-resource "aws_cloudwatch_log_group" "lambda" {
-  name              = "/aws/lambda/${local.lambda_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = local.common_tags
-}
+# The shutdown controller: final sync, then stop (it cannot start anything). Role, log group,
+# DLQ and the package check are in ../controller_lambda; the package is `make lambdas` ->
+# infra/build/trading_server_shutdown.zip (or lambda.build_dir).
+module "lambda" {
+  source = "../controller_lambda"
 
-resource "aws_sqs_queue" "dlq" {
-  name                      = "trading-server-shutdown-dlq-${var.environment}"
-  kms_master_key_id         = var.kms_key_arn
-  message_retention_seconds = 1209600
-  tags                      = local.common_tags
-}
+  component             = "trading_server_shutdown"
+  function_name         = local.lambda_name
+  handler               = "algostack.control.handlers.shutdown_handler"
+  description           = "Final sync of every ${var.environment} trader, then stop every instance of the environment"
+  timeout               = 300
+  instance_action       = "stop"
+  settings              = var.lambda
+  tags                  = local.common_tags
+  environment_variables = var.sync_command == null ? {} : { ALGOSTACK_SYNC_COMMAND = var.sync_command }
 
-resource "aws_lambda_function" "shutdown" {
-  #checkov:skip=CKV_AWS_117:The controller only calls AWS APIs; a VPC would add NAT or endpoints and no protection.
-  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile and a signed artefact build; the zip is built by Terraform from reviewed source.
-  function_name                  = local.lambda_name
-  description                    = "Final sync of every ${var.environment} trader, then stop every instance of the environment"
-  role                           = aws_iam_role.lambda.arn
-  handler                        = "algostack.control.handlers.shutdown_handler"
-  runtime                        = var.lambda_runtime
-  timeout                        = 300
-  memory_size                    = 256
-  reserved_concurrent_executions = 1
-  filename                       = local.lambda_zip_path
-  source_code_hash               = local.lambda_zip_hash
-  kms_key_arn                    = var.kms_key_arn
-
-  environment {
-    variables = merge(
-      {
-        ALGOSTACK_ENV                  = var.environment
-        ALGOSTACK_BUCKET               = var.bucket_name
-        ALGOSTACK_INGEST_INSTANCE_NAME = local.ingest_name
-        ALGOSTACK_TRADER_NAME_PATTERN  = "trading-server-${var.environment}-*"
-        ALGOSTACK_STATE_PREFIX         = "/algostack/${var.environment}/runs"
-      },
-      var.sync_command == null ? {} : { ALGOSTACK_SYNC_COMMAND = var.sync_command },
-      var.ssm_output_bucket == null ? {} : { ALGOSTACK_SSM_OUTPUT_BUCKET = var.ssm_output_bucket },
-    )
-  }
-
-  dynamic "dead_letter_config" {
-    for_each = var.lambda_dead_letter_queue ? [aws_sqs_queue.dlq.arn] : []
-    content {
-      target_arn = dead_letter_config.value
-    }
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  tags = local.common_tags
-
-  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.lambda]
+  environment          = var.environment
+  bucket_name          = var.bucket_name
+  ingest_instance_name = local.ingest_name
+  kms_key_arn          = var.kms_key_arn
+  ssm_output_bucket    = var.ssm_output_bucket
 }

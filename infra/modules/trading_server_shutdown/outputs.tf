@@ -1,11 +1,11 @@
 output "lambda_function_name" {
   description = "Name of the shutdown Lambda."
-  value       = aws_lambda_function.shutdown.function_name
+  value       = module.lambda.function_name
 }
 
 output "lambda_function_arn" {
   description = "ARN of the shutdown Lambda."
-  value       = aws_lambda_function.shutdown.arn
+  value       = module.lambda.function_arn
 }
 
 output "schedule_name" {
@@ -15,5 +15,5 @@ output "schedule_name" {
 
 output "dead_letter_queue_arn" {
   description = "ARN of the encrypted SQS queue receiving failed shutdown invocations."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.lambda.dead_letter_queue_arn
 }

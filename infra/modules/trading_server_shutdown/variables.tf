@@ -70,22 +70,10 @@ variable "ssm_output_bucket" {
   default     = null
 }
 
-variable "lambda_runtime" {
-  description = "Python runtime of the shutdown Lambda."
-  type        = string
-  default     = "python3.11"
-}
-
-variable "lambda_dead_letter_queue" {
-  description = "Attach the encrypted SQS dead-letter queue to the Lambda (emulators that do not store DeadLetterConfig turn it off)."
-  type        = bool
-  default     = true
-}
-
-variable "log_retention_days" {
-  description = "Retention of the shutdown Lambda's CloudWatch log group."
-  type        = number
-  default     = 365
+variable "lambda" {
+  description = "Settings of the controller Lambda, typed and defaulted by ../controller_lambda (variable settings): runtime (python3.12), reserved_concurrent_executions (null: none reserved), dead_letter_queue (true), log_retention_days (365), build_dir (null: infra/build, where `make lambdas` writes), memory_size (256)."
+  type        = any
+  default     = {}
 }
 
 variable "tags" {
