@@ -40,6 +40,12 @@ variable "alpaca_live" {
   default     = false
 }
 
+variable "sync_schedule" {
+  description = "systemd OnCalendar expression of the traders' journal sync to S3."
+  type        = string
+  default     = "*:0/15"
+}
+
 variable "max_model_keys" {
   description = "Upper bound on the entries of each model discovery listing (live outputs never count)."
   type        = number

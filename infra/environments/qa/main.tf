@@ -43,6 +43,7 @@ module "trading_server" {
   lambda                        = local.lambda
   broker                        = var.broker
   alpaca_live                   = var.alpaca_live
+  sync_schedule                 = var.sync_schedule
   websocket_instance_name       = module.alpaca_websocket.instance_name
   nats_client_security_group_id = module.alpaca_websocket.nats_client_security_group_id
   nats_address                  = var.nats_address

@@ -194,6 +194,7 @@ resource "aws_instance" "trader" {
     model_number=${each.value.model_number}
     broker=${var.broker}
     alpaca_live=${var.alpaca_live}
+    sync_schedule=${var.sync_schedule}
     CFG
   EOT
 

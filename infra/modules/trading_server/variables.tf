@@ -57,6 +57,17 @@ variable "alpaca_live" {
   }
 }
 
+variable "sync_schedule" {
+  description = "systemd OnCalendar expression of each trader's journal sync to S3 (written as sync_schedule= into deployment_config.txt)."
+  type        = string
+  default     = "*:0/15"
+
+  validation {
+    condition     = can(regex("^[-0-9A-Za-z*/:,. ]+$", var.sync_schedule))
+    error_message = "sync_schedule must be a systemd OnCalendar expression such as *:0/15."
+  }
+}
+
 variable "websocket_instance_name" {
   description = "Name tag of the ingest EC2 the controller looks up; alpaca-websocket-ingest-<environment> when null."
   type        = string

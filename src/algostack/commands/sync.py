@@ -39,7 +39,12 @@ def sync_command(
         Path, typer.Option("--journal-dir", help="where trades_*.csv and live_trader.log are")
     ],
     day: Annotated[
-        str | None, typer.Option("--day", help="YYYY-MM-DD (default: today in New York)")
+        str | None,
+        typer.Option(
+            "--day",
+            help="YYYY-MM-DD (default: the newest session day in the journal, else today in "
+            "New York)",
+        ),
     ] = None,
     final: Annotated[
         bool, typer.Option("--final", help="also write manifest.json (end of the day)")
@@ -54,11 +59,11 @@ def sync_command(
     from algostack.adapters.storage import open_store
     from algostack.core.sessions import new_york_date
     from algostack.errors import AlgostackError
-    from algostack.services.sync import sync_journals
+    from algostack.services.sync import journal_day, sync_journals
 
     err = Console(stderr=True)
     try:
-        the_day = day or new_york_date(datetime.now(UTC)).isoformat()
+        the_day = day or journal_day(journal_dir) or new_york_date(datetime.now(UTC)).isoformat()
         prefix = live_prefix_for(model, the_day)
         store = open_store(bucket)
         report = sync_journals(journal_dir, store, prefix, day=the_day, final=final)

@@ -380,7 +380,8 @@ def run_shutdown(
     for iid, err in stop_errors.items():
         report[iid]["stop"] = {"ok": False, "error": err}
     for item in report.values():
-        item["ok"] = "error" not in item.get("sync", {}) and "error" not in item.get("stop", {})
+        # A sync summary always carries an "error" key (None when it worked): test its value.
+        item["ok"] = not item.get("sync", {}).get("error") and not item.get("stop", {}).get("error")
         if not item["ok"]:
             item["error"] = "; ".join(
                 e

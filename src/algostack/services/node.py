@@ -36,6 +36,7 @@ NATS_PORT = 4222
 NATS_MONITOR = "127.0.0.1:8222"
 DASHBOARD_PORT = 8501
 SYNC_ON_CALENDAR = "*:0/15"
+_CALENDAR_RE = re.compile(r"^[-0-9A-Za-z*/:,. ]+$")
 START_TIMEOUT_S = 300
 """systemd's own bound on a Type=notify start (loading models, warm-up); run.sh waits less."""
 NATS_ROLES = ("ingest", "trader", "dashboard")
@@ -657,9 +658,13 @@ def render_ingest(
 def render_trader(
     cfg: DeploymentConfig, secrets: TraderSecrets, layout: NodeLayout | None = None
 ) -> NodePlan:
-    """Units of a trading host: the trader, a 15-minute sync timer, a final sync on stop."""
+    """Units of a trading host: the trader, a sync timer (``sync_schedule``, every 15 minutes
+    by default), a final sync on stop."""
     layout = layout or NodeLayout()
     spec = trader_spec(cfg)
+    schedule = cfg.get("sync_schedule") or SYNC_ON_CALENDAR
+    if not _CALENDAR_RE.match(schedule):
+        raise ConfigError(f"sync_schedule={schedule!r} is not a systemd OnCalendar expression")
     if spec.broker == "alpaca" and secrets.alpaca is None:
         raise ConfigError("broker=alpaca needs the Alpaca keys (alpaca_secret=)")
     algostack = layout.venv_bin / "algostack"
@@ -729,10 +734,10 @@ def render_trader(
         [
             _UNIT_HEADER.rstrip("\n"),
             "[Unit]",
-            "Description=algostack sync every 15 minutes",
+            f"Description=algostack journal sync ({schedule})",
             "",
             "[Timer]",
-            f"OnCalendar={SYNC_ON_CALENDAR}",
+            f"OnCalendar={schedule}",
             "Persistent=true",
             "Unit=algostack-sync.service",
             "",

@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 STATE_FILE = ".sync-state.json"
 MANIFEST = "manifest.json"
 _JOURNAL_RE = re.compile(r"^(trades_\d{4}-\d{2}-\d{2}\.csv|live_trader\.log)$")
+_DATED_RE = re.compile(r"^(?:trades|decisions)_(\d{4}-\d{2}-\d{2})\.csv$")
+
+
+def journal_day(journal_dir: Path) -> str | None:
+    """The newest session day the trader journaled (its ``decisions_``/``trades_<day>.csv``),
+    or None when it has journaled none. The day a sync files under is the session's, not the
+    wall clock's: a final sync that runs after midnight still completes the right day."""
+    try:
+        names = [p.name for p in Path(journal_dir).iterdir()]
+    except OSError:
+        return None
+    days = [m.group(1) for m in map(_DATED_RE.match, names) if m]
+    return max(days) if days else None
 
 
 @dataclass

@@ -152,6 +152,9 @@ def test_run_shutdown_syncs_running_traders_then_stops_everything(
     assert sorted(out["stopped"]) == sorted([ingest, *traders])
     assert all(aws.state(i) == "stopped" for i in [ingest, *traders, stopped])
     assert aws.state(other_env) == "running"
+    # Found on the emulated AWS day: a synced trader's row read "ok": false, "error": "".
+    assert all(out["instances"][i]["ok"] is True for i in [ingest, *traders])
+    assert all("error" not in out["instances"][i] for i in traders)
 
 
 def test_run_shutdown_stops_everything_even_when_sync_fails(aws: Aws, cfg: ControlConfig) -> None:

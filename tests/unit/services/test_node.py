@@ -196,6 +196,17 @@ def test_render_trader_units_run_trade_sync_timer_and_final_sync() -> None:
     assert plan.enable == ("algostack-trader.service", "algostack-sync.timer")
 
 
+def test_render_trader_sync_timer_follows_sync_schedule() -> None:
+    default = node.render_trader(node.parse_deployment_config(TRADER_CFG), TRADER_SECRETS)
+    assert _unit(default.units["algostack-sync.timer"])["Timer"]["OnCalendar"] == "*:0/15"
+    cfg = node.parse_deployment_config(TRADER_CFG + "sync_schedule=*:*:0/20\n")
+    plan = node.render_trader(cfg, TRADER_SECRETS)
+    assert _unit(plan.units["algostack-sync.timer"])["Timer"]["OnCalendar"] == "*:*:0/20"
+    bad = node.parse_deployment_config(TRADER_CFG + "sync_schedule=*:0/15; rm -rf /\n")
+    with pytest.raises(ConfigError, match="sync_schedule"):
+        node.render_trader(bad, TRADER_SECRETS)
+
+
 def test_render_trader_without_nats_address_is_a_config_error() -> None:
     cfg = node.parse_deployment_config(TRADER_CFG.replace("nats_public_ip=10.0.0.5\n", ""))
     with pytest.raises(ConfigError, match="nats_public_ip"):

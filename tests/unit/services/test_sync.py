@@ -16,7 +16,7 @@ from algostack.adapters.storage import LocalDirStore, ObjectInfo, S3Store, open_
 from algostack.cli import app
 from algostack.core.naming import parse_artifact_key
 from algostack.errors import ConfigError
-from algostack.services.sync import MANIFEST, sync_journals
+from algostack.services.sync import MANIFEST, journal_day, sync_journals
 
 PREFIX = "models/onnx/AAPL/model_7/live/2024-01-03"
 
@@ -114,6 +114,30 @@ def test_sync_cli_local_bucket_and_repeat(journals: Path, tmp_path: Path) -> Non
     assert not (bucket / PREFIX / "trades_2024-01-02.csv").exists()
     second = runner.invoke(app, args)
     assert second.exit_code == 0 and "0 uploaded" in second.output
+
+
+def test_sync_cli_without_day_files_under_the_journals_session_not_the_wall_clock(
+    journals: Path, tmp_path: Path
+) -> None:
+    # A final sync after midnight, or on a host whose clock is days past the bars, must still
+    # complete the session the trader journaled (found on the emulated AWS day).
+    (journals / "decisions_2024-01-04.csv").write_text("time\n")
+    assert journal_day(journals) == "2024-01-04"
+    bucket = tmp_path / "bucket"
+    args = [
+        "sync", "--bucket", str(bucket), "--model", "models/onnx/AAPL/model_7",
+        "--journal-dir", str(journals),
+    ]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    day_prefix = bucket / "models/onnx/AAPL/model_7/live/2024-01-04"
+    assert (day_prefix / "live_trader.log").is_file()
+    assert not (day_prefix / "trades_2024-01-03.csv").exists()
+
+
+def test_journal_day_none_for_an_empty_or_missing_journal(tmp_path: Path) -> None:
+    assert journal_day(tmp_path) is None
+    assert journal_day(tmp_path / "missing") is None
 
 
 @pytest.mark.parametrize(

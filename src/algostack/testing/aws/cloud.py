@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -31,8 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from algostack.testing.aws.host import Host, HostSpec, RunResult
+from algostack.testing.aws.host import Host, HostSpec, RunResult, reap_orphans
 from algostack.testing.aws.imds import Imds
+
+log = logging.getLogger("algostack.testing.aws")
 
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
@@ -62,8 +65,9 @@ class Machine:
     events: list[tuple[float, str]] = field(default_factory=list)
 
     def note(self, what: str) -> None:
-        """Record a lifecycle event with its time."""
+        """Record a lifecycle event with its time (also in the cloud's log)."""
         self.events.append((time.time(), what))
+        log.info("%s %s: %s", self.instance_id, self.name, what)
 
 
 @dataclass
@@ -121,6 +125,11 @@ class EmulatedCloud:
     ) -> None:
         self.workdir = workdir
         self.image = image
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._log_handler = logging.FileHandler(workdir / "cloud.log")
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(self._log_handler)
+        log.setLevel(logging.INFO)
         self.region = region
         self.host_environment = dict(host_environment or {})
         self.binds_ro = binds_ro
@@ -149,6 +158,9 @@ class EmulatedCloud:
 
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        reaped = reap_orphans()
+        if reaped:
+            log.info("powered off %d host(s) left by an emulator that is gone", reaped)
         self._install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -164,6 +176,8 @@ class EmulatedCloud:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+        log.removeHandler(self._log_handler)
+        self._log_handler.close()
 
     def __enter__(self) -> EmulatedCloud:
         return self.start()
@@ -180,7 +194,7 @@ class EmulatedCloud:
             endpoint_url=self.url,
             region_name=self.region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto accepts any
         )
 
     def wait_idle(self, timeout_s: float = 300.0) -> None:
@@ -254,9 +268,11 @@ class EmulatedCloud:
             try:
                 machine.host.boot()
             except Exception as exc:
+                # As EC2 does with an instance that cannot launch: it ends terminated.
                 machine.phase = "failed"
                 machine.error = str(exc)
                 machine.note(f"boot failed: {exc}")
+                self._set_state(machine.moto, "terminated", 48)
                 return
             machine.phase = "running"
             machine.note("running")
@@ -321,7 +337,7 @@ class EmulatedCloud:
                 self.invocations[(command.command_id, iid)] = inv
             machine = self.machines[iid]
             self._spawn(
-                lambda m=machine, i=inv: self._execute(m, i, workdir, timeout_s, command),
+                functools.partial(self._execute, machine, inv, workdir, timeout_s, command),
                 f"ssm-{iid}",
             )
 
@@ -443,10 +459,18 @@ class EmulatedCloud:
             if offline:
                 raise SSMException(
                     "InvalidInstanceId",
-                    f"Instances {offline} not in a valid state for account "
-                    f"{backend.account_id}",
+                    f"Instances {offline} not in a valid state for account {backend.account_id}",
                 )
             command = send_command(backend, *args, **kwargs)
+            if not kwargs.get("targets"):
+                # moto adds every instance of the region to a command without Targets;
+                # SSM runs it on the instances named, only.
+                command.instance_ids = list(dict.fromkeys(ids))
+                command.target_count = len(command.instance_ids)
+                command.invocations = [
+                    command.invocation_response(i, "aws:runShellScript")
+                    for i in command.instance_ids
+                ]
             cloud._on_send(command)
             return command
 
@@ -455,7 +479,7 @@ class EmulatedCloud:
         ) -> dict[str, Any]:
             inv = cloud.invocations.get((command_id, instance_id))
             if inv is None:
-                return get_invocation(backend, command_id, instance_id, plugin_name)  # type: ignore[no-any-return]
+                return get_invocation(backend, command_id, instance_id, plugin_name)
             return inv.as_get()
 
         def r_list_invocations(resp: Any) -> Any:
@@ -466,8 +490,7 @@ class EmulatedCloud:
                 items = [
                     inv
                     for (c, i), inv in cloud.invocations.items()
-                    if (not command_id or c == command_id)
-                    and (not instance_id or i == instance_id)
+                    if (not command_id or c == command_id) and (not instance_id or i == instance_id)
                 ]
             out = []
             for inv in items:
@@ -512,7 +535,9 @@ class EmulatedCloud:
                 out.append(
                     {
                         "InstanceId": m.instance_id,
-                        "PingStatus": "Online" if cloud.agent_online(m.instance_id) else "ConnectionLost",
+                        "PingStatus": "Online"
+                        if cloud.agent_online(m.instance_id)
+                        else "ConnectionLost",
                         "LastPingDateTime": datetime.now(UTC),
                         "AgentVersion": "3.3.0.0",
                         "PlatformType": "Linux",

@@ -22,7 +22,9 @@ def _free_port() -> int:
 
 def _git(*args: str, cwd: Path | None = None) -> str:
     ident = ["-c", "user.name=algostack", "-c", "user.email=algostack@localhost"]
-    proc = subprocess.run(["git", *ident, *args], cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", *ident, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise FatalError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
@@ -72,7 +74,14 @@ class GitServer:
         self.bare = root / "algostack.git"
         _git("init", "--quiet", "--bare", str(self.bare))
         self.commit = snapshot_commit(source, root)
-        _git("push", "--quiet", "--force", str(self.bare), f"{self.commit}:refs/heads/{branch}", cwd=source)
+        _git(
+            "push",
+            "--quiet",
+            "--force",
+            str(self.bare),
+            f"{self.commit}:refs/heads/{branch}",
+            cwd=source,
+        )
         self.deploy_key, public = keypair(root / "deploy_key", "algostack-deploy")
         keypair(root / "host_key", "host")
         (root / "authorized_keys").write_text(

@@ -19,6 +19,9 @@ from pathlib import Path
 from algostack.errors import FatalError
 
 SSM_ROOT = "/var/lib/amazon/ssm"
+REGISTRY = Path("/run/algostack-emulated-hosts")
+"""One file per running container: ``<owner pid> <nspawn pid> <root>``, so a later run can
+power off what a killed test left behind (by those PIDs, never by name)."""
 BOOT_TIMEOUT_S = 120.0
 POWEROFF_TIMEOUT_S = 240.0
 
@@ -48,6 +51,26 @@ class HostSpec:
     binds: tuple[tuple[str, str], ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     """Extra files written into the host before each boot (path inside -> content)."""
+
+
+def reap_orphans() -> int:
+    """Power off (hard) the containers of emulator processes that are gone; return how many."""
+    reaped = 0
+    for entry in REGISTRY.glob("*") if REGISTRY.is_dir() else []:
+        try:
+            owner, pid, root = entry.read_text().split()
+        except (OSError, ValueError):
+            entry.unlink(missing_ok=True)
+            continue
+        if Path(f"/proc/{owner}").exists():
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGKILL)
+        time.sleep(0.2)
+        subprocess.run(["umount", root], capture_output=True, check=False)
+        entry.unlink(missing_ok=True)
+        reaped += 1
+    return reaped
 
 
 class Host:
@@ -145,6 +168,8 @@ class Host:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
             log.close()
+            REGISTRY.mkdir(parents=True, exist_ok=True)
+            self._registry().write_text(f"{os.getpid()} {self._proc.pid} {self.root}\n")
             self._leader = self._find_leader(timeout_s)
             self.boots += 1
         deadline = time.monotonic() + timeout_s
@@ -159,18 +184,26 @@ class Host:
         raise FatalError(f"{self.machine}: did not boot within {timeout_s:.0f} s ({self.console})")
 
     def _find_leader(self, timeout_s: float) -> int:
+        """The PID of the container's systemd (nspawn forks helpers before it: look for init)."""
         assert self._proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise FatalError(f"{self.machine}: systemd-nspawn exited at boot ({self.console})")
-            children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
-            with contextlib.suppress(OSError):
-                pids = children.read_text().split()
-                if pids:
-                    return int(pids[0])
+            todo = [self._proc.pid]
+            while todo:
+                pid = todo.pop()
+                with contextlib.suppress(OSError):
+                    if (
+                        pid != self._proc.pid
+                        and Path(f"/proc/{pid}/comm").read_text().strip() == "systemd"
+                    ):
+                        return pid
+                    todo += [
+                        int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                    ]
             time.sleep(0.05)
-        raise FatalError(f"{self.machine}: no container process within {timeout_s:.0f} s")
+        raise FatalError(f"{self.machine}: no container systemd within {timeout_s:.0f} s")
 
     def poweroff(self, timeout_s: float = POWEROFF_TIMEOUT_S) -> None:
         """Shut the host down as ``shutdown -h`` would (units stop, ExecStopPost runs)."""
@@ -189,6 +222,10 @@ class Host:
             self._proc = None
             self._leader = None
             self._unmount()
+            self._registry().unlink(missing_ok=True)
+
+    def _registry(self) -> Path:
+        return REGISTRY / self.machine
 
     def kill(self) -> None:
         """Pull the plug (test teardown only)."""
@@ -199,6 +236,7 @@ class Host:
         self._proc = None
         self._leader = None
         self._unmount()
+        self._registry().unlink(missing_ok=True)
 
     # -- inside the host -----------------------------------------------------------------
 

@@ -84,9 +84,9 @@ def build_image(cache_root: Path = CACHE_ROOT) -> Path:
     (hooks_dir / "first-boot.service").write_text(FIRST_BOOT_UNIT)
     hooks = [
         f'install -m 0755 {hooks_dir}/first-boot "$1/usr/local/lib/emulated-cloud-init"',
-        f'install -m 0644 {hooks_dir}/first-boot.service '
+        f"install -m 0644 {hooks_dir}/first-boot.service "
         '"$1/etc/systemd/system/emulated-cloud-init.service"',
-        'ln -sf /etc/systemd/system/emulated-cloud-init.service '
+        "ln -sf /etc/systemd/system/emulated-cloud-init.service "
         '"$1/etc/systemd/system/multi-user.target.wants/emulated-cloud-init.service"',
         'chroot "$1" useradd --create-home --shell /bin/bash ec2-user',
         # A container has no console getty to wait for, and no hardware clock.

@@ -76,7 +76,11 @@ class Imds:
             return self.private_ip
         if path == "/latest/dynamic/instance-identity/document":
             return json.dumps(
-                {"instanceId": self.instance_id, "region": self.region, "privateIp": self.private_ip}
+                {
+                    "instanceId": self.instance_id,
+                    "region": self.region,
+                    "privateIp": self.private_ip,
+                }
             )
         if path in (creds, creds.rstrip("/")):
             return self.role

