@@ -26,14 +26,18 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) checkov==$(CHECKOV_VERSION)
 	@touch $(CHECKOV_STAMP)
 
-# Debian tools the infra tests use (CI runs as root on a Debian image); skipped when present.
+# Debian tools the tests use (CI runs as root on a Debian image); skipped when present.
+# systemd-container (systemd-nspawn), mmdebstrap, sshd and git: the emulated AWS day's hosts.
 tools: $(CHECKOV_STAMP)
-	@missing=""; command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	@missing=""; \
+	for t in shellcheck:shellcheck chromium:chromium systemd-nspawn:systemd-container \
+	  mmdebstrap:mmdebstrap sshd:openssh-server ssh-keygen:openssh-client git:git; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || test -x /usr/sbin/$${t%%:*} || missing="$$missing $${t#*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
-	    || echo "warning: could not install$$missing; the tests that need them will skip"; \
+	    || echo "warning: could not install$$missing; the tests that need them fail and say so"; \
 	fi
 
 run: $(STAMP)

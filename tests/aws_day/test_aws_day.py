@@ -86,6 +86,22 @@ def test_day_one_every_trader_sends_orders_with_deterministic_ids(
         assert mine, f"no order from {prefix}"
 
 
+def test_day_one_each_command_ran_only_on_the_hosts_it_named(
+    desk: AwsDay, day_one: dict[str, Any]
+) -> None:
+    assert desk.cloud is not None
+    roles = {"algostack ingest": "alpaca-websocket-ingest-", "algostack trading": "trading-server-"}
+    checked = 0
+    for inv in desk.cloud.invocations.values():
+        name = desk.cloud.machines[inv.instance_id].name
+        for comment, host in roles.items():
+            if inv.comment.startswith(comment):
+                assert name.startswith(host), f"{inv.comment!r} ran on {name}"
+                assert inv.status == "Success", f"{name}: {inv.stderr[-2000:]}"
+                checked += 1
+    assert checked == 1 + len(desk.model_prefixes)
+
+
 def test_day_one_journals_synced_equal_the_hosts(desk: AwsDay, day_one: dict[str, Any]) -> None:
     for prefix in desk.model_prefixes:
         live = desk.bucket_objects(f"{prefix}/live/{DAY_ONE.isoformat()}/")

@@ -21,6 +21,10 @@ from typing import Any
 import hcl2
 from hcl2 import SerializationOptions
 
+from algostack.testing.aws import terraform as tf_offline
+from algostack.testing.aws.terraform import MIRROR_CANDIDATES as MIRROR_CANDIDATES
+from algostack.testing.aws.terraform import write_cli_config as write_cli_config
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 SRC = REPO / "src"
@@ -28,14 +32,6 @@ MODULES = ("alpaca_websocket", "trading_server", "trading_server_shutdown")
 # Internal modules (called by the ones above, never by an environment root).
 INTERNAL_MODULES = ("controller_lambda",)
 ENVIRONMENTS = ("dev", "qa", "prod")
-MIRROR_CANDIDATES = (
-    "/opt/tf-plugins",
-    "~/.terraform.d/plugins",
-    "~/.local/share/terraform/plugins",
-    "/usr/local/share/terraform/plugins",
-    "/usr/share/terraform/plugins",
-)
-AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
 HCL_OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True
 )
@@ -54,14 +50,7 @@ def find_terraform() -> str | None:
 
 def find_mirror() -> Path | None:
     """Return a mirror holding hashicorp/aws: ALGOSTACK_TF_MIRROR, then well-known places."""
-    configured = os.environ.get("ALGOSTACK_TF_MIRROR")
-    candidates = [configured] if configured else []
-    candidates += list(MIRROR_CANDIDATES)
-    for cand in candidates:
-        path = Path(cand).expanduser()
-        if (path / AWS_PROVIDER).is_dir():
-            return path
-    return None
+    return tf_offline.find_mirror(os.environ.get("ALGOSTACK_TF_MIRROR"))
 
 
 def find_shellcheck() -> str | None:
@@ -86,20 +75,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def write_cli_config(path: Path, mirror: Path, cache_dir: Path) -> Path:
-    """Write a terraform CLI config installing hashicorp/aws from ``mirror`` only."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f'plugin_cache_dir = "{cache_dir}"\n'
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path    = "{mirror}"\n'
-        f'    include = ["{AWS_PROVIDER}"]\n  }}\n'
-        f'  direct {{\n    exclude = ["{AWS_PROVIDER}"]\n  }}\n'
-        "}\n"
-    )
-    return path
 
 
 # --- Lambda packaging: the project's one command ------------------------------------------

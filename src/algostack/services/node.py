@@ -16,7 +16,6 @@ This module is the pure part, tested without systemd or AWS:
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from algostack.core.naming import ENVIRONMENTS, kill_subject, model_key
 from algostack.errors import ConfigError
+from algostack.services.dashboard.launch import is_loopback
 
 REQUIRED_KEYS = ("environment", "bucket", "git_branch")
 TRADER_KEYS = ("model_prefix", "model_type", "symbol", "model_id", "model_number")
@@ -157,16 +157,6 @@ def trader_spec(cfg: DeploymentConfig) -> TraderSpec:
     return TraderSpec(
         prefix, model_type, symbol, model_id, model_number, address, broker, alpaca_live=live
     )
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def dashboard_host(cfg: DeploymentConfig) -> str:

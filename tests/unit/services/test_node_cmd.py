@@ -196,23 +196,19 @@ def test_ensure_user_creates_a_system_user_only_when_missing() -> None:
     assert calls[0][:2] == ["useradd", "--system"] and calls[0][-1] == "algostack-no-such-user"
 
 
-def test_run_sh_pins_the_same_boto3_as_pyproject_and_both_scripts_agree() -> None:
+def test_run_sh_is_one_script_for_both_modules_and_pins_pyprojects_boto3() -> None:
     import re
     import tomllib
 
     repo = Path(__file__).resolve().parents[3]
     deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
     (pin,) = [d.split("==")[1] for d in deps if d.startswith("boto3==")]
-    ingest = (repo / "infra/modules/alpaca_websocket/run.sh").read_text()
-    trading = (repo / "infra/modules/trading_server/run.sh").read_text()
-    for script in (ingest, trading):
-        assert re.search(rf'^BOTO3_VERSION="{re.escape(pin)}"', script, re.MULTILINE)
-    # The scripts differ only in their header, the NATS address block and the role.
-    body = ingest.split("set -euo pipefail", 1)[1]
-    trading_body = trading.split("set -euo pipefail", 1)[1]
-    trading_body = re.sub(r"\[\[ -n \"\$\{NATS_PUBLIC_IP.*?>>\"\$CONFIG\"\n", "", trading_body,
-                          flags=re.DOTALL)  # fmt: skip
-    assert trading_body.replace("node trader", "node ingest") == body
+    shared = (repo / "infra/bootstrap/run.sh").resolve()
+    for module in ("alpaca_websocket", "trading_server"):
+        assert (repo / "infra/modules" / module / "run.sh").resolve() == shared
+    script = shared.read_text()
+    assert re.search(rf'^BOTO3_VERSION="{re.escape(pin)}"', script, re.MULTILINE)
+    assert 'node "$role"' in script and "grep -q '^model_prefix='" in script
 
 
 def test_node_state_defaults_match_run_sh() -> None:

@@ -454,7 +454,8 @@ class EmulatedCloud:
         get_invocation = SimpleSystemManagerBackend.get_command_invocation
 
         def p_send(backend: Any, *args: Any, **kwargs: Any) -> Any:
-            ids = kwargs.get("instance_ids") or (args[3] if len(args) > 3 else [])
+            # A copy: moto's Command extends the very list it is given.
+            ids = list(kwargs.get("instance_ids") or [])
             offline = [i for i in ids if not cloud.agent_online(i)]
             if offline:
                 raise SSMException(
