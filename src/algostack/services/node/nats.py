@@ -1,0 +1,116 @@
+"""The nats-server configuration of the ingest host: JetStream on disk, one NATS user per role
+with least permissions (DESIGN.md 3.3), users and passwords taken from the nats unit's
+root-only EnvironmentFile."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from algostack.core.naming import kill_subject
+from algostack.services.node.config import NATS_ROLES, NodeLayout
+from algostack.services.node.secrets import NatsCredential
+
+NATS_PORT = 4222
+NATS_MONITOR = "127.0.0.1:8222"
+
+
+def nats_permissions(role: str, environment: str) -> dict[str, dict[str, list[str]]]:
+    """The publish/subscribe allow lists of one NATS role (DESIGN.md 3.3).
+
+    ingest: publish market data and manage the MARKET stream. trader: read market data
+    (core and its durable consumer on MARKET), publish its own events, hold its consumer's
+    owner subject; never publish market data. dashboard: read, and publish the kill switch.
+    """
+    stream = "MARKET"
+    js_read = [
+        "$JS.API.INFO",
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.CONSUMER.*.{stream}",
+        f"$JS.API.CONSUMER.*.{stream}.>",
+        f"$JS.API.CONSUMER.*.*.{stream}.>",  # DURABLE.CREATE, MSG.NEXT
+        f"$JS.ACK.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    ]
+    if role == "ingest":
+        return {
+            "publish": {
+                "allow": [
+                    "market.>",
+                    "$JS.API.INFO",
+                    f"$JS.API.STREAM.CREATE.{stream}",
+                    f"$JS.API.STREAM.UPDATE.{stream}",
+                    f"$JS.API.STREAM.INFO.{stream}",
+                ]
+            },
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
+    if role == "trader":
+        return {
+            "publish": {
+                "allow": [
+                    f"algostack.{environment}.trader.>",
+                    "algostack.consumer.*.owner",
+                    *js_read,
+                ]
+            },
+            "subscribe": {
+                "allow": [
+                    "market.>",
+                    "_INBOX.>",
+                    kill_subject(environment),
+                    "algostack.consumer.*.owner",
+                ]
+            },
+        }
+    if role == "dashboard":
+        return {
+            "publish": {"allow": [kill_subject(environment), *js_read]},
+            "subscribe": {"allow": ["market.>", f"algostack.{environment}.trader.>", "_INBOX.>"]},
+        }
+    raise ValueError(f"unknown NATS role {role!r}")
+
+
+def nats_env_names(role: str) -> tuple[str, str]:
+    """The nats unit's environment variables holding a role's (JSON-quoted) user and password."""
+    return f"NATS_{role.upper()}_USER", f"NATS_{role.upper()}_PASSWORD"
+
+
+def nats_env_values(creds: Mapping[str, NatsCredential]) -> dict[str, str]:
+    """The nats unit's EnvironmentFile values: each user and password as a JSON string.
+
+    nats-server parses a ``$VAR`` taken from the environment as a config value, so a bare
+    password with ``#``, spaces or quotes would be misread; a JSON string is read verbatim.
+    """
+    out: dict[str, str] = {}
+    for role in NATS_ROLES:
+        user_var, password_var = nats_env_names(role)
+        out[user_var] = json.dumps(creds[role].user, ensure_ascii=False)
+        out[password_var] = json.dumps(creds[role].password, ensure_ascii=False)
+    return out
+
+
+def render_nats_conf(layout: NodeLayout, environment: str = "dev") -> str:
+    """nats-server config: JetStream on disk, one user per role with least permissions.
+
+    Users and passwords are ``$NATS_<ROLE>_USER`` / ``$NATS_<ROLE>_PASSWORD``, resolved by
+    nats-server from its unit's root-only EnvironmentFile: no secret is in this file.
+    """
+    users = []
+    for role in NATS_ROLES:
+        user_var, password_var = nats_env_names(role)
+        perms = json.dumps(nats_permissions(role, environment))
+        users.append(f"    {{user: ${user_var}, password: ${password_var}, permissions: {perms}}}")
+    return (
+        "# Written by `algostack node ingest`; edits are overwritten on the next bootstrap.\n"
+        f"listen: 0.0.0.0:{NATS_PORT}\n"
+        f"http: {NATS_MONITOR}\n"
+        "max_payload: 1MB\n"
+        "jetstream {\n"
+        f'  store_dir: "{layout.nats_dir}/jetstream"\n'
+        "  max_file_store: 8GB\n"
+        "}\n"
+        "authorization {\n"
+        "  users: [\n" + ",\n".join(users) + "\n  ]\n"
+        "}\n"
+    )

@@ -1,0 +1,152 @@
+"""Whether a host came up (:func:`wait_ready`): each unit restarted, active, not restarting,
+and its health check passing; the Python services are ``Type=notify`` and send ``READY=1``
+through :func:`notify_ready` (nats-server answers ``/healthz``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+SHOW_PROPERTIES = ("ActiveState", "SubState", "Result", "NRestarts", "Job")
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A unit as ``systemctl show`` reports it."""
+
+    active: str
+    sub: str
+    result: str = ""
+    restarts: int = 0
+    job: bool = False
+    """A start/restart job is still queued or running."""
+
+    @classmethod
+    def parse(cls, text: str) -> UnitState:
+        """Parse ``Key=value`` lines of ``systemctl show -p ...``."""
+        props = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+        try:
+            restarts = int(props.get("NRestarts") or 0)
+        except ValueError:
+            restarts = 0
+        job = props.get("Job", "").strip()
+        return cls(
+            active=props.get("ActiveState", "unknown"),
+            sub=props.get("SubState", "unknown"),
+            result=props.get("Result", ""),
+            restarts=restarts,
+            job=bool(job) and job != "0",
+        )
+
+    def __str__(self) -> str:
+        text = f"{self.active} ({self.sub})"
+        if self.result and self.result != "success":
+            text += f", result {self.result}"
+        if self.restarts:
+            text += f", restarted {self.restarts} time(s)"
+        return text
+
+
+@dataclass(frozen=True)
+class UnitFailure:
+    """A unit that did not come up: its name and what was seen."""
+
+    unit: str
+    state: str
+
+
+def judge(state: UnitState, restarts_before: int = 0) -> str | None:
+    """``"ready"``, ``None`` (keep waiting) or the failure to report, from one observation.
+
+    A unit that failed, is waiting to be restarted after a crash (``auto-restart``), was
+    restarted by systemd since run.sh restarted it (``NRestarts`` above ``restarts_before``,
+    read before the restart: systemd does not always reset it), or stopped, is a failure:
+    systemd would go on restarting it, but run.sh must not report success.
+    """
+    if state.job:
+        return None  # the (re)start has not run yet: earlier states mean nothing
+    if state.active == "failed":
+        return f"failed: {state}"
+    if state.sub == "auto-restart" or state.restarts > restarts_before:
+        return f"crashed and is restarting: {state}"
+    if state.active in ("activating", "deactivating", "reloading"):
+        return None
+    if state.active == "active":
+        return "ready"
+    return f"not running: {state}"
+
+
+def wait_ready(
+    units: Sequence[str],
+    show: Callable[[str], UnitState],
+    checks: Mapping[str, str],
+    probe: Callable[[str], bool],
+    *,
+    wait_s: float,
+    restarts_before: Mapping[str, int] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_s: float = 1.0,
+) -> list[UnitFailure]:
+    """Poll every unit until each is ready (active and its check answering) or one fails.
+
+    Returns ``[]`` when all are ready; else the failures (a failure is final at once; the
+    units still pending at ``wait_s`` are reported with their last state). ``show`` reads a
+    unit's state (``systemctl show``), ``probe`` a check URL; ``restarts_before`` is each
+    unit's ``NRestarts`` read before the restart.
+    """
+    deadline = clock() + wait_s
+    pending = list(units)
+    last: dict[str, str] = {}
+    while True:
+        failures: list[UnitFailure] = []
+        for unit in list(pending):
+            state = show(unit)
+            verdict = judge(state, (restarts_before or {}).get(unit, 0))
+            last[unit] = str(state)
+            if verdict == "ready":
+                url = checks.get(unit)
+                if url is None or probe(url):
+                    pending.remove(unit)
+                else:
+                    last[unit] = f"{state}, but {url} does not answer"
+            elif verdict is not None:
+                failures.append(UnitFailure(unit, verdict))
+        if failures:
+            return failures
+        if not pending:
+            return []
+        if clock() >= deadline:
+            return [
+                UnitFailure(u, f"not ready after {wait_s:g} s: {last.get(u, 'unknown')}")
+                for u in pending
+            ]
+        sleep(poll_s)
+
+
+# -- the services' side of readiness -----------------------------------------------------------
+
+
+def notify_ready(status: str = "", *, environ: Mapping[str, str] | None = None) -> bool:
+    """Tell systemd the service is ready (``READY=1`` on ``$NOTIFY_SOCKET``); stdlib only.
+
+    Returns False (and does nothing) outside a ``Type=notify`` unit or when the socket is
+    gone: readiness is a signal to the bootstrap, never a reason for a service to fail.
+    """
+    env = os.environ if environ is None else environ
+    address = env.get("NOTIFY_SOCKET", "")
+    if not address or not (address.startswith("/") or address.startswith("@")):
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    message = "READY=1" + (f"\nSTATUS={status}" if status else "")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError:
+        return False
+    return True
