@@ -1,5 +1,5 @@
 """``algostack node ingest|trader``: this host's secrets, files and systemd units, started and
-waited for (the I/O around ``services/node.py``).
+waited for (the I/O around ``services/node/``).
 
 run.sh execs it as root. It reads ``deployment_config.txt``, fetches the secrets it names from
 Secrets Manager (boto3's default chain; region ``aws_region=``), writes one root-only

@@ -33,6 +33,9 @@ COMMAND_RESERVE_S = 240.0
 STOP_RESERVE_S = 45.0
 # A trading result stays well under Lambda's 256 KB async/destination payload limit.
 RESULT_OUTPUT_BUDGET = 150_000
+# How much of a failed command's stderr goes into the error: run.sh's failing step and a unit's last
+# journal lines (20 lines of journalctl fit).
+ERROR_TAIL = 2_000
 
 
 def _base(component: str, cfg: ControlConfig, req: Request) -> dict[str, Any]:
@@ -152,7 +155,7 @@ def run_ingest(
                 f"run.sh failed on ingest instance {inst.name} ({inst.id}): status {inv.status}"
                 f" {inv.status_details}, exit code {inv.exit_code}"
                 + (f", {inv.error}" if inv.error else "")
-                + (f"; stderr: {ssmh.redact(inv.stderr[-500:])}" if inv.stderr else ""),
+                + (f"; stderr: {_stderr_tail(inv)}" if inv.stderr else ""),
                 result,
             )
         fresh = ec2h.describe_ids(clients.ec2, [inst.id]).get(inst.id, inst)
@@ -165,6 +168,17 @@ def run_ingest(
     result["status"] = "ok"
     _save_report(clients, cfg, result)
     return result
+
+
+def _stderr_tail(inv: ssmh.Invocation) -> str:
+    """The end of a command's stderr, redacted: run.sh's failing step and the unit's log."""
+    return ssmh.redact(inv.stderr[-ERROR_TAIL:]).strip()
+
+
+def _script_failure(inv: ssmh.Invocation) -> str:
+    """``run.sh exit code N: <stderr tail>`` for a command that ran and failed."""
+    tail = _stderr_tail(inv)
+    return f"run.sh {inv.status} (exit code {inv.exit_code})" + (f": {tail}" if tail else "")
 
 
 def nats_address(inst: ec2h.Instance, kind: str) -> str:
@@ -317,7 +331,7 @@ def _trade(
             item["error"] = (
                 (inv.error if inv is not None else None)
                 or health[t.id].error
-                or (f"run.sh exit code {inv.exit_code}" if inv is not None else "not healthy")
+                or (_script_failure(inv) if inv is not None else "not healthy")
             )
         report[t.id] = item
     failed = [iid for iid, item in report.items() if not item["ok"]]

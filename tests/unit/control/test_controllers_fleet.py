@@ -87,6 +87,8 @@ def test_run_trading_partial_failure_raises_with_per_instance_report(
     assert "no model artifacts" in report[bad]["command"]["stderr"]
     assert [report[t]["ok"] for t in traders if t != bad] == [True, True]
     assert bad in str(info.value)
+    # The cause is in the message itself, not only in the report (the emulated AWS day's drill).
+    assert "no model artifacts" in str(info.value)
 
 
 def test_run_trading_unhealthy_instance_skipped_others_run_then_raises(

@@ -71,6 +71,8 @@ class Loop:
         """Stop the loop."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class LambdaContext:
@@ -119,7 +121,7 @@ class AwsDay:
         workdir: Path,
         *,
         environment: str = "qa",
-        models: tuple[str, ...] = ("models/logreg/AAPL/model_1", "models/gbt/MSFT/model_2"),
+        models: tuple[str, ...] = ("models/sma/AAPL/model_4", "models/gbt/MSFT/model_2"),
         seed: int = 7,
         progress: Callable[[str], None] | None = None,
     ) -> None:
