@@ -202,6 +202,7 @@ def test_render_trader_sync_timer_follows_sync_schedule() -> None:
     cfg = node.parse_deployment_config(TRADER_CFG + "sync_schedule=*:*:0/20\n")
     plan = node.render_trader(cfg, TRADER_SECRETS)
     assert _unit(plan.units["algostack-sync.timer"])["Timer"]["OnCalendar"] == "*:*:0/20"
+    assert _unit(plan.units["algostack-sync.timer"])["Timer"]["AccuracySec"] == "1s"
     bad = node.parse_deployment_config(TRADER_CFG + "sync_schedule=*:0/15; rm -rf /\n")
     with pytest.raises(ConfigError, match="sync_schedule"):
         node.render_trader(bad, TRADER_SECRETS)

@@ -331,6 +331,8 @@ def render_trader(
             "[Timer]",
             f"OnCalendar={schedule}",
             "Persistent=true",
+            # systemd coalesces timers within a minute by default: sync on the schedule itself.
+            "AccuracySec=1s",
             "Unit=algostack-sync.service",
             "",
             "[Install]",

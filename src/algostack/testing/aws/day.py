@@ -440,7 +440,7 @@ class AwsDay:
 
         return self.loop.run(run(), 3600)
 
-    def wait_timer_sync(self, day: date, timeout_s: float = 90.0) -> float:
+    def wait_timer_sync(self, day: date, timeout_s: float = 120.0) -> float:
         """Wait until the sync timer of every trader has put its log for ``day`` in the
         bucket (before any shutdown); return the seconds waited."""
         t0 = time.monotonic()
