@@ -23,7 +23,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-from algostack.core.naming import model_key
 from algostack.testing.aws.day import AwsDay, DayReport
 
 DAYS = (date(2026, 11, 30), date(2026, 12, 1))
@@ -32,13 +31,9 @@ DAYS = (date(2026, 11, 30), date(2026, 12, 1))
 def _synced(desk: AwsDay, day: date) -> int:
     count = 0
     for prefix in desk.model_prefixes:
-        _, model_type, symbol, model_id = prefix.split("/")
         key = f"{prefix}/live/{day}/trades_{day}.csv"
         objects = desk.bucket_objects(f"{prefix}/live/{day}/")
-        number = "".join(c for c in model_id if c.isdigit())
-        host = f"trading-server-{desk.env}-{symbol}-{model_type}-{int(number)}"
-        journal = f"/opt/algostack/state/journals/{model_key(model_type, symbol, model_id)}"
-        local = desk.host_file(host, f"{journal}/trades_{day}.csv")
+        local = desk.journal(prefix, f"trades_{day}.csv")
         if key in objects and local.exists() and objects[key] == local.read_bytes():
             count += 1
     return count

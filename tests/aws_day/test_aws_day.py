@@ -6,42 +6,23 @@ re-invocation after the fix converges)."""
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import json
-import re
+import time
 from datetime import date
 from typing import Any
 
 import pytest
 
-from algostack.core.naming import model_key
+from algostack.core.orders import Side, client_order_id, order_prefix
 from algostack.testing.aws.day import AwsDay
 
 pytestmark = [pytest.mark.aws_day, pytest.mark.timeout(1800)]
 
 DAY_ONE = date(2026, 11, 30)
 DAY_TWO = date(2026, 12, 1)
-CID = re.compile(r"^[0-9a-f]{6,}|^[A-Za-z0-9_.:-]+$")
-
-
-def _trader_names(desk: AwsDay) -> list[str]:
-    assert desk.cloud is not None
-    return sorted(
-        m.name for m in desk.cloud.machines.values() if m.name.startswith("trading-server-")
-    )
-
-
-def _journal_dir(desk: AwsDay, prefix: str) -> str:
-    _, model_type, symbol, model_id = prefix.split("/")
-    return f"/opt/algostack/state/journals/{model_key(model_type, symbol, model_id)}"
-
-
-def _host_of(desk: AwsDay, prefix: str) -> str:
-    _, model_type, symbol, model_id = prefix.split("/")
-    number = re.search(r"(\d+)$", model_id)
-    assert number is not None
-    return f"trading-server-{desk.env}-{symbol}-{model_type}-{number.group(1)}"
 
 
 def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
@@ -75,15 +56,23 @@ def test_day_one_every_trader_sends_orders_with_deterministic_ids(
     assert day_one["sent"] > 0
     orders = day_one["orders"]
     assert orders, "no order reached the fake Alpaca"
-    symbols = {o["symbol"] for o in orders}
-    assert symbols == set(desk.symbols), f"orders only for {symbols}"
     ids = [o["client_order_id"] for o in orders]
-    assert len(ids) == len(set(ids))
-    # One model per symbol here, so each symbol's orders come from its own trading host.
-    for prefix in desk.model_prefixes:
-        key = model_key(*prefix.split("/")[1:])
-        mine = [i for i in ids if key in i or prefix.split("/")[2] in i]
-        assert mine, f"no order from {prefix}"
+    assert len(ids) == len(set(ids)), "an order was sent twice"
+    owners: dict[str, int] = dict.fromkeys(desk.model_prefixes, 0)
+    for order in orders:
+        cid = order["client_order_id"]
+        (prefix,) = [
+            p for p in desk.model_prefixes if cid.startswith(order_prefix(desk.spec(p).key))
+        ]
+        owners[prefix] += 1
+        # The id is the one core.orders derives from (model, symbol, bar, side): recompute it.
+        stamp = cid.rsplit("-", 2)[-2]
+        bar_ts = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M")) * 1_000_000_000
+        assert (
+            client_order_id(desk.spec(prefix).key, order["symbol"], bar_ts, Side(order["side"]))
+            == cid
+        )
+    assert all(owners.values()), f"a trading host sent no order: {owners}"
 
 
 def test_day_one_each_command_ran_only_on_the_hosts_it_named(
@@ -108,12 +97,17 @@ def test_day_one_journals_synced_equal_the_hosts(desk: AwsDay, day_one: dict[str
         trades_key = f"{prefix}/live/{DAY_ONE.isoformat()}/trades_{DAY_ONE.isoformat()}.csv"
         log_key = f"{prefix}/live/{DAY_ONE.isoformat()}/live_trader.log"
         assert trades_key in live and log_key in live, sorted(live)
-        host = _host_of(desk, prefix)
-        journal = _journal_dir(desk, prefix)
-        on_host = desk.host_file(host, f"{journal}/trades_{DAY_ONE.isoformat()}.csv").read_bytes()
+        on_host = desk.journal(prefix, f"trades_{DAY_ONE.isoformat()}.csv").read_bytes()
         assert live[trades_key] == on_host
         rows = list(csv.DictReader(io.StringIO(on_host.decode())))
         assert rows, f"{prefix} made no trade on {DAY_ONE}"
+        journaled = sorted(r["client_order_id"] for r in rows)
+        at_broker = sorted(
+            o["client_order_id"]
+            for o in day_one["orders"]
+            if o["client_order_id"].startswith(order_prefix(desk.spec(prefix).key))
+        )
+        assert journaled == at_broker, f"{prefix}: journal and broker disagree"
 
 
 def test_day_one_every_instance_stopped_after_the_final_sync(

@@ -86,9 +86,7 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
     for key in keys:
         s3.put_object(Bucket=desk.bucket, Key=key, Body=b"not a model")
     try:
-        _, model_type, symbol, model_id = prefix.split("/")
-        number = "".join(c for c in model_id if c.isdigit())
-        host = f"trading-server-{desk.env}-{symbol}-{model_type}-{int(number)}"
+        host = desk.spec(prefix).instance_name(desk.env)
         error = _fails(_trading(desk, day, ingest), host, "algostack-trader")
         others = [p for p in desk.model_prefixes if p != prefix]
         assert others, "the drill needs a second model"

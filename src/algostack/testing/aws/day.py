@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from algostack.core.naming import ModelSpec, model_number
 from algostack.testing.aws.cloud import EmulatedCloud
 from algostack.testing.aws.gitserver import GitServer
 from algostack.testing.aws.image import CACHE_ROOT, build_image
@@ -475,6 +476,17 @@ class AwsDay:
         return invoked
 
     # -- what is left behind --------------------------------------------------------------
+
+    def spec(self, prefix: str) -> ModelSpec:
+        """The model of a prefix ``models/<type>/<symbol>/<model_id>`` (its key, its host)."""
+        _, model_type, symbol, model_id = prefix.split("/")
+        return ModelSpec(model_type, symbol, model_id, model_number(model_id))
+
+    def journal(self, prefix: str, name: str) -> Path:
+        """A file of the model's journal on its trading host's volume."""
+        spec = self.spec(prefix)
+        inside = f"/opt/algostack/state/journals/{spec.key}/{name}"
+        return self.host_file(spec.instance_name(self.env), inside)
 
     def host_file(self, name: str, inside: str) -> Path:
         """A file on a host's volume (readable whether the host runs or not)."""
