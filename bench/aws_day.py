@@ -64,6 +64,8 @@ def main() -> int:
                 break
             desk.stream_session(day, minutes=minutes)
             shutdown = desk.end_day(day)
+            if not shutdown.ok:
+                print(f"{shutdown.name}: {shutdown.error}", file=sys.stderr)
             stopped = sum(m.moto._state.name == "stopped" for m in desk.cloud.machines.values())
             synced = _synced(desk, day)
             rows.append((day, report, len(desk.broker.orders()), synced, stopped, shutdown.ok))

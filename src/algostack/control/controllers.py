@@ -175,10 +175,10 @@ def _stderr_tail(inv: ssmh.Invocation) -> str:
     return ssmh.redact(inv.stderr[-ERROR_TAIL:]).strip()
 
 
-def _script_failure(inv: ssmh.Invocation) -> str:
-    """``run.sh exit code N: <stderr tail>`` for a command that ran and failed."""
+def _script_failure(inv: ssmh.Invocation, what: str = "run.sh") -> str:
+    """``<what> <status> (exit code N): <stderr tail>`` for a command that ran and failed."""
     tail = _stderr_tail(inv)
-    return f"run.sh {inv.status} (exit code {inv.exit_code})" + (f": {tail}" if tail else "")
+    return f"{what} {inv.status} (exit code {inv.exit_code})" + (f": {tail}" if tail else "")
 
 
 def nats_address(inst: ec2h.Instance, kind: str) -> str:
@@ -450,5 +450,5 @@ def _sync(
     for iid, inv in invs.items():
         report[iid]["sync"] = inv.summary(2_000)
         if not inv.ok:
-            errors[iid] = inv.error or f"sync exit code {inv.exit_code} ({inv.status})"
+            errors[iid] = inv.error or _script_failure(inv, "sync")
     return errors

@@ -13,10 +13,13 @@ are still recognised.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from algostack.errors import ConfigError
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".sync-state.json"
+LOCK_FILE = ".sync.lock"
 MANIFEST = "manifest.json"
 _JOURNAL_RE = re.compile(r"^(trades_\d{4}-\d{2}-\d{2}\.csv|live_trader\.log)$")
 _DATED_RE = re.compile(r"^(?:trades|decisions)_(\d{4}-\d{2}-\d{2})\.csv$")
@@ -81,8 +85,18 @@ def _load_state(journal_dir: Path) -> dict[str, list[object]]:
     return raw if isinstance(raw, dict) else {}
 
 
+@contextlib.contextmanager
+def _exclusive(journal_dir: Path) -> Iterator[None]:
+    with (journal_dir / LOCK_FILE).open("a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _save_state(journal_dir: Path, state: dict[str, list[object]]) -> None:
-    tmp = journal_dir / f".tmp-{STATE_FILE}"
+    tmp = journal_dir / f".tmp-{STATE_FILE}-{os.getpid()}"
     tmp.write_text(json.dumps(state, sort_keys=True))
     os.replace(tmp, journal_dir / STATE_FILE)
 
@@ -104,18 +118,22 @@ def sync_journals(
     prefix = live_prefix.rstrip("/")
     if not prefix or prefix.startswith("/"):
         raise ConfigError(f"invalid live prefix {live_prefix!r}")
-    state = _load_state(journal_dir)
     report = SyncReport()
     manifest: dict[str, dict[str, object]] = {}
-    for path in journal_files(journal_dir, day):
-        data = _whole_lines(path)
-        digest = md5_hex(data)
-        manifest[path.name] = {"size": len(data), "md5": digest}
-        _put_if_changed(store, f"{prefix}/{path.name}", data, digest, state, report)
-    if final:
-        body = json.dumps({"files": manifest}, sort_keys=True, indent=1).encode() + b"\n"
-        _put_if_changed(store, f"{prefix}/{MANIFEST}", body, md5_hex(body), state, report)
-    _save_state(journal_dir, state)
+    # One sync at a time per journal: the timer's run and the trader's final sync on stop can
+    # overlap (seen on the emulated AWS day: the state file's replace raced).
+    files = journal_files(journal_dir, day)
+    with _exclusive(journal_dir):
+        state = _load_state(journal_dir)
+        for path in files:
+            data = _whole_lines(path)
+            digest = md5_hex(data)
+            manifest[path.name] = {"size": len(data), "md5": digest}
+            _put_if_changed(store, f"{prefix}/{path.name}", data, digest, state, report)
+        if final:
+            body = json.dumps({"files": manifest}, sort_keys=True, indent=1).encode() + b"\n"
+            _put_if_changed(store, f"{prefix}/{MANIFEST}", body, md5_hex(body), state, report)
+        _save_state(journal_dir, state)
     log.info(
         "synced %d file(s) to %s/%s (%d unchanged)",
         len(report.uploaded),

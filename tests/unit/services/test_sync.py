@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,39 @@ def test_sync_non_md5_etag_still_idempotent_through_state(journals: Path, tmp_pa
     puts = store.puts
     report = sync_journals(journals, store, PREFIX)
     assert report.uploaded == [] and store.puts == puts
+
+
+def test_sync_concurrent_runs_are_serialised_and_leave_valid_state(
+    journals: Path, tmp_path: Path
+) -> None:
+    # The timer's sync and the trader's final sync on stop may overlap (found on the emulated
+    # AWS day): they must take turns, and the state file must stay whole.
+    inside = {"now": 0, "most": 0}
+    guard = threading.Lock()
+
+    class SlowStore(LocalDirStore):
+        def put_bytes(self, key: str, data: bytes) -> None:
+            with guard:
+                inside["now"] += 1
+                inside["most"] = max(inside["most"], inside["now"])
+            time.sleep(0.05)
+            super().put_bytes(key, data)
+            with guard:
+                inside["now"] -= 1
+
+    def run(n: int) -> None:
+        store = SlowStore(tmp_path / "bucket")
+        sync_journals(journals, store, f"{PREFIX}-{n}", final=True)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside["most"] == 1
+    state = json.loads((journals / ".sync-state.json").read_text())
+    assert len(state) == 4 * 4  # 2 trades files, the log, the manifest per prefix
+    assert not list(journals.glob(".tmp-*"))
 
 
 def test_sync_missing_journal_dir_is_config_error(tmp_path: Path) -> None:
