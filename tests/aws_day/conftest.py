@@ -1,5 +1,6 @@
-"""The emulated AWS day: one desk per session (terraform apply of the qa root to moto, real
-systemd hosts), shared by the day and the fault drills, in that order."""
+"""The emulated AWS day: one desk for the module (terraform apply of the qa root to moto, real
+systemd hosts), shared by the day and the fault drills, in that order, and gone (moto's
+classes unpatched, hosts powered off) before any other test runs."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _cannot_boot() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsDay]:
     """The qa desk, deployed as committed; hosts powered off at the end."""
     why = _cannot_boot()

@@ -186,7 +186,8 @@ def test_lambda_zip_check_rejects_a_zip_the_lambda_does_not_run(
     qa: Deployed, tmp_path: Path
 ) -> None:
     with pytest.raises(AssertionError, match="AlpacaWebsocketLambda_qa does not run"):
-        lambda_task_root(qa, "AlpacaWebsocketLambda_qa", tmp_path, "trading_server")
+        # (The ingest and trading zips hold the same files, run.sh included: take the shutdown's.)
+        lambda_task_root(qa, "AlpacaWebsocketLambda_qa", tmp_path, "trading_server_shutdown")
     assert not any(tmp_path.iterdir())
 
 
