@@ -20,8 +20,9 @@ from algostack.errors import FatalError
 
 SSM_ROOT = "/var/lib/amazon/ssm"
 REGISTRY = Path("/run/algostack-emulated-hosts")
-"""One file per running container: ``<owner pid> <nspawn pid> <root>``, so a later run can
-power off what a killed test left behind (by those PIDs, never by name)."""
+"""One file per running container: ``<owner pid> <root>``, so a later run can power off what
+a killed test left behind (by its cgroup, never by name)."""
+CGROUP_NAME = "algostack-emulated"
 BOOT_TIMEOUT_S = 120.0
 POWEROFF_TIMEOUT_S = 240.0
 
@@ -53,20 +54,65 @@ class HostSpec:
     """Extra files written into the host before each boot (path inside -> content)."""
 
 
+def cgroup_roots() -> list[Path]:
+    """The cgroup hierarchies a container must be placed in: the unified one on a cgroup v2
+    host; ``name=systemd`` and the unified one on a hybrid host."""
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():
+        return [base]
+    return [r for r in (base / "systemd", base / "unified") if (r / "cgroup.procs").exists()]
+
+
+def machine_cgroups(machine: str) -> list[Path]:
+    """The cgroups of one container (its own subtree in every hierarchy: nspawn with
+    ``--keep-unit`` puts the container under the cgroup it is started in, and two containers
+    sharing one would share their units' cgroups)."""
+    return [root / CGROUP_NAME / machine for root in cgroup_roots()]
+
+
+def _cgroup_pids(groups: list[Path]) -> set[int]:
+    pids: set[int] = set()
+    for group in groups:
+        for procs in group.rglob("cgroup.procs") if group.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(x) for x in procs.read_text().split())
+    return pids
+
+
+def kill_cgroups(groups: list[Path], timeout_s: float = 10.0) -> None:
+    """SIGKILL every process in ``groups`` (container init first: that ends its PID
+    namespace), then remove the emptied cgroups."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pids = _cgroup_pids(groups)
+        if not pids:
+            break
+        for pid in sorted(pids):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    for group in groups:
+        if not group.is_dir():
+            continue
+        for sub in sorted((d for d in group.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
 def reap_orphans() -> int:
     """Power off (hard) the containers of emulator processes that are gone; return how many."""
     reaped = 0
     for entry in REGISTRY.glob("*") if REGISTRY.is_dir() else []:
         try:
-            owner, pid, root = entry.read_text().split()
+            owner, root = entry.read_text().split()
         except (OSError, ValueError):
             entry.unlink(missing_ok=True)
             continue
         if Path(f"/proc/{owner}").exists():
             continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(pid), signal.SIGKILL)
-        time.sleep(0.2)
+        kill_cgroups(machine_cgroups(entry.name))
         subprocess.run(["umount", root], capture_output=True, check=False)
         entry.unlink(missing_ok=True)
         reaped += 1
@@ -163,13 +209,25 @@ class Host:
             ]
             argv += [f"--bind-ro={src}:{dst}" for src, dst in self.spec.binds_ro]
             argv += [f"--bind={src}:{dst}" for src, dst in self.spec.binds]
+            groups = machine_cgroups(self.machine)
+            kill_cgroups(groups)  # what a killed run of the same instance left
+            for group in groups:
+                group.mkdir(parents=True, exist_ok=True)
+            # Enter the cgroups first (a shell, not preexec_fn: this process has threads).
+            enter = 'for g in $ALGOSTACK_CGROUPS; do echo $$ > "$g/cgroup.procs" || exit 90; done'
+            env = dict(os.environ, ALGOSTACK_CGROUPS=" ".join(map(str, groups)))
             log = self.console.open("ab")
             self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                ["sh", "-c", enter + '; exec "$@"', "sh", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
             )
             log.close()
             REGISTRY.mkdir(parents=True, exist_ok=True)
-            self._registry().write_text(f"{os.getpid()} {self._proc.pid} {self.root}\n")
+            self._registry().write_text(f"{os.getpid()} {self.root}\n")
             self._leader = self._find_leader(timeout_s)
             self.boots += 1
         deadline = time.monotonic() + timeout_s
@@ -206,37 +264,34 @@ class Host:
         raise FatalError(f"{self.machine}: no container systemd within {timeout_s:.0f} s")
 
     def poweroff(self, timeout_s: float = POWEROFF_TIMEOUT_S) -> None:
-        """Shut the host down as ``shutdown -h`` would (units stop, ExecStopPost runs)."""
+        """Shut the host down as ``shutdown -h`` would (units stop, ExecStopPost runs); pull
+        the plug when it has not halted within ``timeout_s``."""
         with self._lock:
             proc = self._proc
-            if proc is None:
-                self._unmount()
-                return
-            if proc.poll() is None and self._leader is not None:
-                self.nsenter(["systemctl", "poweroff", "--no-block"], timeout_s=30)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-            self._proc = None
-            self._leader = None
-            self._unmount()
-            self._registry().unlink(missing_ok=True)
-
-    def _registry(self) -> Path:
-        return REGISTRY / self.machine
+            if proc is not None and proc.poll() is None and self._leader is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.nsenter(["systemctl", "poweroff", "--no-block"], timeout_s=30)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=timeout_s)
+            self._halt()
 
     def kill(self) -> None:
-        """Pull the plug (test teardown only)."""
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait(timeout=30)
+        """Pull the plug (test teardown)."""
+        with self._lock:
+            self._halt()
+
+    def _halt(self) -> None:
+        kill_cgroups(machine_cgroups(self.machine))
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=30)
         self._proc = None
         self._leader = None
         self._unmount()
         self._registry().unlink(missing_ok=True)
+
+    def _registry(self) -> Path:
+        return REGISTRY / self.machine
 
     # -- inside the host -----------------------------------------------------------------
 
