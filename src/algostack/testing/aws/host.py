@@ -237,9 +237,17 @@ class Host:
             if state in ("running", "degraded"):
                 return
             if self._proc is None or self._proc.poll() is not None:
-                break
+                raise FatalError(f"{self.machine}: systemd-nspawn exited at boot: {self._last()}")
             time.sleep(0.3)
-        raise FatalError(f"{self.machine}: did not boot within {timeout_s:.0f} s ({self.console})")
+        raise FatalError(f"{self.machine}: did not boot within {timeout_s:.0f} s: {self._last()}")
+
+    def _last(self) -> str:
+        """The console's last lines (why a boot failed), and where the rest is."""
+        try:
+            tail = self.console.read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        return " | ".join(tail) + f" ({self.console})"
 
     def _find_leader(self, timeout_s: float) -> int:
         """The PID of the container's systemd (nspawn forks helpers before it: look for init)."""
@@ -247,7 +255,7 @@ class Host:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise FatalError(f"{self.machine}: systemd-nspawn exited at boot ({self.console})")
+                raise FatalError(f"{self.machine}: systemd-nspawn exited at boot: {self._last()}")
             todo = [self._proc.pid]
             while todo:
                 pid = todo.pop()
