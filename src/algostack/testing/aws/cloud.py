@@ -20,13 +20,12 @@ active only while an :class:`EmulatedCloud` is running in this process.
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,7 +140,6 @@ class EmulatedCloud:
         self.invocations: dict[tuple[str, str], Invocation] = {}
         self.impaired: set[str] = set()
         """Instance ids whose status checks never pass."""
-        self.on_command: list[Callable[[Invocation], None]] = []
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self._undo: list[Callable[[], None]] = []
@@ -367,13 +365,6 @@ class EmulatedCloud:
         if all(i.status not in ("Pending", "InProgress") for i in mine):
             cmd.status = "Success" if all(i.status == "Success" for i in mine) else "Failed"
             cmd.status_details = cmd.status
-        for hook in self.on_command:
-            hook(inv)
-
-    def invocations_of(self, command_id: str) -> list[Invocation]:
-        """Every invocation of one command."""
-        with self._lock:
-            return [v for (c, _), v in self.invocations.items() if c == command_id]
 
     # -- moto hooks ----------------------------------------------------------------------
 
@@ -556,14 +547,3 @@ class EmulatedCloud:
         self._patch(
             SimpleSystemManagerResponse, "describe_instance_information", r_describe_information
         )
-
-
-@contextlib.contextmanager
-def running_cloud(workdir: Path, image: Path, **kwargs: Any) -> Iterator[EmulatedCloud]:
-    """An :class:`EmulatedCloud` for the length of a ``with`` block."""
-    cloud = EmulatedCloud(workdir, image, **kwargs)
-    cloud.start()
-    try:
-        yield cloud
-    finally:
-        cloud.stop()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -111,7 +110,6 @@ class DayReport:
     invocations: list[Invoked] = field(default_factory=list)
     ready_s: float | None = None
     bootstrap_s: dict[str, float] = field(default_factory=dict)
-    bars_published: int = 0
 
 
 class AwsDay:
@@ -527,8 +525,3 @@ def host_pip_conf() -> str:
                 value = " ".join(v for v in value.split() if "pypi-more" not in v)
             lines.append(f"{name} = {value}")
     return "\n".join(lines) + "\n"
-
-
-def shutil_rm(path: Path) -> None:
-    """Remove a scratch directory (volumes unmounted first by :meth:`AwsDay.close`)."""
-    shutil.rmtree(path, ignore_errors=True)
