@@ -26,6 +26,9 @@ class SourceStats:
     """Bars fetched through the historical REST seam after a gap."""
     last_bar_ts: dict[str, int] = field(default_factory=dict)
     """Per symbol, the timestamp (UTC ns) of the last bar seen."""
+    subscribed: bool = True
+    """False while an online source has not yet connected, authenticated and subscribed
+    (offline sources are ready at once); what the ingest's systemd readiness waits for."""
 
 
 class MarketSource(Protocol):

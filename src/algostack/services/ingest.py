@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -163,57 +162,21 @@ class IngestService:
             pump.cancel()
 
 
-ALPACA_STREAM_LOGGER = "algostack.adapters.alpaca.stream"
-ALPACA_SUBSCRIBED = "alpaca stream subscribed"
-"""The Alpaca source logs this once connected, authenticated and subscribed."""
-
-
-class _OnRecord(logging.Handler):
-    """Calls ``fire`` once, on the first record whose message is ``text``."""
-
-    def __init__(self, text: str, fire: Callable[[], object]) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.fire: Callable[[], object] | None = fire
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.fire is not None and record.msg == self.text:
-            fire, self.fire = self.fire, None
-            fire()
-
-
-def arm_systemd_ready(
-    source: MarketSource, notify: Callable[[str], object] | None = None
-) -> Callable[[], None]:
-    """Send systemd READY=1 once the source is connected (NATS is, when this is called).
-
-    Only under a ``Type=notify`` unit (``NOTIFY_SOCKET`` set) or with ``notify`` given (tests).
-    The Alpaca source is connected once it logs :data:`ALPACA_SUBSCRIBED` (connected,
-    authenticated, subscribed: no data needed, the market may be closed); other sources
-    at once. Returns a function that removes the hook.
-    """
+async def notify_when_subscribed(
+    source: MarketSource,
+    notify: Callable[[str], object] | None = None,
+    poll_s: float = 0.1,
+) -> None:
+    """Send systemd READY=1 once the source has subscribed (NATS is up when this starts):
+    no market data is needed, the market may be closed. ``notify`` defaults to
+    :func:`algostack.services.node.notify_ready`, a no-op outside a ``Type=notify`` unit."""
     if notify is None:
-        if not os.environ.get("NOTIFY_SOCKET"):
-            return lambda: None
         from algostack.services.node import notify_ready
 
         notify = notify_ready
-    what = f"ingest {source.name} -> NATS"
-    if source.name != "alpaca":
-        notify(what)
-        return lambda: None
-    logger = logging.getLogger(ALPACA_STREAM_LOGGER)
-    hook = _OnRecord(ALPACA_SUBSCRIBED, lambda: notify(what))
-    old_level = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)  # the record must be created to be seen
-    logger.addHandler(hook)
-
-    def disarm() -> None:
-        logger.removeHandler(hook)
-        logger.setLevel(old_level)
-
-    return disarm
+    while not source.stats.subscribed:  # noqa: ASYNC110 - plain counters; once per process
+        await asyncio.sleep(poll_s)
+    notify(f"ingest {source.name} -> NATS")
 
 
 async def run_ingest(
@@ -269,11 +232,11 @@ async def run_ingest(
                     loop.add_signal_handler(sig, service.stop)
             if on_ready is not None:
                 on_ready(bus.url)
-            disarm = arm_systemd_ready(source)
+            ready = asyncio.create_task(notify_when_subscribed(source))
             try:
                 return await service.run()
             finally:
-                disarm()
+                ready.cancel()
                 if handle_signals:
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         loop.remove_signal_handler(sig)

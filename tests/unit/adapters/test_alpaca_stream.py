@@ -212,6 +212,18 @@ async def test_stream_yields_one_batch_per_frame(
     assert reader.task.done() and reader.error is None
 
 
+async def test_stream_is_subscribed_only_after_the_subscription_reply(
+    server: FakeAlpacaServer,
+) -> None:
+    # What the ingest's systemd readiness waits for (services.ingest.notify_when_subscribed).
+    src = make_source(server, ["AAPL"])
+    assert src.stats.subscribed is False
+    reader = Reader(src)
+    await server.wait_subscribed()
+    await reader.until(lambda: src.stats.subscribed)
+    await reader.stop()
+
+
 async def test_stream_subscribes_only_configured_symbols(server: FakeAlpacaServer) -> None:
     src = make_source(server, ["AAPL"])
     reader = Reader(src)

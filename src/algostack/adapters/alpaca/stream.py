@@ -142,7 +142,7 @@ class AlpacaStreamSource:
         self.feed = feed
         self.url = url or feed_url(feed)
         self.channels: tuple[str, ...] = tuple(channels)
-        self.stats = SourceStats()
+        self.stats = SourceStats(subscribed=False)
         self.duplicates = 0
         """Bars dropped because one with the same or a later time was already yielded."""
         self.ignored = 0
@@ -311,6 +311,7 @@ class AlpacaStreamSource:
                 await self._expect(ws, "subscription", pending)
         except TimeoutError:
             raise _Reconnect("no reply from the stream during the handshake") from None
+        self.stats.subscribed = True
         log.info(
             "alpaca stream subscribed",
             extra={"fields": {"url": self.url, "symbols": len(self.symbols)}},

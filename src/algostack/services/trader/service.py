@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -461,9 +460,8 @@ class TraderService:
 
     async def _notify_ready(self) -> None:
         """Under systemd (``Type=notify``): READY=1 once connected, every consumer created
-        and the first heartbeats on the server (flushed). A no-op anywhere else."""
-        if not os.environ.get("NOTIFY_SOCKET"):
-            return
+        and the first heartbeats on the server (flushed). ``notify_ready`` is a no-op
+        anywhere else."""
         from algostack.services.node import notify_ready
 
         with contextlib.suppress(Exception):

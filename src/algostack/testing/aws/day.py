@@ -350,18 +350,14 @@ class AwsDay:
         return report
 
     def bootstrap_seconds(self) -> dict[str, float]:
-        """run.sh wall time per host, from the last command each host ran."""
+        """run.sh wall time per host, from the last bootstrap each host ran (the ingest and
+        trading controllers' commands; the shutdown's sync is not a bootstrap)."""
         assert self.cloud is not None
-        out: dict[str, float] = {}
-        for inv in self.cloud.invocations.values():
-            machine = self.cloud.machines[inv.instance_id]
-            if (
-                "run.sh" in inv.comment
-                or inv.comment.startswith("algostack ingest")
-                or inv.comment.startswith("algostack trading")
-            ):
-                out[machine.name] = inv.wall_s
-        return out
+        return {
+            self.cloud.machines[inv.instance_id].name: inv.wall_s
+            for inv in self.cloud.invocations.values()
+            if inv.comment.startswith(("algostack ingest", "algostack trading"))
+        }
 
     def nats_credentials(self, role: str) -> tuple[str, str]:
         """A NATS role's user and password, from its secret."""
