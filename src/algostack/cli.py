@@ -1,4 +1,5 @@
-"""The one Typer app: run, ingest, trade, sync, dashboard, models, fleet, node, replay, lambdas.
+"""The one Typer app: run, ingest, trade, gateway, sync, dashboard, models, fleet, node,
+replay, lambdas.
 
 Each command lives in ``algostack.commands.<name>`` and exposes ``register(app)``; heavy
 imports happen inside the command functions so ``algostack --help`` stays fast.
@@ -23,6 +24,7 @@ COMMAND_MODULES = (
     "replay",
     "ingest",
     "trade",
+    "gateway",
     "models",
     "sync",
     "dashboard",

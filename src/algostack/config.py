@@ -18,7 +18,9 @@ Feed = Literal["iex", "sip", "delayed_sip", "test"]
 class AlpacaSettings(BaseSettings):
     """Alpaca credentials and endpoints. Env: ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``
     (alpaca-py's names), ``ALGOSTACK_ALPACA_FEED``, ``ALGOSTACK_ALPACA_STREAM_URL``,
-    ``ALGOSTACK_ALPACA_DATA_URL``, ``ALGOSTACK_ALPACA_PAPER``, ``ALGOSTACK_ALPACA_LIVE``."""
+    ``ALGOSTACK_ALPACA_DATA_URL``, ``ALGOSTACK_ALPACA_TRADING_URL``,
+    ``ALGOSTACK_ALPACA_TRADING_STREAM_URL``, ``ALGOSTACK_ALPACA_PAPER``,
+    ``ALGOSTACK_ALPACA_LIVE``."""
 
     model_config = SettingsConfigDict(env_prefix="ALGOSTACK_ALPACA_", extra="ignore")
 
@@ -36,6 +38,8 @@ class AlpacaSettings(BaseSettings):
     """Override of the historical data REST base URL."""
     trading_url: str | None = None
     """Override of the trading REST base URL (tests point it at the fake trading server)."""
+    trading_stream_url: str | None = None
+    """Override of the ``trade_updates`` websocket URL (default: Alpaca's paper or live)."""
     paper: bool = True
     live: bool = False
     """Live trading needs this explicit opt-in (ALGOSTACK_ALPACA_LIVE=true) and live keys."""

@@ -1,11 +1,16 @@
-"""The broker seam: one Protocol, a deterministic simulated broker, and the Alpaca broker
-(``algostack.adapters.alpaca.trading``). The paper/live/sim switch lives behind this seam, so
-the trader runs one code path.
+"""The broker seam: one Protocol and the deterministic simulated broker.
+
+A trader's broker is the execution gateway (``adapters/nats/orders.GatewayBroker``), or a
+``SimBroker`` in process for a replay; the gateway itself talks to the real broker
+(``adapters/alpaca/trading``) or to a ``SimBroker``. Each broker owns its restart state:
+``checkpoint()`` is committed with the runner's state, ``restore(...)`` resumes from it, and
+``committed(...)`` says the commit is durable, so a restart takes one path whatever the
+broker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,30 +39,39 @@ class ReconcileReport:
 
 
 class Broker(Protocol):
-    """Where orders go. ``submit`` is idempotent per client order id."""
+    """Where a model's orders go. ``submit`` is idempotent per client order id."""
 
     async def submit(self, intent: OrderIntent) -> OrderAck:
         """Place a market order for ``intent``; a re-submit of the same id places nothing."""
         ...
 
-    async def on_bar(self, bar: Bar) -> list[Fill]:
-        """Give the broker a bar; return the fills that happened since the last call."""
+    async def on_bar(self, bar: Bar | None) -> list[Fill]:
+        """Give the broker a bar (None: no bar, between two); return the fills that
+        happened since the last call."""
         ...
 
-    async def positions(self) -> dict[str, int]:
-        """Signed shares per symbol, as the broker holds them."""
+    def on_reports(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when fills or closures arrive between bars (a broker whose fills
+        need no bar), so they are booked at once rather than at the next bar."""
         ...
 
-    async def open_orders(self) -> list[OpenOrder]:
-        """Orders not yet filled, canceled or rejected."""
+    def drain_closed(self) -> list[OrderAck]:
+        """Orders that ended without (all of) their shares since the last call, with why."""
         ...
 
-    async def cancel(self, client_order_id: str) -> bool:
-        """Cancel an open order; False when it was not open."""
+    def checkpoint(self) -> int:
+        """A number to commit with the runner's state (``RunnerState.broker_seq``)."""
         ...
 
-    async def reconcile(self, expected: Mapping[str, int] | None = None) -> ReconcileReport:
-        """Read positions and open orders, adopt this model's open orders, compare."""
+    async def restore(
+        self, pending: Iterable[tuple[str, OrderIntent]], positions: Mapping[str, int], seq: int
+    ) -> None:
+        """Start, or resume after a restart: the open ``(broker order id, intent)`` orders, the
+        positions the runner holds and the committed ``checkpoint()`` (0 on a first start)."""
+        ...
+
+    async def committed(self, seq: int) -> None:
+        """The runner state holding checkpoint ``seq`` is durable."""
         ...
 
     async def close(self) -> None:
@@ -138,9 +152,9 @@ class SimBroker:
         self._pending[cid] = (oid, intent)
         return OrderAck(client_order_id=cid, broker_order_id=oid, status=OrderStatus.ACCEPTED)
 
-    async def on_bar(self, bar: Bar) -> list[Fill]:
+    async def on_bar(self, bar: Bar | None) -> list[Fill]:
         """Fill the pending orders this bar can fill, in submission order."""
-        if not self._pending:
+        if not self._pending or bar is None:
             return []
         fills = simfill.match_by_id(self._pending, bar, self.rules)
         for f in fills:
@@ -154,7 +168,27 @@ class SimBroker:
         """The last order number given out (``sim-<seq>``); commit it to survive a restart."""
         return self._seq
 
-    def restore(
+    def checkpoint(self) -> int:
+        """The last order number given out: restored, new orders are numbered after it."""
+        return self._seq
+
+    async def committed(self, seq: int) -> None:
+        """Nothing to release: the sim keeps no outside state."""
+
+    def drain_closed(self) -> list[OrderAck]:
+        """The sim never ends an order without filling it."""
+        return []
+
+    def on_reports(self, wake: Callable[[], None]) -> None:
+        """The sim fills only on bars: nothing ever arrives between them."""
+
+    async def restore(
+        self, pending: Iterable[tuple[str, OrderIntent]], positions: Mapping[str, int], seq: int
+    ) -> None:
+        """``restore_state``, as the ``Broker`` protocol spells it."""
+        self.restore_state(pending, positions, seq)
+
+    def restore_state(
         self,
         pending: Iterable[tuple[str, OrderIntent]],
         positions: Mapping[str, int],

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from algostack.adapters.broker import Broker
+    from algostack.adapters.nats.bus import NatsBus
     from algostack.adapters.storage import BucketStore
     from algostack.config import Settings
     from algostack.core.naming import ModelSpec
@@ -23,8 +24,8 @@ _PREFIX_RE = re.compile(r"^models/[^/]+/[^/]+/[^/]+$")
 class BrokerName(str, Enum):  # noqa: UP042 - Typer renders str enums as choices
     """Where orders go."""
 
+    gateway = "gateway"
     sim = "sim"
-    alpaca = "alpaca"
 
 
 def parse_prefixes(model: str | None, models: str | None) -> list[str]:
@@ -67,34 +68,16 @@ def find_specs(store: BucketStore, prefixes: list[str]) -> list[ModelSpec]:
 
 
 def build_broker_factory(
-    settings: Settings, broker: BrokerName, slippage_bps: float
+    bus: NatsBus, broker: BrokerName, slippage_bps: float
 ) -> Callable[[ModelSpec], Broker]:
-    """A function ``spec -> Broker``; checks Alpaca keys and the live interlock up front."""
+    """A function ``spec -> Broker``: the execution gateway over ``bus`` (the desk's one
+    path to the account), or a ``SimBroker`` per model in this process (no gateway)."""
     from algostack.adapters.broker import SimBroker
-    from algostack.errors import ConfigError
+    from algostack.adapters.nats.orders import GatewayBroker
 
     if broker is BrokerName.sim:
-
-        def sim(spec: ModelSpec) -> Broker:
-            return SimBroker(slippage_bps, model=spec.key)
-
-        return sim
-    alpaca = settings.alpaca
-    if not alpaca.has_keys or alpaca.key_id is None or alpaca.secret_key is None:
-        raise ConfigError("--broker alpaca needs keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY")
-    from algostack.adapters.alpaca.trading import AlpacaBroker, check_keys
-
-    key_id = alpaca.key_id.get_secret_value()
-    secret = alpaca.secret_key.get_secret_value()
-    live = alpaca.live
-    check_keys(key_id, paper=not live, live=live)
-
-    def real(spec: ModelSpec) -> Broker:
-        return AlpacaBroker(
-            key_id, secret, paper=not live, live=live, url=alpaca.trading_url, model=spec.key
-        )
-
-    return real
+        return lambda spec: SimBroker(slippage_bps, model=spec.key)
+    return lambda spec: GatewayBroker(bus, spec.key)
 
 
 async def _serve(
@@ -104,7 +87,8 @@ async def _serve(
     *,
     journal_dir: Path,
     nats_url: str,
-    broker_factory: Callable[[ModelSpec], Broker],
+    broker: BrokerName,
+    slippage_bps: float,
     warmup: bool,
     trust_pickle: bool,
     ack_wait_s: float,
@@ -129,7 +113,7 @@ async def _serve(
         bus,
         models,
         journal_root=journal_dir,
-        broker_factory=broker_factory,
+        broker_factory=build_broker_factory(bus, broker, slippage_bps),
         env=settings.env,
         warmup=warmup,
         ack_wait_s=ack_wait_s,
@@ -174,8 +158,13 @@ def trade(
         str | None, typer.Option("--nats-url", help="NATS URL (default ALGOSTACK_NATS_URL)")
     ] = None,
     broker: Annotated[
-        BrokerName, typer.Option("--broker", help="sim (simulated fills) or alpaca (paper)")
-    ] = BrokerName.sim,
+        BrokerName,
+        typer.Option(
+            "--broker",
+            help="gateway (orders through `algostack gateway`) or sim (a simulated broker "
+            "per model in this process)",
+        ),
+    ] = BrokerName.gateway,
     env: Annotated[
         str | None, typer.Option("--env", help="Environment of the event subjects")
     ] = None,
@@ -211,7 +200,6 @@ def trade(
 
         store = open_store(bucket)
         specs = find_specs(store, prefixes)
-        factory = build_broker_factory(settings, broker, slippage_bps)
         import uvloop
 
         summary = uvloop.run(
@@ -221,7 +209,8 @@ def trade(
                 store,
                 journal_dir=journal_dir,
                 nats_url=nats_url or settings.nats.url,
-                broker_factory=factory,
+                broker=broker,
+                slippage_bps=slippage_bps,
                 warmup=warmup,
                 trust_pickle=trust_pickle,
                 ack_wait_s=ack_wait_s,

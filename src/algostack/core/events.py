@@ -69,6 +69,31 @@ class PnlUpdate(_TraderEvent, frozen=True, tag="pnl", kw_only=True):
     mark: float
 
 
+class DeskStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The execution gateway's snapshot of the account (``algostack.<env>.gateway.status``)."""
+
+    ts: int
+    venue: str
+    venue_ready: bool
+    """The venue takes orders (at Alpaca: the ``trade_updates`` stream is listening)."""
+    account: dict[str, int]
+    """Symbol -> signed shares: the sum of the model books."""
+    books: dict[str, dict[str, int]]
+    """Model -> symbol -> signed shares."""
+    reconciliation: dict[str, str]
+    """Symbol -> ``ok``, ``halted: <why>`` or ``foreign: <what>``."""
+    halted: dict[str, str]
+    killed: bool
+    loss_breached: bool
+    desk_pnl: float
+    day_trades_left: int | None
+    """None when the account is not bound by the pattern-day-trader rule."""
+    working: int
+    """Venue orders open now."""
+    counters: dict[str, int]
+    """intents, refused, batches, venue_orders, crossed_shares, fills, ..."""
+
+
 TraderEvent = Heartbeat | Decision | RiskUpdate | PnlUpdate
 
 KIND_OF_EVENT: dict[type[_TraderEvent], str] = {
@@ -91,6 +116,14 @@ def encode_event(event: msgspec.Struct) -> bytes:
 def decode_event(payload: bytes) -> TraderEvent:
     """Decode a heartbeat, decision, risk or pnl payload."""
     return _DECODER.decode(payload)
+
+
+_DESK_DECODER = msgspec.msgpack.Decoder(DeskStatus)
+
+
+def decode_desk_status(payload: bytes) -> DeskStatus:
+    """Decode the gateway's ``DeskStatus``."""
+    return _DESK_DECODER.decode(payload)
 
 
 def event_kind(event: _TraderEvent) -> str:

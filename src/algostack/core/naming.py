@@ -157,9 +157,14 @@ def lambda_names(environment: str) -> dict[str, str]:
     }
 
 
+def safe_token(name: str) -> str:
+    """``name`` as one NATS subject token (and consumer name): unsafe characters as '_'."""
+    return _UNSAFE_RE.sub("_", name)
+
+
 def trader_subject(environment: str, model: str, event: str) -> str:
     """``algostack.<env>.trader.<model key>.<event>`` (fills, heartbeat, risk, intents)."""
-    return f"algostack.{environment}.trader.{_UNSAFE_RE.sub('_', model)}.{event}"
+    return f"algostack.{environment}.trader.{safe_token(model)}.{event}"
 
 
 def kill_subject(environment: str) -> str:

@@ -113,6 +113,24 @@ class OrderAck(msgspec.Struct, frozen=True, kw_only=True):
         return self.status is not OrderStatus.REJECTED
 
 
+class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What the execution gateway tells a model about one of its orders (``orders.report``).
+
+    ``kind`` is ``fill`` (``fill`` set) or ``closed``: the order will get no more shares
+    (``unfilled`` of them never came; ``reason`` says why: a desk risk refusal, a broker
+    rejection, a cancel or expiry). ``report_id`` is unique per report and de-duplicates
+    re-deliveries.
+    """
+
+    kind: str
+    report_id: str
+    client_order_id: str
+    model: str
+    fill: Fill | None = None
+    unfilled: int = 0
+    reason: str = ""
+
+
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
     """An order the broker still works."""
 
@@ -161,6 +179,7 @@ __all__ = [
     "OpenOrder",
     "OrderAck",
     "OrderIntent",
+    "OrderReport",
     "OrderStatus",
     "Portfolio",
     "Position",

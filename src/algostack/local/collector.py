@@ -41,6 +41,8 @@ class TraderView:
     """Monotonic time of the last heartbeat (0: none yet)."""
     latencies_us: list[float] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
+    fills_reported: int = 0
+    """Fills the execution gateway reported to this model."""
     risk_events: list[str] = field(default_factory=list)
     decisions_heard: int = 0
     """Decision events received (heartbeats are periodic; this counts every bar decided)."""
@@ -72,6 +74,7 @@ class Collector:
         self.undecodable = 0
         self._clock = clock
         self._wall_ns = wall_ns
+        self.last_report_at = 0.0
         self._heard_ns: dict[tuple[str, int], int] = {}
         """(symbol, bar ts) -> wall time the bar was heard here (latency fallback)."""
 
@@ -155,6 +158,28 @@ class Collector:
         elif isinstance(ev, RiskUpdate):
             v.state = ev.state
             v.risk_events.append(f"{ev.previous}->{ev.state}: {ev.reason}")
+
+    def on_report(self, payload: bytes) -> None:
+        """Record one report of the execution gateway (``orders.report.<model>``)."""
+        from algostack.adapters.nats.orders import decode_report
+
+        try:
+            report = decode_report(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.undecodable += 1
+            return
+        self.last_report_at = self._clock()
+        if report.kind == "fill":
+            self.view(report.model).fills_reported += 1
+
+    def settled(self, key: str) -> bool:
+        """True when model ``key`` has booked every fill the gateway reported to it."""
+        v = self.models.get(key)
+        return v is None or len(v.fills) >= v.fills_reported
+
+    def quiet_for(self) -> float:
+        """Seconds since the gateway's last report."""
+        return self._clock() - self.last_report_at
 
     def caught_up(self, key: str, symbol: str) -> bool:
         """True when model ``key`` has reported the last bar seen for ``symbol``."""

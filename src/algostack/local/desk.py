@@ -1,8 +1,11 @@
 """``algostack run``: the whole desk on one machine, start to summary.
 
-Order of events: demo models (first run) -> embedded nats-server and a fresh ``MARKET``
-stream -> one trader process per model (or one ``--packed`` process) -> wait until each has
-bound its consumer (first heartbeat) -> the ingest process (synthetic, replay or Alpaca) ->
+Order of events: demo models (first run) -> embedded nats-server and fresh ``MARKET`` and
+``ORDERS`` streams -> the execution gateway (the simulated account, or Alpaca paper with
+``--source alpaca``: the only process given the Alpaca keys) -> one trader process per model
+(or one ``--packed`` process), each sending its orders through the gateway -> wait until
+each has bound its consumer (first heartbeat) -> the ingest process (synthetic, replay or
+Alpaca) ->
 progress until the source ends -> wait until every trader has decided the last bar of its
 symbol -> stop traders, ingest, dashboard (SIGTERM, bounded wait, SIGKILL) -> final sync of
 every journal into the local bucket -> stop NATS -> summary and report.
@@ -35,6 +38,8 @@ log = logging.getLogger("algostack.local.desk")
 
 READY_TIMEOUT_S = 30.0
 """How long traders may take to load their models and bind their consumers."""
+SETTLE_S = 0.3
+"""After the last bar: how long the gateway must have sent no report before traders stop."""
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
 
@@ -124,8 +129,10 @@ class LocalDesk:
     def trader_specs(self, env: dict[str, str]) -> list[ChildSpec]:
         """One trader process per model, or one for all with ``packed``."""
         cfg = self.cfg
+        from algostack.services.dashboard.launch import STRIPPED_ENV
+
         groups = [self.specs] if cfg.packed else [[s] for s in self.specs]
-        broker = "alpaca" if cfg.source is SourceKind.ALPACA else "sim"
+        env = {k: v for k, v in env.items() if k not in STRIPPED_ENV}  # keys: gateway only
         out = []
         for group in groups:
             name = "trader:packed" if cfg.packed else f"trader:{group[0].key}"
@@ -140,17 +147,36 @@ class LocalDesk:
                 "--nats-url",
                 self.nats_url,
                 "--broker",
-                broker,
+                "gateway",
                 "--env",
                 cfg.env,
-                "--slippage-bps",
-                repr(cfg.slippage_bps),
             )
             log_name = name.replace(":", "-") + ".log"
             out.append(
                 ChildSpec(name, "trader", argv, env, cfg.paths.logs / log_name, max_restarts=2)
             )
         return out
+
+    def gateway_spec(self, env: dict[str, str]) -> ChildSpec:
+        """The execution gateway: every trader's orders go through it to the account."""
+        cfg = self.cfg
+        broker = "alpaca" if cfg.source is SourceKind.ALPACA else "sim"
+        argv = algostack_argv(
+            "gateway",
+            "--state-dir",
+            str(cfg.paths.run_dir / "gateway"),
+            "--broker",
+            broker,
+            "--nats-url",
+            self.nats_url,
+            "--env",
+            cfg.env,
+            "--slippage-bps",
+            repr(cfg.slippage_bps),
+        )
+        return ChildSpec(
+            "gateway", "gateway", argv, env, cfg.paths.logs / "gateway.log", max_restarts=2
+        )
 
     def ingest_spec(self, env: dict[str, str]) -> ChildSpec:
         """The market-data process for the configured source."""
@@ -235,6 +261,12 @@ class LocalDesk:
         done = all(self.collector.caught_up(s.key, s.symbol) for s in self.specs)
         return done or not self.traders_alive()
 
+    def _settled(self) -> bool:
+        """Every fill the gateway reported is booked, and it has been quiet for a moment."""
+        col = self.collector
+        done = all(col.settled(s.key) for s in self.specs) and col.quiet_for() >= SETTLE_S
+        return done or not self.traders_alive()
+
     # -- the run -------------------------------------------------------------------------------
 
     async def run(self) -> tuple[list[str], int]:
@@ -253,8 +285,13 @@ class LocalDesk:
             bus = await NatsBus.connect(
                 server.url, user=server.user, password=server.password, name="algostack-run"
             )
-            await bus.delete_stream_if_exists()  # each run starts from an empty stream
+            from algostack.adapters.nats import orders
+
+            # each run starts from empty streams
+            await bus.delete_stream_if_exists()
+            await bus.delete_stream_if_exists(orders.STREAM)
             await bus.ensure_market_stream()
+            await orders.ensure_orders_stream(bus)
             col = self.collector
 
             async def on_bar(msg: Any) -> None:
@@ -263,10 +300,15 @@ class LocalDesk:
             async def on_trader(msg: Any) -> None:
                 col.on_trader(msg.subject, msg.data)
 
+            async def on_report(msg: Any) -> None:
+                col.on_report(msg.data)
+
             await bus.subscribe(col.market_subject, on_bar)
+            await bus.subscribe("orders.report.>", on_report)
             await bus.subscribe(col.trader_subject, on_trader)
             env = self._child_env(server.user, server.password)
             self.phase = "loading models"
+            await self.supervisor.start(self.gateway_spec(env))
             for spec in self.trader_specs(env):
                 await self.supervisor.start(spec)
                 self.trader_names.append(spec.name)
@@ -285,10 +327,14 @@ class LocalDesk:
                 if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
                     lagging = [s.key for s in self.specs if not col.caught_up(s.key, s.symbol)]
                     notes.append(f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging}")
-                await asyncio.sleep(0.2)  # let the last fill/pnl events arrive
+                elif not await self._until(self._settled, cfg.catch_up_timeout_s, 0.05):
+                    unsettled = [s.key for s in self.specs if not col.settled(s.key)]
+                    notes.append(f"fills reported by the gateway not booked: {unsettled}")
             self.phase = "stopping"
             self._tick()
-            await self.supervisor.stop_all([self.trader_names, ["ingest"], ["dashboard"]])
+            await self.supervisor.stop_all(
+                [self.trader_names, ["gateway"], ["ingest"], ["dashboard"]]
+            )
         finally:
             self.phase = "syncing"
             self._tick()

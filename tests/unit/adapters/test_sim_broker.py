@@ -105,7 +105,7 @@ async def test_sim_restore_reopens_orders_positions_and_numbering() -> None:
                for o in await first.open_orders()]  # fmt: skip
 
     second = SimBroker(0.0, model="m")  # the restarted trader's broker
-    second.restore(pending, {"AAPL": 6, "MSFT": 0}, first.seq)
+    second.restore_state(pending, {"AAPL": 6, "MSFT": 0}, first.seq)
     assert second.seq == 2 and await second.positions() == {"AAPL": 6}
     assert [o.broker_order_id for o in await second.open_orders()] == ["sim-00000001",
                                                                        "sim-00000002"]  # fmt: skip
@@ -123,7 +123,7 @@ async def test_sim_restore_never_moves_numbering_backwards() -> None:
     b = SimBroker()
     for k in range(3):
         await b.submit(intent(Side.BUY, 1, bar_ts=T + k * M))
-    b.restore([], {}, 1)
+    b.restore_state([], {}, 1)
     assert b.seq == 3
 
 
@@ -142,5 +142,5 @@ async def test_sim_restore_bad_input_refused_and_nothing_changed(
     await b.submit(intent(Side.BUY, 2, bar_ts=T - M))
     before = (await b.open_orders(), await b.positions(), b.seq)
     with pytest.raises(ValueError, match=match):
-        b.restore(pending, {"AAPL": 99}, seq)
+        b.restore_state(pending, {"AAPL": 99}, seq)
     assert (await b.open_orders(), await b.positions(), b.seq) == before

@@ -233,7 +233,7 @@ async def test_runner_restart_after_crash_decides_each_bar_once_and_orders_once(
     first = make_runner(live)
     await run_all(first, BARS[:4])
     assert isinstance(first.broker, SimBroker)
-    save_state(live, (first.sync_journals(), first.snapshot(4, first.broker.seq))[1])
+    save_state(live, (first.sync_journals(), first.snapshot(4, first.broker.checkpoint()))[1])
     await run_all(first, BARS[4:13])  # an order, its fill, then the reversal's order: no commit
     del first  # kill -9: nothing else is written
 
@@ -242,7 +242,7 @@ async def test_runner_restart_after_crash_decides_each_bar_once_and_orders_once(
     broker = SimBroker(0.0)
     second = make_runner(live, broker)
     second.restore(state, read_journal_fills(live, state.day))
-    second.restore_sim_broker(broker, state.sim_seq)
+    await second.restore_broker(state.broker_seq)
     for b in BARS[:4]:
         second.warm(b)
     await run_all(second, BARS[4:])  # NATS redelivers everything after the commit

@@ -280,6 +280,11 @@ class NatsBus:
         return bool(self._nc.is_connected)
 
     @property
+    def client(self) -> Client:
+        """The nats-py client, for the order channel (``orders.py``); nothing else uses it."""
+        return self._nc
+
+    @property
     def inflight(self) -> int:
         """Messages sent to JetStream whose ack has not arrived yet."""
         return self._publisher.inflight
@@ -292,7 +297,23 @@ class NatsBus:
         max_age_s: float = 86_400.0,
         duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
     ) -> api.StreamInfo:
-        """Create the ``MARKET`` stream, or verify it and update its limits to these values.
+        """Create the ``MARKET`` stream, or verify it and update its limits to these values."""
+        return await self.ensure_stream(
+            codec.STREAM_NAME,
+            [f"{codec.SUBJECT_ROOT}.>"],
+            max_age_s=max_age_s,
+            duplicate_window_s=duplicate_window_s,
+        )
+
+    async def ensure_stream(
+        self,
+        name: str,
+        subjects: Sequence[str],
+        *,
+        max_age_s: float = 86_400.0,
+        duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+    ) -> api.StreamInfo:
+        """Create a file-backed stream, or verify it and update its limits to these values.
 
         A stream of that name with other subjects or memory storage is a ``ConfigError``:
         changing those would lose data, so a human decides.
@@ -301,33 +322,38 @@ class NatsBus:
             raise ConfigError("duplicate_window_s must not exceed max_age_s")
         manager = self._nc.jsm()
         wanted = api.StreamConfig(
-            name=codec.STREAM_NAME,
-            subjects=[f"{codec.SUBJECT_ROOT}.>"],
+            name=name,
+            subjects=list(subjects),
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
             max_age=max_age_s,
             duplicate_window=duplicate_window_s,
         )
         try:
-            info = await manager.stream_info(codec.STREAM_NAME)
+            info = await manager.stream_info(name)
         except nats.js.errors.NotFoundError:
-            info = await manager.add_stream(wanted)
-            log.info(
-                "created JetStream stream MARKET",
-                extra={"fields": {"max_age_s": max_age_s, "dup_window_s": duplicate_window_s}},
-            )
-            return info
+            try:
+                info = await manager.add_stream(wanted)
+            except nats.js.errors.BadRequestError:  # created meanwhile by another process
+                info = await manager.stream_info(name)
+            else:
+                log.info(
+                    "created JetStream stream %s",
+                    name,
+                    extra={"fields": {"max_age_s": max_age_s, "dup_window_s": duplicate_window_s}},
+                )
+                return info
         cfg = info.config
         if list(cfg.subjects or []) != wanted.subjects or cfg.storage != api.StorageType.FILE:
             raise ConfigError(
-                f"stream MARKET exists with subjects {cfg.subjects} and storage {cfg.storage}; "
-                "expected ['market.>'] on file storage: delete or fix it by hand"
+                f"stream {name} exists with subjects {cfg.subjects} and storage {cfg.storage}; "
+                f"expected {wanted.subjects} on file storage: delete or fix it by hand"
             )
         if cfg.max_age != max_age_s or cfg.duplicate_window != duplicate_window_s:
             info = await manager.update_stream(
                 cfg.evolve(max_age=max_age_s, duplicate_window=duplicate_window_s)
             )
-            log.info("updated JetStream stream MARKET limits")
+            log.info("updated JetStream stream %s limits", name)
         return info
 
     async def delete_stream_if_exists(self, name: str = codec.STREAM_NAME) -> bool:

@@ -20,17 +20,18 @@ from collections import deque
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
 
-from algostack.adapters.broker import Broker, SimBroker
+from algostack.adapters.broker import Broker
 from algostack.core import sessions
 from algostack.core.events import Decision, PnlUpdate, RiskUpdate
 from algostack.core.features import BadBarError, FeatureEngine
 from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec
-from algostack.core.orders import Fill, OrderIntent, OrderStatus, Portfolio, Side
+from algostack.core.orders import Fill, OrderAck, OrderIntent, OrderStatus, Portfolio, Side
 from algostack.core.risk import RiskEngine, RiskEvent, RiskLimits
 from algostack.core.signals import target_direction
 from algostack.errors import RetryableError
@@ -41,7 +42,15 @@ from algostack.services.trader.types import RunnerStats, ScoringModel, timeframe
 log = logging.getLogger("algostack.trader")
 
 _INF = math.inf
-SUBMIT_ATTEMPTS = 3
+
+
+class _Booked(NamedTuple):
+    """A fill as booked: the position and realised PnL right after it (for the journal)."""
+
+    fill: Fill
+    order: PendingOrder | None
+    position_after: int
+    realised_pnl: float
 
 
 class ModelRunner:
@@ -207,16 +216,16 @@ class ModelRunner:
             self._decisions_committed = state.decisions_offset
             self._roll_day(date.fromisoformat(state.day))
 
-    def restore_sim_broker(self, broker: SimBroker, seq: int) -> None:
-        """Give a restarted ``SimBroker`` what ``restore`` rebuilt: the open orders, the
-        position, and the order number ``seq`` (``RunnerState.sim_seq``) to continue after."""
-        broker.restore(
+    async def restore_broker(self, seq: int) -> None:
+        """Start the broker with what ``restore`` rebuilt: the open orders, the position, and
+        the broker's committed checkpoint ``seq`` (``RunnerState.broker_seq``; 0 at first)."""
+        await self.broker.restore(
             [(p.broker_order_id, p.intent) for p in self.pending.values()],
             {self.symbol: self.position},
             seq,
         )
 
-    def snapshot(self, stream_seq: int = 0, sim_seq: int = 0) -> RunnerState:
+    def snapshot(self, stream_seq: int = 0, broker_seq: int = 0) -> RunnerState:
         """The state to commit now; writes the decision lines it covers (then, off the loop:
         ``sync_journals``, then ``save_state``)."""
         self.write_journals()
@@ -228,7 +237,7 @@ class ModelRunner:
             direction=self.direction,
             pending=list(self.pending.values()),
             decisions_offset=self._decisions.offset if self._decisions else 0,
-            sim_seq=sim_seq,
+            broker_seq=broker_seq,
             killed=self.risk.killed,
             bars=self.stats.bars,
             decisions=self.stats.decisions,
@@ -344,12 +353,7 @@ class ModelRunner:
         ):
             self._update_features(bar)  # refuses it with the reason, counted and logged
             return False
-        booked: list[tuple[Fill, PendingOrder | None]] = []
-        if self.pending:
-            for f in await self.broker.on_bar(bar):
-                b = self._book(f)
-                if b is not None:
-                    booked.append(b)
+        booked = await self._collect(bar) if self.pending else []
         features = self.features
         skipped = features.skipped
         x = features.update_checked(ts, h, low, c, v)  # checked above, as update checks
@@ -457,19 +461,11 @@ class ModelRunner:
         if verdict.qty != intent.qty:
             intent = msgspec.structs.replace(intent, qty=verdict.qty)
         ack = None
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                ack = await self.broker.submit(intent)
-                break
-            except RetryableError as exc:
-                log.warning(
-                    "submit %s failed (attempt %d/%d): %s",
-                    intent.client_order_id,
-                    attempt,
-                    SUBMIT_ATTEMPTS,
-                    exc,
-                    extra={"fields": {"model": self.key}},
-                )
+        try:
+            ack = await self.broker.submit(intent)
+        except RetryableError as exc:  # brokers retry at their own edge; this is final
+            log.warning("submit %s failed: %s", intent.client_order_id, exc,
+                        extra={"fields": {"model": self.key}})  # fmt: skip
         cid = ack.client_order_id if ack is not None else intent.client_order_id
         if ack is None or ack.status is OrderStatus.REJECTED:
             self.stats.rejected += 1
@@ -515,7 +511,42 @@ class ModelRunner:
 
     # -- fills ---------------------------------------------------------------------------------
 
-    def _book(self, fill: Fill) -> tuple[Fill, PendingOrder | None] | None:
+    async def _collect(self, bar: Bar | None) -> list[_Booked]:
+        """Book what the broker reports (its fills at ``bar``, or since the last call)."""
+        booked = []
+        for f in await self.broker.on_bar(bar):
+            b = self._book(f)
+            if b is not None:
+                booked.append(b)
+        for ack in self.broker.drain_closed():
+            self._closed(ack)
+        return booked
+
+    async def take_reports(self) -> None:
+        """Book and journal the fills and closures a broker reported between two bars."""
+        booked = await self._collect(None)
+        if booked:
+            self._journal_fills(booked)
+
+    def _closed(self, ack: OrderAck) -> None:
+        """An order ended without (all of) its shares: forget what will never come."""
+        p = self.pending.pop(ack.client_order_id, None)
+        if p is None:
+            return
+        self.stats.rejected += 1
+        self.needs_commit = True
+        log.error(
+            "order %s %s %d %s ended with %d unfilled: %s",
+            ack.client_order_id,
+            p.intent.side.value,
+            p.intent.qty,
+            p.intent.symbol,
+            p.intent.qty - p.filled_qty,
+            ack.message,
+            extra={"fields": {"model": self.key, "bar_ts": p.intent.bar_ts}},
+        )
+
+    def _book(self, fill: Fill) -> _Booked | None:
         """Apply a fill to the position; what to journal (``None``: already journaled)."""
         cid = fill.client_order_id
         p = self.pending.get(cid)
@@ -538,17 +569,17 @@ class ModelRunner:
             if used == fill.qty:
                 return None
             fill = msgspec.structs.replace(fill, qty=fill.qty - used)
-        return fill, p
+        return _Booked(fill, p, self._pos.qty, self.portfolio.realised_pnl)
 
-    def _journal_fills(self, booked: list[tuple[Fill, PendingOrder | None]]) -> None:
-        for f, p in booked:
+    def _journal_fills(self, booked: list[_Booked]) -> None:
+        for f, p, position_after, realised in booked:
             if self._journal is not None:
                 self._journal.append(
                     f,
                     score=p.intent.score if p else 0.0,
                     latency_us=p.latency_us if p else 0.0,
-                    position_after=self.position,
-                    realised_pnl=self.portfolio.realised_pnl,
+                    position_after=position_after,
+                    realised_pnl=realised,
                     reason=p.intent.reason if p else "adopted",
                 )
             if log.isEnabledFor(logging.INFO):

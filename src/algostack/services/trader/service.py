@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from algostack.adapters.broker import Broker, SimBroker
+from algostack.adapters.broker import Broker
 from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
 from algostack.adapters.nats.feed import Delivery, recv_ns_of
 from algostack.core import codec
@@ -83,6 +83,19 @@ def journal_dir_for(root: Path, spec: ModelSpec) -> Path:
 
 
 @dataclass
+class _CommitJob:
+    """One model's commit: the blocking writes, then what they make safe to ack."""
+
+    write: Callable[[], None]
+    msg: Delivery | None
+    """The last durable market delivery the state covers."""
+    seq: int
+    """Its MARKET stream sequence (the resume point)."""
+    broker_seq: int
+    """The broker's checkpoint in the state."""
+
+
+@dataclass
 class ModelSlot:
     """One model inside the service: its runner, broker, feed and commit bookkeeping."""
 
@@ -95,6 +108,8 @@ class ModelSlot:
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_task: asyncio.Task[None] | None = None
+    reports_task: asyncio.Task[None] | None = None
+    reports_again: bool = False
 
 
 class TraderService:
@@ -162,6 +177,7 @@ class TraderService:
                 **(runner_kwargs or {}),
             )
             slot = ModelSlot(spec, runner, broker, jdir, handler)
+            broker.on_reports(self._reports_waker(slot))
             slot.feed = ModelFeed(
                 spec.key,
                 self._handler(slot),
@@ -231,16 +247,7 @@ class TraderService:
         day = state.day if state and state.day else new_york_date(datetime.now(UTC)).isoformat()
         fills = read_journal_fills(slot.journal_dir, day)
         runner.restore(state, fills)
-        if isinstance(slot.broker, SimBroker):
-            runner.restore_sim_broker(slot.broker, state.sim_seq if state else 0)
-        else:
-            report = await slot.broker.reconcile({spec.symbol: runner.position})
-            if not report.clean:
-                log.warning(
-                    "broker positions differ from the journal: %s",
-                    report.mismatches,
-                    extra={"fields": {"model": spec.key}},
-                )
+        await runner.restore_broker(state.broker_seq if state else 0)
         start_seq, existed = await self.bus.resume_point(
             spec.key, committed_seq=state.stream_seq if state else 0
         )
@@ -301,6 +308,30 @@ class TraderService:
 
         return handle
 
+    def _reports_waker(self, slot: ModelSlot) -> Callable[[], None]:
+        """Book a broker's reports between bars, under the feed lock, in one task at a time."""
+
+        async def take() -> None:
+            again = True
+            while again:
+                slot.reports_again = False
+                async with slot.feed.lock:
+                    await slot.runner.take_reports()
+                if self._outbox:
+                    self._schedule_drain()
+                if slot.runner.needs_commit:
+                    self.request_commit(slot)
+                again = slot.reports_again
+
+        def wake() -> None:
+            task = slot.reports_task
+            if task is None or task.done():
+                slot.reports_task = asyncio.get_running_loop().create_task(take())
+            else:
+                slot.reports_again = True
+
+        return wake
+
     def _on_gap(self) -> None:
         for slot in self.slots.values():
             slot.feed.gate.lost()
@@ -333,8 +364,8 @@ class TraderService:
                 job = self._prepare_commit(slot)
             if job is None:
                 return
-            await asyncio.to_thread(job[0])
-            await self._finish_commit(slot, job[1], job[2])
+            await asyncio.to_thread(job.write)
+            await self._acknowledge(slot, job)
 
     async def _commit_group(self, slots: list[ModelSlot]) -> None:
         """``_commit`` for several models with one worker-thread hop for all their writes.
@@ -359,7 +390,7 @@ class TraderService:
                 errors: list[BaseException | None] = []
                 for _, job in ready:
                     try:
-                        job[0]()
+                        job.write()
                         errors.append(None)
                     except Exception as exc:
                         errors.append(exc)
@@ -368,22 +399,20 @@ class TraderService:
             errors = await asyncio.to_thread(write_all)
             for (slot, job), err in zip(ready, errors, strict=True):
                 if err is None:
-                    await self._finish_commit(slot, job[1], job[2])
+                    await self._acknowledge(slot, job)
             first = next((e for e in errors if e is not None), None)
             if first is not None:
                 raise first
 
-    def _prepare_commit(
-        self, slot: ModelSlot
-    ) -> tuple[Callable[[], None], Delivery | None, int] | None:
-        """Snapshot ``slot`` (on the loop); return its blocking writes, message and seq."""
+    def _prepare_commit(self, slot: ModelSlot) -> _CommitJob | None:
+        """Snapshot ``slot`` (on the loop); return its blocking writes and what they cover."""
         msg, seq = slot.feed.commit_point()
         runner = slot.runner
         if seq <= slot.feed.committed_seq and not runner.needs_commit:
             return None
         runner.needs_commit = False
-        sim_seq = slot.broker.seq if isinstance(slot.broker, SimBroker) else 0
-        state = runner.snapshot(stream_seq=seq, sim_seq=sim_seq)
+        broker_seq = slot.broker.checkpoint()
+        state = runner.snapshot(stream_seq=seq, broker_seq=broker_seq)
         trades = runner.trades_path
         durable = self.fsync
 
@@ -395,11 +424,12 @@ class TraderService:
                 fsync_path(slot.journal_dir / LIVE_LOG_NAME)
             save_state(slot.journal_dir, state, fsync=durable)
 
-        return write, msg, seq
+        return _CommitJob(write, msg, seq, broker_seq)
 
-    async def _finish_commit(self, slot: ModelSlot, msg: Delivery | None, seq: int) -> None:
-        """The writes up to ``seq`` are durable: record it and ack ``msg``."""
-        await slot.feed.committed(msg, seq)
+    async def _acknowledge(self, slot: ModelSlot, job: _CommitJob) -> None:
+        """``job``'s writes are durable: ack the market messages and the broker's reports."""
+        await slot.feed.committed(job.msg, job.seq)
+        await slot.broker.committed(job.broker_seq)
 
     async def _commit_loop(self) -> None:
         while not self._stop.is_set():

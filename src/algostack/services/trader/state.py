@@ -77,8 +77,8 @@ class RunnerState(msgspec.Struct, kw_only=True):
     pending: list[PendingOrder] = msgspec.field(default_factory=list)
     decisions_offset: int = 0
     """Bytes of ``decisions_<day>.csv`` that belong to committed bars."""
-    sim_seq: int = 0
-    """Last SimBroker order number, so broker ids stay unique across restarts."""
+    broker_seq: int = 0
+    """The broker's ``checkpoint()`` at this commit (``Broker.restore`` resumes from it)."""
     killed: bool = False
     bars: int = 0
     decisions: int = 0

@@ -1,0 +1,714 @@
+"""The execution gateway: the one process per broker account that talks to the broker.
+
+Intents come from the traders on ``orders.intent.<model>`` (JetStream, durable consumer
+``gateway``); each is checked (decodable, its model's own subject and symbol, not seen
+before, desk risk) and joins the batch of its symbol and decision bar. A batch closes when
+every model known to trade the symbol has an intent in it, or ``batch_window_s`` after its
+first intent; it is netted (``core.execution.BatchBook``) into at most one venue order,
+placed only while no other order of the desk is open on that symbol (so opposite sides are
+never open together: Alpaca refuses that as a wash trade). A batch that nets to zero is
+crossed in full at the open of the symbol's next bar. Venue updates are booked into the
+batch, and every attributed fill or refusal goes back to its model on
+``orders.report.<model>``. The state file (``state.py``) makes a restart lose and double
+nothing. Reconciliation compares the account with the sum of the model books every
+``reconcile_every_s`` and after every venue reconnect; a status snapshot
+(``core.events.DeskStatus``) is published every ``status_every_s`` for the dashboard.
+docs/gateway.md has the rules and the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats.errors
+
+from algostack.adapters.nats import orders as channel
+from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.core import codec, sessions
+from algostack.core.backoff import Backoff, retry_async
+from algostack.core.desk_risk import DeskLimits, DeskRisk
+from algostack.core.events import DeskStatus, Heartbeat, decode_event, encode_event
+from algostack.core.execution import Attributed, BatchBook, Execution, OverfillError
+from algostack.core.market import Bar
+from algostack.core.naming import kill_subject, safe_token
+from algostack.core.orders import OrderIntent, OrderReport
+from algostack.core.risk import RiskEvent
+from algostack.errors import RetryableError
+from algostack.services.gateway.state import BatchRecord, GatewayState, StateFile
+from algostack.services.gateway.venue import BarHistory, Venue, VenueOrder, VenueUpdate
+
+log = logging.getLogger("algostack.gateway")
+
+BATCH_WINDOW_S = 0.002
+RECONCILE_EVERY_S = 5.0
+ACCOUNT_EVERY_S = 30.0
+STATUS_EVERY_S = 1.0
+FETCH_BATCH = 256
+
+
+def status_subject(env: str) -> str:
+    """``algostack.<env>.gateway.status``: the desk snapshot for the dashboard."""
+    return f"algostack.{env}.gateway.status"
+
+
+@dataclass
+class _Batch:
+    book: BatchBook
+    record: BatchRecord
+
+
+@dataclass
+class _Open:
+    """Intents of one symbol and bar waiting for their batch to close."""
+
+    intents: list[OrderIntent] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+class GatewayService:
+    """Run the gateway until ``stop()`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        venue: Venue,
+        history: BarHistory,
+        *,
+        state_dir: Path,
+        env: str = "local",
+        limits: DeskLimits | None = None,
+        batch_window_s: float = BATCH_WINDOW_S,
+        reconcile_every_s: float = RECONCILE_EVERY_S,
+        account_every_s: float = ACCOUNT_EVERY_S,
+        status_every_s: float = STATUS_EVERY_S,
+        fsync: bool = True,
+    ) -> None:
+        self.bus = bus
+        self.venue = venue
+        self.history = history
+        self.env = env
+        self.batch_window_s = batch_window_s
+        self.reconcile_every_s = reconcile_every_s
+        self.account_every_s = account_every_s
+        self.status_every_s = status_every_s
+        self.desk = DeskRisk(limits or DeskLimits(), on_event=self._on_risk_event)
+        self.file = StateFile(state_dir, fsync=fsync)
+        self.state = GatewayState()
+        self.models: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.books: dict[str, dict[str, int]] = {}
+        self.batches: dict[str, _Batch] = {}
+        self.by_venue_cid: dict[str, str] = {}
+        self.open: dict[tuple[str, int], _Open] = {}
+        self.waiting: dict[str, deque[str]] = {}
+        self.working: dict[str, str] = {}
+        """Symbol -> the batch whose venue order is open there (at most one)."""
+        self.pending: dict[str, int] = {}
+        """Symbol -> signed shares taken and not filled or closed yet."""
+        self.reconciliation: dict[str, str] = {}
+        self.counters: dict[str, int] = {
+            "intents": 0,
+            "refused": 0,
+            "malformed": 0,
+            "batches": 0,
+            "venue_orders": 0,
+            "crossed_shares": 0,
+            "fills": 0,
+            "foreign_updates": 0,
+            "duplicates": 0,
+        }
+        self.day: date | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[Subscription] = []
+        self._psub: Any = None
+        self._dispatching = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._dirty = False
+        self._flattening = False
+        self.ready = asyncio.Event()
+
+    # -- start -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore, connect the venue, follow bars, heartbeats and the kill switch, consume."""
+        saved = self.file.load()
+        if saved is not None:
+            self._restore(saved)
+        await channel.ensure_orders_stream(self.bus)
+        env = self.env
+        self._subs.append(await self.bus.subscribe(kill_subject(env), self._on_kill))
+        self._subs.append(
+            await self.bus.subscribe(f"algostack.{env}.trader.*.heartbeat", self._on_heartbeat)
+        )
+        await self._follow_bars()
+        await self.venue.start(self._on_update, self._on_venue_ready)
+        await self._refresh_account()
+        self._psub = await channel.pull_consumer(
+            self.bus, channel.GATEWAY_CONSUMER, "orders.intent.>", ack_wait_s=30.0
+        )
+        for key in list(self.open):  # batches open at the crash: their members are final
+            self._close_open(key)
+        self._tasks += [
+            asyncio.create_task(self._intent_loop()),
+            asyncio.create_task(self._dispatch_loop()),
+            asyncio.create_task(self._every(self.reconcile_every_s, self.reconcile)),
+            asyncio.create_task(self._every(self.account_every_s, self._refresh_account)),
+            asyncio.create_task(self._every(self.status_every_s, self.publish_status)),
+        ]
+        self._wake.set()
+        self.ready.set()
+        log.info(
+            "gateway trading: venue %s, %d model(s) known, %d batch(es) resumed",
+            self.venue.name,
+            len(self.models),
+            len(self.batches),
+            extra={"fields": {"venue": self.venue.name}},
+        )
+
+    async def _follow_bars(self) -> None:
+        """Every bar of the day's MARKET stream (from its start, then live), in order."""
+
+        async def on_bar(msg: BusMessage) -> None:
+            try:
+                event = codec.decode(msg.data)
+            except msgspec.DecodeError:
+                return
+            if type(event) is Bar:
+                await self.on_bar(event)
+
+        for attempt in range(600):  # the ingest creates the stream; wait for it (bounded)
+            try:
+                sub = await self.bus.ordered_subscribe([codec.subject_for("bars", ">")], on_bar)
+                break
+            except Exception as exc:  # NotFoundError until the stream exists
+                if attempt == 0:
+                    log.info("waiting for the MARKET stream: %s", exc)
+                await asyncio.sleep(0.1)
+        else:
+            raise RetryableError("the MARKET stream did not appear within 60 s")
+        self._subs.append(sub)
+
+    def _restore(self, saved: GatewayState) -> None:
+        self.state = saved
+        self.day = date.fromisoformat(saved.day) if saved.day else None
+        if self.day is not None:
+            self.desk.reset_day(self.day)
+        self.seen = set(saved.seen)
+        self.books = {m: dict(b) for m, b in saved.books.items()}
+        self.models = dict(saved.models)
+        self.counters.update(saved.counters)
+        for intent in saved.open:
+            key = (intent.symbol, intent.bar_ts)
+            self.open.setdefault(key, _Open()).intents.append(intent)
+            self.pending[intent.symbol] = self.pending.get(intent.symbol, 0) + intent.signed_qty
+        for rec in saved.batches:
+            book = BatchBook(rec.batch_id, rec.intents, self.venue.rules)
+            replayed: list[Attributed] = []
+            if rec.crossed is not None:
+                replayed += book.cross(*rec.crossed)
+            for ex in rec.executions:
+                replayed += book.execute(ex)
+            if rec.close_reason is not None:
+                book.close(rec.close_reason)
+            batch = _Batch(book, rec)
+            self.batches[rec.batch_id] = batch
+            self.by_venue_cid[book.venue_client_order_id] = rec.batch_id
+            for it in rec.intents:
+                left = book.remaining(it.client_order_id) if rec.close_reason is None else 0
+                self.pending[it.symbol] = self.pending.get(it.symbol, 0) + left * it.side.sign
+            if rec.placed and not book.done and rec.close_reason is None:
+                self.working[book.symbol] = rec.batch_id
+            elif not rec.placed:
+                self.waiting.setdefault(book.symbol, deque()).append(rec.batch_id)
+        for model, held in self.books.items():
+            for sym, qty in held.items():
+                if qty:
+                    self.desk.on_fill(_book_fill(model, sym, qty, self.history))
+        hold = getattr(self.venue, "hold", None)
+        if hold is not None:  # the simulator resumes holding the desk's books
+            hold(self.account_books())
+
+    # -- intents ---------------------------------------------------------------------------
+
+    async def _intent_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msgs = await channel.fetch(self._psub, FETCH_BATCH, 0.25)
+            except (nats.errors.Error, OSError) as exc:
+                log.warning("intent fetch failed: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            if not msgs:
+                continue
+            reports: list[OrderReport] = []
+            for msg in msgs:
+                reports += self.take_intent(msg.subject, msg.data)
+            await self._publish(reports)
+            self._save()
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await msgs[-1].ack()
+            self._wake.set()
+
+    def take_intent(self, subject: str, data: bytes) -> list[OrderReport]:
+        """Check one intent and batch it; the refusal reports to send (none when taken)."""
+        token = subject.rsplit(".", 1)[-1]
+        try:
+            intent = channel.decode_intent(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.counters["malformed"] += 1
+            log.error("malformed intent on %s dropped: %s", subject, exc)
+            return []
+        cid = intent.client_order_id
+        if cid in self.seen:
+            self.counters["duplicates"] += 1
+            return []
+        self.counters["intents"] += 1
+        self._roll_day(intent.bar_ts)
+        self.seen.add(cid)
+        self._dirty = True
+        reason = ""
+        known = self.models.get(intent.model)
+        if safe_token(intent.model) != token:
+            reason = f"intent of model {intent.model} sent on {subject}"
+        elif known is not None and known != intent.symbol:
+            reason = f"model {intent.model} trades {known}, not {intent.symbol}"
+        elif intent.qty <= 0:
+            reason = f"order quantity must be positive, got {intent.qty}"
+        else:
+            last = self.history.last(intent.symbol)
+            price = last.close if last is not None else 0.0
+            verdict = self.desk.check(intent, pending=self.pending, price=price)
+            if not verdict.approved:
+                reason = f"desk risk: {verdict.reason}"
+        if reason:
+            self.counters["refused"] += 1
+            log.warning(
+                "intent %s refused: %s",
+                cid,
+                reason,
+                extra={"fields": {"model": intent.model, "symbol": intent.symbol}},
+            )
+            return [
+                OrderReport(
+                    kind="closed",
+                    report_id=f"refused:{cid}",
+                    client_order_id=cid,
+                    model=intent.model,
+                    unfilled=intent.qty,
+                    reason=reason,
+                )
+            ]
+        sym = intent.symbol
+        self.pending[sym] = self.pending.get(sym, 0) + intent.signed_qty
+        key = (sym, intent.bar_ts)
+        entry = self.open.get(key)
+        if entry is None:
+            entry = self.open[key] = _Open()
+            loop = asyncio.get_running_loop()
+            entry.timer = loop.call_later(self.batch_window_s, self._close_by_timer, key)
+        entry.intents.append(intent)
+        members = {it.model for it in entry.intents}
+        if all(m in members for m, s in self.models.items() if s == sym):
+            self._close_open(key)
+        return []
+
+    def _close_by_timer(self, key: tuple[str, int]) -> None:
+        if key in self.open:
+            self._close_open(key)
+            self._wake.set()
+
+    def _close_open(self, key: tuple[str, int]) -> None:
+        entry = self.open.pop(key)
+        if entry.timer is not None:
+            entry.timer.cancel()
+        self.state.batch_seq += 1
+        batch_id = f"{safe_token(key[0])}-{key[1] // 1_000_000_000}-{self.state.batch_seq}"
+        book = BatchBook(batch_id, entry.intents, self.venue.rules)
+        rec = BatchRecord(batch_id=batch_id, intents=list(entry.intents))
+        self.batches[batch_id] = _Batch(book, rec)
+        self.by_venue_cid[book.venue_client_order_id] = batch_id
+        self.waiting.setdefault(book.symbol, deque()).append(batch_id)
+        self.counters["batches"] += 1
+        self.counters["crossed_shares"] += book.crossed
+        self._dirty = True
+
+    def _roll_day(self, ts: int) -> None:
+        day = sessions.new_york_date_of_ns(ts)
+        if self.day is None or day > self.day:
+            if self.day is not None:
+                self.seen.clear()
+            self.day = day
+            self.desk.reset_day(day)
+            self._flattening = False
+
+    # -- placing ---------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            await self.dispatch()
+
+    async def dispatch(self) -> None:
+        """Place what may be placed: per symbol, the oldest waiting batch, when nothing of
+        the desk is open there; a batch that nets to zero crosses at the next bar's open."""
+        async with self._dispatching:
+            if self._dirty:
+                self._save()
+            for sym in list(self.waiting):
+                queue = self.waiting[sym]
+                while queue and sym not in self.working:
+                    batch = self.batches[queue[0]]
+                    book = batch.book
+                    if book.venue_side is None:
+                        bar = self.history.first_after(sym, book.bar_ts)
+                        if bar is None:
+                            break
+                        queue.popleft()
+                        batch.record.crossed = (bar.open, bar.ts)
+                        await self._book(batch, book.cross(bar.open, bar.ts), [])
+                        continue
+                    if not self.venue.ready:
+                        break
+                    queue.popleft()
+                    self.working[sym] = book.batch_id
+                    batch.record.placed = True
+                    self._save()  # write-ahead: a restart knows this order exists
+                    self.counters["venue_orders"] += 1
+                    refusal = await self._place(book)
+                    if refusal:
+                        self.working.pop(sym, None)
+                        batch.record.close_reason = refusal
+                        await self._book(batch, [], book.close(f"broker refused: {refusal}"))
+                if not queue:
+                    self.waiting.pop(sym, None)
+
+    async def _place(self, book: BatchBook) -> str:
+        assert book.venue_side is not None
+        order = VenueOrder(
+            client_order_id=book.venue_client_order_id,
+            symbol=book.symbol,
+            side=book.venue_side,
+            qty=book.venue_qty,
+            bar_ts=book.bar_ts,
+        )
+        try:
+            return await self.venue.place(order)
+        except RetryableError as exc:
+            # Unknown outcome: the order stays working; the next sync tells what happened.
+            log.warning("venue order %s not confirmed: %s", order.client_order_id, exc)
+            return ""
+
+    # -- venue updates ---------------------------------------------------------------------
+
+    async def _on_update(self, u: VenueUpdate) -> None:
+        batch_id = self.by_venue_cid.get(u.client_order_id)
+        if batch_id is None or batch_id not in self.batches:
+            self.counters["foreign_updates"] += 1
+            log.warning(
+                "update for an order the desk did not place (or finished): %s %d",
+                u.client_order_id,
+                u.cum_qty,
+            )
+            return
+        batch = self.batches[batch_id]
+        book, rec = batch.book, batch.record
+        fills: list[Attributed] = []
+        delta = u.cum_qty - rec.venue_cum
+        if delta > 0:
+            price = (u.cum_value - rec.venue_value) / delta
+            ex = Execution(f"c{u.cum_qty}", delta, price, u.ts)
+            try:
+                fills = book.execute(ex)
+            except (OverfillError, ValueError) as exc:
+                log.error("venue update not booked: %s", exc)
+                self.desk.halt(book.symbol, f"venue reported more than ordered: {exc}")
+                return
+            rec.executions.append(ex)
+            rec.venue_cum, rec.venue_value = u.cum_qty, u.cum_value
+        short: list[tuple[OrderIntent, int]] = []
+        if u.done and rec.close_reason is None and not book.done:
+            rec.close_reason = u.reason or "the venue ended the order"
+            short = book.close(rec.close_reason)
+        await self._book(batch, fills, short)
+        if u.done or book.done:
+            if self.working.get(book.symbol) == batch_id:
+                del self.working[book.symbol]
+            self._wake.set()
+
+    async def _book(
+        self, batch: _Batch, fills: Sequence[Attributed], short: Sequence[tuple[OrderIntent, int]]
+    ) -> None:
+        """Book attributed fills and shortfalls, send their reports, then save."""
+        reports = []
+        for a in fills:
+            f = a.fill
+            held = self.books.setdefault(f.model, {})
+            held[f.symbol] = held.get(f.symbol, 0) + f.signed_qty
+            self.pending[f.symbol] = self.pending.get(f.symbol, 0) - f.signed_qty
+            self.desk.on_fill(f)
+            self.counters["fills"] += 1
+            reports.append(
+                OrderReport(
+                    kind="fill",
+                    report_id=a.fill_id,
+                    client_order_id=f.client_order_id,
+                    model=f.model,
+                    fill=f,
+                )
+            )
+        for intent, unfilled in short:
+            self.pending[intent.symbol] = self.pending.get(intent.symbol, 0) - (
+                unfilled * intent.side.sign
+            )
+            reports.append(
+                OrderReport(
+                    kind="closed",
+                    report_id=f"{batch.book.batch_id}:closed:{intent.client_order_id}",
+                    client_order_id=intent.client_order_id,
+                    model=intent.model,
+                    unfilled=unfilled,
+                    reason=batch.record.close_reason or "",
+                )
+            )
+        await self._publish(reports)
+        if batch.book.done or batch.record.close_reason is not None:
+            self.batches.pop(batch.book.batch_id, None)
+        self._save()
+        self._check_loss()
+
+    async def _publish(self, reports: Sequence[OrderReport]) -> None:
+        async def one(r: OrderReport) -> None:
+            payload = channel.encode(r)
+            subject = channel.report_subject(r.model)
+            await retry_async(
+                lambda: channel.publish(self.bus, subject, payload, r.report_id),
+                backoff=Backoff(0.05, 2.0, 2.0),
+                deadline_s=600.0,
+            )
+
+        if reports:
+            await asyncio.gather(*(one(r) for r in reports))
+
+    async def _on_venue_ready(self) -> None:
+        """The venue (re)connected: look up every working order, then reconcile."""
+        working = [
+            self.batches[b].book.venue_client_order_id
+            for b in self.working.values()
+            if b in self.batches
+        ]
+        if working:
+            await self.venue.sync(working)
+        self._wake.set()
+        if self.ready.is_set():
+            await self.reconcile()
+
+    # -- bars, marks, risk -----------------------------------------------------------------
+
+    async def on_bar(self, bar: Bar) -> None:
+        """A bar of the day: history, marks, the simulator's fills, crosses waiting for it."""
+        if not self.history.add(bar):
+            return
+        self._roll_day(bar.ts)
+        self.desk.on_mark(bar.symbol, bar.close, bar.ts)
+        await self.venue.on_bar(bar)
+        if bar.symbol in self.waiting:
+            self._wake.set()
+        self._check_loss()
+
+    def _check_loss(self) -> None:
+        if self.desk.loss_breached and not self._flattening:
+            self._flattening = True
+            reason = (
+                f"desk daily loss limit: PnL {self.desk.desk_pnl:,.2f} <= "
+                f"-{self.desk.limits.daily_loss_limit:,.2f}: flatten every model"
+            )
+            log.error(reason)
+            asyncio.get_running_loop().create_task(
+                self.bus.publish(kill_subject(self.env), reason.encode())
+            )
+
+    def _on_risk_event(self, ev: RiskEvent) -> None:
+        log.warning("desk risk %s: %s", ev.kind, ev.reason, extra={"fields": {"symbol": ev.symbol}})
+
+    async def _on_kill(self, msg: BusMessage) -> None:
+        reason = msg.data.decode("utf-8", "replace")[:200] or "kill switch"
+        if not self.desk.killed:
+            self.desk.kill(reason)
+
+    async def _on_heartbeat(self, msg: BusMessage) -> None:
+        try:
+            hb = decode_event(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if type(hb) is Heartbeat and self.models.get(hb.model) != hb.symbol:
+            self.models[hb.model] = hb.symbol
+            self._dirty = True
+
+    async def _refresh_account(self) -> None:
+        try:
+            view = await self.venue.account()
+        except RetryableError as exc:
+            log.warning("account not read: %s", exc)
+            return
+        if view is not None:
+            self.desk.on_account(view)
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    def account_books(self) -> dict[str, int]:
+        """Symbol -> the sum of the model books."""
+        out: dict[str, int] = {}
+        for held in self.books.values():
+            for sym, qty in held.items():
+                out[sym] = out.get(sym, 0) + qty
+        return {s: q for s, q in sorted(out.items()) if q}
+
+    async def reconcile(self) -> dict[str, str]:
+        """Account positions against the sum of the model books, per symbol not in flight.
+
+        A difference halts opening orders in that symbol (a risk event naming the figures);
+        a symbol no model trades is reported as foreign and left alone.
+        """
+        if not self.venue.ready:
+            return self.reconciliation
+        try:
+            account = await self.venue.positions()
+        except RetryableError as exc:
+            log.warning("reconciliation skipped: %s", exc)
+            return self.reconciliation
+        books = self.account_books()
+        traded = set(self.models.values()) | {s for h in self.books.values() for s in h}
+        in_flight = set(self.working) | set(self.waiting) | {k[0] for k in self.open}
+        for sym in sorted(set(account) | set(books) | set(self.reconciliation)):
+            if sym in in_flight:
+                continue
+            acct, booked = account.get(sym, 0), books.get(sym, 0)
+            if sym not in traded:
+                self.reconciliation[sym] = f"foreign: {acct} shares the desk did not trade"
+                continue
+            if acct != booked:
+                per_model = {m: h[sym] for m, h in self.books.items() if h.get(sym)}
+                why = f"account holds {acct}, the model books sum to {booked} ({per_model})"
+                if self.reconciliation.get(sym) != f"halted: {why}":
+                    log.error("reconciliation: %s %s", sym, why)
+                self.reconciliation[sym] = f"halted: {why}"
+                self.desk.halt(sym, f"reconciliation: {why}")
+            else:
+                self.reconciliation[sym] = "ok"
+                if sym in self.desk.halted and self.desk.halted[sym].startswith("reconciliation"):
+                    self.desk.resume(sym)
+        return self.reconciliation
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> DeskStatus:
+        """The desk as the dashboard shows it."""
+        return DeskStatus(
+            ts=time.time_ns(),
+            venue=self.venue.name,
+            venue_ready=self.venue.ready,
+            account=self.account_books(),
+            books={m: {s: q for s, q in h.items() if q} for m, h in sorted(self.books.items())},
+            reconciliation=dict(self.reconciliation),
+            halted=dict(self.desk.halted),
+            killed=self.desk.killed,
+            loss_breached=self.desk.loss_breached,
+            desk_pnl=self.desk.desk_pnl,
+            day_trades_left=self.desk.day_trades_left,
+            working=len(self.working),
+            counters=dict(self.counters),
+        )
+
+    async def publish_status(self) -> None:
+        """Publish ``status()`` (core NATS; the dashboard reads it)."""
+        with contextlib.suppress(Exception):
+            await self.bus.publish(status_subject(self.env), encode_event(self.status()))
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        st = self.state
+        st.day = self.day.isoformat() if self.day else ""
+        st.seen = sorted(self.seen)
+        st.books = self.books
+        st.models = self.models
+        st.open = [it for entry in self.open.values() for it in entry.intents]
+        st.batches = [b.record for b in self.batches.values()]
+        st.counters = self.counters
+        self.file.save(st)
+        self._dirty = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _every(self, period_s: float, fn: Any) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), period_s)
+            if self._stop.is_set():
+                return
+            try:
+                await fn()
+            except Exception as exc:  # a periodic task must never die silently
+                log.exception("gateway periodic task failed: %s", exc)
+
+    def stop(self) -> None:
+        """Ask the gateway to stop (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
+    async def shutdown(self) -> None:
+        """Stop consuming, save the state, close the venue."""
+        self._stop.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        if self._psub is not None:
+            with contextlib.suppress(Exception):
+                await self._psub.unsubscribe()
+        self._save()
+        await self.publish_status()
+        await self.venue.close()
+        log.info("gateway stopped", extra={"fields": dict(self.counters)})
+
+    async def run(self) -> None:
+        """``start``, wait for ``stop()``, ``shutdown``."""
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+
+def _book_fill(model: str, symbol: str, qty: int, history: BarHistory) -> Any:
+    """A synthetic fill that puts a restored book back into the desk's positions."""
+    from algostack.core.orders import Fill, Side
+
+    last = history.last(symbol)
+    return Fill(
+        client_order_id="restored",
+        broker_order_id="restored",
+        model=model,
+        symbol=symbol,
+        side=Side.for_delta(qty),
+        qty=abs(qty),
+        price=last.close if last else 1.0,
+        ts=0,
+    )
