@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
@@ -28,6 +29,7 @@ from alpaca.trading.models import Order, TradeAccount
 from alpaca.trading.models import Position as AlpacaPosition
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
+from algostack.adapters.alpaca.wire import rfc3339_to_ns
 from algostack.adapters.broker import Broker, ReconcileReport, compare_positions
 from algostack.core.market import Bar, datetime_to_ts
 from algostack.core.orders import (
@@ -40,7 +42,7 @@ from algostack.core.orders import (
     order_prefix,
 )
 from algostack.core.ratelimit import TokenBucket
-from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
+from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 
 DUPLICATE_CODE = 40010001
 DUPLICATE_MESSAGE = "client_order_id must be unique"
@@ -73,6 +75,61 @@ class _Tracked:
     filled_qty: int = 0
     filled_value: float = 0.0
     done: bool = False
+
+
+class AccountView(msgspec.Struct, frozen=True):
+    """What the desk needs of the account: money and pattern-day-trader state."""
+
+    equity: float
+    buying_power: float
+    pattern_day_trader: bool
+    daytrade_count: int
+    account_number: str
+
+
+class FillActivity(msgspec.Struct, frozen=True):
+    """One execution as ``GET /v2/account/activities/FILL`` reports it."""
+
+    activity_id: str
+    order_id: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    cum_qty: int
+    leaves_qty: int
+    ts: int
+    """UTC ns of ``transaction_time``."""
+    type: str
+    """``fill`` or ``partial_fill``."""
+
+
+class _WActivity(msgspec.Struct):
+    id: str
+    order_id: str
+    symbol: str
+    side: str
+    qty: str
+    price: str
+    cum_qty: str
+    leaves_qty: str
+    transaction_time: str
+    type: str
+
+
+def _fill_activity(a: _WActivity) -> FillActivity:
+    return FillActivity(
+        activity_id=a.id,
+        order_id=a.order_id,
+        symbol=a.symbol,
+        side=a.side,
+        qty=int(float(a.qty)),
+        price=float(a.price),
+        cum_qty=int(float(a.cum_qty)),
+        leaves_qty=int(float(a.leaves_qty)),
+        ts=rfc3339_to_ns(a.transaction_time),
+        type=a.type,
+    )
 
 
 def _error_parts(exc: APIError) -> tuple[int, int | None, str]:
@@ -372,6 +429,41 @@ class AlpacaBroker:
             foreign=foreign,
             mismatches=compare_positions(expected, positions),
         )
+
+    async def account_view(self) -> AccountView:
+        """Equity, buying power and the pattern-day-trader state of the account."""
+        acct: TradeAccount = await self._call("get account", self._client.get_account)
+        return AccountView(
+            equity=float(acct.equity or 0.0),
+            buying_power=float(acct.buying_power or 0.0),
+            pattern_day_trader=bool(acct.pattern_day_trader),
+            daytrade_count=int(acct.daytrade_count or 0),
+            account_number=acct.account_number,
+        )
+
+    async def fill_activities(
+        self, after: datetime | None = None, *, page_size: int = 100
+    ) -> list[FillActivity]:
+        """Every execution after ``after`` (all pages), oldest first: the backfill of fills
+        the ``trade_updates`` stream missed."""
+        if after is not None and after.tzinfo is None:
+            raise ValueError(f"naive datetime {after!r}: attach a time zone")
+        params: dict[str, Any] = {"direction": "asc", "page_size": page_size}
+        if after is not None:
+            params["after"] = after.isoformat()
+        out: list[FillActivity] = []
+        while True:
+            page = await self._call(
+                "get fill activities", self._client.get, "/account/activities/FILL", dict(params)
+            )
+            try:
+                acts = msgspec.convert(page, list[_WActivity])
+                out.extend(_fill_activity(a) for a in acts)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise DataError(f"alpaca fill activities: unexpected reply: {exc}") from None
+            if len(acts) < page_size:
+                return out
+            params["page_token"] = acts[-1].id
 
     async def close(self) -> None:
         """Close the HTTP session."""
