@@ -82,6 +82,8 @@ async def _serve(
         await service.run()
     finally:
         await bus.close()
+    if service.failure is not None:
+        raise service.failure
     return dict(service.counters)
 
 

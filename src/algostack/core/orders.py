@@ -51,6 +51,8 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True):
     """Wall-clock time (UTC ns) of the decision; journals the decision latency."""
     score: float = 0.0
     reason: str = ""
+    price: float = 0.0
+    """Close of the decision bar: the desk's price for its exposure checks (0: unknown)."""
 
     @property
     def client_order_id(self) -> str:

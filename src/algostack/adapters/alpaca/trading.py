@@ -17,8 +17,8 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import requests
@@ -30,7 +30,7 @@ from alpaca.trading.models import Position as AlpacaPosition
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from algostack.adapters.alpaca.wire import rfc3339_to_ns
-from algostack.adapters.broker import Broker, ReconcileReport, compare_positions
+from algostack.adapters.broker import ReconcileReport, compare_positions
 from algostack.core.market import Bar, datetime_to_ts
 from algostack.core.orders import (
     Fill,
@@ -225,6 +225,16 @@ class AlpacaBroker:
             raise FatalError(f"alpaca account {acct.account_number} is blocked from trading")
         self._account_checked = True
 
+    async def clock(self) -> datetime:
+        """The broker's current time (``GET /v2/clock``)."""
+        clock = await self._call("get clock", self._client.get_clock)
+        ts: datetime = clock.timestamp
+        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+    async def order_by_client_id(self, cid: str) -> Order | None:
+        """The order Alpaca holds under client order id ``cid``; None when it has none."""
+        return await self._lookup(cid)
+
     async def _lookup(self, cid: str) -> Order | None:
         try:
             order: Order = await self._call(
@@ -291,9 +301,10 @@ class AlpacaBroker:
 
     # -- Broker ----------------------------------------------------------------------------
 
-    async def submit(self, intent: OrderIntent) -> OrderAck:
-        """Place a day market order; a known client order id never places a second one."""
-        cid = intent.client_order_id
+    async def submit(self, intent: OrderIntent, *, client_order_id: str = "") -> OrderAck:
+        """Place a day market order under ``client_order_id`` (default: the intent's own);
+        a known client order id never places a second one."""
+        cid = client_order_id or intent.client_order_id
         known = self._tracked.get(cid)
         if known is not None:
             return self._ack(known, None, duplicate=True, msg="already submitted by this trader")
@@ -480,9 +491,3 @@ def _open_order(o: Order) -> OpenOrder:
         filled_qty=int(float(o.filled_qty or 0)),
         status=str(getattr(o.status, "value", o.status)),
     )
-
-
-if TYPE_CHECKING:  # mypy proves AlpacaBroker satisfies the protocol
-
-    def _is_broker(b: AlpacaBroker) -> Broker:
-        return b

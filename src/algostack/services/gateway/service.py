@@ -136,6 +136,7 @@ class GatewayService:
         self._wake = asyncio.Event()
         self._dirty = False
         self._flattening = False
+        self.failure: BaseException | None = None
         self.ready = asyncio.Event()
 
     # -- start -----------------------------------------------------------------------------
@@ -175,6 +176,9 @@ class GatewayService:
             len(self.batches),
             extra={"fields": {"venue": self.venue.name}},
         )
+        from algostack.services.node import notify_ready  # systemd's Type=notify on AWS
+
+        notify_ready(f"gateway trading: venue {self.venue.name}")
 
     async def _follow_bars(self) -> None:
         """Every bar of the day's MARKET stream (from its start, then live), in order."""
@@ -287,7 +291,7 @@ class GatewayService:
             reason = f"order quantity must be positive, got {intent.qty}"
         else:
             last = self.history.last(intent.symbol)
-            price = last.close if last is not None else 0.0
+            price = intent.price or (last.close if last is not None else 0.0)
             verdict = self.desk.check(intent, pending=self.pending, price=price)
             if not verdict.approved:
                 reason = f"desk risk: {verdict.reason}"
@@ -349,7 +353,10 @@ class GatewayService:
             if self.day is not None:
                 self.seen.clear()
             self.day = day
+            account = self.desk.account
             self.desk.reset_day(day)
+            if account is not None:  # the day's starting day-trade count
+                self.desk.on_account(account)
             self._flattening = False
 
     # -- placing ---------------------------------------------------------------------------
@@ -503,16 +510,18 @@ class GatewayService:
 
     async def _on_venue_ready(self) -> None:
         """The venue (re)connected: look up every working order, then reconcile."""
-        working = [
+        if self.ready.is_set():
+            await self.reconcile()  # syncs the working orders first
+        else:
+            await self.venue.sync(self._working_cids())
+        self._wake.set()
+
+    def _working_cids(self) -> list[str]:
+        return [
             self.batches[b].book.venue_client_order_id
             for b in self.working.values()
             if b in self.batches
         ]
-        if working:
-            await self.venue.sync(working)
-        self._wake.set()
-        if self.ready.is_set():
-            await self.reconcile()
 
     # -- bars, marks, risk -----------------------------------------------------------------
 
@@ -584,6 +593,7 @@ class GatewayService:
         if not self.venue.ready:
             return self.reconciliation
         try:
+            await self.venue.sync(self._working_cids())  # what the stream may have missed
             account = await self.venue.positions()
         except RetryableError as exc:
             log.warning("reconciliation skipped: %s", exc)
@@ -632,7 +642,11 @@ class GatewayService:
         )
 
     async def publish_status(self) -> None:
-        """Publish ``status()`` (core NATS; the dashboard reads it)."""
+        """Publish ``status()`` (core NATS; the dashboard reads it); stop on a venue failure."""
+        if self.venue.failure is not None and not self._stop.is_set():
+            self.failure = self.venue.failure
+            log.error("the venue failed, the gateway stops: %s", self.venue.failure)
+            self.stop()
         with contextlib.suppress(Exception):
             await self.bus.publish(status_subject(self.env), encode_event(self.status()))
 

@@ -61,6 +61,8 @@ class Venue(Protocol):
     name: str
     rules: FillRules
     """Slippage and commission the attribution applies per model (zero at a real broker)."""
+    failure: BaseException | None
+    """Set when the venue can no longer work (refused keys): the gateway stops."""
 
     @property
     def ready(self) -> bool:
@@ -134,6 +136,7 @@ class SimVenue:
     """The simulated account: deterministic fills at the next bar's open (module docstring)."""
 
     name = "sim"
+    failure: BaseException | None = None
 
     def __init__(
         self,

@@ -401,6 +401,7 @@ class ModelRunner:
                 decided_ns=decided_ns,
                 score=score if finite else 0.0,
                 reason="flatten" if target == 0 and flatten else "signal",
+                price=c,
             )
             status, reason, order_qty, cid = await self._submit(
                 intent, position + pending, bar, now, latency_us
