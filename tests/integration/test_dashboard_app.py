@@ -161,6 +161,33 @@ async def test_dashboard_halted_model_panel_shows_reason(desk: Desk) -> None:
     assert {m.label: m.value for m in at.metric}["Risk state"] == "HALTED"
 
 
+async def test_dashboard_account_panel_shows_books_halted_row_and_gateway_health(
+    desk: Desk,
+) -> None:
+    at = new_app()
+    await run_until(at, desk, lambda a: any("No account yet" in i.value for i in a.info))
+    deadline = time.monotonic() + 20
+    while len(at.table) < 2:  # the fleet table, then the account table
+        assert time.monotonic() < deadline, _texts(at)
+        await desk.demo.publish_desk_status(time.time_ns())
+        await asyncio.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+    account = at.table[1].value.set_index("Symbol")
+    assert account.loc["AAPL", "Account"] == 10
+    assert account.loc["AAPL", "onnx-AAPL-model_1"] == 10
+    assert account.loc["AAPL", "Reconciliation"] == "ok"
+    assert account.loc["MSFT", "linear-MSFT-model_2"] == 20
+    assert account.loc["MSFT", "Reconciliation"].startswith("HALTED: account holds 25")
+    assert account.loc["TSLA", "Reconciliation"].startswith("FOREIGN: 3 shares")
+    assert any(e.value.startswith("MSFT halted: account holds 25") for e in at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Gateway"] == "OK · simulator"
+    assert metrics["Day trades left"] == "not limited"
+    assert metrics["Kill / loss"] == "off"
+    assert metrics["Refused intents"] == "1"
+
+
 async def test_dashboard_kill_switch_needs_confirmation_then_publishes(desk: Desk) -> None:
     got: list[bytes] = []
 

@@ -1,4 +1,5 @@
-"""DashboardFeed against a real nats-server: stream fallback, bad payloads, kill switch, stop."""
+"""DashboardFeed against a real nats-server: stream fallback, bad payloads, gateway status, kill
+switch, stop."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from algostack.core.market import NS_PER_MIN, Bar
 from algostack.errors import RetryableError
 from algostack.services.dashboard.demo import DemoDesk
 from algostack.services.dashboard.feed import DashboardFeed, FeedConfig
+from algostack.services.gateway.service import status_subject
 
 
 @pytest.fixture
@@ -95,6 +97,30 @@ async def test_feed_malformed_payloads_are_counted_and_skipped(
         snap = await until(feed, lambda s: s.ignored == 3 and "onnx-AAPL-model_1" in s.models)
         assert snap.models["onnx-AAPL-model_1"].row.state == "ACTIVE"
         assert "m1" not in snap.models  # nothing half-applied from the bad payloads
+    finally:
+        await asyncio.to_thread(feed.stop)
+
+
+async def test_feed_gateway_status_reaches_the_account_panel(
+    server: EmbeddedNats, bus: NatsBus
+) -> None:
+    await bus.ensure_market_stream()
+    feed = make_feed(server).start()
+    try:
+        assert await asyncio.to_thread(feed.wait_live, 10)
+        await bus.publish(status_subject("local"), b"\xc1garbage")
+        await bus.publish(status_subject("other-env"), b"not for this dashboard")
+        demo = DemoDesk(bus)
+        await demo.publish_desk_status(time.time_ns())
+        snap = await until(feed, lambda s: s.account is not None)
+        view = snap.account
+        assert view is not None and snap.ignored == 1
+        assert view.stream == "OK" and view.venue == "simulator"
+        assert view.day_trades_left is None
+        rows = {r.symbol: r for r in view.rows}
+        assert dict(rows["AAPL"].books) == {"onnx-AAPL-model_1": 10} and rows["AAPL"].account == 10
+        assert rows["MSFT"].halted and "account holds 25" in rows["MSFT"].halt_reason
+        assert rows["TSLA"].foreign
     finally:
         await asyncio.to_thread(feed.stop)
 

@@ -2,8 +2,9 @@
 
 ``seed_bucket`` writes model artifacts (names only), a trades journal and a trader log into a
 directory laid out like the bucket; ``DemoDesk`` publishes minute bars to JetStream and
-heartbeats, decisions, PnL, risk and fills on the trader subjects, one step at a time. It
-stands in for the ingest and the traders until ``algostack run --dashboard`` exists.
+heartbeats, decisions, PnL, risk and fills on the trader subjects, one step at a time, and
+the execution gateway's ``DeskStatus``. It stands in for the ingest, the traders and the
+gateway.
 Deterministic for a given seed.
 """
 
@@ -19,6 +20,7 @@ from algostack.core import naming
 from algostack.core.events import (
     FILL_KIND,
     Decision,
+    DeskStatus,
     Heartbeat,
     PnlUpdate,
     RiskUpdate,
@@ -27,6 +29,7 @@ from algostack.core.events import (
 )
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.orders import Fill, Side, client_order_id
+from algostack.services.gateway.service import status_subject
 
 
 @dataclass(frozen=True)
@@ -199,4 +202,45 @@ class DemoDesk:
                 )
                 subject = naming.trader_subject(self.env, m.key, FILL_KIND)
                 await self.bus.publish(subject, encode_event(f))
+        await self.bus.flush()
+
+    def desk_status(self, now_ns: int) -> DeskStatus:
+        """The gateway's view of the demo desk: the speaking models' positions in their books,
+        the first halted model's symbol off by 5 shares (halted), and a foreign ``TSLA``."""
+        books: dict[str, dict[str, int]] = {}
+        for i, m in enumerate(self.models):
+            if not m.silent:
+                books[m.key] = {} if m.halted else {m.symbol: 10 * (1 + i)}
+        account: dict[str, int] = {}
+        for held in books.values():
+            for sym, qty in held.items():
+                account[sym] = account.get(sym, 0) + qty
+        reconciliation = dict.fromkeys(account, "ok")
+        halted: dict[str, str] = {}
+        off = next((m.symbol for m in self.models if m.halted and not m.silent), None)
+        if off is not None:
+            why = f"account holds {account.get(off, 0) + 5}, the model books sum to "
+            why += f"{account.get(off, 0)}"
+            reconciliation[off], halted[off] = f"halted: {why}", f"reconciliation: {why}"
+        reconciliation["TSLA"] = "foreign: 3 shares the desk did not trade"
+        return DeskStatus(
+            ts=now_ns,
+            venue="simulator",
+            venue_ready=True,
+            account=account,
+            books=books,
+            reconciliation=reconciliation,
+            halted=halted,
+            killed=False,
+            loss_breached=False,
+            desk_pnl=sum(12.5 * (i + 1) for i, m in enumerate(self.models) if not m.silent),
+            day_trades_left=None,
+            working=0,
+            counters={"intents": 2 * self.bars, "refused": 1, "venue_orders": self.bars,
+                      "crossed_shares": 10 * self.bars, "fills": self.bars},
+        )  # fmt: skip
+
+    async def publish_desk_status(self, now_ns: int) -> None:
+        """Publish ``desk_status(now_ns)`` on the gateway's status subject (core NATS)."""
+        await self.bus.publish(status_subject(self.env), encode_event(self.desk_status(now_ns)))
         await self.bus.flush()

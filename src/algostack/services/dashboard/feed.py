@@ -7,7 +7,8 @@ One thread with its own asyncio loop per Streamlit server (``app.py`` starts it 
   ``MARKET`` stream starting at midnight New York (``history="today"``) or at the first
   stored message (``history="all"``), then keeps following it live; while the stream does not
   exist yet it listens on core NATS and switches over once the ingest has created it;
-- subscribes to every trader event of the environment (``algostack.<env>.trader.>``);
+- subscribes to every trader event of the environment (``algostack.<env>.trader.>``) and to
+  the execution gateway's status (``algostack.<env>.gateway.status``, core NATS, every second);
 - re-reads the bucket (model list and today's journals) and the live journal root (the
   local session's ``journals/<run id>``) every ``journal_every_s``;
 - publishes the kill switch on ``algostack.<env>.control.kill``.
@@ -36,7 +37,7 @@ import msgspec
 import orjson
 
 from algostack.core import codec, naming
-from algostack.core.events import FILL_KIND, decode_event
+from algostack.core.events import FILL_KIND, decode_desk_status, decode_event
 from algostack.core.sessions import NEW_YORK, new_york_date
 from algostack.errors import AlgostackError, ConfigError, RetryableError
 from algostack.services.dashboard.journals import apply_scan, scan_bucket, scan_journal_dir
@@ -222,6 +223,7 @@ class DashboardFeed:
 
     async def _nats_task(self) -> None:
         from algostack.adapters.nats.bus import NatsBus
+        from algostack.services.gateway.service import status_subject
 
         cfg = self.config
         self.state.set_feed_status("connecting")
@@ -240,6 +242,7 @@ class DashboardFeed:
             return
         self._bus = bus
         await bus.subscribe(f"algostack.{cfg.env}.trader.>", self._on_trader)
+        await bus.subscribe(status_subject(cfg.env), self._on_gateway)
         await self._subscribe_market()
         await bus.flush()  # the server has our subscriptions before we say we are live
         self.state.set_feed_status("live")
@@ -299,6 +302,15 @@ class DashboardFeed:
                 self.state.on_trader(decode_event(msg.data), arrival)
         except msgspec.DecodeError:
             self.state.count_ignored()
+
+    async def _on_gateway(self, msg: BusMessage) -> None:
+        arrival = self.clock_ns()
+        try:
+            status = decode_desk_status(msg.data)
+        except msgspec.DecodeError:  # ValidationError included
+            self.state.count_ignored()
+            return
+        self.state.on_desk_status(status, arrival)
 
     async def _journal_task(self) -> None:
         from algostack.adapters.storage import open_store

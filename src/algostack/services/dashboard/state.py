@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from algostack.core.events import Decision, Heartbeat, PnlUpdate, RiskUpdate, TraderEvent
+from algostack.core.events import (
+    Decision,
+    DeskStatus,
+    Heartbeat,
+    PnlUpdate,
+    RiskUpdate,
+    TraderEvent,
+)
 from algostack.core.market import (
     NS_PER_S,
     Bar,
@@ -28,6 +35,7 @@ from algostack.core.market import (
     UpdatedBar,
     datetime_to_ts,
 )
+from algostack.services.dashboard.account import AccountView, account_view
 
 RISK_STATES = ("ACTIVE", "REDUCING", "HALTED")
 MAX_PRICE_POINTS = 5_000
@@ -45,10 +53,12 @@ _ID_KEYS = ("client_order_id", "order_id", "fill_id", "id")
 class HealthPolicy:
     """When a model is flagged: data stale after ``stale_after_s`` without a bar for its symbol
     (only while ``market_open`` says the market trades), trader silent after ``silent_after_s``
-    without a heartbeat."""
+    without a heartbeat, execution gateway silent after ``gateway_silent_after_s`` without a
+    status (it publishes one every second)."""
 
     stale_after_s: float = 120.0
     silent_after_s: float = 30.0
+    gateway_silent_after_s: float = 5.0
     market_open: Callable[[datetime], bool] = field(default=lambda _at: True)
 
 
@@ -232,6 +242,8 @@ class Snapshot:
     symbols: tuple[SymbolRow, ...]
     prices: dict[str, tuple[tuple[int, float], ...]]
     ignored: int
+    account: AccountView | None = None
+    """The execution gateway's latest status; None until one was heard."""
 
     @property
     def alerts(self) -> int:
@@ -254,6 +266,8 @@ class DashboardState:
         self._feed_status = "starting"
         self._feed_error = ""
         self._ignored = 0
+        self._desk: DeskStatus | None = None
+        self._desk_arrival_ns = 0
 
     # -- writers (feed thread) -------------------------------------------------------------
 
@@ -281,6 +295,11 @@ class DashboardState:
                 sym.last_arrival_ns = max(sym.last_arrival_ns, arrival_ns)
             elif isinstance(event, TradingStatus):
                 sym.halted = event.is_halted
+
+    def on_desk_status(self, status: DeskStatus, arrival_ns: int) -> None:
+        """Keep the gateway's latest status (one publisher on core NATS: arrival order)."""
+        with self._lock:
+            self._desk, self._desk_arrival_ns = status, arrival_ns
 
     def _model(self, key: str) -> _Model:
         m = self._models.get(key)
@@ -382,6 +401,10 @@ class DashboardState:
                     log_tail=m.log_tail,
                 )
             prices = {s: tuple(sorted(v.closes.items())) for s, v in self._sorted()}
+            account = None
+            if self._desk is not None:
+                silent_after = self.policy.gateway_silent_after_s
+                account = account_view(self._desk, self._desk_arrival_ns, now_ns, silent_after)
             return Snapshot(
                 now_ns=now_ns,
                 market_open=market_open,
@@ -392,6 +415,7 @@ class DashboardState:
                 symbols=symbols,
                 prices=prices,
                 ignored=self._ignored,
+                account=account,
             )
 
     def _sorted(self) -> list[tuple[str, _Symbol]]:

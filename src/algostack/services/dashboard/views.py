@@ -18,6 +18,7 @@ from algostack.config import load_settings
 from algostack.core import sessions
 from algostack.core.market import NS_PER_S
 from algostack.errors import AlgostackError
+from algostack.services.dashboard.account import AccountView
 from algostack.services.dashboard.auth import gate
 from algostack.services.dashboard.feed import KILL_ALL, DashboardFeed, FeedConfig
 from algostack.services.dashboard.settings import DashboardSettings
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 ALERT_STYLE = "background-color: #b71c1c; color: white; font-weight: bold"
 OK_STYLE = "background-color: #1b5e20; color: white"
+FOREIGN_STYLE = "background-color: #e65100; color: white"
 KILL_TARGET_KEY = "kill_target"
 KILL_REASON_KEY = "kill_reason"
 KILL_CONFIRM_KEY = "kill_confirm"
@@ -105,6 +107,52 @@ def style_fleet(frame: pd.DataFrame) -> Styler:
         return ["" if col != "Health" else OK_STYLE for col in row.index]
 
     return frame.style.apply(row_style, axis=1).format(precision=2)
+
+
+def day_trades_text(left: int | None) -> str:
+    """Day trades left, or ``not limited`` when the pattern-day-trader rule does not bind."""
+    return "not limited" if left is None else str(left)
+
+
+def kill_loss_text(view: AccountView) -> str:
+    """``KILLED``, ``LOSS LIMIT``, both, or ``off``."""
+    on = [
+        name for name, flag in (("KILLED", view.killed), ("LOSS LIMIT", view.loss_breached)) if flag
+    ]
+    return ", ".join(on) if on else "off"
+
+
+def account_frame(view: AccountView) -> pd.DataFrame:
+    """One row per symbol: account net shares, one column of shares per model book, and the
+    reconciliation (``HALTED: <why>``, ``FOREIGN: <what>``, ``ok`` or ``not checked``)."""
+    columns = ["Symbol", "Account", *view.models, "Reconciliation"]
+    return pd.DataFrame(
+        [
+            {
+                "Symbol": r.symbol,
+                "Account": r.account,
+                **{m: r.books.get(m, 0) for m in view.models},
+                "Reconciliation": r.state,
+            }
+            for r in view.rows
+        ],
+        columns=columns,
+    )
+
+
+def account_row_style(row: pd.Series) -> list[str]:
+    """A halted row red, a foreign one orange, an ``ok`` reconciliation cell green."""
+    state = str(row["Reconciliation"])
+    if state.startswith("HALTED"):
+        return [ALERT_STYLE] * len(row)
+    if state.startswith("FOREIGN"):
+        return [FOREIGN_STYLE] * len(row)
+    return [OK_STYLE if col == "Reconciliation" and state == "ok" else "" for col in row.index]
+
+
+def style_account(frame: pd.DataFrame) -> Styler:
+    """The account table styled row by row (``account_row_style``)."""
+    return frame.style.apply(account_row_style, axis=1)
 
 
 def price_frame(points: tuple[tuple[int, float], ...]) -> pd.DataFrame:
@@ -284,6 +332,8 @@ def render_live(snap: Snapshot, env: str) -> None:
     else:
         st.info("No models yet: waiting for trader heartbeats or journals.")
 
+    render_account(snap.account)
+
     st.subheader("Prices")
     if not snap.prices:
         st.info("No market data yet: waiting for bars on NATS.")
@@ -301,6 +351,36 @@ def render_live(snap: Snapshot, env: str) -> None:
                 st.altair_chart(price_chart(snap.prices[symbol]), width="stretch")
 
     render_models(snap)
+
+
+def render_account(view: AccountView | None) -> None:
+    """The execution gateway's account: health, counters, positions against the model books."""
+    st.subheader("Account")
+    if view is None:
+        st.info("No account yet: waiting for the execution gateway's status.")
+        return
+    c = [*st.columns(4), *st.columns(4)]
+    c[0].metric("Gateway", f"{view.stream} · {view.venue}")
+    c[1].metric("Desk PnL", f"{view.desk_pnl:,.2f}")
+    c[2].metric("Day trades left", day_trades_text(view.day_trades_left))
+    c[3].metric("Kill / loss", kill_loss_text(view))
+    c[4].metric("Crossed shares", f"{view.crossed_shares:,}")
+    c[5].metric("Venue orders", f"{view.venue_orders:,}")
+    c[6].metric("Refused intents", f"{view.refused:,}")
+    c[7].metric("Working orders", f"{view.working:,}")
+    if view.silent:
+        st.error(f"Gateway SILENT: last status {_age(view.age_s)} ago; figures are its last word.")
+    elif not view.venue_ready:
+        st.error(f"Gateway: the {view.venue} order-update stream is DOWN.")
+    if view.killed or view.loss_breached:
+        st.error(f"Desk {kill_loss_text(view)}: the gateway refuses opening orders.")
+    for r in view.rows:
+        if r.halted:
+            st.error(f"{r.symbol} halted: {r.halt_reason}")
+    if view.rows:
+        st.table(style_account(account_frame(view)))
+    else:
+        st.caption("The account is flat and nothing is reconciled yet.")
 
 
 def render_models(snap: Snapshot) -> None:
