@@ -188,12 +188,7 @@ def load_secrets(
             ),
         )
     return node.TraderSecrets(
-        nats=node.parse_nats_secret(text("nats_secret"), names["nats_secret"]),
-        alpaca=(
-            node.parse_alpaca_secret(text("alpaca_secret"), names["alpaca_secret"])
-            if "alpaca_secret" in names
-            else None
-        ),
+        nats=node.parse_nats_secret(text("nats_secret"), names["nats_secret"])
     )
 
 
@@ -340,7 +335,7 @@ def ingest(
     ] = None,
     wait_s: WaitOpt = 120.0,
 ) -> None:
-    """Secrets, units and start of the ingest host: nats-server, ingest, dashboard."""
+    """Secrets, units and start of the ingest host: nats-server, ingest, gateway, dashboard."""
     _main(
         "ingest",
         config=config,

@@ -26,6 +26,7 @@ alpaca_secret=alpaca/qa
 nats_secret_ingest=algostack/qa/nats/ingest
 nats_secret_trader=algostack/qa/nats/trader
 nats_secret_dashboard=algostack/qa/nats/dashboard
+nats_secret_gateway=algostack/qa/nats/gateway
 """
 TRADER_CFG = """\
 environment=prod
@@ -37,15 +38,12 @@ symbol=SPY
 model_id=model_7
 model_number=7
 nats_public_ip=10.0.0.5
-alpaca_secret=alpaca/prod
 nats_secret=algostack/prod/nats/trader
 """
-NATS = {
-    role: node.NatsCredential(role, f"pw-{role}#$x") for role in ("ingest", "trader", "dashboard")
-}
+NATS = {role: node.NatsCredential(role, f"pw-{role}#$x") for role in node.NATS_ROLES}
 ALPACA = node.AlpacaKeys("PKTEST", "s3cr3t")
 INGEST_SECRETS = node.IngestSecrets(alpaca=ALPACA, nats=NATS)
-TRADER_SECRETS = node.TraderSecrets(nats=NATS["trader"], alpaca=ALPACA)
+TRADER_SECRETS = node.TraderSecrets(nats=NATS["trader"])
 
 
 def _unit(text: str) -> configparser.ConfigParser:
@@ -96,6 +94,7 @@ def test_render_ingest_units_run_the_contract_commands() -> None:
     assert set(plan.units) == {
         "algostack-nats.service",
         "algostack-ingest.service",
+        "algostack-gateway.service",
         "algostack-dashboard.service",
     }
     bin_dir = "/opt/algostack/venv/bin"
@@ -140,7 +139,7 @@ def test_render_nats_conf_enables_jetstream_and_one_user_per_role_without_secret
     conf = node.render_nats_conf(node.NodeLayout(), "qa")
     assert "jetstream {" in conf
     assert 'store_dir: "/opt/algostack/nats/jetstream"' in conf
-    for role in ("INGEST", "TRADER", "DASHBOARD"):
+    for role in ("INGEST", "TRADER", "DASHBOARD", "GATEWAY"):
         assert f"user: $NATS_{role}_USER, password: $NATS_{role}_PASSWORD" in conf
     assert "pw-" not in conf
 
@@ -175,7 +174,7 @@ def test_render_trader_units_run_trade_sync_timer_and_final_sync() -> None:
         "--nats-url",
         "nats://10.0.0.5:4222",
         "--broker",
-        "alpaca",
+        "gateway",
     ]
     sync = [
         f"{bin_dir}/algostack",
@@ -232,12 +231,12 @@ def test_install_plan_twice_rewrites_nothing_and_restarts_again(tmp_path: Path) 
     units = tmp_path / "units"
     rec = Recorder()
     first = node.install_plan(plan, units, rec, root=tmp_path / "root")
-    assert len(first.written) == 7  # three units, nats-server.conf, three secrets files
+    assert len(first.written) == 9  # four units, nats-server.conf, four secrets files
     conf = tmp_path / "root" / "opt/algostack/etc/nats-server.conf"
     assert conf.read_text() == node.render_nats_conf(node.NodeLayout(), "qa")
     second = node.install_plan(plan, units, rec, root=tmp_path / "root")
     assert second.written == ()
-    assert len(second.unchanged) == 7
+    assert len(second.unchanged) == 9
     assert sorted(p.name for p in units.iterdir()) == sorted(plan.units)
     assert rec.calls[:2] == [
         ("systemctl", "daemon-reload"),
@@ -339,7 +338,7 @@ def test_rendered_trader_journal_dir_is_where_the_trader_writes() -> None:
     assert str(journal_dir_for(root, spec)) == sync[sync.index("--journal-dir") + 1]
 
 
-# -- secrets files, modes, broker, dashboard -----------------------------------------------------
+# -- secrets files, modes, dashboard -----------------------------------------------------------
 
 
 def _env_file(text: str) -> dict[str, str]:
@@ -364,7 +363,12 @@ def test_each_unit_gets_its_own_root_only_secrets_file_with_only_what_it_needs()
     plan = node.render_ingest(cfg, ["SPY"], INGEST_SECRETS)
     sec = Path("/opt/algostack/secrets")
     files = {p: f for p, f in plan.files.items() if p.parent == sec}
-    assert set(files) == {sec / "nats.env", sec / "ingest.env", sec / "dashboard.env"}
+    assert set(files) == {
+        sec / "nats.env",
+        sec / "ingest.env",
+        sec / "gateway.env",
+        sec / "dashboard.env",
+    }
     assert {f.mode for f in files.values()} == {0o600}
     assert {f.group for f in files.values()} == {None}
     ingest = _env_file(files[sec / "ingest.env"].content)
@@ -382,7 +386,11 @@ def test_each_unit_gets_its_own_root_only_secrets_file_with_only_what_it_needs()
     assert nats_env["NATS_TRADER_PASSWORD"] == '"pw-trader#$x"'
     assert nats_env["NATS_INGEST_USER"] == '"ingest"'
     assert "APCA_API_KEY_ID" not in nats_env
-    for name in ("algostack-nats.service", "algostack-dashboard.service"):
+    for name in (
+        "algostack-nats.service",
+        "algostack-gateway.service",
+        "algostack-dashboard.service",
+    ):
         env_file = _unit(plan.units[name])["Service"]["EnvironmentFile"]
         assert Path(env_file) in files
     # the NATS config is readable by the service user's group, and holds no secret
@@ -422,49 +430,6 @@ def test_install_plan_applies_modes_and_owners_every_time(tmp_path: Path) -> Non
     (app / "secrets/ingest.env").chmod(0o644)  # drift (an older bootstrap) is repaired
     node.install_plan(plan, tmp_path / "units", Recorder(), root=root, chown=chown)
     assert (app / "secrets/ingest.env").stat().st_mode & 0o777 == 0o600
-
-
-@pytest.mark.parametrize(
-    ("extra", "broker", "live", "keys"),
-    [
-        ("", "alpaca", False, True),
-        ("broker=sim\n", "sim", False, False),
-        ("broker=alpaca\nalpaca_live=true\n", "alpaca", True, True),
-    ],
-)
-def test_trader_broker_is_rendered_and_live_only_on_opt_in(
-    extra: str, broker: str, live: bool, keys: bool
-) -> None:
-    cfg = node.parse_deployment_config(TRADER_CFG + extra)
-    secrets = TRADER_SECRETS if keys else node.TraderSecrets(nats=NATS["trader"])
-    plan = node.render_trader(cfg, secrets)
-    text = plan.units["algostack-trader.service"]
-    argv = _argv(text)
-    assert argv[argv.index("--broker") + 1] == broker
-    assert ("ALGOSTACK_ALPACA_LIVE=true" in text) is live
-    env = _env_file(plan.files[Path("/opt/algostack/secrets/trader.env")].content)
-    assert env["ALGOSTACK_NATS_USER"] == "trader"
-    assert ("APCA_API_KEY_ID" in env) is keys
-    assert _unit(text)["Service"]["Type"] == "notify"
-    sync = _unit(plan.units["algostack-sync.service"])["Service"]
-    assert "EnvironmentFile" not in sync  # the sync needs no secret
-    assert set(node.secret_names(cfg, "trader")) == (
-        {"nats_secret", "alpaca_secret"} if keys else {"nats_secret"}
-    )
-
-
-@pytest.mark.parametrize(
-    ("extra", "match"),
-    [
-        ("broker=ib\n", "broker='ib' must be alpaca"),
-        ("alpaca_live=yes\n", "must be true or false"),
-        ("broker=sim\nalpaca_live=true\n", "alpaca_live=true needs broker=alpaca"),
-    ],
-)
-def test_trader_bad_broker_settings_are_config_errors(extra: str, match: str) -> None:
-    cfg = node.parse_deployment_config(TRADER_CFG + extra)
-    with pytest.raises(ConfigError, match=match):
-        node.render_trader(cfg, TRADER_SECRETS)
 
 
 def test_remote_dashboard_allows_remote_with_its_password() -> None:

@@ -29,6 +29,7 @@ nats_public_ip=10.0.0.5
 alpaca_secret=alpaca/qa
 nats_secret=algostack/qa/nats/trader
 """
+"""A trader's user data of before the gateway still names alpaca_secret=: it is not read."""
 INGEST_CFG = """\
 environment=qa
 aws_region=us-east-1
@@ -38,6 +39,7 @@ alpaca_secret=alpaca/qa
 nats_secret_ingest=algostack/qa/nats/ingest
 nats_secret_trader=algostack/qa/nats/trader
 nats_secret_dashboard=algostack/qa/nats/dashboard
+nats_secret_gateway=algostack/qa/nats/gateway
 symbols_parameter=/algostack/qa/symbols
 """
 ALPACA_SECRET = "s3cr3t-value"
@@ -56,7 +58,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 {"APCA_API_KEY_ID": "PKTEST", "APCA_API_SECRET_KEY": ALPACA_SECRET}
             ),
         )
-        for role in ("ingest", "trader", "dashboard"):
+        for role in node.NATS_ROLES:
             sm.create_secret(
                 Name=f"algostack/qa/nats/{role}",
                 SecretString=json.dumps({"user": role, "password": f"pw-{role}"}),
@@ -119,7 +121,7 @@ def test_trader_fetches_its_secrets_writes_them_root_only_and_waits(
     out = capsys.readouterr()
     assert code == 0, out.err
     env = (app / "secrets/trader.env").read_text()
-    assert f'APCA_API_SECRET_KEY="{ALPACA_SECRET}"' in env
+    assert "APCA" not in env  # a trading host never holds broker keys: the gateway does
     assert 'ALGOSTACK_NATS_USER="trader"' in env
     assert (app / "secrets/trader.env").stat().st_mode & 0o777 == 0o600
     assert ALPACA_SECRET not in out.out + out.err
@@ -134,6 +136,33 @@ def test_ingest_reads_symbols_from_the_ssm_parameter(aws: None, tmp_path: Path) 
     assert code == 0
     unit = (tmp_path / "units/algostack-ingest.service").read_text()
     assert "--symbols SPY,QQQ" in unit
+
+
+def test_ingest_gives_the_gateway_the_alpaca_keys_and_waits_for_it(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = FakeHost()
+    code, app = _run(tmp_path, "ingest", INGEST_CFG, host)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    env = (app / "secrets/gateway.env").read_text()
+    assert f'APCA_API_SECRET_KEY="{ALPACA_SECRET}"' in env
+    assert 'ALGOSTACK_NATS_USER="gateway"' in env
+    assert (app / "secrets/gateway.env").stat().st_mode & 0o777 == 0o600
+    assert ALPACA_SECRET not in out.out + out.err
+    restart = next(c for c in host.calls if c[:2] == ("systemctl", "restart"))
+    assert "algostack-gateway.service" in restart
+    assert "algostack-gateway.service" in out.out.rsplit("ready:", 1)[1]
+
+
+def test_ingest_fails_when_the_gateway_unit_crashes(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = FakeHost({"algostack-gateway.service": "failed/failed"})
+    code, _ = _run(tmp_path, "ingest", INGEST_CFG, host)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: unit algostack-gateway.service failed")
 
 
 def test_a_unit_that_crashes_fails_with_one_line_and_its_journal(
@@ -155,7 +184,7 @@ def test_a_missing_secret_is_a_config_error_naming_it(
         SecretId="alpaca/qa", ForceDeleteWithoutRecovery=True
     )
     host = FakeHost()
-    code, _ = _run(tmp_path, "trader", TRADER_CFG, host)
+    code, _ = _run(tmp_path, "ingest", INGEST_CFG, host)
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == (
@@ -164,13 +193,15 @@ def test_a_missing_secret_is_a_config_error_naming_it(
     assert not any(c[:2] == ("systemctl", "restart") for c in host.calls)
 
 
-def test_sim_broker_needs_no_alpaca_secret(aws: None, tmp_path: Path) -> None:
+def test_a_trader_needs_no_alpaca_secret(aws: None, tmp_path: Path) -> None:
     boto3.client("secretsmanager", region_name=REGION).delete_secret(
         SecretId="alpaca/qa", ForceDeleteWithoutRecovery=True
     )
-    code, app = _run(tmp_path, "trader", TRADER_CFG + "broker=sim\n", FakeHost())
+    code, app = _run(tmp_path, "trader", TRADER_CFG, FakeHost())
     assert code == 0
     assert "APCA" not in (app / "secrets/trader.env").read_text()
+    unit = (tmp_path / "units/algostack-trader.service").read_text()
+    assert "--broker gateway" in unit and "ALPACA" not in unit
 
 
 def test_dry_run_needs_no_aws_and_prints_no_secret(

@@ -6,12 +6,20 @@ and the secrets (:mod:`.config`, :mod:`.secrets`), render the units and the nats
 from algostack.services.node.config import (
     NATS_ROLES,
     DeploymentConfig,
+    GatewaySpec,
     NodeLayout,
+    gateway_spec,
     parse_deployment_config,
     parse_symbols,
 )
 from algostack.services.node.install import install_plan
-from algostack.services.node.nats import NATS_MONITOR, NATS_PORT, nats_env_values, render_nats_conf
+from algostack.services.node.nats import (
+    NATS_MONITOR,
+    NATS_PORT,
+    nats_env_values,
+    nats_permissions,
+    render_nats_conf,
+)
 from algostack.services.node.readiness import (
     SHOW_PROPERTIES,
     UnitFailure,
@@ -41,6 +49,7 @@ __all__ = [
     "AlpacaKeys",
     "DeploymentConfig",
     "DirSpec",
+    "GatewaySpec",
     "IngestSecrets",
     "NatsCredential",
     "NodeLayout",
@@ -49,9 +58,11 @@ __all__ = [
     "UnitFailure",
     "UnitState",
     "env_file_text",
+    "gateway_spec",
     "install_plan",
     "judge",
     "nats_env_values",
+    "nats_permissions",
     "notify_ready",
     "parse_alpaca_secret",
     "parse_dashboard_secret",

@@ -1,5 +1,6 @@
 """``deployment_config.txt`` (DESIGN.md 3.2) parsed and checked: the host's settings, the
-model a trading host runs, the dashboard's bind address; and where things live on a host."""
+model a trading host runs, the broker behind the ingest host's execution gateway, the
+dashboard's bind address; and where things live on a host."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from algostack.services.dashboard.launch import is_loopback
 
 REQUIRED_KEYS = ("environment", "bucket", "git_branch")
 TRADER_KEYS = ("model_prefix", "model_type", "symbol", "model_id", "model_number")
-NATS_ROLES = ("ingest", "trader", "dashboard")
+NATS_ROLES = ("ingest", "trader", "dashboard", "gateway")
 BROKERS = ("alpaca", "sim")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9.\-/]+$")
@@ -55,6 +56,15 @@ class TraderSpec:
     model_id: str
     model_number: int
     nats_address: str
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """The account behind the ingest host's execution gateway (``broker=``, ``alpaca_live=``).
+
+    The gateway is the only process that holds broker keys; traders send it their intents.
+    """
+
     broker: str = "alpaca"
     alpaca_live: bool = False
 
@@ -105,7 +115,11 @@ def _flag(cfg: DeploymentConfig, key: str) -> bool:
 
 
 def trader_spec(cfg: DeploymentConfig) -> TraderSpec:
-    """Read the trader's model, NATS address and broker; raise ConfigError when inconsistent."""
+    """Read the trader's model and NATS address; raise ConfigError when inconsistent.
+
+    A trader has no broker of its own: its orders go to the gateway (``broker=`` lines of an
+    older user data are ignored here).
+    """
     prefix, model_type, symbol, model_id, number = (cfg.require(k) for k in TRADER_KEYS)
     expected = f"models/{model_type}/{symbol}/{model_id}"
     if prefix != expected:
@@ -119,15 +133,18 @@ def trader_spec(cfg: DeploymentConfig) -> TraderSpec:
     address = cfg.require("nats_public_ip")
     if not _HOST_RE.match(address):
         raise ConfigError(f"nats_public_ip={address!r} is not a host address")
+    return TraderSpec(prefix, model_type, symbol, model_id, model_number, address)
+
+
+def gateway_spec(cfg: DeploymentConfig) -> GatewaySpec:
+    """Read the gateway's broker (alpaca, paper unless ``alpaca_live=true``, or sim)."""
     broker = (cfg.get("broker") or "alpaca").lower()
     if broker not in BROKERS:
         raise ConfigError(f"broker={cfg.get('broker')!r} must be alpaca (paper by default) or sim")
     live = _flag(cfg, "alpaca_live")
     if live and broker != "alpaca":
         raise ConfigError("alpaca_live=true needs broker=alpaca (DESIGN.md 3.5)")
-    return TraderSpec(
-        prefix, model_type, symbol, model_id, model_number, address, broker, alpaca_live=live
-    )
+    return GatewaySpec(broker, alpaca_live=live)
 
 
 def dashboard_host(cfg: DeploymentConfig) -> str:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from algostack.adapters.nats.orders import GATEWAY_CONSUMER
+from algostack.adapters.nats.orders import STREAM as ORDERS
+from algostack.core.codec import STREAM_NAME as MARKET
 from algostack.core.naming import kill_subject
 from algostack.services.node.config import NATS_ROLES, NodeLayout
 from algostack.services.node.secrets import NatsCredential
@@ -14,59 +17,118 @@ from algostack.services.node.secrets import NatsCredential
 NATS_PORT = 4222
 NATS_MONITOR = "127.0.0.1:8222"
 
+Permissions = dict[str, dict[str, list[str]]]
 
-def nats_permissions(role: str, environment: str) -> dict[str, dict[str, list[str]]]:
-    """The publish/subscribe allow lists of one NATS role (DESIGN.md 3.3).
+
+def _orders_consumer(name: str, filter_subject: str) -> list[str]:
+    """Create, read and ack the durable pull consumer ``name`` of ``ORDERS`` (nats-py creates
+    a durable through ``DURABLE.CREATE``; ``CREATE.<stream>.<name>.<filter>`` is the newer
+    form, which also pins the filter)."""
+    return [
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{ORDERS}.{name}",
+        f"$JS.API.CONSUMER.CREATE.{ORDERS}.{name}.{filter_subject}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{ORDERS}.{name}",
+        f"$JS.ACK.{ORDERS}.{name}.>",
+    ]
+
+
+def nats_permissions(role: str, environment: str) -> Permissions:
+    """The publish/subscribe allow (and deny) lists of one NATS role (DESIGN.md 3.3).
 
     ingest: publish market data and manage the MARKET stream. trader: read market data
-    (core and its durable consumer on MARKET), publish its own events, hold its consumer's
-    owner subject; never publish market data. dashboard: read, and publish the kill switch.
+    (core and its durable consumer on MARKET), publish its own events and order intents, read
+    its reports through its own consumer of ORDERS (never the gateway's); never publish
+    market data or reports. gateway: read intents through consumer ``gateway``, publish
+    reports, its status and the kill switch, follow MARKET's bars through an ordered
+    consumer, hear heartbeats and the kill switch. dashboard: read, and publish the kill
+    switch.
     """
-    stream = "MARKET"
     js_read = [
         "$JS.API.INFO",
-        f"$JS.API.STREAM.INFO.{stream}",
-        f"$JS.API.CONSUMER.*.{stream}",
-        f"$JS.API.CONSUMER.*.{stream}.>",
-        f"$JS.API.CONSUMER.*.*.{stream}.>",  # DURABLE.CREATE, MSG.NEXT
-        f"$JS.ACK.{stream}.>",
-        f"$JS.FC.{stream}.>",
+        f"$JS.API.STREAM.INFO.{MARKET}",
+        f"$JS.API.CONSUMER.*.{MARKET}",
+        f"$JS.API.CONSUMER.*.{MARKET}.>",
+        f"$JS.API.CONSUMER.*.*.{MARKET}.>",  # DURABLE.CREATE, MSG.NEXT
+        f"$JS.ACK.{MARKET}.>",
+        f"$JS.FC.{MARKET}.>",
     ]
+    orders_stream = [f"$JS.API.STREAM.INFO.{ORDERS}", f"$JS.API.STREAM.CREATE.{ORDERS}"]
+    kill = kill_subject(environment)
     if role == "ingest":
         return {
             "publish": {
                 "allow": [
                     "market.>",
                     "$JS.API.INFO",
-                    f"$JS.API.STREAM.CREATE.{stream}",
-                    f"$JS.API.STREAM.UPDATE.{stream}",
-                    f"$JS.API.STREAM.INFO.{stream}",
+                    f"$JS.API.STREAM.CREATE.{MARKET}",
+                    f"$JS.API.STREAM.UPDATE.{MARKET}",
+                    f"$JS.API.STREAM.INFO.{MARKET}",
                 ]
             },
             "subscribe": {"allow": ["_INBOX.>"]},
         }
     if role == "trader":
+        gateway = GATEWAY_CONSUMER
         return {
             "publish": {
                 "allow": [
                     f"algostack.{environment}.trader.>",
                     "algostack.consumer.*.owner",
                     *js_read,
-                ]
+                    "orders.intent.>",
+                    *orders_stream,
+                    *_orders_consumer("*", "orders.report.>"),
+                ],
+                # Every trader shares one user: the consumer wildcard must not reach the
+                # gateway's consumer (deny wins over allow).
+                "deny": [
+                    f"$JS.API.CONSUMER.*.{ORDERS}.{gateway}",
+                    f"$JS.API.CONSUMER.*.{ORDERS}.{gateway}.>",
+                    f"$JS.API.CONSUMER.*.*.{ORDERS}.{gateway}",
+                    f"$JS.ACK.{ORDERS}.{gateway}.>",
+                ],
             },
             "subscribe": {
                 "allow": [
                     "market.>",
                     "_INBOX.>",
-                    kill_subject(environment),
+                    kill,
                     "algostack.consumer.*.owner",
                 ]
             },
         }
+    if role == "gateway":
+        return {
+            "publish": {
+                "allow": [
+                    "orders.report.>",
+                    # services.gateway.service.status_subject (a test holds the two equal).
+                    f"algostack.{environment}.gateway.status",
+                    kill,
+                    *orders_stream,
+                    *_orders_consumer(GATEWAY_CONSUMER, "orders.intent.>"),
+                    # The bars, through an ordered consumer: ephemeral, flow controlled.
+                    f"$JS.API.STREAM.INFO.{MARKET}",
+                    f"$JS.API.CONSUMER.CREATE.{MARKET}",
+                    f"$JS.API.CONSUMER.CREATE.{MARKET}.>",
+                    f"$JS.FC.{MARKET}.>",
+                ]
+            },
+            "subscribe": {
+                "allow": ["_INBOX.>", f"algostack.{environment}.trader.*.heartbeat", kill]
+            },
+        }
     if role == "dashboard":
         return {
-            "publish": {"allow": [kill_subject(environment), *js_read]},
-            "subscribe": {"allow": ["market.>", f"algostack.{environment}.trader.>", "_INBOX.>"]},
+            "publish": {"allow": [kill, *js_read]},
+            "subscribe": {
+                "allow": [
+                    "market.>",
+                    f"algostack.{environment}.trader.>",
+                    f"algostack.{environment}.gateway.>",
+                    "_INBOX.>",
+                ]
+            },
         }
     raise ValueError(f"unknown NATS role {role!r}")
 

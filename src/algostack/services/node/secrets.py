@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from algostack.errors import ConfigError
-from algostack.services.node.config import _KEY_RE, NATS_ROLES, DeploymentConfig, trader_spec
+from algostack.services.node.config import _KEY_RE, NATS_ROLES, DeploymentConfig
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,28 @@ class AlpacaKeys:
 
 @dataclass(frozen=True)
 class IngestSecrets:
-    """What the ingest host's units need from Secrets Manager."""
+    """What the ingest host's units need from Secrets Manager: the Alpaca keys (market data and
+    the execution gateway, the only holders), every role's NATS user, the dashboard password."""
 
     alpaca: AlpacaKeys
     nats: Mapping[str, NatsCredential]
-    """By role: ingest, trader, dashboard."""
+    """By role: ingest, trader, dashboard, gateway."""
     dashboard_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class TraderSecrets:
-    """What a trading host's units need: its NATS user, and Alpaca keys for broker=alpaca."""
+    """What a trading host's units need: its NATS user only (orders go to the gateway; a
+    trading host never holds broker keys)."""
 
     nats: NatsCredential
-    alpaca: AlpacaKeys | None = None
 
 
 def secret_names(cfg: DeploymentConfig, role: str) -> dict[str, str]:
     """The Secrets Manager names this host reads, by ``deployment_config.txt`` key.
 
     Ingest: ``alpaca_secret``, ``nats_secret_<role>`` for each role, ``dashboard_secret``
-    when set. Trader: ``nats_secret``, and ``alpaca_secret`` unless ``broker=sim``.
+    when set. Trader: ``nats_secret`` only.
     """
     if role == "ingest":
         keys = ["alpaca_secret", *(f"nats_secret_{r}" for r in NATS_ROLES)]
@@ -58,10 +59,7 @@ def secret_names(cfg: DeploymentConfig, role: str) -> dict[str, str]:
         if cfg.get("dashboard_secret"):
             names["dashboard_secret"] = cfg.require("dashboard_secret")
         return names
-    names = {"nats_secret": cfg.require("nats_secret")}
-    if trader_spec(cfg).broker == "alpaca":
-        names["alpaca_secret"] = cfg.require("alpaca_secret")
-    return names
+    return {"nats_secret": cfg.require("nats_secret")}
 
 
 def _json_fields(text: str, name: str, fields: Sequence[str]) -> dict[str, str]:

@@ -17,6 +17,7 @@ from algostack.services.node.config import (
     DeploymentConfig,
     NodeLayout,
     dashboard_host,
+    gateway_spec,
     parse_symbols,
     trader_spec,
 )
@@ -137,8 +138,10 @@ def render_ingest(
     secrets: IngestSecrets,
     layout: NodeLayout | None = None,
 ) -> NodePlan:
-    """Units of the ingest host: nats-server, Alpaca ingest, Streamlit dashboard."""
+    """Units of the ingest host: nats-server, Alpaca ingest, the execution gateway (the only
+    holder of the broker keys: ``broker=``, ``alpaca_live=``), Streamlit dashboard."""
     layout = layout or NodeLayout()
+    gateway = gateway_spec(cfg)
     syms = parse_symbols(",".join(symbols))
     algostack = layout.venv_bin / "algostack"
     host = dashboard_host(cfg)
@@ -148,11 +151,14 @@ def render_ingest(
     missing = [r for r in NATS_ROLES if r not in secrets.nats]
     if missing:
         raise ConfigError(f"no NATS credentials for role(s) {', '.join(missing)}")
-    nats_unit, ingest_unit, dash_unit = (
+    nats_unit, ingest_unit, gateway_unit, dash_unit = (
         "algostack-nats.service",
         "algostack-ingest.service",
+        "algostack-gateway.service",
         "algostack-dashboard.service",
     )
+    gateway_state = layout.state_dir / "gateway"
+    nats_url = f"nats://127.0.0.1:{NATS_PORT}"
     dashboard_args: list[str | Path] = [
         algostack,
         "dashboard",
@@ -185,7 +191,7 @@ def render_ingest(
                 "--symbols",
                 ",".join(syms),
                 "--nats-url",
-                f"nats://127.0.0.1:{NATS_PORT}",
+                nats_url,
             ),
             layout,
             cfg,
@@ -193,6 +199,31 @@ def render_ingest(
             notify=True,
             after=[nats_unit],
             requires=[nats_unit],
+        ),
+        gateway_unit: _service(
+            f"algostack execution gateway ({gateway.broker}"
+            + (", LIVE" if gateway.alpaca_live else "")
+            + ")",
+            _cmd(
+                algostack,
+                "gateway",
+                "--broker",
+                gateway.broker,
+                "--state-dir",
+                gateway_state,
+                "--nats-url",
+                nats_url,
+                "--env",
+                cfg.environment,
+            ),
+            layout,
+            cfg,
+            env_file=layout.env_file(gateway_unit),
+            notify=True,
+            # After the ingest: it creates the MARKET stream whose bars the gateway follows.
+            after=[nats_unit, ingest_unit],
+            requires=[nats_unit],
+            environment=["ALGOSTACK_ALPACA_LIVE=true"] if gateway.alpaca_live else [],
         ),
         dash_unit: _service(
             "algostack Streamlit dashboard",
@@ -204,12 +235,19 @@ def render_ingest(
         ),
     }
     dash_env = {
-        "ALGOSTACK_NATS_URL": f"nats://127.0.0.1:{NATS_PORT}",
+        "ALGOSTACK_NATS_URL": nats_url,
         "ALGOSTACK_NATS_USER": secrets.nats["dashboard"].user,
         "ALGOSTACK_NATS_PASSWORD": secrets.nats["dashboard"].password,
     }
     if secrets.dashboard_password:
         dash_env["ALGOSTACK_DASHBOARD_PASSWORD"] = secrets.dashboard_password
+    gateway_env = {
+        "ALGOSTACK_NATS_USER": secrets.nats["gateway"].user,
+        "ALGOSTACK_NATS_PASSWORD": secrets.nats["gateway"].password,
+    }
+    if gateway.broker == "alpaca":
+        gateway_env["APCA_API_KEY_ID"] = secrets.alpaca.key_id
+        gateway_env["APCA_API_SECRET_KEY"] = secrets.alpaca.secret_key
     files = {
         layout.nats_conf: FileSpec(render_nats_conf(layout, cfg.environment), 0o640, layout.user),
         layout.env_file(nats_unit): _secret_file(nats_env_values(secrets.nats)),
@@ -221,12 +259,14 @@ def render_ingest(
                 "ALGOSTACK_NATS_PASSWORD": secrets.nats["ingest"].password,
             }
         ),
+        layout.env_file(gateway_unit): _secret_file(gateway_env),
         layout.env_file(dash_unit): _secret_file(dash_env),
     }
     dirs = {
         **_base_dirs(layout),
         layout.etc_dir: DirSpec(0o755),
         layout.nats_dir: DirSpec(0o750, layout.user),
+        gateway_state: DirSpec(0o750, layout.user),
     }
     wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - probing, not binding
     probe_host = "127.0.0.1" if wildcard or is_loopback(host) else host
@@ -250,15 +290,14 @@ def render_ingest(
 def render_trader(
     cfg: DeploymentConfig, secrets: TraderSecrets, layout: NodeLayout | None = None
 ) -> NodePlan:
-    """Units of a trading host: the trader, a sync timer (``sync_schedule``, every 15 minutes
-    by default), a final sync on stop."""
+    """Units of a trading host: the trader (its orders go to the ingest host's gateway; no
+    broker keys here), a sync timer (``sync_schedule``, every 15 minutes by default), a final
+    sync on stop."""
     layout = layout or NodeLayout()
     spec = trader_spec(cfg)
     schedule = cfg.get("sync_schedule") or SYNC_ON_CALENDAR
     if not _CALENDAR_RE.match(schedule):
         raise ConfigError(f"sync_schedule={schedule!r} is not a systemd OnCalendar expression")
-    if spec.broker == "alpaca" and secrets.alpaca is None:
-        raise ConfigError("broker=alpaca needs the Alpaca keys (alpaca_secret=)")
     algostack = layout.venv_bin / "algostack"
     bucket_url = f"s3://{cfg.bucket}"
     journals = layout.state_dir / "journals"
@@ -276,9 +315,7 @@ def render_trader(
     )
     trader_unit = "algostack-trader.service"
     trader = _service(
-        f"algostack trader {spec.model_prefix} ({spec.broker}"
-        + (", LIVE" if spec.alpaca_live else "")
-        + ")",
+        f"algostack trader {spec.model_prefix} (orders through the gateway)",
         _cmd(
             algostack,
             "trade",
@@ -293,13 +330,12 @@ def render_trader(
             "--nats-url",
             f"nats://{spec.nats_address}:{NATS_PORT}",
             "--broker",
-            spec.broker,
+            "gateway",
         ),
         layout,
         cfg,
         env_file=layout.env_file(trader_unit),
         notify=True,
-        environment=["ALGOSTACK_ALPACA_LIVE=true"] if spec.alpaca_live else [],
         # The final sync runs whenever the trader stops, including at instance shutdown.
         extra=[f"ExecStopPost={sync} --final", "TimeoutStopSec=120"],
     )
@@ -349,9 +385,6 @@ def render_trader(
         "ALGOSTACK_NATS_USER": secrets.nats.user,
         "ALGOSTACK_NATS_PASSWORD": secrets.nats.password,
     }
-    if spec.broker == "alpaca" and secrets.alpaca is not None:
-        env["APCA_API_KEY_ID"] = secrets.alpaca.key_id
-        env["APCA_API_SECRET_KEY"] = secrets.alpaca.secret_key
     return NodePlan(
         role="trader",
         units=units,
