@@ -50,6 +50,7 @@ async def _serve(
     limits: DeskLimits,
     batch_window_s: float,
     reconcile_every_s: float,
+    status_every_s: float,
 ) -> dict[str, int]:
     import asyncio
     import signal
@@ -74,6 +75,7 @@ async def _serve(
         limits=limits,
         batch_window_s=batch_window_s,
         reconcile_every_s=reconcile_every_s,
+        status_every_s=status_every_s,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +113,9 @@ def gateway(
     reconcile_every_s: Annotated[
         float, typer.Option("--reconcile-every-s", help="Account vs model books, every N s")
     ] = 5.0,
+    status_every_s: Annotated[
+        float, typer.Option("--status-every-s", help="Desk status for the dashboard, every N s")
+    ] = 1.0,
     max_gross: Annotated[
         float, typer.Option("--max-gross", help="Desk gross exposure cap, in dollars")
     ] = 2_000_000.0,
@@ -139,8 +144,12 @@ def gateway(
 
         if not 0 <= batch_window_ms <= 1_000:
             raise ConfigError(f"--batch-window-ms must be 0..1000, got {batch_window_ms}")
-        if not reconcile_every_s > 0:
-            raise ConfigError(f"--reconcile-every-s must be > 0, got {reconcile_every_s}")
+        for flag, value in (
+            ("--reconcile-every-s", reconcile_every_s),
+            ("--status-every-s", status_every_s),
+        ):
+            if not value > 0:
+                raise ConfigError(f"{flag} must be > 0, got {value}")
         if slippage_bps < 0:
             raise ConfigError(f"--slippage-bps must be >= 0, got {slippage_bps}")
         limits = DeskLimits(
@@ -167,6 +176,7 @@ def gateway(
                 limits=limits,
                 batch_window_s=batch_window_ms / 1000.0,
                 reconcile_every_s=reconcile_every_s,
+                status_every_s=status_every_s,
             )
         )
     except (AlgostackError, ValueError) as exc:

@@ -92,6 +92,8 @@ class DeskStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Venue orders open now."""
     counters: dict[str, int]
     """intents, refused, batches, venue_orders, crossed_shares, fills, ..."""
+    models: dict[str, str] = msgspec.field(default_factory=dict)
+    """Model -> symbol, for every model the gateway knows (from their heartbeats)."""
 
 
 TraderEvent = Heartbeat | Decision | RiskUpdate | PnlUpdate

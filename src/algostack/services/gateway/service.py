@@ -639,6 +639,7 @@ class GatewayService:
             day_trades_left=self.desk.day_trades_left,
             working=len(self.working),
             counters=dict(self.counters),
+            models=dict(sorted(self.models.items())),
         )
 
     async def publish_status(self) -> None:
