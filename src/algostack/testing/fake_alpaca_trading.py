@@ -302,6 +302,11 @@ class FakeAlpacaTrading:
         return self._stream.clients
 
     @property
+    def stream_refused(self) -> int:
+        """Stream connections answered 503 by ``refuse_stream``."""
+        return self._stream.refused
+
+    @property
     def stream_listens(self) -> int:
         """Listen requests answered since start (one per successful (re)connection)."""
         return self._stream.listens

@@ -1,0 +1,366 @@
+"""Alpaca's ``trade_updates`` websocket: order events of the account, with reconnects.
+
+Speaks the wire protocol directly with ``websockets`` rather than through alpaca-py's
+``TradingStream``, because (alpaca-py 0.44, ``alpaca/trading/stream.py``) its ``run()`` calls
+``asyncio.run`` and so cannot live inside the gateway's loop, and its reconnect loop has no
+hook: nothing runs after a reconnect, so the updates missed meanwhile could not be fetched.
+
+Protocol: connect, send ``{"action":"auth","key":..,"secret":..}``, expect ``authorization``
+``authorized``, send ``listen`` for ``trade_updates``, expect ``listening``; then each frame
+(binary on paper, text elsewhere, JSON either way) carries one update with its ``event`` and
+the full ``order``. There are no sequence numbers and no replay, so ``on_connected`` is
+awaited after every listen (the first included) for the caller to read fill activities and
+open orders. A fill delivered twice carries one ``execution_id`` and is passed on once.
+Keepalive pings (``websockets``' default) find a dead socket; a refused key is fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from websockets.exceptions import WebSocketException
+
+from algostack.adapters.alpaca.wire import rfc3339_to_ns
+from algostack.core.backoff import Backoff
+from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+log = logging.getLogger(__name__)
+
+PAPER_URL: Final = "wss://paper-api.alpaca.markets/stream"
+LIVE_URL: Final = "wss://api.alpaca.markets/stream"
+STREAM: Final = "trade_updates"
+EVENTS: Final = frozenset(
+    {
+        "new",
+        "fill",
+        "partial_fill",
+        "canceled",
+        "expired",
+        "done_for_day",
+        "replaced",
+        "rejected",
+        "pending_new",
+        "stopped",
+        "pending_cancel",
+        "pending_replace",
+        "calculated",
+        "suspended",
+        "order_replace_rejected",
+        "order_cancel_rejected",
+    }
+)
+MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
+
+
+class TradeUpdate(msgspec.Struct, frozen=True):
+    """One order event. Quantities are whole shares; ``filled_qty`` is the order's total."""
+
+    event: str
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    order_qty: int
+    filled_qty: int
+    filled_avg_price: float
+    status: str
+    execution_id: str = ""
+    price: float = 0.0
+    qty: int = 0
+    ts: int = 0
+    """UTC ns of the update's ``timestamp`` (0 when absent)."""
+    position_qty: int | None = None
+
+
+Number = str | int | float | None
+
+
+class _WOrder(msgspec.Struct):
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Number = None
+    filled_qty: Number = None
+    filled_avg_price: Number = None
+    status: str = ""
+
+
+class _WUpdate(msgspec.Struct):
+    event: str
+    order: _WOrder
+    timestamp: str | None = None
+    execution_id: str | None = None
+    price: Number = None
+    qty: Number = None
+    position_qty: Number = None
+
+
+class _Envelope(msgspec.Struct):
+    stream: str
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_UPDATE = msgspec.json.Decoder(_WUpdate)
+
+
+def _int(v: Number) -> int:
+    return 0 if v is None or v == "" else int(float(v))
+
+
+def _float(v: Number) -> float:
+    return 0.0 if v is None or v == "" else float(v)
+
+
+def decode_frame(frame: bytes | str) -> tuple[str, msgspec.Raw]:
+    """Split one frame into its ``stream`` name and raw ``data``; ``DataError`` if malformed."""
+    try:
+        env = _ENVELOPE.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise DataError(f"trade_updates frame is not a stream message: {exc}") from None
+    return env.stream, env.data
+
+
+def parse_update(data: bytes | msgspec.Raw) -> TradeUpdate:
+    """Turn the ``data`` of a ``trade_updates`` message into a ``TradeUpdate``."""
+    try:
+        w = _UPDATE.decode(data)
+        o = w.order
+        return TradeUpdate(
+            event=w.event,
+            order_id=o.id,
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=o.side,
+            order_qty=_int(o.qty),
+            filled_qty=_int(o.filled_qty),
+            filled_avg_price=_float(o.filled_avg_price),
+            status=o.status,
+            execution_id=w.execution_id or "",
+            price=_float(w.price),
+            qty=_int(w.qty),
+            ts=rfc3339_to_ns(w.timestamp) if w.timestamp else 0,
+            position_qty=None if w.position_qty in (None, "") else _int(w.position_qty),
+        )
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise DataError(f"malformed trade update: {exc}") from None
+
+
+class _Reconnect(Exception):
+    """Internal: this connection is over; connect again after a backoff."""
+
+
+class TradeUpdatesStream:
+    """Delivers the account's order events to ``on_update`` until ``stop()``."""
+
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        *,
+        url: str,
+        on_update: Callable[[TradeUpdate], Awaitable[None]],
+        on_connected: Callable[[], Awaitable[None]] | None = None,
+        on_disconnected: Callable[[], Awaitable[None]] | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        handshake_timeout_s: float = 10.0,
+        stable_after_s: float = 60.0,
+        remember: int = 100_000,
+    ) -> None:
+        """``remember``: how many execution ids are kept to drop duplicated fills."""
+        if not key_id or not secret_key:
+            raise ConfigError("missing Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY")
+        self.url = url
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self._on_update = on_update
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._backoff = backoff or Backoff(base=1.0, factor=2.0, cap=30.0)
+        self._sleep = sleep
+        self._handshake_timeout_s = handshake_timeout_s
+        self._stable_after_s = stable_after_s
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._remember = remember
+        self._unknown_logged: set[str] = set()
+        self._stopped = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.connected = False
+        """True while authorized and listening."""
+        self.connections = 0
+        """Successful listens (the first connection and every reconnection)."""
+        self.reconnects = 0
+        self.duplicates = 0
+        """Updates dropped because their ``execution_id`` was already delivered."""
+        self.malformed = 0
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        """Connect, listen and deliver until ``stop()``; reconnect with backoff and jitter.
+
+        Raises ``AuthError`` when the keys are refused (never retried) and whatever
+        ``on_update`` or a callback raises, except ``RetryableError`` from a callback,
+        which ends the connection and is retried like a drop.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stopped.is_set():
+            started = loop.time()
+            try:
+                ws = await self._open()
+                self.connected = True
+                self.connections += 1
+                if self._on_connected is not None:
+                    await self._on_connected()
+                await self._read(ws)
+            except (_Reconnect, RetryableError, OSError, TimeoutError, WebSocketException) as exc:
+                self._note(f"{type(exc).__name__}: {exc}")
+            finally:
+                await self._close_ws()
+                if self.connected:
+                    self.connected = False
+                    if self._on_disconnected is not None:
+                        await self._on_disconnected()
+            if self._stopped.is_set():
+                break
+            if loop.time() - started >= self._stable_after_s:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            self.reconnects += 1
+            log.info("trade_updates reconnecting in %.3f s", delay)
+            if await self._wait_or_stopped(delay):
+                break
+
+    def stop(self) -> None:
+        """End ``run()``: close the socket (call from the loop ``run()`` is in)."""
+        self._stopped.set()
+        ws = self._ws
+        if ws is not None:
+            self._closing = asyncio.get_running_loop().create_task(ws.close())
+
+    # --- connection -------------------------------------------------------------------------
+
+    async def _open(self) -> ClientConnection:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            ws = await connect(
+                self.url,
+                open_timeout=self._handshake_timeout_s,
+                max_size=MAX_FRAME_BYTES,
+                close_timeout=2.0,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthError(
+                    f"Alpaca trade_updates refused the upgrade (HTTP {status})"
+                ) from None
+            raise _Reconnect(f"stream upgrade answered HTTP {status}") from None
+        self._ws = ws
+        try:
+            async with asyncio.timeout(self._handshake_timeout_s):
+                auth = {"action": "auth", "key": self._key_id, "secret": self._secret_key}
+                await ws.send(json.dumps(auth))
+                data = await self._expect(ws, "authorization")
+                if data.get("status") != "authorized":
+                    raise AuthError(
+                        f"Alpaca trade_updates refused the keys ({data.get('status')!r}): check "
+                        "APCA_API_KEY_ID/APCA_API_SECRET_KEY and paper vs live"
+                    )
+                listen = {"action": "listen", "data": {"streams": [STREAM]}}
+                await ws.send(json.dumps(listen))
+                data = await self._expect(ws, "listening")
+        except TimeoutError:
+            raise _Reconnect("no reply from trade_updates during the handshake") from None
+        if STREAM not in (data.get("streams") or []):
+            raise FatalError(f"Alpaca did not listen to {STREAM}: {data}")
+        log.info("trade_updates listening", extra={"fields": {"url": self.url}})
+        return ws
+
+    async def _expect(self, ws: ClientConnection, stream: str) -> dict[str, Any]:
+        """Read frames until the control message ``stream``; updates before it are delivered."""
+        while True:
+            name, raw = self._decode(await ws.recv())
+            if name == stream:
+                data = json.loads(bytes(raw))
+                return data if isinstance(data, dict) else {}
+            if name == STREAM:
+                await self._deliver(raw)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            name, raw = self._decode(frame)
+            if name == STREAM:
+                await self._deliver(raw)
+        raise _Reconnect("stream closed by the server")
+
+    def _decode(self, frame: bytes | str) -> tuple[str, msgspec.Raw]:
+        try:
+            return decode_frame(frame)
+        except DataError as exc:
+            self.malformed += 1
+            log.warning("trade_updates: %s", exc)
+            return "", msgspec.Raw(b"null")
+
+    async def _deliver(self, raw: msgspec.Raw) -> None:
+        try:
+            update = parse_update(raw)
+        except DataError as exc:
+            self.malformed += 1
+            log.warning("trade_updates: %s", exc)
+            return
+        if update.event not in EVENTS and update.event not in self._unknown_logged:
+            self._unknown_logged.add(update.event)
+            log.warning("trade_updates: unknown event %r passed on as is", update.event)
+        xid = update.execution_id
+        if xid:
+            if xid in self._seen:
+                self.duplicates += 1
+                return
+            self._seen.add(xid)
+            self._seen_order.append(xid)
+            if len(self._seen_order) > self._remember:
+                self._seen.discard(self._seen_order.popleft())
+        self._backoff.reset()
+        await self._on_update(update)
+
+    def _note(self, reason: str) -> None:
+        self.last_error = reason
+        if not self._stopped.is_set():
+            log.warning("trade_updates lost: %s", reason)
+
+    async def _close_ws(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            # Closing a broken socket may fail; it is gone either way.
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _wait_or_stopped(self, delay: float) -> bool:
+        """Sleep ``delay`` through the injected sleep; True when stopped meanwhile."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        stopper = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, stopper):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)
+        return self._stopped.is_set()
