@@ -307,3 +307,38 @@ async def test_desk_loss_limit_throws_the_kill_switch(fresh_bus: NatsBus, tmp_pa
     finally:
         await desk.close()
         await desk.gateway.shutdown()
+
+
+# -- broker faults ----------------------------------------------------------------------------
+
+
+async def test_broker_5xx_and_429_storm_places_one_order_and_books_it_once(
+    alpaca_desk: Desk, fake: FakeAlpacaTrading
+) -> None:
+    desk = alpaca_desk
+    await desk.model("m-AAPL", "AAPL")
+    for status in (500, 429, 500, 503, 429, 500):
+        fake.inject(status)
+    fake.inject(500, after=True)  # stored, then the answer is lost
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 25, 1))
+    await wait_for(lambda: len(fake.orders()) == 1, 20, "placed through the storm")
+    fake.fill_open(price=100.5)
+    await desk.until(lambda: desk.filled("m-AAPL") == 25, 20)
+    await asyncio.sleep(0.6)  # reconciliations later: still one order, one booking
+    await desk.pump()
+    assert len(fake.orders()) == 1 and desk.filled("m-AAPL") == 25
+    await books_equal_account(desk)
+
+
+async def test_order_the_broker_refuses_closes_every_intent_of_the_batch(
+    alpaca_desk: Desk, fake: FakeAlpacaTrading
+) -> None:
+    desk = alpaca_desk
+    await desk.model("a-ZZZZ", "ZZZZ")
+    await desk.model("b-ZZZZ", "ZZZZ")
+    await desk.send(intent("a-ZZZZ", "ZZZZ", "buy", 10, 1), intent("b-ZZZZ", "ZZZZ", "buy", 5, 1))
+    await desk.until(lambda: bool(desk.closed["a-ZZZZ"]) and bool(desk.closed["b-ZZZZ"]))
+    for key in ("a-ZZZZ", "b-ZZZZ"):
+        assert 'asset "ZZZZ" not found' in desk.closed[key][0].message
+    assert desk.fills == {"a-ZZZZ": [], "b-ZZZZ": []} and fake.orders() == []
+    assert desk.gateway.pending.get("ZZZZ", 0) == 0
