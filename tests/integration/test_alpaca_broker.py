@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from algostack.adapters.alpaca.trading import AlpacaBroker, check_keys
-from algostack.core.market import Bar
 from algostack.core.orders import OrderIntent, OrderStatus, Side, client_order_id
 from algostack.errors import AuthError, ConfigError, RetryableError
 from algostack.testing.fake_alpaca_trading import FakeAlpacaTrading
@@ -33,7 +32,6 @@ async def _nosleep(_: float) -> None:
 def _broker(fake: FakeAlpacaTrading, **kw: object) -> AlpacaBroker:
     args: dict[str, object] = {
         "url": fake.url,
-        "model": MODEL,
         "retry_wait_s": 0.0,
         "sleep": _nosleep,
     }
@@ -50,11 +48,11 @@ async def test_alpaca_submit_fills_and_positions_match(fake: FakeAlpacaTrading) 
     ack = await broker.submit(_intent(10))
     assert ack.accepted and not ack.duplicate
     assert ack.client_order_id == client_order_id(MODEL, "AAPL", T0, Side.BUY)
-    fills = await broker.on_bar(Bar(symbol="AAPL", ts=T0, open=1, high=1, low=1, close=1, volume=1))
-    assert [(f.qty, f.price, f.side) for f in fills] == [(10, 185.25, Side.BUY)]
-    assert fills[0].broker_order_id == ack.broker_order_id
+    held = await broker.order_by_client_id(ack.client_order_id)
+    assert held is not None and str(held.id) == ack.broker_order_id
+    assert (float(held.filled_qty or 0), float(held.filled_avg_price or 0)) == (10, 185.25)
     assert await broker.positions() == {"AAPL": 10}
-    assert await broker.poll_fills() == []  # reported once
+    assert await broker.order_by_client_id("never-placed") is None
     await broker.close()
 
 
@@ -140,48 +138,6 @@ async def test_alpaca_bad_secret_raises_auth_error(fake: FakeAlpacaTrading) -> N
     with pytest.raises(AuthError, match="credentials refused"):
         await broker.submit(_intent())
     assert fake.orders() == []
-
-
-async def test_alpaca_open_order_filled_later_is_reported_once(fake: FakeAlpacaTrading) -> None:
-    fake.fill_immediately = False
-    broker = _broker(fake)
-    await broker.submit(_intent(2))
-    assert await broker.poll_fills() == []
-    assert [o.qty for o in await broker.open_orders()] == [2]
-    fake.set_price("AAPL", 190.0)
-    fake.fill_open()
-    fills = await broker.poll_fills()
-    assert [(f.qty, f.price) for f in fills] == [(2, 190.0)]
-    assert await broker.poll_fills() == []
-
-
-async def test_alpaca_reconcile_adopts_own_orders_and_reports_mismatch(
-    fake: FakeAlpacaTrading,
-) -> None:
-    fake.fill_immediately = False
-    fake.set_position("AAPL", 30, 180.0)
-    ours = client_order_id(MODEL, "AAPL", T0 - 60_000_000_000, Side.SELL)
-    fake.add_order(ours, "AAPL", "sell", 30)
-    fake.add_order("someone-else-1", "AAPL", "buy", 1)
-    broker = _broker(fake)
-    report = await broker.reconcile(expected={"AAPL": 0})
-    assert report.positions == {"AAPL": 30}
-    assert report.adopted == [ours] and report.foreign == ["someone-else-1"]
-    assert report.mismatches == {"AAPL": (0, 30)} and not report.clean
-    fake.fill_open()
-    fills = await broker.poll_fills()
-    assert [(f.client_order_id, f.qty, f.side) for f in fills] == [(ours, 30, Side.SELL)]
-    assert await broker.positions() == {"AAPL": 1}
-
-
-async def test_alpaca_cancel_open_order_and_not_twice(fake: FakeAlpacaTrading) -> None:
-    fake.fill_immediately = False
-    broker = _broker(fake)
-    ack = await broker.submit(_intent(2))
-    assert await broker.cancel(ack.client_order_id) is True
-    await broker.poll_fills()
-    assert await broker.cancel(ack.client_order_id) is False
-    assert await broker.open_orders() == []
 
 
 async def test_alpaca_rate_budget_waits_instead_of_bursting(fake: FakeAlpacaTrading) -> None:

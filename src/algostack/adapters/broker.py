@@ -11,31 +11,11 @@ broker.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from algostack.core import simfill
 from algostack.core.market import Bar
 from algostack.core.orders import Fill, OpenOrder, OrderAck, OrderIntent, OrderStatus
-
-
-@dataclass
-class ReconcileReport:
-    """What the broker holds at start, compared with what the trader expected."""
-
-    positions: dict[str, int] = field(default_factory=dict)
-    open_orders: list[OpenOrder] = field(default_factory=list)
-    adopted: list[str] = field(default_factory=list)
-    """Client order ids of this model's open orders, now tracked for fills."""
-    foreign: list[str] = field(default_factory=list)
-    """Client order ids of open orders that are not this model's (left alone)."""
-    mismatches: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Symbol -> (expected, actual) shares, where they differ."""
-
-    @property
-    def clean(self) -> bool:
-        """True when positions match what was expected."""
-        return not self.mismatches
 
 
 class Broker(Protocol):
@@ -77,20 +57,6 @@ class Broker(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
-
-
-def compare_positions(
-    expected: Mapping[str, int] | None, actual: Mapping[str, int]
-) -> dict[str, tuple[int, int]]:
-    """Symbols whose expected and actual shares differ (missing counts as 0)."""
-    if expected is None:
-        return {}
-    out = {}
-    for sym in sorted(set(expected) | set(actual)):
-        e, a = expected.get(sym, 0), actual.get(sym, 0)
-        if e != a:
-            out[sym] = (e, a)
-    return out
 
 
 class SimBroker:
@@ -239,17 +205,6 @@ class SimBroker:
     async def cancel(self, client_order_id: str) -> bool:
         """Drop a pending order."""
         return self._pending.pop(client_order_id, None) is not None
-
-    async def reconcile(self, expected: Mapping[str, int] | None = None) -> ReconcileReport:
-        """Report positions and open orders (the sim holds only what it was given)."""
-        positions = await self.positions()
-        orders = await self.open_orders()
-        return ReconcileReport(
-            positions=positions,
-            open_orders=orders,
-            adopted=[o.client_order_id for o in orders],
-            mismatches=compare_positions(expected, positions),
-        )
 
     async def close(self) -> None:
         """Refuse further orders."""

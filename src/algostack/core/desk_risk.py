@@ -62,6 +62,7 @@ class AccountView(msgspec.Struct, frozen=True):
     buying_power: float
     pattern_day_trader: bool = False
     daytrade_count: int = 0
+    account_number: str = ""
 
 
 class DeskVerdict(msgspec.Struct, frozen=True):

@@ -99,7 +99,6 @@ class AlpacaVenue:
             paper=not alpaca.live,
             live=alpaca.live,
             url=alpaca.trading_url,
-            model="gateway",
         )
         url = alpaca.trading_stream_url or (LIVE_URL if alpaca.live else PAPER_URL)
         return cls(broker, key_id=key_id, secret_key=secret, stream_url=url)
@@ -221,13 +220,7 @@ class AlpacaVenue:
 
     async def account(self) -> AccountView | None:
         """The account's equity, buying power and day-trade count."""
-        view = await self.broker.account_view()
-        return AccountView(
-            equity=view.equity,
-            buying_power=view.buying_power,
-            pattern_day_trader=view.pattern_day_trader,
-            daytrade_count=view.daytrade_count,
-        )
+        return await self.broker.account_view()
 
     async def positions(self) -> dict[str, int]:
         """Signed shares per symbol held by the account."""
