@@ -94,8 +94,9 @@ def test_instances_tags_imdsv2_encryption_and_user_data_follow_the_matrix(
         "ModelNumber": "7",
     }.items():
         assert trader["TagMap"][key] == value, key
-    assert trader["TagMap"]["Broker"] == "alpaca"
+    assert "Broker" not in trader["TagMap"]  # the gateway on the ingest host has the broker
     assert insts[f"alpaca-websocket-ingest-{env}"]["TagMap"]["Role"] == "ingest"
+    assert insts[f"alpaca-websocket-ingest-{env}"]["TagMap"]["Broker"] == "alpaca"
     ec2 = dep.client("ec2")
     key_id = dep.client("kms").describe_key(KeyId=f"alias/algostack-{env}")["KeyMetadata"]["KeyId"]
     for name, inst in insts.items():
@@ -116,12 +117,14 @@ def test_instances_tags_imdsv2_encryption_and_user_data_follow_the_matrix(
     trader_config = user_data(dep, trader["InstanceId"])
     assert trader_config["model_prefix"] == "models/xgb/SPY/model_7"
     assert trader_config["model_number"] == "7"
-    assert trader_config["broker"] == "alpaca"
-    assert trader_config["alpaca_live"] == "false"
     assert trader_config["nats_secret"] == f"algostack/{env}/nats/trader"
+    assert not {"broker", "alpaca_live", "alpaca_secret"} & set(trader_config)
     ingest_config = user_data(dep, insts[f"alpaca-websocket-ingest-{env}"]["InstanceId"])
-    for role in ("ingest", "trader", "dashboard"):
+    for role in ("ingest", "trader", "dashboard", "gateway"):
         assert ingest_config[f"nats_secret_{role}"] == f"algostack/{env}/nats/{role}"
+    assert ingest_config["broker"] == "alpaca"
+    assert ingest_config["alpaca_live"] == "false"
+    assert ingest_config["alpaca_secret"] == f"alpaca/{env}"
     assert ingest_config["dashboard_host"] == "127.0.0.1"  # no dashboard_ingress_cidrs
     assert "dashboard_secret" not in ingest_config
 
@@ -251,16 +254,19 @@ def test_qa_each_trader_has_its_own_role_writing_only_its_live_prefix(qa: Deploy
         listing = stmts["ListOwnModel"]["Condition"]["StringLike"]["s3:prefix"]
         assert sorted(listing) == sorted([prefix, f"{prefix}-outer_*", f"{prefix}/*"])
         secrets = json.dumps(stmts["ReadSecrets"]["Resource"])
-        assert ":secret:alpaca/qa-" in secrets and ":secret:github/ssh-key-" in secrets
+        assert ":secret:github/ssh-key-" in secrets
         assert ":secret:algostack/qa/nats/trader-" in secrets
-        assert "nats/ingest" not in secrets and "nats/dashboard" not in secrets
+        assert "alpaca" not in secrets  # orders go through the gateway: no broker key
+        for other in ("ingest", "dashboard", "gateway"):
+            assert f"nats/{other}" not in secrets
         attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
     assert len(seen) == len(qa.outputs["instance_info"])
     ingest_role = _profile_role(qa, insts["alpaca-websocket-ingest-qa"])
     assert ingest_role == "alpaca_websocket_instance_qa"
     ingest_secrets = json.dumps(_inline_policy(qa, ingest_role)["ReadSecrets"]["Resource"])
-    for role in ("ingest", "trader", "dashboard"):
+    assert ":secret:alpaca/qa-" in ingest_secrets  # the gateway and the ingest hold the keys
+    for role in ("ingest", "trader", "dashboard", "gateway"):
         assert f"algostack/qa/nats/{role}" in ingest_secrets
     attached = iam.list_attached_role_policies(RoleName=ingest_role)["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
@@ -268,7 +274,7 @@ def test_qa_each_trader_has_its_own_role_writing_only_its_live_prefix(qa: Deploy
 
 def test_qa_nats_secrets_one_per_role(qa: Deployed) -> None:
     sm = qa.client("secretsmanager")
-    for role in ("ingest", "trader", "dashboard"):
+    for role in ("ingest", "trader", "dashboard", "gateway"):
         secret = sm.get_secret_value(SecretId=f"algostack/qa/nats/{role}")
         value = json.loads(secret["SecretString"])
         assert value["user"] == role

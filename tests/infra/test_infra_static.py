@@ -73,7 +73,7 @@ def test_trading_key_pattern_equals_python_model_key_pattern() -> None:
 def test_names_follow_the_spec_naming_reference() -> None:
     aw = _module_resources("alpaca_websocket")
     assert re.sub(r"\s", "", aw["aws_instance.ingest"]["tags"]) == (
-        '${merge(local.common_tags,{Name=local.instance_name,Role="ingest"})}'
+        '${merge(local.common_tags,{Name=local.instance_name,Role="ingest",Broker=local.broker_tag})}'
     )
     main_locals = h.load_hcl(MODULES / "alpaca_websocket" / "main.tf")["locals"][0]
     assert main_locals["instance_name"] == "alpaca-websocket-ingest-${var.environment}"
@@ -263,18 +263,31 @@ def test_environment_roots_differ_only_in_values() -> None:
     assert len(shapes) == 1
 
 
-def test_trading_module_broker_defaults_to_alpaca_paper_and_tags_it() -> None:
-    ts_vars = _blocks(MODULES / "trading_server" / "variables.tf", "variable")
-    assert ts_vars["broker"]["default"] == "alpaca"
-    assert ts_vars["alpaca_live"]["default"] is False
-    trader = _module_resources("trading_server")["aws_instance.trader"]
-    assert "broker=${var.broker}" in trader["user_data"]
-    assert "alpaca_live=${var.alpaca_live}" in trader["user_data"]
-    assert "Broker=local.broker_tag" in re.sub(r"\s", "", trader["tags"])
-    locals_ = h.load_hcl(MODULES / "trading_server" / "main.tf")["locals"][0]
+def test_ingest_module_broker_defaults_to_alpaca_paper_and_tags_it() -> None:
+    ws_vars = _blocks(MODULES / "alpaca_websocket" / "variables.tf", "variable")
+    assert ws_vars["broker"]["default"] == "alpaca"
+    assert ws_vars["alpaca_live"]["default"] is False
+    ingest = _module_resources("alpaca_websocket")["aws_instance.ingest"]
+    assert "broker=${var.broker}" in ingest["user_data"]
+    assert "alpaca_live=${var.alpaca_live}" in ingest["user_data"]
+    assert "Broker=local.broker_tag" in re.sub(r"\s", "", ingest["tags"])
+    locals_ = h.load_hcl(MODULES / "alpaca_websocket" / "main.tf")["locals"][0]
     assert locals_["broker_tag"] == (
         '${var.broker == "sim" ? "sim" : (var.alpaca_live ? "alpaca-live" : "alpaca")}'
     )
+
+
+def test_traders_have_no_broker_and_no_alpaca_secret() -> None:
+    """Orders go through the gateway on the ingest host: a trading host is told nothing about
+    the broker and its role cannot read the Alpaca keys."""
+    ts_vars = _blocks(MODULES / "trading_server" / "variables.tf", "variable")
+    assert not {"broker", "alpaca_live", "alpaca_secret_name"} & set(ts_vars)
+    trader = _module_resources("trading_server")["aws_instance.trader"]
+    for key in ("alpaca_secret=", "broker=", "alpaca_live="):
+        assert key not in trader["user_data"], key
+    assert "Broker" not in trader["tags"]
+    iam = (MODULES / "trading_server" / "iam.tf").read_text()
+    assert "alpaca_secret" not in iam
 
 
 def test_ingest_user_data_writes_the_nats_users_and_the_dashboard_contract() -> None:
@@ -284,6 +297,7 @@ def test_ingest_user_data_writes_the_nats_users_and_the_dashboard_contract() -> 
         "nats_secret_ingest=${local.nats_secret_names.ingest}",
         "nats_secret_trader=${local.nats_secret_names.trader}",
         "nats_secret_dashboard=${local.nats_secret_names.dashboard}",
+        "nats_secret_gateway=${local.nats_secret_names.gateway}",
         "${local.dashboard_config}",
     ):
         assert line in ingest["user_data"], line

@@ -25,6 +25,8 @@ module "alpaca_websocket" {
   enable_eventbridge      = var.enable_eventbridge
   dashboard_ingress_cidrs = var.dashboard_ingress_cidrs
   ssm_output_bucket       = var.ssm_output_bucket
+  broker                  = var.broker
+  alpaca_live             = var.alpaca_live
 }
 
 module "trading_server" {
@@ -41,8 +43,6 @@ module "trading_server" {
   ami_id                        = var.ami_id
   detailed_monitoring           = var.detailed_monitoring
   lambda                        = local.lambda
-  broker                        = var.broker
-  alpaca_live                   = var.alpaca_live
   sync_schedule                 = var.sync_schedule
   websocket_instance_name       = module.alpaca_websocket.instance_name
   nats_client_security_group_id = module.alpaca_websocket.nats_client_security_group_id

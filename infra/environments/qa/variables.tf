@@ -29,13 +29,13 @@ variable "git_repository" {
 }
 
 variable "broker" {
-  description = "Where traders send orders: alpaca (paper unless alpaca_live) or sim."
+  description = "The account behind the execution gateway (ingest host): alpaca (paper unless alpaca_live) or sim."
   type        = string
   default     = "alpaca"
 }
 
 variable "alpaca_live" {
-  description = "Trade the live Alpaca account (real money); only by this explicit opt-in."
+  description = "The gateway trades the live Alpaca account (real money); only by this explicit opt-in."
   type        = bool
   default     = false
 }

@@ -29,6 +29,28 @@ variable "git_repository" {
   default     = "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
 }
 
+variable "broker" {
+  description = "The account behind the execution gateway on the ingest host, the only process holding broker keys: alpaca (Alpaca paper trading unless alpaca_live) or sim (the simulated account). Written as broker= into deployment_config.txt and tagged Broker."
+  type        = string
+  default     = "alpaca"
+
+  validation {
+    condition     = contains(["alpaca", "sim"], var.broker)
+    error_message = "broker must be alpaca or sim."
+  }
+}
+
+variable "alpaca_live" {
+  description = "The gateway trades the live Alpaca account (real money): the explicit opt-in of DESIGN.md 3.5; live keys are then required. false keeps Alpaca paper trading."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.alpaca_live || var.broker == "alpaca"
+    error_message = "alpaca_live = true needs broker = \"alpaca\"."
+  }
+}
+
 variable "instance_type" {
   description = "EC2 instance type of the ingest host."
   type        = string
@@ -119,7 +141,7 @@ variable "kms_key_arn" {
 }
 
 variable "alpaca_secret_name" {
-  description = "Secrets Manager secret with the Alpaca keys (JSON APCA_API_KEY_ID, APCA_API_SECRET_KEY); alpaca/<environment> when null."
+  description = "Secrets Manager secret with the Alpaca keys (JSON APCA_API_KEY_ID, APCA_API_SECRET_KEY), read only by the ingest host (market data and the execution gateway); alpaca/<environment> when null."
   type        = string
   default     = null
 }
@@ -131,7 +153,7 @@ variable "github_secret_name" {
 }
 
 variable "nats_password_version" {
-  description = "Bump to generate and store new passwords for the three NATS users and the dashboard (write-only; never in state)."
+  description = "Bump to generate and store new passwords for the four NATS users and the dashboard (write-only; never in state)."
   type        = number
   default     = 1
 }

@@ -1,6 +1,6 @@
 # --- Trading host roles: one per host, so a trader reads its own model and writes only its own
-# live/ prefix (DESIGN.md 3.1), and reads only the secrets it needs (Alpaca keys, deploy key,
-# the trader NATS user).
+# live/ prefix (DESIGN.md 3.1), and reads only the secrets it needs (deploy key, the trader
+# NATS user). No Alpaca keys: orders go through the execution gateway on the ingest host.
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -32,7 +32,6 @@ data "aws_iam_policy_document" "trader" {
     sid     = "ReadSecrets"
     actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     resources = [
-      "${local.secret_arn_prefix}:${local.alpaca_secret_name}-??????",
       "${local.secret_arn_prefix}:${var.github_secret_name}-??????",
       "${local.secret_arn_prefix}:${local.nats_secret_name}-??????",
     ]

@@ -47,16 +47,14 @@ data "aws_s3_objects" "model_symbols" {
 }
 
 locals {
-  lambda_name        = "TradingServerLambda_${var.environment}"
-  ingest_name        = var.websocket_instance_name != null ? var.websocket_instance_name : "alpaca-websocket-ingest-${var.environment}"
-  account_id         = data.aws_caller_identity.current.account_id
-  partition          = data.aws_partition.current.partition
-  vpc_id             = var.vpc_id != null ? var.vpc_id : data.aws_vpc.default[0].id
-  ami_id             = var.ami_id != null ? var.ami_id : data.aws_ami.trader[0].id
-  alpaca_secret_name = var.alpaca_secret_name != null ? var.alpaca_secret_name : "alpaca/${var.environment}"
-  nats_secret_name   = "algostack/${var.environment}/nats/trader"
-  broker_tag         = var.broker == "sim" ? "sim" : (var.alpaca_live ? "alpaca-live" : "alpaca")
-  secret_arn_prefix  = "arn:${local.partition}:secretsmanager:${var.aws_region}:${local.account_id}:secret"
+  lambda_name       = "TradingServerLambda_${var.environment}"
+  ingest_name       = var.websocket_instance_name != null ? var.websocket_instance_name : "alpaca-websocket-ingest-${var.environment}"
+  account_id        = data.aws_caller_identity.current.account_id
+  partition         = data.aws_partition.current.partition
+  vpc_id            = var.vpc_id != null ? var.vpc_id : data.aws_vpc.default[0].id
+  ami_id            = var.ami_id != null ? var.ami_id : data.aws_ami.trader[0].id
+  nats_secret_name  = "algostack/${var.environment}/nats/trader"
+  secret_arn_prefix = "arn:${local.partition}:secretsmanager:${var.aws_region}:${local.account_id}:secret"
 
   # The key grammar of DESIGN.md 3.1; must equal algostack.core.naming.MODEL_KEY_PATTERN
   # (a test holds the two parsers equal on the same key list).
@@ -184,7 +182,6 @@ resource "aws_instance" "trader" {
     bucket=${var.bucket_name}
     git_branch=${var.git_branch}
     git_repository=${var.git_repository}
-    alpaca_secret=${local.alpaca_secret_name}
     nats_secret=${local.nats_secret_name}
     github_secret=${var.github_secret_name}
     model_prefix=${each.key}
@@ -192,8 +189,6 @@ resource "aws_instance" "trader" {
     symbol=${each.value.symbol}
     model_id=${each.value.model_id}
     model_number=${each.value.model_number}
-    broker=${var.broker}
-    alpaca_live=${var.alpaca_live}
     sync_schedule=${var.sync_schedule}
     CFG
   EOT
@@ -201,7 +196,6 @@ resource "aws_instance" "trader" {
   tags = merge(local.common_tags, {
     Name        = "trading-server-${var.environment}-${each.value.symbol}-${each.value.model_type}-${each.value.model_number}"
     Role        = "trader"
-    Broker      = local.broker_tag
     ModelPrefix = each.key
     ModelType   = each.value.model_type
     Symbol      = each.value.symbol

@@ -35,28 +35,6 @@ variable "git_repository" {
   default     = "ssh://git@ssh.github.com:443/kayvonavishan/algo-modeling-v2.git"
 }
 
-variable "broker" {
-  description = "Where the traders send orders: alpaca (Alpaca paper trading unless alpaca_live) or sim (the simulated broker). Written as broker= into deployment_config.txt and tagged Broker."
-  type        = string
-  default     = "alpaca"
-
-  validation {
-    condition     = contains(["alpaca", "sim"], var.broker)
-    error_message = "broker must be alpaca or sim."
-  }
-}
-
-variable "alpaca_live" {
-  description = "Trade the live Alpaca account (real money): the explicit opt-in of DESIGN.md 3.5; live keys are then required. false keeps Alpaca paper trading."
-  type        = bool
-  default     = false
-
-  validation {
-    condition     = !var.alpaca_live || var.broker == "alpaca"
-    error_message = "alpaca_live = true needs broker = \"alpaca\"."
-  }
-}
-
 variable "sync_schedule" {
   description = "systemd OnCalendar expression of each trader's journal sync to S3 (written as sync_schedule= into deployment_config.txt)."
   type        = string
@@ -147,12 +125,6 @@ variable "nats_address" {
 variable "kms_key_arn" {
   description = "Customer managed KMS key of the stack (output of the alpaca_websocket module)."
   type        = string
-}
-
-variable "alpaca_secret_name" {
-  description = "Secrets Manager secret with the Alpaca keys; alpaca/<environment> when null."
-  type        = string
-  default     = null
 }
 
 variable "github_secret_name" {
