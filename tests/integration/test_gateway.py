@@ -342,3 +342,27 @@ async def test_order_the_broker_refuses_closes_every_intent_of_the_batch(
         assert 'asset "ZZZZ" not found' in desk.closed[key][0].message
     assert desk.fills == {"a-ZZZZ": [], "b-ZZZZ": []} and fake.orders() == []
     assert desk.gateway.pending.get("ZZZZ", 0) == 0
+
+
+async def test_a_later_bar_never_reaches_the_venue_before_an_earlier_one(
+    fresh_bus: NatsBus, tmp_path: Path
+) -> None:
+    """Bar 1's batch waits for a silent model; bar 2's is complete at once: bar 1 goes first."""
+    history = BarHistory()
+    venue = SimVenue(history, slippage_bps=0.0)
+    desk = await start_desk(fresh_bus, venue, history, tmp_path, batch_window_s=5.0)
+    try:
+        await desk.model("a-AAPL", "AAPL")
+        await desk.model("b-AAPL", "AAPL")
+        await desk.send(intent("a-AAPL", "AAPL", "buy", 10, 1))  # b decides no order on bar 1
+        await desk.send(
+            intent("a-AAPL", "AAPL", "sell", 10, 2), intent("b-AAPL", "AAPL", "buy", 5, 2)
+        )
+        await desk.bus.publish_events([bar("AAPL", m, 100.0 + m) for m in (1, 2, 3)])
+        await desk.until(lambda: desk.filled("a-AAPL") == 0 and desk.filled("b-AAPL") == 5)
+        sides = [(f.side, f.price) for f in desk.fills["a-AAPL"]]
+        assert sides == [("buy", 102.0), ("sell", 103.0), ("sell", 103.0)]  # crossed 5, venue 5
+        await books_equal_account(desk)
+    finally:
+        await desk.close()
+        await desk.gateway.shutdown()

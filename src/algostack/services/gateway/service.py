@@ -333,6 +333,14 @@ class GatewayService:
             self._wake.set()
 
     def _close_open(self, key: tuple[str, int]) -> None:
+        """Close the batch of ``key`` (and first every open batch of the symbol's earlier
+        bars: a later bar never goes to the venue before an earlier one)."""
+        sym, bar_ts = key
+        for earlier in sorted(k for k in self.open if k[0] == sym and k[1] < bar_ts):
+            self._close_one(earlier)
+        self._close_one(key)
+
+    def _close_one(self, key: tuple[str, int]) -> None:
         entry = self.open.pop(key)
         if entry.timer is not None:
             entry.timer.cancel()
@@ -342,7 +350,11 @@ class GatewayService:
         rec = BatchRecord(batch_id=batch_id, intents=list(entry.intents))
         self.batches[batch_id] = _Batch(book, rec)
         self.by_venue_cid[book.venue_client_order_id] = batch_id
-        self.waiting.setdefault(book.symbol, deque()).append(batch_id)
+        queue = self.waiting.setdefault(book.symbol, deque())
+        at = len(queue)  # in bar order: a late batch of an earlier bar goes first
+        while at and self.batches[queue[at - 1]].book.bar_ts > book.bar_ts:
+            at -= 1
+        queue.insert(at, batch_id)
         self.counters["batches"] += 1
         self.counters["crossed_shares"] += book.crossed
         self._dirty = True
