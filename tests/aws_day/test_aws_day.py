@@ -1,6 +1,7 @@
 """An AWS trading day on this machine, as it runs on AWS: Terraform as committed, real
-systemd hosts bootstrapped by run.sh through SSM, the paper broker reached through the real
-AlpacaBroker, the final sync and the stop; then a second day on the same hosts, then the
+systemd hosts bootstrapped by run.sh through SSM, the paper broker reached only by the
+execution gateway on the ingest host (trading hosts hold no Alpaca key), the models' books
+summing to the account, the final sync and the stop; then a second day on the same hosts, then the
 fault drills: each breaks one thing outside the project, the controller must fail with a
 message naming the host and the cause (nothing downstream runs), and a re-invocation after
 the fix must converge. One module, in this order, on one desk (the fixture is module-scoped:
@@ -19,14 +20,15 @@ from typing import Any
 
 import pytest
 
-from algostack.core.orders import Side, client_order_id, order_prefix
-from algostack.testing.aws.day import AwsDay, Invoked
+from algostack.core.orders import Side, client_order_id
+from algostack.testing.aws.day import PAPER_KEY, PAPER_SECRET, AwsDay, Invoked
 from algostack.testing.aws.gitserver import keypair
 
 pytestmark = [pytest.mark.aws_day, pytest.mark.timeout(1800)]
 
 DAY_ONE = date(2026, 11, 30)
 DAY_TWO = date(2026, 12, 1)
+INGEST = "alpaca-websocket-ingest-qa"
 
 
 def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
@@ -34,6 +36,14 @@ def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
     for inv in report.invocations:
         assert inv.ok, f"{inv.name}: {inv.error}"
     assert len(report.invocations) == 2
+    # What systemd gave each running service (the process's own environment).
+    environments = {
+        desk.spec(p).instance_name(desk.env): desk.unit_environment(
+            desk.spec(p).instance_name(desk.env), "algostack-trader.service"
+        )
+        for p in desk.model_prefixes
+    }
+    environments[INGEST] = desk.unit_environment(INGEST, "algostack-gateway.service")
     orders_before = len(desk.broker.orders()) if desk.broker else 0
     sent = desk.stream_session(day)
     timer_s = desk.wait_timer_sync(day)
@@ -44,9 +54,39 @@ def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
         "report": report,
         "sent": sent,
         "orders": desk.broker.orders()[orders_before:],
+        "positions": desk.account_positions(),
+        "environments": environments,
         "shutdown": shutdown,
         "timer_s": timer_s,
     }
+
+
+def _journal_rows(desk: AwsDay, prefix: str, day: date) -> list[dict[str, str]]:
+    text = desk.journal(prefix, f"trades_{day.isoformat()}.csv").read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _signed(side: str, qty: str) -> int:
+    return int(qty) if side == "buy" else -int(qty)
+
+
+def _books(desk: AwsDay, days: tuple[date, ...]) -> dict[str, int]:
+    """Each symbol's shares summed over every model's journal of ``days``."""
+    books: dict[str, int] = {}
+    for prefix in desk.model_prefixes:
+        for day in days:
+            for row in _journal_rows(desk, prefix, day):
+                books[row["symbol"]] = books.get(row["symbol"], 0) + _signed(
+                    row["side"], row["qty"]
+                )
+    return {s: q for s, q in books.items() if q}
+
+
+def _broker_fills(orders: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in orders:
+        out[o["symbol"]] = out.get(o["symbol"], 0) + _signed(o["side"], o["filled_qty"])
+    return {s: q for s, q in out.items() if q}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +94,7 @@ def day_one(desk: AwsDay) -> dict[str, Any]:
     return _run_day(desk, DAY_ONE)
 
 
-def test_day_one_every_trader_sends_orders_with_deterministic_ids(
+def test_day_one_orders_reach_alpaca_only_from_the_gateway(
     desk: AwsDay, day_one: dict[str, Any]
 ) -> None:
     assert day_one["sent"] > 0
@@ -62,21 +102,33 @@ def test_day_one_every_trader_sends_orders_with_deterministic_ids(
     assert orders, "no order reached the fake Alpaca"
     ids = [o["client_order_id"] for o in orders]
     assert len(ids) == len(set(ids)), "an order was sent twice"
-    owners: dict[str, int] = dict.fromkeys(desk.model_prefixes, 0)
-    for order in orders:
-        cid = order["client_order_id"]
-        (prefix,) = [
-            p for p in desk.model_prefixes if cid.startswith(order_prefix(desk.spec(p).key))
-        ]
-        owners[prefix] += 1
-        # The id is the one core.orders derives from (model, symbol, bar, side): recompute it.
-        stamp = cid.rsplit("-", 2)[-2]
-        bar_ts = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M")) * 1_000_000_000
-        assert (
-            client_order_id(desk.spec(prefix).key, order["symbol"], bar_ts, Side(order["side"]))
-            == cid
-        )
-    assert all(owners.values()), f"a trading host sent no order: {owners}"
+    assert all(cid.startswith("gw-") for cid in ids), [c for c in ids if not c.startswith("gw-")]
+    for prefix in desk.model_prefixes:
+        rows = _journal_rows(desk, prefix, DAY_ONE)
+        assert rows, f"{prefix} made no trade on {DAY_ONE}"
+        for row in rows:
+            # The model's id is the one core.orders derives from (model, symbol, bar, side).
+            cid = row["client_order_id"]
+            stamp = cid.rsplit("-", 2)[-2]
+            bar_ts = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M")) * 1_000_000_000
+            key = desk.spec(prefix).key
+            assert client_order_id(key, row["symbol"], bar_ts, Side(row["side"])) == cid
+
+
+def test_day_one_no_trading_host_holds_alpaca_keys(desk: AwsDay, day_one: dict[str, Any]) -> None:
+    envs = day_one["environments"]
+    assert envs[INGEST]["APCA_API_KEY_ID"] == PAPER_KEY  # the gateway holds them
+    for prefix in desk.model_prefixes:
+        host = desk.spec(prefix).instance_name(desk.env)
+        env = envs[host]
+        assert env["ALGOSTACK_NATS_USER"] == "trader"
+        assert not [k for k in env if k.startswith("APCA_")], sorted(env)
+        assert PAPER_KEY not in env.values() and PAPER_SECRET not in env.values()
+        env_file = desk.host_file(host, "/opt/algostack/secrets/trader.env").read_text()
+        assert "APCA" not in env_file and PAPER_KEY not in env_file
+        assert PAPER_SECRET not in env_file
+        unit = desk.host_file(host, "/etc/systemd/system/algostack-trader.service").read_text()
+        assert "--broker gateway" in unit
 
 
 def test_day_one_each_command_ran_only_on_the_hosts_it_named(
@@ -95,7 +147,9 @@ def test_day_one_each_command_ran_only_on_the_hosts_it_named(
     assert checked == 1 + len(desk.model_prefixes)
 
 
-def test_day_one_journals_synced_equal_the_hosts(desk: AwsDay, day_one: dict[str, Any]) -> None:
+def test_day_one_journals_synced_equal_the_hosts_and_the_account(
+    desk: AwsDay, day_one: dict[str, Any]
+) -> None:
     for prefix in desk.model_prefixes:
         live = desk.bucket_objects(f"{prefix}/live/{DAY_ONE.isoformat()}/")
         trades_key = f"{prefix}/live/{DAY_ONE.isoformat()}/trades_{DAY_ONE.isoformat()}.csv"
@@ -103,15 +157,10 @@ def test_day_one_journals_synced_equal_the_hosts(desk: AwsDay, day_one: dict[str
         assert trades_key in live and log_key in live, sorted(live)
         on_host = desk.journal(prefix, f"trades_{DAY_ONE.isoformat()}.csv").read_bytes()
         assert live[trades_key] == on_host
-        rows = list(csv.DictReader(io.StringIO(on_host.decode())))
-        assert rows, f"{prefix} made no trade on {DAY_ONE}"
-        journaled = sorted(r["client_order_id"] for r in rows)
-        at_broker = sorted(
-            o["client_order_id"]
-            for o in day_one["orders"]
-            if o["client_order_id"].startswith(order_prefix(desk.spec(prefix).key))
-        )
-        assert journaled == at_broker, f"{prefix}: journal and broker disagree"
+    # Per symbol, what the models journaled is what the account executed (crosses net out),
+    # and the models' books sum to the account's positions.
+    assert _books(desk, (DAY_ONE,)) == _broker_fills(day_one["orders"])
+    assert _books(desk, (DAY_ONE,)) == day_one["positions"]
 
 
 def test_day_one_every_instance_stopped_after_the_final_sync(
@@ -148,6 +197,12 @@ def test_day_two_resumes_on_the_same_hosts(desk: AwsDay, day_one: dict[str, Any]
     ids_one = {o["client_order_id"] for o in day_one["orders"]}
     ids_two = [o["client_order_id"] for o in day_two["orders"]]
     assert ids_two and not ids_one & set(ids_two), "an order id was reused across days"
+    assert all(cid.startswith("gw-") for cid in ids_two)
+    assert _books(desk, (DAY_TWO,)) == _broker_fills(day_two["orders"])
+    assert _books(desk, (DAY_ONE, DAY_TWO)) == day_two["positions"]
+    for prefix in desk.model_prefixes:
+        env = day_two["environments"][desk.spec(prefix).instance_name(desk.env)]
+        assert not [k for k in env if k.startswith("APCA_")]
     for prefix in desk.model_prefixes:
         day_one_key = f"{prefix}/live/{DAY_ONE.isoformat()}/trades_{DAY_ONE.isoformat()}.csv"
         day_two_key = f"{prefix}/live/{DAY_TWO.isoformat()}/trades_{DAY_TWO.isoformat()}.csv"
@@ -160,8 +215,6 @@ def test_day_two_resumes_on_the_same_hosts(desk: AwsDay, day_one: dict[str, Any]
 
 
 # -- fault drills ---------------------------------------------------------------------------
-
-INGEST = "alpaca-websocket-ingest-qa"
 
 
 def _ingest(desk: AwsDay, day: date, timeout_s: float = 600) -> Invoked:
@@ -237,9 +290,11 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
     finally:
         for key, body in original.items():
             s3.put_object(Bucket=desk.bucket, Key=key, Body=body)
-    # The unit's journal lines (journalctl's "Mon DD HH:MM:SS") are in the message, and only
-    # the broken host failed: the other trader bootstrapped.
-    assert re.search(r"\b[A-Z][a-z]{2} \d{2} \d\d:\d\d:\d\d\b", error), error[-1500:]
+    # The unit's journal lines (journalctl's "Mon DD HH:MM:SS", each after a newline, JSON-
+    # escaped in the fleet report) are in the message, and only the broken host failed: the
+    # other trader bootstrapped.
+    stamp = r"(?:^|\s|\\n)[A-Z][a-z]{2} \d{2} \d\d:\d\d:\d\d\b"
+    assert re.search(stamp, error), error[-1500:]
     for other in desk.model_prefixes[1:]:
         assert desk.spec(other).instance_name(desk.env) not in error
     again = _trading(desk, day, ingest)

@@ -7,7 +7,9 @@ packages with ``algostack lambdas package`` and runs ``terraform init`` and ``ap
 committed environment root. A day is then what AWS would do: the Scheduler's event to the
 ingest controller, its on-success destination envelope to the trading controller, market
 data streamed at speed while the traders trade, the shutdown rule's event to the shutdown
-controller. Used by tests/aws_day and bench/aws_day.py.
+controller. Orders reach the fake Alpaca only through the execution gateway on the ingest
+host (REST and the ``trade_updates`` websocket); trading hosts hold no Alpaca key. Used by
+tests/aws_day and bench/aws_day.py.
 """
 
 from __future__ import annotations
@@ -180,7 +182,9 @@ class AwsDay:
                 "AWS_ENDPOINT_URL": "",  # filled below, once moto has its port
                 "ALGOSTACK_ALPACA_STREAM_URL": self.market.ws_url,
                 "ALGOSTACK_ALPACA_DATA_URL": self.market.rest_url,
+                # Only the ingest host's gateway holds keys to use these two.
                 "ALGOSTACK_ALPACA_TRADING_URL": self.broker.url,
+                "ALGOSTACK_ALPACA_TRADING_STREAM_URL": self.broker.stream_url,
                 "PIP_CACHE_DIR": "/var/cache/pip-shared",
             },
             binds_ro=tuple(binds_ro),
@@ -481,6 +485,31 @@ class AwsDay:
         spec = self.spec(prefix)
         inside = f"/opt/algostack/state/journals/{spec.key}/{name}"
         return self.host_file(spec.instance_name(self.env), inside)
+
+    def unit_environment(self, name: str, unit: str) -> dict[str, str]:
+        """The environment of ``unit``'s running main process on host ``name`` (what systemd
+        gave it: its ``Environment=`` lines, its ``EnvironmentFile``, the defaults)."""
+        assert self.cloud is not None
+        host = self.cloud.by_name(name).host
+        pid = host.nsenter(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
+        if not pid or pid == "0":
+            raise RuntimeError(f"{unit} is not running on {name}")
+        raw = host.nsenter(["cat", f"/proc/{pid}/environ"]).stdout
+        return dict(item.partition("=")[::2] for item in raw.split("\0") if "=" in item)
+
+    def account_positions(self) -> dict[str, int]:
+        """The fake Alpaca account's positions (signed shares), read as a client reads them."""
+        import urllib.request
+
+        assert self.broker is not None
+        req = urllib.request.Request(  # noqa: S310 - the fake's own http://127.0.0.1 URL
+            f"{self.broker.url}/v2/positions",
+            headers={"APCA-API-KEY-ID": PAPER_KEY, "APCA-API-SECRET-KEY": PAPER_SECRET},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=10) as resp:
+            rows = json.loads(resp.read())
+        return {str(r["symbol"]): int(r["qty"]) for r in rows if int(r["qty"])}
 
     def host_file(self, name: str, inside: str) -> Path:
         """A file on a host's volume (readable whether the host runs or not)."""
