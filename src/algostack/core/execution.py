@@ -11,7 +11,8 @@ the account:
 - the rest of each net-side intent is its venue share; each venue execution is split
   among the net-side intents in proportion to the venue shares they still wait for;
 - crosses are booked at the price of the first venue execution (or at a reference price
-  the caller passes to ``cross``), each side priced as the model would have traded it.
+  the caller passes to ``cross``), each side priced as the model would have traded it; an
+  intent's crossed and venue shares of one execution are one fill.
 """
 
 from __future__ import annotations
@@ -266,10 +267,12 @@ class BatchBook:
     def execute(self, ex: Execution) -> list[Attributed]:
         """Book one venue execution; [] for an ``execution_id`` already booked.
 
-        Crosses first at ``ex.price`` when not crossed yet (those fills come first), then
-        splits ``ex.qty`` among the net-side intents by the venue shares they still wait
-        for. OverfillError (book unchanged) when ``ex.qty`` exceeds the venue remaining.
-        An execution reported after ``close`` is booked all the same: its shares are in
+        Crosses at ``ex.price`` when not crossed yet, and splits ``ex.qty`` among the
+        net-side intents by the venue shares they still wait for; an intent given crossed
+        and venue shares by the same execution gets them as one fill (so a batch filled in
+        one execution gives each model exactly one fill, as it would have alone).
+        OverfillError (book unchanged) when ``ex.qty`` exceeds the venue remaining. An
+        execution reported after ``close`` is booked all the same: its shares are in
         the account, so they must be in the model books.
         """
         if ex.execution_id in self._executions:
@@ -288,14 +291,24 @@ class BatchBook:
                 f"exceeds the venue order's remaining {self.venue_remaining} of {self.venue_qty}"
             )
         _check_price(self._batch_id, ex.price)
-        out = self.cross(ex.price, ex.ts)
+        crossing = not self._crossed_done
+        self._crossed_done = True
         self._executions.add(ex.execution_id)
         self._executed += ex.qty
+        venue = [0] * len(self._intents)
         waiting = [self._venue_share[i] - self._venue_filled[i] for i in self._net_side]
         for i, part in zip(self._net_side, split(ex.qty, waiting), strict=True):
-            if part:
-                self._venue_filled[i] += part
-                out.append(self._book(i, part, ex.price, ex.ts, self._venue_cid, ex.execution_id))
+            venue[i] = part
+            self._venue_filled[i] += part
+        out = []
+        for i, v in enumerate(venue):
+            c = self._crossed_part[i] if crossing else 0
+            if c and v:  # one fill: the crossed and the venue shares, at one price
+                out.append(self._book(i, c + v, ex.price, ex.ts, self._venue_cid, ex.execution_id))
+            elif c:
+                out.append(self._book(i, c, ex.price, ex.ts, self._cross_oid, _CROSS))
+            elif v:
+                out.append(self._book(i, v, ex.price, ex.ts, self._venue_cid, ex.execution_id))
         return out
 
     def close(self, reason: str) -> list[tuple[OrderIntent, int]]:

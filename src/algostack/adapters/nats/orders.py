@@ -7,9 +7,9 @@ and read through durable pull consumers, so neither a restart of the trader nor 
 gateway loses or doubles an intent or a report (docs/gateway.md).
 
 ``GatewayBroker`` is the trader's ``Broker``: ``submit`` queues the intent and a sender
-task publishes it (the one retrier, outside the model's feed lock); reports are read by a
-reader task and handed to the runner at its next bar; the report consumer is acked only
-through what a trader commit covers (``checkpoint`` / ``committed``).
+task publishes it (the one retrier, outside the model's feed lock); reports come through a
+push consumer and are handed to the runner at once (``on_reports``) or at its next bar;
+they are acked only through what a trader commit covers (``checkpoint`` / ``committed``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -96,30 +96,30 @@ async def publish(bus: NatsBus, subject: str, payload: bytes, msg_id: str) -> bo
     return bool(ack.duplicate)
 
 
-async def pull_consumer(bus: NatsBus, name: str, subject: str, *, ack_wait_s: float = 30.0) -> Any:
-    """Bind (creating if needed) durable pull consumer ``name`` on ``subject`` of ``ORDERS``.
+async def push_consumer(
+    bus: NatsBus,
+    name: str,
+    subject: str,
+    cb: Callable[[Any], Awaitable[None]],
+    *,
+    ack_wait_s: float = 30.0,
+) -> Any:
+    """Bind (creating if needed) durable push consumer ``name`` on ``subject`` of ``ORDERS``:
+    ``cb`` gets each message as it is stored, one at a time, in order.
 
-    Acks are cumulative (``AckPolicy.ALL``): acking a message acks every one before it.
+    Acks are cumulative (``AckPolicy.ALL``): acking a message acks every one before it. A
+    message not acked within ``ack_wait_s`` (a consumer that died) comes again.
     """
     config = api.ConsumerConfig(
-        durable_name=name,
         ack_policy=api.AckPolicy.ALL,
         deliver_policy=api.DeliverPolicy.ALL,
         ack_wait=ack_wait_s,
         max_ack_pending=50_000,
-        filter_subject=subject,
     )
-    nc = bus.client
-    await nc.jsm().add_consumer(STREAM, config)
-    return await nc.jetstream().pull_subscribe_bind(consumer=name, stream=STREAM)
-
-
-async def fetch(psub: Any, batch: int, timeout_s: float) -> list[Any]:
-    """Up to ``batch`` messages, [] when none came within ``timeout_s``."""
-    try:
-        return list(await psub.fetch(batch, timeout=timeout_s))
-    except (TimeoutError, nats.errors.TimeoutError):
-        return []
+    return await bus.client.jetstream().subscribe(
+        subject, durable=name, stream=STREAM, cb=cb, manual_ack=True, config=config,
+        pending_msgs_limit=-1,
+    )  # fmt: skip
 
 
 class GatewayBroker:
@@ -148,7 +148,6 @@ class GatewayBroker:
         self._checkpoint = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._psub: Any = None
-        self._stopping = False
         self._wake: Callable[[], None] | None = None
         self.sent = 0
         self.duplicates = 0
@@ -164,18 +163,16 @@ class GatewayBroker:
         del positions  # the gateway holds the account; the runner's book is its own
         self._checkpoint = self._handed = seq
         await ensure_orders_stream(self.bus)
-        self._psub = await pull_consumer(
+        self._psub = await push_consumer(
             self.bus,
             f"report-{safe_token(self.model)}",
             report_subject(self.model),
+            self._on_report,
             ack_wait_s=self._ack_wait_s,
         )
         for _, intent in pending:
             self._outbox.put_nowait(intent)
-        self._tasks = [
-            asyncio.create_task(self._send_loop()),
-            asyncio.create_task(self._read_loop()),
-        ]
+        self._tasks = [asyncio.create_task(self._send_loop())]
 
     def checkpoint(self) -> int:
         """The last report handed to the runner (commit it with the runner's state)."""
@@ -242,7 +239,6 @@ class GatewayBroker:
 
     async def close(self) -> None:
         """Stop the sender and the reader (reports not yet committed are redelivered)."""
-        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -295,38 +291,27 @@ class GatewayBroker:
         self.sent += 1
         self.duplicates += dup
 
-    async def _read_loop(self) -> None:
+    async def _on_report(self, msg: Any) -> None:
+        seq = msg.metadata.sequence.stream
+        if seq <= self._checkpoint:
+            return  # covered by a commit whose ack was lost
+        try:
+            report = decode_report(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("malformed order report skipped: %s", exc,
+                      extra={"fields": {"model": self.model}})  # fmt: skip
+            return
+        self._unacked[seq] = msg
         seen = self._seen
-        while not self._stopping:
-            try:
-                msgs = await fetch(self._psub, 256, 1.0)
-            except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
-                log.warning("report fetch failed: %s", exc, extra={"fields": {"model": self.model}})
-                await asyncio.sleep(0.2)
-                continue
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq <= self._checkpoint:
-                    continue  # covered by a commit whose ack was lost
-                try:
-                    report = decode_report(msg.data)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error(
-                        "malformed order report skipped: %s",
-                        exc,
-                        extra={"fields": {"model": self.model}},
-                    )
-                    continue
-                self._unacked[seq] = msg
-                if report.report_id in seen:
-                    continue
-                seen[report.report_id] = None
-                if len(seen) > SEEN_REPORTS:
-                    seen.popitem(last=False)
-                self.reports += 1
-                self._inbox.append((seq, report))
-            if self._inbox and self._wake is not None:
-                self._wake()
+        if report.report_id in seen:
+            return
+        seen[report.report_id] = None
+        if len(seen) > SEEN_REPORTS:
+            seen.popitem(last=False)
+        self.reports += 1
+        self._inbox.append((seq, report))
+        if self._wake is not None:
+            self._wake()
 
 
 if TYPE_CHECKING:  # mypy proves GatewayBroker satisfies the protocol

@@ -75,7 +75,6 @@ class AlpacaVenue:
         self._task: asyncio.Task[None] | None = None
         self._on_update: OnUpdate | None = None
         self._on_ready: Callable[[], Awaitable[None]] | None = None
-        self._orders: dict[str, VenueOrder] = {}
         self._order_ids: dict[str, str] = {}
         """Alpaca order id -> our client order id, for the orders this venue placed."""
         self._activities_after: datetime | None = None
@@ -154,7 +153,6 @@ class AlpacaVenue:
 
     async def place(self, order: VenueOrder) -> str:
         """Submit a day market order; "" when Alpaca holds it, else Alpaca's refusal."""
-        self._orders[order.client_order_id] = order
         intent = OrderIntent(
             model="gateway",
             symbol=order.symbol,
@@ -164,21 +162,19 @@ class AlpacaVenue:
         )
         ack = await self.broker.submit(intent, client_order_id=order.client_order_id)
         if ack.status is OrderStatus.REJECTED:
-            self._orders.pop(order.client_order_id, None)
             return ack.message
         self._order_ids[ack.broker_order_id] = order.client_order_id
         return ""
 
-    async def sync(self, client_order_ids: list[str]) -> None:
+    async def sync(self, orders: list[VenueOrder]) -> None:
         """Report each order as Alpaca holds it (placing again one it never got), then read
         the fill activities since the last sync for fills of orders the desk never placed."""
-        for cid in client_order_ids:
+        for order in orders:
+            cid = order.client_order_id
             found = await self.broker.order_by_client_id(cid)
             if found is None:
-                order = self._orders.get(cid)
-                if order is not None:
-                    log.warning("order %s is not at Alpaca: placing it again", cid)
-                    await self.place(order)
+                log.warning("order %s is not at Alpaca: placing it again", cid)
+                await self.place(order)
                 continue
             self._order_ids[str(found.id)] = cid
             filled = int(float(found.filled_qty or 0))

@@ -53,7 +53,8 @@ BATCH_WINDOW_S = 0.002
 RECONCILE_EVERY_S = 5.0
 ACCOUNT_EVERY_S = 30.0
 STATUS_EVERY_S = 1.0
-FETCH_BATCH = 256
+SAVE_AFTER_S = 0.05
+"""How soon the state is saved after fills were booked (coalesced; not write-ahead)."""
 
 
 def status_subject(env: str) -> str:
@@ -135,6 +136,8 @@ class GatewayService:
         self._dispatching = asyncio.Lock()
         self._wake = asyncio.Event()
         self._dirty = False
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._last_intent: Any = None
         self._flattening = False
         self.failure: BaseException | None = None
         self.ready = asyncio.Event()
@@ -146,6 +149,7 @@ class GatewayService:
         saved = self.file.load()
         if saved is not None:
             self._restore(saved)
+            self.seen = self.file.load_seen()
         await channel.ensure_orders_stream(self.bus)
         env = self.env
         self._subs.append(await self.bus.subscribe(kill_subject(env), self._on_kill))
@@ -155,13 +159,12 @@ class GatewayService:
         await self._follow_bars()
         await self.venue.start(self._on_update, self._on_venue_ready)
         await self._refresh_account()
-        self._psub = await channel.pull_consumer(
-            self.bus, channel.GATEWAY_CONSUMER, "orders.intent.>", ack_wait_s=30.0
-        )
-        for key in list(self.open):  # batches open at the crash: their members are final
+        for key in sorted(self.open):  # batches open at the crash: their members are final
             self._close_open(key)
+        self._psub = await channel.push_consumer(
+            self.bus, channel.GATEWAY_CONSUMER, "orders.intent.>", self._on_intent
+        )
         self._tasks += [
-            asyncio.create_task(self._intent_loop()),
             asyncio.create_task(self._dispatch_loop()),
             asyncio.create_task(self._every(self.reconcile_every_s, self.reconcile)),
             asyncio.create_task(self._every(self.account_every_s, self._refresh_account)),
@@ -208,7 +211,6 @@ class GatewayService:
         self.day = date.fromisoformat(saved.day) if saved.day else None
         if self.day is not None:
             self.desk.reset_day(self.day)
-        self.seen = set(saved.seen)
         self.books = {m: dict(b) for m, b in saved.books.items()}
         self.models = dict(saved.models)
         self.counters.update(saved.counters)
@@ -245,24 +247,13 @@ class GatewayService:
 
     # -- intents ---------------------------------------------------------------------------
 
-    async def _intent_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                msgs = await channel.fetch(self._psub, FETCH_BATCH, 0.25)
-            except (nats.errors.Error, OSError) as exc:
-                log.warning("intent fetch failed: %s", exc)
-                await asyncio.sleep(0.2)
-                continue
-            if not msgs:
-                continue
-            reports: list[OrderReport] = []
-            for msg in msgs:
-                reports += self.take_intent(msg.subject, msg.data)
+    async def _on_intent(self, msg: Any) -> None:
+        """One intent from the push consumer, in order; acked once the state holds it."""
+        reports = self.take_intent(msg.subject, msg.data)
+        self._last_intent = msg
+        if reports:
             await self._publish(reports)
-            self._save()
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await msgs[-1].ack()
-            self._wake.set()
+        self._wake.set()
 
     def take_intent(self, subject: str, data: bytes) -> list[OrderReport]:
         """Check one intent and batch it; the refusal reports to send (none when taken)."""
@@ -280,6 +271,7 @@ class GatewayService:
         self.counters["intents"] += 1
         self._roll_day(intent.bar_ts)
         self.seen.add(cid)
+        self.file.append_seen(cid)
         self._dirty = True
         reason = ""
         known = self.models.get(intent.model)
@@ -364,6 +356,7 @@ class GatewayService:
         if self.day is None or day > self.day:
             if self.day is not None:
                 self.seen.clear()
+                self.file.clear_seen()
             self.day = day
             account = self.desk.account
             self.desk.reset_day(day)
@@ -381,10 +374,15 @@ class GatewayService:
 
     async def dispatch(self) -> None:
         """Place what may be placed: per symbol, the oldest waiting batch, when nothing of
-        the desk is open there; a batch that nets to zero crosses at the next bar's open."""
+        the desk is open there; a batch that nets to zero crosses at the next bar's open.
+
+        One write-ahead save covers every order of the pass (a restart knows each order and
+        its id) and every intent taken so far, which are then acked; symbols are placed
+        concurrently.
+        """
         async with self._dispatching:
-            if self._dirty:
-                self._save()
+            crosses: list[tuple[_Batch, list[Attributed]]] = []
+            placing: list[_Batch] = []
             for sym in list(self.waiting):
                 queue = self.waiting[sym]
                 while queue and sym not in self.working:
@@ -396,32 +394,40 @@ class GatewayService:
                             break
                         queue.popleft()
                         batch.record.crossed = (bar.open, bar.ts)
-                        await self._book(batch, book.cross(bar.open, bar.ts), [])
+                        crosses.append((batch, book.cross(bar.open, bar.ts)))
                         continue
                     if not self.venue.ready:
                         break
                     queue.popleft()
                     self.working[sym] = book.batch_id
                     batch.record.placed = True
-                    self._save()  # write-ahead: a restart knows this order exists
-                    self.counters["venue_orders"] += 1
-                    refusal = await self._place(book)
-                    if refusal:
-                        self.working.pop(sym, None)
-                        batch.record.close_reason = refusal
-                        await self._book(batch, [], book.close(f"broker refused: {refusal}"))
+                    placing.append(batch)
                 if not queue:
                     self.waiting.pop(sym, None)
+            last = self._last_intent
+            if self._dirty or placing or last is not None:
+                self._save()
+            if last is not None:
+                self._last_intent = None
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await last.ack()
+            for batch, fills in crosses:
+                await self._book(batch, fills, [])
+            if placing:
+                await asyncio.gather(*(self._place_batch(b) for b in placing))
+
+    async def _place_batch(self, batch: _Batch) -> None:
+        book = batch.book
+        self.counters["venue_orders"] += 1
+        refusal = await self._place(book)
+        if refusal:
+            self.working.pop(book.symbol, None)
+            batch.record.close_reason = refusal
+            await self._book(batch, [], book.close(f"broker refused: {refusal}"))
+            self._wake.set()
 
     async def _place(self, book: BatchBook) -> str:
-        assert book.venue_side is not None
-        order = VenueOrder(
-            client_order_id=book.venue_client_order_id,
-            symbol=book.symbol,
-            side=book.venue_side,
-            qty=book.venue_qty,
-            bar_ts=book.bar_ts,
-        )
+        order = _venue_order(book)
         try:
             return await self.venue.place(order)
         except RetryableError as exc:
@@ -504,7 +510,7 @@ class GatewayService:
         await self._publish(reports)
         if batch.book.done or batch.record.close_reason is not None:
             self.batches.pop(batch.book.batch_id, None)
-        self._save()
+        self._save_soon()  # a lost save costs nothing: the venue's sync books it again
         self._check_loss()
 
     async def _publish(self, reports: Sequence[OrderReport]) -> None:
@@ -525,14 +531,12 @@ class GatewayService:
         if self.ready.is_set():
             await self.reconcile()  # syncs the working orders first
         else:
-            await self.venue.sync(self._working_cids())
+            await self.venue.sync(self._working_orders())
         self._wake.set()
 
-    def _working_cids(self) -> list[str]:
+    def _working_orders(self) -> list[VenueOrder]:
         return [
-            self.batches[b].book.venue_client_order_id
-            for b in self.working.values()
-            if b in self.batches
+            _venue_order(self.batches[b].book) for b in self.working.values() if b in self.batches
         ]
 
     # -- bars, marks, risk -----------------------------------------------------------------
@@ -605,7 +609,7 @@ class GatewayService:
         if not self.venue.ready:
             return self.reconciliation
         try:
-            await self.venue.sync(self._working_cids())  # what the stream may have missed
+            await self.venue.sync(self._working_orders())  # what the stream may have missed
             account = await self.venue.positions()
         except RetryableError as exc:
             log.warning("reconciliation skipped: %s", exc)
@@ -665,10 +669,21 @@ class GatewayService:
 
     # -- state -----------------------------------------------------------------------------
 
+    def _save_soon(self) -> None:
+        self._dirty = True
+        if self._save_handle is None:
+            self._save_handle = asyncio.get_running_loop().call_later(
+                SAVE_AFTER_S, self._save_if_dirty
+            )
+
+    def _save_if_dirty(self) -> None:
+        self._save_handle = None
+        if self._dirty:
+            self._save()
+
     def _save(self) -> None:
         st = self.state
         st.day = self.day.isoformat() if self.day else ""
-        st.seen = sorted(self.seen)
         st.books = self.books
         st.models = self.models
         st.open = [it for entry in self.open.values() for it in entry.intents]
@@ -710,7 +725,10 @@ class GatewayService:
         if self._psub is not None:
             with contextlib.suppress(Exception):
                 await self._psub.unsubscribe()
+        if self._save_handle is not None:
+            self._save_handle.cancel()
         self._save()
+        self.file.close()
         await self.publish_status()
         await self.venue.close()
         log.info("gateway stopped", extra={"fields": dict(self.counters)})
@@ -722,6 +740,17 @@ class GatewayService:
             await self._stop.wait()
         finally:
             await self.shutdown()
+
+
+def _venue_order(book: BatchBook) -> VenueOrder:
+    assert book.venue_side is not None, "a batch that nets to zero has no venue order"
+    return VenueOrder(
+        client_order_id=book.venue_client_order_id,
+        symbol=book.symbol,
+        side=book.venue_side,
+        qty=book.venue_qty,
+        bar_ts=book.bar_ts,
+    )
 
 
 def _book_fill(model: str, symbol: str, qty: int, history: BarHistory) -> Any:

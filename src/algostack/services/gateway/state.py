@@ -19,6 +19,9 @@ from algostack.core.execution import Execution
 from algostack.core.orders import OrderIntent
 
 STATE_NAME = "gateway-state.json"
+SEEN_NAME = "gateway-seen.txt"
+"""Client order ids of the day already taken or refused, one per line (a re-send is
+dropped): appended as each intent arrives, so the state file stays small."""
 STATE_VERSION = 1
 FSYNC_EVERY_S = 0.5
 
@@ -43,8 +46,6 @@ class GatewayState(msgspec.Struct, kw_only=True):
     version: int = STATE_VERSION
     day: str = ""
     batch_seq: int = 0
-    seen: list[str] = msgspec.field(default_factory=list)
-    """Client order ids of the day already taken or refused (a re-send is dropped)."""
     books: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     """Model -> symbol -> signed shares: what the desk attributed."""
     models: dict[str, str] = msgspec.field(default_factory=dict)
@@ -64,8 +65,39 @@ class StateFile:
 
     def __init__(self, directory: Path, *, fsync: bool = True) -> None:
         self.path = Path(directory) / STATE_NAME
+        self.seen_path = Path(directory) / SEEN_NAME
         self.fsync = fsync
         self._last_sync = 0.0
+        self._seen_fd: int | None = None
+
+    def load_seen(self) -> set[str]:
+        """The day's client order ids (a line cut short by a crash is dropped)."""
+        try:
+            raw = self.seen_path.read_bytes()
+        except FileNotFoundError:
+            return set()
+        lines = raw.split(b"\n")
+        return {ln.decode() for ln in lines[:-1] if ln}  # the last piece has no newline
+
+    def append_seen(self, cid: str) -> None:
+        """Add one client order id (page cache at once; fsynced with the next state save)."""
+        if self._seen_fd is None:
+            self.seen_path.parent.mkdir(parents=True, exist_ok=True)
+            self._seen_fd = os.open(self.seen_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._seen_fd, cid.encode() + b"\n")
+
+    def clear_seen(self) -> None:
+        """A new day: forget the ids."""
+        if self._seen_fd is not None:
+            os.close(self._seen_fd)
+            self._seen_fd = None
+        self.seen_path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the ids file."""
+        if self._seen_fd is not None:
+            os.close(self._seen_fd)
+            self._seen_fd = None
 
     def load(self) -> GatewayState | None:
         """The saved state, None when there is none; ``ValueError`` naming a corrupt file."""
@@ -97,4 +129,6 @@ class StateFile:
             os.close(fd)
         os.replace(tmp, self.path)
         if sync:
+            if self._seen_fd is not None:
+                os.fsync(self._seen_fd)
             self._last_sync = now

@@ -77,8 +77,9 @@ class Venue(Protocol):
         """Place ``order`` (idempotent per client order id); "" or the venue's refusal."""
         ...
 
-    async def sync(self, client_order_ids: list[str]) -> None:
-        """Look these orders up and report them through ``on_update`` (after a gap)."""
+    async def sync(self, orders: list[VenueOrder]) -> None:
+        """Look these working orders up and report them through ``on_update`` (after a gap
+        or a restart); place again one the venue does not hold."""
         ...
 
     async def on_bar(self, bar: Bar) -> None:
@@ -182,8 +183,10 @@ class SimVenue:
             await self._fill(order, bar)
         return ""
 
-    async def sync(self, client_order_ids: list[str]) -> None:
-        """Nothing is ever missed in process."""
+    async def sync(self, orders: list[VenueOrder]) -> None:
+        """Take back the orders of a restarted gateway (a restarted simulator holds none)."""
+        for order in orders:
+            await self.place(order)
 
     async def on_bar(self, bar: Bar) -> None:
         """Fill every pending order of ``bar``'s symbol decided before it, in order."""
