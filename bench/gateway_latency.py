@@ -149,6 +149,17 @@ async def gateway_role(nats_url: str, rest_url: str, stream_url: str, state_dir:
                 placed[order.client_order_id] = time.time_ns()
 
     class StampingGateway(GatewayService):
+        async def _on_intent(self, msg: Any) -> None:
+            cid = msg.headers.get("Nats-Msg-Id", "") if msg.headers else ""
+            # Reply subject: $JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>
+            stored[cid] = int(msg.reply.split(".")[7])
+            await super()._on_intent(msg)
+
+        async def _take(self, subject: str, data: bytes, headers: Any) -> None:
+            cid = headers.get("Nats-Msg-Id", "") if headers else ""
+            fetched.setdefault(cid, time.time_ns())  # the first path to bring it (live, mostly)
+            await super()._take(subject, data, headers)
+
         def take_intent(self, subject: str, data: bytes) -> list[Any]:
             out = super().take_intent(subject, data)
             from algostack.adapters.nats import orders
@@ -187,20 +198,6 @@ async def gateway_role(nats_url: str, rest_url: str, stream_url: str, state_dir:
     venue = StampingVenue(broker, key_id=KEY, secret_key=SECRET, stream_url=stream_url)
     gateway = StampingGateway(bus, venue, BarHistory(), state_dir=Path(state_dir), env="local")
     await gateway.start()
-    psub = gateway._psub
-    fetch = psub.fetch
-
-    async def stamped_fetch(*args: Any, **kw: Any) -> Any:
-        msgs = await fetch(*args, **kw)
-        now = time.time_ns()
-        for m in msgs:
-            cid = m.headers.get("Nats-Msg-Id", "") if m.headers else ""
-            # Reply subject: $JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>
-            stored[cid] = int(m.reply.split(".")[7])
-            fetched[cid] = now
-        return msgs
-
-    psub.fetch = stamped_fetch
     while not venue.ready:  # noqa: ASYNC110 - a property of the stream, no event to await
         await asyncio.sleep(0.01)
     print("READY", flush=True)
@@ -648,7 +645,7 @@ async def tick_to_broker(seconds: float, rtt_n: int, nagle: bool) -> dict[str, A
 STAGES = {
     "recv_to_decided": "ingest frame -> trader decided (tick only)",
     "to_stored": "model submit -> intent stored in ORDERS",
-    "stored_to_fetched": "stored -> gateway's pull fetch returned it",
+    "stored_to_fetched": "stored -> gateway has it (live path: < 0)",
     "fetched_to_closed": "fetched -> batch closed (intake)",
     "closed_to_place": "closed -> venue.place (saves, dispatch)",
     "place_to_fake": "venue.place -> fake took the POST",

@@ -157,11 +157,13 @@ def order_prefix(model: str) -> str:
     return f"as-{safe}.{digest}-"
 
 
+@functools.lru_cache(maxsize=4096)
 def client_order_id(model: str, symbol: str, bar_ts: int, side: Side) -> str:
     """Derive the client order id of one decision: same inputs, same id, <= 128 chars.
 
     Layout: ``<order_prefix(model)><SYMBOL>-<b|s>-<YYYYmmddTHHMM>-<hash>``; the hash (12 hex
     of SHA-256 over every input) makes the id unique even where the readable part is cut.
+    Cached: the trader, the order channel and the gateway each ask for the same few ids.
     """
     side = Side(side)
     stamp = time.strftime("%Y%m%dT%H%M", time.gmtime(bar_ts // 1_000_000_000))

@@ -148,27 +148,27 @@ class AlpacaBroker:
         self._client._retry_wait = retry_wait_s  # type: ignore[assignment]
         self.bucket = TokenBucket(rate_per_min, burst, clock=clock)
         self._sleep = sleep
-        self._lock = asyncio.Lock()
         self._account_checked = False
         self.requests = 0
 
     # -- plumbing --------------------------------------------------------------------------
 
     async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        async with self._lock:
-            await self.bucket.acquire(sleep=self._sleep)
-            self.requests += 1
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except requests.RequestException as exc:
-                raise RetryableError(f"alpaca {what}: {type(exc).__name__}: {exc}") from exc
-            except APIError as exc:
-                status, _code, message = _error_parts(exc)
-                if status == 401:
-                    raise AuthError(f"alpaca {what}: credentials refused ({message})") from exc
-                if status == 429 or status >= 500:
-                    raise RetryableError(f"alpaca {what}: HTTP {status} {message}") from exc
-                raise
+        """One REST call in a worker thread, within the shared request budget (calls run
+        concurrently: requests' connection pool is thread-safe)."""
+        await self.bucket.acquire(sleep=self._sleep)
+        self.requests += 1
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except requests.RequestException as exc:
+            raise RetryableError(f"alpaca {what}: {type(exc).__name__}: {exc}") from exc
+        except APIError as exc:
+            status, _code, message = _error_parts(exc)
+            if status == 401:
+                raise AuthError(f"alpaca {what}: credentials refused ({message})") from exc
+            if status == 429 or status >= 500:
+                raise RetryableError(f"alpaca {what}: HTTP {status} {message}") from exc
+            raise
 
     async def _ensure_account(self) -> None:
         if self._account_checked:

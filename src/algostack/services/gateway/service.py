@@ -1,18 +1,19 @@
 """The execution gateway: the one process per broker account that talks to the broker.
 
-Intents come from the traders on ``orders.intent.<model>`` (JetStream, durable consumer
-``gateway``); each is checked (decodable, its model's own subject and symbol, not seen
-before, desk risk) and joins the batch of its symbol and decision bar. A batch closes when
-every model known to trade the symbol has an intent in it, or ``batch_window_s`` after its
-first intent; it is netted (``core.execution.BatchBook``) into at most one venue order,
-placed only while no other order of the desk is open on that symbol (so opposite sides are
-never open together: Alpaca refuses that as a wash trade). A batch that nets to zero is
-crossed in full at the open of the symbol's next bar. Venue updates are booked into the
-batch, and every attributed fill or refusal goes back to its model on
-``orders.report.<model>``. The state file (``state.py``) makes a restart lose and double
-nothing. Reconciliation compares the account with the sum of the model books every
-``reconcile_every_s`` and after every venue reconnect; a status snapshot
-(``core.events.DeskStatus``) is published every ``status_every_s`` for the dashboard.
+Intents come from the traders on ``orders.intent.<model>``: taken as they are published
+(core NATS), and again from JetStream (durable consumer ``gateway``), which brings what the
+live path missed; the second copy of a message is dropped by its id. Each is checked
+(decodable, its model's own subject and symbol, not seen before, desk risk) and joins the
+batch of its symbol and decision bar. A batch closes when every model known to trade the
+symbol has an intent in it, or ``batch_window_s`` after its first intent; it is netted
+(``core.execution.BatchBook``) into at most one venue order, placed only while no other
+order of the desk is open on that symbol (opposite sides are never open together: Alpaca
+refuses that as a wash trade). A batch that nets to zero is crossed in full at the open of
+the symbol's next bar. Venue updates are booked into the batch, and every attributed fill
+or refusal goes back to its model on ``orders.report.<model>``. The state file
+(``state.py``) makes a restart lose and double nothing. Reconciliation compares the
+account with the sum of the model books every ``reconcile_every_s`` and after every venue
+reconnect; a ``core.events.DeskStatus`` is published every ``status_every_s``.
 docs/gateway.md has the rules and the figures.
 """
 
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -44,7 +45,7 @@ from algostack.core.naming import kill_subject, safe_token
 from algostack.core.orders import OrderIntent, OrderReport
 from algostack.core.risk import RiskEvent
 from algostack.errors import RetryableError
-from algostack.services.gateway.state import BatchRecord, GatewayState, StateFile
+from algostack.services.gateway.state import FSYNC_EVERY_S, BatchRecord, GatewayState, StateFile
 from algostack.services.gateway.venue import BarHistory, Venue, VenueOrder, VenueUpdate
 
 log = logging.getLogger("algostack.gateway")
@@ -53,6 +54,9 @@ BATCH_WINDOW_S = 0.002
 RECONCILE_EVERY_S = 5.0
 ACCOUNT_EVERY_S = 30.0
 STATUS_EVERY_S = 1.0
+_NONE: frozenset[str] = frozenset()
+MSG_IDS_KEPT = 100_000
+"""Message ids remembered to drop the second copy of an intent (live and durable paths)."""
 SAVE_AFTER_S = 0.05
 """How soon the state is saved after fills were booked (coalesced; not write-ahead)."""
 
@@ -73,6 +77,8 @@ class _Open:
     """Intents of one symbol and bar waiting for their batch to close."""
 
     intents: list[OrderIntent] = field(default_factory=list)
+    members: set[str] = field(default_factory=set)
+    """The models with an intent in it."""
     timer: asyncio.TimerHandle | None = None
 
 
@@ -106,6 +112,8 @@ class GatewayService:
         self.file = StateFile(state_dir, fsync=fsync)
         self.state = GatewayState()
         self.models: dict[str, str] = {}
+        self._trading: dict[str, set[str]] = {}
+        """Symbol -> the models known to trade it."""
         self.seen: set[str] = set()
         self.books: dict[str, dict[str, int]] = {}
         self.batches: dict[str, _Batch] = {}
@@ -138,6 +146,8 @@ class GatewayService:
         self._dirty = False
         self._save_handle: asyncio.TimerHandle | None = None
         self._last_intent: Any = None
+        self._msg_ids: OrderedDict[str, None] = OrderedDict()
+        self._placing: set[asyncio.Task[None]] = set()
         self._flattening = False
         self.failure: BaseException | None = None
         self.ready = asyncio.Event()
@@ -161,6 +171,7 @@ class GatewayService:
         await self._refresh_account()
         for key in sorted(self.open):  # batches open at the crash: their members are final
             self._close_open(key)
+        self._subs.append(await self.bus.subscribe("orders.intent.>", self._on_live_intent))
         self._psub = await channel.push_consumer(
             self.bus, channel.GATEWAY_CONSUMER, "orders.intent.>", self._on_intent
         )
@@ -169,6 +180,7 @@ class GatewayService:
             asyncio.create_task(self._every(self.reconcile_every_s, self.reconcile)),
             asyncio.create_task(self._every(self.account_every_s, self._refresh_account)),
             asyncio.create_task(self._every(self.status_every_s, self.publish_status)),
+            asyncio.create_task(self._every(FSYNC_EVERY_S, self._fsync)),
         ]
         self._wake.set()
         self.ready.set()
@@ -212,11 +224,14 @@ class GatewayService:
         if self.day is not None:
             self.desk.reset_day(self.day)
         self.books = {m: dict(b) for m, b in saved.books.items()}
-        self.models = dict(saved.models)
+        for model, symbol in saved.models.items():
+            self._know(model, symbol)
         self.counters.update(saved.counters)
         for intent in saved.open:
             key = (intent.symbol, intent.bar_ts)
-            self.open.setdefault(key, _Open()).intents.append(intent)
+            entry = self.open.setdefault(key, _Open())
+            entry.intents.append(intent)
+            entry.members.add(intent.model)
             self.pending[intent.symbol] = self.pending.get(intent.symbol, 0) + intent.signed_qty
         for rec in saved.batches:
             book = BatchBook(rec.batch_id, rec.intents, self.venue.rules)
@@ -247,10 +262,26 @@ class GatewayService:
 
     # -- intents ---------------------------------------------------------------------------
 
+    async def _on_live_intent(self, msg: BusMessage) -> None:
+        """An intent as it is published (core NATS): taken at once, before JetStream has
+        stored it; the durable consumer delivers it again and that copy is only acked."""
+        await self._take(msg.subject, msg.data, msg.headers)
+
     async def _on_intent(self, msg: Any) -> None:
-        """One intent from the push consumer, in order; acked once the state holds it."""
-        reports = self.take_intent(msg.subject, msg.data)
+        """An intent from the durable consumer (in order; acked once the state holds it):
+        what the live path missed (a gateway restart, a gap) is taken here."""
         self._last_intent = msg
+        await self._take(msg.subject, msg.data, msg.headers)
+
+    async def _take(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        msg_id = headers.get(channel.MSG_ID, "") if headers else ""
+        if msg_id:
+            if msg_id in self._msg_ids:
+                return  # the other path's copy
+            self._msg_ids[msg_id] = None
+            if len(self._msg_ids) > MSG_IDS_KEPT:
+                self._msg_ids.popitem(last=False)
+        reports = self.take_intent(subject, data)
         if reports:
             await self._publish(reports)
         self._wake.set()
@@ -314,8 +345,8 @@ class GatewayService:
             loop = asyncio.get_running_loop()
             entry.timer = loop.call_later(self.batch_window_s, self._close_by_timer, key)
         entry.intents.append(intent)
-        members = {it.model for it in entry.intents}
-        if all(m in members for m, s in self.models.items() if s == sym):
+        entry.members.add(intent.model)
+        if self._trading.get(sym, _NONE) <= entry.members:  # every model of the symbol is in
             self._close_open(key)
         return []
 
@@ -377,8 +408,8 @@ class GatewayService:
         the desk is open there; a batch that nets to zero crosses at the next bar's open.
 
         One write-ahead save covers every order of the pass (a restart knows each order and
-        its id) and every intent taken so far, which are then acked; symbols are placed
-        concurrently.
+        its id) and every intent taken so far, which are then acked; each order is placed in
+        a task of its own, so symbols go out concurrently.
         """
         async with self._dispatching:
             crosses: list[tuple[_Batch, list[Attributed]]] = []
@@ -413,8 +444,10 @@ class GatewayService:
                     await last.ack()
             for batch, fills in crosses:
                 await self._book(batch, fills, [])
-            if placing:
-                await asyncio.gather(*(self._place_batch(b) for b in placing))
+            for batch in placing:  # each in its own task: a slow reply holds no other symbol
+                task = asyncio.get_running_loop().create_task(self._place_batch(batch))
+                self._placing.add(task)
+                task.add_done_callback(self._placing.discard)
 
     async def _place_batch(self, batch: _Batch) -> None:
         book = batch.book
@@ -578,8 +611,16 @@ class GatewayService:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         if type(hb) is Heartbeat and self.models.get(hb.model) != hb.symbol:
-            self.models[hb.model] = hb.symbol
+            self._know(hb.model, hb.symbol)
             self._dirty = True
+
+    def _know(self, model: str, symbol: str) -> None:
+        """``model`` trades ``symbol`` (its batches wait for it)."""
+        old = self.models.get(model)
+        if old is not None:
+            self._trading.get(old, set()).discard(model)
+        self.models[model] = symbol
+        self._trading.setdefault(symbol, set()).add(model)
 
     async def _refresh_account(self) -> None:
         try:
@@ -669,6 +710,9 @@ class GatewayService:
 
     # -- state -----------------------------------------------------------------------------
 
+    async def _fsync(self) -> None:
+        await asyncio.to_thread(self.file.sync)
+
     def _save_soon(self) -> None:
         self._dirty = True
         if self._save_handle is None:
@@ -714,6 +758,8 @@ class GatewayService:
         """Stop consuming, save the state, close the venue."""
         self._stop.set()
         self._wake.set()
+        if self._placing:  # orders on their way: let them land (bounded)
+            await asyncio.wait(self._placing, timeout=10.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
