@@ -215,10 +215,15 @@ async def test_a_trader_cannot_bind_the_gateways_consumer(server: str) -> None:
         await orders.ensure_orders_stream(trader)
         with pytest.raises((TimeoutError, nats.errors.Error)):
             await asyncio.wait_for(
-                orders.pull_consumer(trader, orders.GATEWAY_CONSUMER, "orders.intent.>"), 3
+                orders.push_consumer(trader, orders.GATEWAY_CONSUMER, "orders.intent.>", _ignore),
+                3,
             )
     finally:
         await trader.close()
+
+
+async def _ignore(msg: object) -> None:
+    """A consumer callback that drops what it gets."""
 
 
 def _log_end(log: Path) -> int:

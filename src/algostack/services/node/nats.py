@@ -21,13 +21,13 @@ Permissions = dict[str, dict[str, list[str]]]
 
 
 def _orders_consumer(name: str, filter_subject: str) -> list[str]:
-    """Create, read and ack the durable pull consumer ``name`` of ``ORDERS`` (nats-py creates
-    a durable through ``DURABLE.CREATE``; ``CREATE.<stream>.<name>.<filter>`` is the newer
-    form, which also pins the filter)."""
+    """Look up, create and ack the durable push consumer ``name`` of ``ORDERS`` (nats-py asks
+    ``INFO`` first, then creates it through ``DURABLE.CREATE``, or ``CREATE.<stream>.<name>.
+    <filter>``, the newer form that also pins the filter; deliveries come on an ``_INBOX``)."""
     return [
+        f"$JS.API.CONSUMER.INFO.{ORDERS}.{name}",
         f"$JS.API.CONSUMER.DURABLE.CREATE.{ORDERS}.{name}",
         f"$JS.API.CONSUMER.CREATE.{ORDERS}.{name}.{filter_subject}",
-        f"$JS.API.CONSUMER.MSG.NEXT.{ORDERS}.{name}",
         f"$JS.ACK.{ORDERS}.{name}.>",
     ]
 
@@ -115,7 +115,12 @@ def nats_permissions(role: str, environment: str) -> Permissions:
                 ]
             },
             "subscribe": {
-                "allow": ["_INBOX.>", f"algostack.{environment}.trader.*.heartbeat", kill]
+                "allow": [
+                    "_INBOX.>",
+                    "orders.intent.>",  # the live path: intents as they are published
+                    f"algostack.{environment}.trader.*.heartbeat",
+                    kill,
+                ]
             },
         }
     if role == "dashboard":
