@@ -58,14 +58,7 @@ async def _serve(
     from algostack.adapters.nats.bus import NatsBus
     from algostack.services.gateway.service import GatewayService
 
-    nats_settings = settings.nats
-    bus = await NatsBus.connect(
-        nats_url,
-        user=nats_settings.user,
-        password=nats_settings.password.get_secret_value() if nats_settings.password else None,
-        connect_timeout_s=nats_settings.connect_timeout_s,
-        name="algostack-gateway",
-    )
+    bus = await NatsBus.from_settings(settings.nats, nats_url, "algostack-gateway")
     service = GatewayService(
         bus,
         venue,

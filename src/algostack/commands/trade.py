@@ -101,14 +101,7 @@ async def _serve(
     from algostack.services.trader.service import TraderService
 
     models = [(spec, load_model(store, spec, trust_pickle=trust_pickle)) for spec in specs]
-    nats_settings = settings.nats
-    bus = await NatsBus.connect(
-        nats_url,
-        user=nats_settings.user,
-        password=nats_settings.password.get_secret_value() if nats_settings.password else None,
-        connect_timeout_s=nats_settings.connect_timeout_s,
-        name="algostack-trade",
-    )
+    bus = await NatsBus.from_settings(settings.nats, nats_url, "algostack-trade")
     service = TraderService(
         bus,
         models,

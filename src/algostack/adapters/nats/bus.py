@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -44,6 +44,9 @@ from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market import MarketEvent
 from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
+
+if TYPE_CHECKING:
+    from algostack.config import NatsSettings
 
 log = logging.getLogger("algostack.nats.bus")
 
@@ -121,6 +124,18 @@ class NatsBus:
         self._closed = False
 
     # -- connection -----------------------------------------------------------------------
+
+    @classmethod
+    async def from_settings(cls, nats: NatsSettings, url: str, name: str) -> NatsBus:
+        """``connect`` to ``url`` with the user, password and timeout of ``nats``."""
+        password = nats.password.get_secret_value() if nats.password else None
+        return await cls.connect(
+            url,
+            user=nats.user,
+            password=password,
+            connect_timeout_s=nats.connect_timeout_s,
+            name=name,
+        )
 
     @classmethod
     async def connect(
