@@ -366,3 +366,29 @@ async def test_a_later_bar_never_reaches_the_venue_before_an_earlier_one(
     finally:
         await desk.close()
         await desk.gateway.shutdown()
+
+
+async def test_reconciliation_difference_halts_the_symbol_and_names_the_figures(
+    alpaca_desk: Desk, fake: FakeAlpacaTrading
+) -> None:
+    desk = alpaca_desk
+    await desk.model("m-AAPL", "AAPL")
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
+    await wait_for(lambda: len(fake.orders()) == 1)
+    fake.fill_open(price=100.0)
+    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+    fake.set_position("AAPL", 15, 100.0)  # 5 shares appear that no model bought
+    await wait_for(lambda: desk.gateway.reconciliation.get("AAPL", "").startswith("halted"))
+    why = desk.gateway.reconciliation["AAPL"]
+    assert "account holds 15" in why and "sum to 10" in why and "m-AAPL" in why
+    assert desk.gateway.status().halted["AAPL"].startswith("reconciliation")
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 2))  # opening: refused
+    await desk.until(lambda: bool(desk.closed["m-AAPL"]))
+    assert "halted" in desk.closed["m-AAPL"][0].message
+    await desk.send(intent("m-AAPL", "AAPL", "sell", 10, 3, reason="flatten"))  # never blocked
+    await wait_for(lambda: len(fake.orders()) == 2)
+    fake.set_position("AAPL", 10, 100.0)  # the difference is explained: trading resumes
+    fake.fill_open(price=101.0)
+    await desk.until(lambda: desk.filled("m-AAPL") == 0)
+    await wait_for(lambda: desk.gateway.reconciliation.get("AAPL") == "ok", what="resumed")
+    assert "AAPL" not in desk.gateway.desk.halted
