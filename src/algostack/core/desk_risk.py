@@ -65,6 +65,15 @@ class AccountView(msgspec.Struct, frozen=True):
     account_number: str = ""
 
 
+class DeskSnapshot(msgspec.Struct, frozen=True):
+    """``DeskRisk.snapshot()``: the desk's restart state."""
+
+    positions: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)
+    day_realised: float = 0.0
+    opened_today: list[str] = msgspec.field(default_factory=list)
+    day_trades: int = 0
+
+
 class DeskVerdict(msgspec.Struct, frozen=True):
     """The desk's answer on one intent; ``reason`` says why, in one line."""
 
@@ -182,6 +191,36 @@ class DeskRisk:
         if self._base_count is None:
             self._base_count = view.daytrade_count
             self._day_trades_at_base = self._day_trades
+
+    def snapshot(self) -> DeskSnapshot:
+        """What a restart needs: positions at their average prices, the day's PnL so far
+        net of the open positions' unrealised part, and the symbols opened today."""
+        return DeskSnapshot(
+            positions={
+                s: (p.qty, p.avg_price) for s, p in sorted(self.portfolio.positions.items())
+                if p.qty
+            },
+            day_realised=self.desk_pnl - self.portfolio.unrealised_pnl,
+            opened_today=sorted(self._opened_today),
+            day_trades=self._day_trades,
+        )  # fmt: skip
+
+    def restore(self, snap: DeskSnapshot) -> None:
+        """Resume from ``snapshot()`` (call after ``reset_day`` of the same day): the day's
+        loss limit and day-trade bookkeeping go on where they were."""
+        for sym, (qty, avg) in snap.positions.items():
+            if qty and avg > 0:
+                self.portfolio.apply_fill(
+                    Fill(
+                        client_order_id="restored", broker_order_id="restored", model=DESK,
+                        symbol=sym, side=Side.BUY if qty > 0 else Side.SELL, qty=abs(qty),
+                        price=avg, ts=0,
+                    )
+                )  # fmt: skip
+                self._prices[sym] = avg
+        self._pnl_base = self.portfolio.total_pnl - snap.day_realised
+        self._opened_today = set(snap.opened_today)
+        self._day_trades = snap.day_trades
 
     def reset_day(self, day: date) -> None:
         """Start trading day ``day``: PnL baseline, loss flag and day-trade bookkeeping.

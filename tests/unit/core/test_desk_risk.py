@@ -330,3 +330,20 @@ def test_desk_positions_and_pnl() -> None:
     assert d.positions == {"A": 10, "B": -5}
     d.on_mark("A", 11.0, BAR + 1)
     assert d.desk_pnl == pytest.approx(10.0)
+
+
+def test_snapshot_and_restore_keep_the_day_pnl_positions_and_day_trades() -> None:
+    d, _ = desk()
+    d.on_account(AccountView(equity=20_000.0, buying_power=20_000.0, daytrade_count=1))
+    round_trip(d, "MSFT")  # one day trade
+    d.on_fill(fill(10, Side.BUY, 100.0))  # AAPL opened today, still open
+    d.on_fill(fill(5, Side.SELL, 50.0, symbol="XYZ"))
+    d.on_mark("AAPL", 90.0, BAR)
+    before = (d.desk_pnl, d.positions, d.day_trades_left)
+    again, _ = desk()
+    again.on_account(AccountView(equity=20_000.0, buying_power=20_000.0, daytrade_count=1))
+    again.restore(d.snapshot())
+    again.on_mark("AAPL", 90.0, BAR)
+    assert again.desk_pnl == pytest.approx(before[0])
+    assert (again.positions, again.day_trades_left) == before[1:]
+    assert again.open_today == d.open_today == frozenset({"AAPL", "XYZ"})

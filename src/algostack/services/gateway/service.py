@@ -252,10 +252,7 @@ class GatewayService:
                 self.working[book.symbol] = rec.batch_id
             elif not rec.placed:
                 self.waiting.setdefault(book.symbol, deque()).append(rec.batch_id)
-        for model, held in self.books.items():
-            for sym, qty in held.items():
-                if qty:
-                    self.desk.on_fill(_book_fill(model, sym, qty, self.history))
+        self.desk.restore(saved.desk)
         hold = getattr(self.venue, "hold", None)
         if hold is not None:  # the simulator resumes holding the desk's books
             hold(self.account_books())
@@ -732,6 +729,7 @@ class GatewayService:
         st.models = self.models
         st.open = [it for entry in self.open.values() for it in entry.intents]
         st.batches = [b.record for b in self.batches.values()]
+        st.desk = self.desk.snapshot()
         st.counters = self.counters
         self.file.save(st)
         self._dirty = False
@@ -796,21 +794,4 @@ def _venue_order(book: BatchBook) -> VenueOrder:
         side=book.venue_side,
         qty=book.venue_qty,
         bar_ts=book.bar_ts,
-    )
-
-
-def _book_fill(model: str, symbol: str, qty: int, history: BarHistory) -> Any:
-    """A synthetic fill that puts a restored book back into the desk's positions."""
-    from algostack.core.orders import Fill, Side
-
-    last = history.last(symbol)
-    return Fill(
-        client_order_id="restored",
-        broker_order_id="restored",
-        model=model,
-        symbol=symbol,
-        side=Side.for_delta(qty),
-        qty=abs(qty),
-        price=last.close if last else 1.0,
-        ts=0,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from algostack.core.desk_risk import DeskSnapshot
 from algostack.core.execution import Execution
 from algostack.core.orders import OrderIntent
 
@@ -56,6 +57,8 @@ class GatewayState(msgspec.Struct, kw_only=True):
     open: list[OrderIntent] = msgspec.field(default_factory=list)
     """Intents taken into a batch that had not closed yet."""
     batches: list[BatchRecord] = msgspec.field(default_factory=list)
+    desk: DeskSnapshot = msgspec.field(default_factory=DeskSnapshot)
+    """The desk's positions, day PnL and day trades (``DeskRisk.snapshot``)."""
     counters: dict[str, int] = msgspec.field(default_factory=dict)
 
 
