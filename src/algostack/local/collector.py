@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 import msgspec
 
 from algostack.core import codec
-from algostack.core.events import Decision, Heartbeat, PnlUpdate, RiskUpdate, decode_event
+from algostack.core.events import (
+    Decision,
+    DeskStatus,
+    Heartbeat,
+    PnlUpdate,
+    RiskUpdate,
+    decode_event,
+)
 from algostack.core.market import Bar
 from algostack.core.orders import Fill
 from algostack.local.summary import PricePoint
@@ -75,6 +82,8 @@ class Collector:
         self._clock = clock
         self._wall_ns = wall_ns
         self.last_report_at = 0.0
+        self.desk: DeskStatus | None = None
+        """The gateway's latest status."""
         self._heard_ns: dict[tuple[str, int], int] = {}
         """(symbol, bar ts) -> wall time the bar was heard here (latency fallback)."""
 
@@ -171,6 +180,30 @@ class Collector:
         self.last_report_at = self._clock()
         if report.kind == "fill":
             self.view(report.model).fills_reported += 1
+
+    def on_desk(self, payload: bytes) -> None:
+        """Keep the execution gateway's latest ``DeskStatus``."""
+        from algostack.core.events import decode_desk_status
+
+        try:
+            self.desk = decode_desk_status(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.undecodable += 1
+
+    def desk_line(self) -> str:
+        """One line on the gateway's work, from its last status ("" before any)."""
+        d = self.desk
+        if d is None:
+            return ""
+        c = d.counters
+        bad = {s: r for s, r in d.reconciliation.items() if r != "ok"}
+        return (
+            f"gateway: {c.get('intents', 0)} intents in {c.get('batches', 0)} batches, "
+            f"{c.get('venue_orders', 0)} orders to the {d.venue} account, "
+            f"{c.get('crossed_shares', 0)} shares crossed inside the desk, "
+            f"{c.get('refused', 0)} refused; reconciliation "
+            + (", ".join(f"{s} {r}" for s, r in sorted(bad.items())) if bad else "ok")
+        )
 
     def settled(self, key: str) -> bool:
         """True when model ``key`` has booked every fill the gateway reported to it."""

@@ -303,8 +303,14 @@ class LocalDesk:
             async def on_report(msg: Any) -> None:
                 col.on_report(msg.data)
 
+            async def on_desk(msg: Any) -> None:
+                col.on_desk(msg.data)
+
+            from algostack.services.gateway.service import status_subject
+
             await bus.subscribe(col.market_subject, on_bar)
             await bus.subscribe("orders.report.>", on_report)
+            await bus.subscribe(status_subject(cfg.env), on_desk)
             await bus.subscribe(col.trader_subject, on_trader)
             env = self._child_env(server.user, server.password)
             self.phase = "loading models"
@@ -393,6 +399,8 @@ class LocalDesk:
         from algostack.local.summary import read_journal_fills
 
         col = self.collector
+        if col.desk_line():
+            notes.append(col.desk_line())
         models: list[ModelSummary] = []
         curves: list[ModelCurve] = []
         for spec in sorted(self.specs, key=lambda s: s.prefix):

@@ -61,3 +61,26 @@ def test_collector_fills_pnl_and_other_env_ignored() -> None:
     assert col.view("m").fills == [fill]
     assert col.totals() == (0, 3.5)
     assert col.undecodable == 1 and list(col.models) == ["m"]
+
+
+def test_collector_keeps_the_gateways_last_status_for_the_summary() -> None:
+    from algostack.core.events import DeskStatus, encode_event
+    from algostack.local.collector import Collector
+
+    col = Collector("local")
+    assert col.desk_line() == ""
+    col.on_desk(b"\x00garbage")
+    status = DeskStatus(
+        ts=1, venue="sim", venue_ready=True, account={"AAPL": 5}, books={},
+        reconciliation={"AAPL": "halted: account holds 5, the model books sum to 0 ({})",
+                        "MSFT": "ok"},
+        halted={}, killed=False, loss_breached=False, desk_pnl=0.0, day_trades_left=None,
+        working=0, counters={"intents": 7, "batches": 6, "venue_orders": 5,
+                             "crossed_shares": 40, "refused": 1},
+    )  # fmt: skip
+    col.on_desk(encode_event(status))
+    line = col.desk_line()
+    assert col.undecodable == 1
+    assert line.startswith("gateway: 7 intents in 6 batches, 5 orders to the sim account")
+    assert "40 shares crossed" in line and "1 refused" in line
+    assert "AAPL halted: account holds 5" in line and "MSFT" not in line
