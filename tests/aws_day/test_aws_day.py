@@ -46,6 +46,7 @@ def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
     environments[INGEST] = desk.unit_environment(INGEST, "algostack-gateway.service")
     orders_before = len(desk.broker.orders()) if desk.broker else 0
     sent = desk.stream_session(day)
+    settled_s = desk.wait_books_settled(day, orders_before)
     timer_s = desk.wait_timer_sync(day)
     shutdown = desk.end_day(day)
     assert shutdown.ok, shutdown.error
@@ -58,35 +59,13 @@ def _run_day(desk: AwsDay, day: date) -> dict[str, Any]:
         "environments": environments,
         "shutdown": shutdown,
         "timer_s": timer_s,
+        "settled_s": settled_s,
     }
 
 
 def _journal_rows(desk: AwsDay, prefix: str, day: date) -> list[dict[str, str]]:
     text = desk.journal(prefix, f"trades_{day.isoformat()}.csv").read_text()
     return list(csv.DictReader(io.StringIO(text)))
-
-
-def _signed(side: str, qty: str) -> int:
-    return int(qty) if side == "buy" else -int(qty)
-
-
-def _books(desk: AwsDay, days: tuple[date, ...]) -> dict[str, int]:
-    """Each symbol's shares summed over every model's journal of ``days``."""
-    books: dict[str, int] = {}
-    for prefix in desk.model_prefixes:
-        for day in days:
-            for row in _journal_rows(desk, prefix, day):
-                books[row["symbol"]] = books.get(row["symbol"], 0) + _signed(
-                    row["side"], row["qty"]
-                )
-    return {s: q for s, q in books.items() if q}
-
-
-def _broker_fills(orders: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for o in orders:
-        out[o["symbol"]] = out.get(o["symbol"], 0) + _signed(o["side"], o["filled_qty"])
-    return {s: q for s, q in out.items() if q}
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +136,11 @@ def test_day_one_journals_synced_equal_the_hosts_and_the_account(
         assert trades_key in live and log_key in live, sorted(live)
         on_host = desk.journal(prefix, f"trades_{DAY_ONE.isoformat()}.csv").read_bytes()
         assert live[trades_key] == on_host
-    # Per symbol, what the models journaled is what the account executed (crosses net out),
-    # and the models' books sum to the account's positions.
-    assert _books(desk, (DAY_ONE,)) == _broker_fills(day_one["orders"])
-    assert _books(desk, (DAY_ONE,)) == day_one["positions"]
+    # What the models journaled is what the account executed, share for share (one model per
+    # symbol in this desk: nothing crosses), and the models' books sum to the account.
+    journaled = desk.journal_shares((DAY_ONE,))
+    assert journaled and journaled == desk.broker_shares(day_one["orders"])
+    assert desk.net(journaled) == day_one["positions"]
 
 
 def test_day_one_every_instance_stopped_after_the_final_sync(
@@ -198,8 +178,8 @@ def test_day_two_resumes_on_the_same_hosts(desk: AwsDay, day_one: dict[str, Any]
     ids_two = [o["client_order_id"] for o in day_two["orders"]]
     assert ids_two and not ids_one & set(ids_two), "an order id was reused across days"
     assert all(cid.startswith("gw-") for cid in ids_two)
-    assert _books(desk, (DAY_TWO,)) == _broker_fills(day_two["orders"])
-    assert _books(desk, (DAY_ONE, DAY_TWO)) == day_two["positions"]
+    assert desk.journal_shares((DAY_TWO,)) == desk.broker_shares(day_two["orders"])
+    assert desk.net(desk.journal_shares((DAY_ONE, DAY_TWO))) == day_two["positions"]
     for prefix in desk.model_prefixes:
         env = day_two["environments"][desk.spec(prefix).instance_name(desk.env)]
         assert not [k for k in env if k.startswith("APCA_")]

@@ -451,6 +451,64 @@ class AwsDay:
             time.sleep(2)
         raise TimeoutError(f"the sync timers did not upload {want} within {timeout_s:.0f} s")
 
+    def journal_shares(self, days: tuple[date, ...]) -> dict[tuple[str, str], int]:
+        """Shares per (symbol, side) over every model's ``trades_<day>.csv`` of ``days``, read
+        on the trading hosts' volumes."""
+        import csv
+        import io
+
+        shares: dict[tuple[str, str], int] = {}
+        for prefix in self.model_prefixes:
+            for day in days:
+                try:
+                    text = self.journal(prefix, f"trades_{day.isoformat()}.csv").read_text()
+                except FileNotFoundError:
+                    continue
+                for row in csv.DictReader(io.StringIO(text)):
+                    key = (row["symbol"], row["side"])
+                    shares[key] = shares.get(key, 0) + int(row["qty"])
+        return shares
+
+    @staticmethod
+    def broker_shares(orders: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+        """Filled shares per (symbol, side) of the fake Alpaca's ``orders``."""
+        shares: dict[tuple[str, str], int] = {}
+        for o in orders:
+            if int(o["filled_qty"]):
+                key = (o["symbol"], o["side"])
+                shares[key] = shares.get(key, 0) + int(o["filled_qty"])
+        return shares
+
+    @staticmethod
+    def net(shares: dict[tuple[str, str], int]) -> dict[str, int]:
+        """Signed shares per symbol (flat symbols omitted)."""
+        out: dict[str, int] = {}
+        for (symbol, side), qty in shares.items():
+            out[symbol] = out.get(symbol, 0) + (qty if side == "buy" else -qty)
+        return {sym: q for sym, q in out.items() if q}
+
+    def wait_books_settled(self, day: date, orders_from: int, timeout_s: float = 60.0) -> float:
+        """Wait until what the models journaled for ``day`` is, per symbol, what the account
+        executed that day (its orders from index ``orders_from`` on); return the seconds.
+
+        The bars of an emulated session end seconds before the shutdown (on AWS, an hour
+        before it): the fills of the last bar's orders must reach the journals first.
+        """
+        assert self.broker is not None
+        t0 = time.monotonic()
+        while True:
+            executed = self.net(self.broker_shares(self.broker.orders()[orders_from:]))
+            journaled = self.net(self.journal_shares((day,)))
+            if journaled == executed:
+                waited = time.monotonic() - t0
+                self.say(f"{day}: the journals equal the account after {waited:.1f} s")
+                return waited
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(
+                    f"{day}: the journals hold {journaled}, the account executed {executed}"
+                )
+            time.sleep(0.5)
+
     def end_day(self, day: date, *, timeout_s: float = 900) -> Invoked:
         """21:05 UTC: the shutdown rule's event -> final sync, then every host stopped."""
         at = datetime.combine(day, datetime.min.time(), UTC).replace(hour=21, minute=5)
