@@ -405,8 +405,9 @@ class GatewayService:
         the desk is open there; a batch that nets to zero crosses at the next bar's open.
 
         One write-ahead save covers every order of the pass (a restart knows each order and
-        its id) and every intent taken so far, which are then acked; each order is placed in
-        a task of its own, so symbols go out concurrently.
+        its id) and every intent taken so far, which are then acked; a pass that places
+        nothing leaves the save to ``_save_soon`` (a burst of intents costs one save). Each
+        order is placed in a task of its own, so symbols go out concurrently.
         """
         async with self._dispatching:
             crosses: list[tuple[_Batch, list[Attributed]]] = []
@@ -432,13 +433,11 @@ class GatewayService:
                     placing.append(batch)
                 if not queue:
                     self.waiting.pop(sym, None)
-            last = self._last_intent
-            if self._dirty or placing or last is not None:
-                self._save()
-            if last is not None:
-                self._last_intent = None
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    await last.ack()
+            if placing:
+                self._save()  # write-ahead, then the intents it holds may be acked
+                self._ack_intents()
+            elif self._dirty or self._last_intent is not None:
+                self._save_soon()  # nothing goes out: one save for a burst of intents
             for batch, fills in crosses:
                 await self._book(batch, fills, [])
             for batch in placing:  # each in its own task: a slow reply holds no other symbol
@@ -719,8 +718,17 @@ class GatewayService:
 
     def _save_if_dirty(self) -> None:
         self._save_handle = None
-        if self._dirty:
+        if self._dirty or self._last_intent is not None:
             self._save()
+            self._ack_intents()
+
+    def _ack_intents(self) -> None:
+        """The state holds every intent taken so far: ack the durable consumer through them."""
+        last, self._last_intent = self._last_intent, None
+        if last is not None:
+            task = asyncio.get_running_loop().create_task(_ack(last))
+            self._placing.add(task)  # kept until done, like the placements
+            task.add_done_callback(self._placing.discard)
 
     def _save(self) -> None:
         st = self.state
@@ -772,6 +780,9 @@ class GatewayService:
         if self._save_handle is not None:
             self._save_handle.cancel()
         self._save()
+        last, self._last_intent = self._last_intent, None
+        if last is not None:
+            await _ack(last)
         self.file.close()
         await self.publish_status()
         await self.venue.close()
@@ -784,6 +795,11 @@ class GatewayService:
             await self._stop.wait()
         finally:
             await self.shutdown()
+
+
+async def _ack(msg: Any) -> None:
+    with contextlib.suppress(nats.errors.Error, TimeoutError):
+        await msg.ack()
 
 
 def _venue_order(book: BatchBook) -> VenueOrder:
