@@ -49,7 +49,8 @@ def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> N
 
 
 def broker_tags(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
-    """Each instance's ``Broker`` tag (set by Terraform on trading hosts: alpaca, sim, live)."""
+    """Each instance's ``Broker`` tag (set by Terraform on the ingest host, whose gateway
+    holds the account: alpaca, sim, live)."""
     out: dict[str, str] = {}
     for i in range(0, len(instance_ids), 200):
         pages = ec2.get_paginator("describe_tags").paginate(
