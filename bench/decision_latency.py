@@ -292,6 +292,7 @@ async def one_run(
             trader = await asyncio.create_subprocess_exec(
                 exe, "trade", "--models", ",".join(prefixes), "--bucket", str(tmp / "bucket"),
                 "--journal-dir", str(tmp / "journal"), "--nats-url", server.url, "--no-warmup",
+                "--broker", "sim",  # the decision path as measured before the gateway
                 env=child_env(server), stdout=subprocess.DEVNULL,
             )  # fmt: skip
             procs.append(trader)

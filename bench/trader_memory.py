@@ -33,7 +33,8 @@ def start_trader(
     """``algostack trade --models ...`` as a subprocess (SimBroker, no warm-up)."""
     exe = str(Path(sys.executable).parent / "algostack")
     cmd = [exe, "trade", "--models", ",".join(prefixes), "--bucket", str(bucket),
-           "--journal-dir", str(journal), "--nats-url", server.url, "--no-warmup"]  # fmt: skip
+           "--journal-dir", str(journal), "--nats-url", server.url, "--no-warmup",
+           "--broker", "sim"]  # fmt: skip
     return subprocess.Popen(cmd, env=child_env(server), stdout=subprocess.DEVNULL)
 
 
