@@ -52,10 +52,8 @@ async def _serve(
     reconcile_every_s: float,
     status_every_s: float,
 ) -> dict[str, int]:
-    import asyncio
-    import signal
-
     from algostack.adapters.nats.bus import NatsBus
+    from algostack.services import serve_until_signalled
     from algostack.services.gateway.service import GatewayService
 
     bus = await NatsBus.from_settings(settings.nats, nats_url, "algostack-gateway")
@@ -70,13 +68,7 @@ async def _serve(
         reconcile_every_s=reconcile_every_s,
         status_every_s=status_every_s,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, service.stop)
-    try:
-        await service.run()
-    finally:
-        await bus.close()
+    await serve_until_signalled(service, bus)
     if service.failure is not None:
         raise service.failure
     return dict(service.counters)

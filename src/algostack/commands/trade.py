@@ -93,11 +93,9 @@ async def _serve(
     trust_pickle: bool,
     ack_wait_s: float,
 ) -> dict[str, dict[str, int]]:
-    import asyncio
-    import signal
-
     from algostack.adapters.artifacts.loader import load_model
     from algostack.adapters.nats.bus import NatsBus
+    from algostack.services import serve_until_signalled
     from algostack.services.trader.service import TraderService
 
     models = [(spec, load_model(store, spec, trust_pickle=trust_pickle)) for spec in specs]
@@ -111,13 +109,7 @@ async def _serve(
         warmup=warmup,
         ack_wait_s=ack_wait_s,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, service.stop)
-    try:
-        await service.run()
-    finally:
-        await bus.close()
+    await serve_until_signalled(service, bus)
     return {
         key: {
             "bars": s.runner.stats.bars,
