@@ -1,5 +1,7 @@
 """Done-when: ``algostack trade`` killed with SIGKILL mid-session resumes with no duplicate
-order and no missed bar (real nats-server, real subprocess, SimBroker)."""
+order and no missed bar (real nats-server, real subprocesses): with a SimBroker in the
+trader, and with its orders going through a real ``algostack gateway`` (simulated account),
+where the kill leaves intents and reports in flight."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from algostack.adapters.artifacts.export import write_fold
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.broker import SimBroker
+from algostack.adapters.nats import orders
 from algostack.adapters.nats.bus import BusMessage, NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.adapters.storage import LocalDirStore
@@ -79,9 +84,7 @@ async def reference_fills(bars: list[Bar]) -> list[tuple[str, int, int, float]]:
     return [(f.side.value, f.qty, f.ts, round(f.price, 6)) for f in broker.fills]
 
 
-def start_trader(
-    server: EmbeddedNats, bucket: Path, journal: Path, log: Path
-) -> subprocess.Popen[bytes]:
+def _env(server: EmbeddedNats) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ALGOSTACK_NATS_USER=server.user,
@@ -89,12 +92,27 @@ def start_trader(
         ALGOSTACK_ENV="local",
         ALGOSTACK_LOG_LEVEL="INFO",
     )
+    return env
+
+
+def start_trader(
+    server: EmbeddedNats, bucket: Path, journal: Path, log: Path, broker: str = "sim"
+) -> subprocess.Popen[bytes]:
     cmd = [
         str(Path(sys.executable).parent / "algostack"), "trade",
         "--model", PREFIX, "--bucket", str(bucket), "--journal-dir", str(journal),
-        "--nats-url", server.url, "--broker", "sim",
+        "--nats-url", server.url, "--broker", broker,
     ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+    return subprocess.Popen(cmd, env=_env(server), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+
+
+def start_gateway(server: EmbeddedNats, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``algostack gateway`` with the simulated account (1 bp slippage, as the trader's sim)."""
+    cmd = [
+        str(Path(sys.executable).parent / "algostack"), "gateway", "--broker", "sim",
+        "--state-dir", str(state), "--nats-url", server.url, "--slippage-bps", "1.0",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, env=_env(server), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
 
 async def wait_for(
@@ -108,10 +126,15 @@ async def wait_for(
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.parametrize("broker", ["sim", "gateway"])
 async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_bar(
-    embedded_nats: EmbeddedNats, bus: NatsBus, tmp_path: Path
+    embedded_nats: EmbeddedNats, bus: NatsBus, tmp_path: Path, broker: str
 ) -> None:
     bucket, journal, log = tmp_path / "bucket", tmp_path / "journal", tmp_path / "trader.log"
+    await bus.delete_stream_if_exists(orders.STREAM)
+    gateway = None
+    if broker == "gateway":
+        gateway = start_gateway(embedded_nats, tmp_path / "gw", tmp_path / "gateway.log")
     write_fold(LocalDirStore(bucket), KEY, fold_bytes())
     bars = session_bars()
     key = ModelSpec("sma", "AAPL", "model_1", 1).key
@@ -127,7 +150,7 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
     await bus.subscribe(trader_subject("local", key, "decision"), on_decision)
     await bus.subscribe(trader_subject("local", key, "heartbeat"), on_beat)
 
-    proc = start_trader(embedded_nats, bucket, journal, log)
+    proc = start_trader(embedded_nats, bucket, journal, log, broker)
     try:
         await wait_for(lambda: bool(beats), proc=proc)  # consumer bound, trading
         for b in bars[:KILL_AFTER]:
@@ -142,7 +165,7 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
         await bus.flush_acks()
 
         beats.clear()
-        proc = start_trader(embedded_nats, bucket, journal, log)
+        proc = start_trader(embedded_nats, bucket, journal, log, broker)
         await wait_for(lambda: bool(beats), proc=proc)
         rows_path = journal / key / decisions_file_name(DAY)
 
@@ -150,12 +173,19 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
             return rows_path.read_text().count("\n") - 1 >= N_BARS
 
         await wait_for(all_decided, proc=proc)
+        if broker == "gateway":  # the last fills come as reports: let them be booked
+            await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log.read_text()[-2000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        for p in (proc, gateway):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
 
     text = (journal / key / decisions_file_name(DAY)).read_text()
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -163,6 +193,8 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
     fills = read_journal_fills(journal / key, DAY)
     cids = [f.client_order_id for f in fills]
     assert len(cids) == len(set(cids)) and len(cids) >= 6  # every order once
+    prefix = ("gw-", "x-") if broker == "gateway" else ("sim-",)
+    assert all(f.broker_order_id.startswith(prefix) for f in fills)
     expected = await reference_fills(bars)
     got = [(f.side.value, f.qty, f.ts, round(f.price, 6)) for f in fills]
     assert got == expected[: len(got)] and len(expected) - len(got) <= 1  # last may be open

@@ -293,8 +293,10 @@ class GatewayBroker:
 
     async def _on_report(self, msg: Any) -> None:
         seq = msg.metadata.sequence.stream
-        if seq <= self._checkpoint:
-            return  # covered by a commit whose ack was lost
+        if seq <= self._checkpoint:  # covered by a commit whose ack was lost: ack it now
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await msg.ack()
+            return
         try:
             report = decode_report(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
