@@ -392,3 +392,22 @@ async def test_reconciliation_difference_halts_the_symbol_and_names_the_figures(
     await desk.until(lambda: desk.filled("m-AAPL") == 0)
     await wait_for(lambda: desk.gateway.reconciliation.get("AAPL") == "ok", what="resumed")
     assert "AAPL" not in desk.gateway.desk.halted
+
+
+async def test_the_gateway_waits_for_the_market_stream_at_start(
+    fresh_bus: NatsBus, tmp_path: Path
+) -> None:
+    await fresh_bus.delete_stream_if_exists()  # the ingest has not created MARKET yet
+    history = BarHistory()
+    gateway = GatewayService(fresh_bus, SimVenue(history), history, state_dir=tmp_path, fsync=False)
+    starting = asyncio.create_task(gateway.start())
+    await asyncio.sleep(0.5)
+    assert not starting.done()
+    await fresh_bus.ensure_market_stream()
+    await asyncio.wait_for(starting, 10)
+    try:
+        assert gateway.ready.is_set()
+        await fresh_bus.publish_events([bar("AAPL", 1, 100.0)])
+        await wait_for(lambda: history.last("AAPL") is not None, what="bars followed")
+    finally:
+        await gateway.shutdown()

@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 import nats.errors
+import nats.js.errors
 
 from algostack.adapters.nats import orders as channel
 from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
@@ -57,6 +58,8 @@ STATUS_EVERY_S = 1.0
 _NONE: frozenset[str] = frozenset()
 MSG_IDS_KEPT = 100_000
 """Message ids remembered to drop the second copy of an intent (live and durable paths)."""
+MARKET_WAIT_S = 60.0
+"""How long the gateway waits at start for the ingest to create the MARKET stream."""
 SAVE_AFTER_S = 0.05
 """How soon the state is saved after fills were booked (coalesced; not write-ahead)."""
 
@@ -206,16 +209,19 @@ class GatewayService:
             if type(event) is Bar:
                 await self.on_bar(event)
 
-        for attempt in range(600):  # the ingest creates the stream; wait for it (bounded)
+        async def subscribe() -> Subscription:
             try:
-                sub = await self.bus.ordered_subscribe([codec.subject_for("bars", ">")], on_bar)
-                break
-            except Exception as exc:  # NotFoundError until the stream exists
-                if attempt == 0:
-                    log.info("waiting for the MARKET stream: %s", exc)
-                await asyncio.sleep(0.1)
-        else:
-            raise RetryableError("the MARKET stream did not appear within 60 s")
+                return await self.bus.ordered_subscribe([codec.subject_for("bars", ">")], on_bar)
+            except nats.js.errors.NotFoundError as exc:  # the ingest creates the stream
+                raise RetryableError("the MARKET stream does not exist yet") from exc
+
+        def on_retry(n: int, exc: BaseException, delay: float) -> None:
+            if n == 1:
+                log.info("waiting for the MARKET stream: %s", exc)
+
+        sub = await retry_async(
+            subscribe, backoff=Backoff(0.1, 1.5, 1.0), deadline_s=MARKET_WAIT_S, on_retry=on_retry
+        )
         self._subs.append(sub)
 
     def _restore(self, saved: GatewayState) -> None:
