@@ -73,3 +73,22 @@ async def retry_async(
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             await sleep(delay)
+
+
+async def sleep_unless(
+    event: asyncio.Event,
+    delay: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """Sleep ``delay`` through ``sleep``, ending early when ``event`` is set; True when it is
+    (a reconnect loop's wait that a ``stop()`` cuts short)."""
+    sleeper = asyncio.ensure_future(sleep(delay))
+    setter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({sleeper, setter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (sleeper, setter):
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(sleeper, setter, return_exceptions=True)
+    return event.is_set()

@@ -59,3 +59,20 @@ async def test_retry_async_gives_up_at_deadline_and_honours_retry_after() -> Non
             fn, backoff=Backoff(cap=1), deadline_s=200, sleep=sleep, clock=lambda: now
         )
     assert slept == [90, 90]
+
+
+async def test_sleep_unless_ends_when_the_event_is_set() -> None:
+    import asyncio
+
+    from algostack.core.backoff import sleep_unless
+
+    slept: list[float] = []
+
+    async def fake_sleep(d: float) -> None:
+        slept.append(d)
+        await asyncio.sleep(0)
+
+    event = asyncio.Event()
+    assert await sleep_unless(event, 2.0, fake_sleep) is False and slept == [2.0]
+    event.set()
+    assert await asyncio.wait_for(sleep_unless(event, 3600.0), 1.0) is True

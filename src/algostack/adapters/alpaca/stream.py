@@ -44,7 +44,7 @@ from algostack.adapters.alpaca.historical import (
     HistoricalBars,
 )
 from algostack.core import sessions
-from algostack.core.backoff import Backoff, retry_async
+from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts, validate_symbol
 from algostack.core.source import SourceStats
 from algostack.errors import AlgostackError, AuthError, ConfigError
@@ -257,7 +257,7 @@ class AlpacaStreamSource:
                 "alpaca stream reconnecting",
                 extra={"fields": {"delay_s": round(delay, 3), "attempt": self._backoff.attempt}},
             )
-            if await self._wait_or_closed(delay):
+            if await sleep_unless(self._closed, delay, self._sleep):
                 break
 
     async def aclose(self) -> None:
@@ -455,19 +455,6 @@ class AlpacaStreamSource:
             # Closing a broken socket may fail; it is gone either way.
             with contextlib.suppress(Exception):
                 await ws.close()
-
-    async def _wait_or_closed(self, delay: float) -> bool:
-        """Sleep ``delay`` through the injected sleep; True when closed meanwhile."""
-        sleeper = asyncio.ensure_future(self._sleep(delay))
-        closer = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait({sleeper, closer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, closer):
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(sleeper, closer, return_exceptions=True)
-        return self._closed.is_set()
 
     # --- backfill -----------------------------------------------------------------------------
 

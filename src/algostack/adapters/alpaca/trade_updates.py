@@ -28,7 +28,7 @@ import msgspec
 from websockets.exceptions import WebSocketException
 
 from algostack.adapters.alpaca.wire import rfc3339_to_ns
-from algostack.core.backoff import Backoff
+from algostack.core.backoff import Backoff, sleep_unless
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class TradeUpdatesStream:
             delay = self._backoff.next_delay()
             self.reconnects += 1
             log.info("trade_updates reconnecting in %.3f s", delay)
-            if await self._wait_or_stopped(delay):
+            if await sleep_unless(self._stopped, delay, self._sleep):
                 break
 
     def stop(self) -> None:
@@ -351,16 +351,3 @@ class TradeUpdatesStream:
             # Closing a broken socket may fail; it is gone either way.
             with contextlib.suppress(Exception):
                 await ws.close()
-
-    async def _wait_or_stopped(self, delay: float) -> bool:
-        """Sleep ``delay`` through the injected sleep; True when stopped meanwhile."""
-        sleeper = asyncio.ensure_future(self._sleep(delay))
-        stopper = asyncio.ensure_future(self._stopped.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, stopper):
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(sleeper, stopper, return_exceptions=True)
-        return self._stopped.is_set()
