@@ -25,7 +25,7 @@ Scenarios, each on a fresh server, gateway and fake:
 3. ``raw_rtt``: nats-py request/reply round trips on the same server, same run.
 
 The gateway process also stamps, per venue order, when JetStream stored the batch's last
-intent (from the delivery's reply subject), when the pull fetch returned it, when the
+intent (from the delivery's reply subject), when its push consumer delivered it, when the
 batch closed, and when ``venue.place`` started and returned, and times every state save;
 the table splits the latency in those stages. Last line: JSON (``burst_p99_us`` ...).
 
@@ -151,14 +151,10 @@ async def gateway_role(nats_url: str, rest_url: str, stream_url: str, state_dir:
     class StampingGateway(GatewayService):
         async def _on_intent(self, msg: Any) -> None:
             cid = msg.headers.get("Nats-Msg-Id", "") if msg.headers else ""
+            fetched.setdefault(cid, time.time_ns())
             # Reply subject: $JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>
             stored[cid] = int(msg.reply.split(".")[7])
             await super()._on_intent(msg)
-
-        async def _take(self, subject: str, data: bytes, headers: Any) -> None:
-            cid = headers.get("Nats-Msg-Id", "") if headers else ""
-            fetched.setdefault(cid, time.time_ns())  # the first path to bring it (live, mostly)
-            await super()._take(subject, data, headers)
 
         def take_intent(self, subject: str, data: bytes) -> list[Any]:
             out = super().take_intent(subject, data)
@@ -645,7 +641,7 @@ async def tick_to_broker(seconds: float, rtt_n: int, nagle: bool) -> dict[str, A
 STAGES = {
     "recv_to_decided": "ingest frame -> trader decided (tick only)",
     "to_stored": "model submit -> intent stored in ORDERS",
-    "stored_to_fetched": "stored -> gateway has it (live path: < 0)",
+    "stored_to_fetched": "stored -> gateway has it (push consumer)",
     "fetched_to_closed": "fetched -> batch closed (intake)",
     "closed_to_place": "closed -> venue.place (saves, dispatch)",
     "place_to_fake": "venue.place -> fake took the POST",

@@ -92,6 +92,31 @@ async def test_alpaca_429_before_processing_is_retried_once(fake: FakeAlpacaTrad
     assert len(fake.orders()) == 1
 
 
+async def test_alpaca_429_retry_after_is_honoured(fake: FakeAlpacaTrading) -> None:
+    slept: list[float] = []
+
+    async def sleep(d: float) -> None:
+        slept.append(d)
+
+    fake.inject(429, "POST", "/v2/orders", retry_after=7)
+    broker = _broker(fake, sleep=sleep)
+    ack = await broker.submit(_intent(3))
+    assert ack.accepted and len(fake.orders()) == 1
+    assert slept == [7.0]  # the server's wait, not the client's (0 s here)
+
+
+async def test_alpaca_429_storm_past_the_resends_is_retryable_and_places_nothing(
+    fake: FakeAlpacaTrading,
+) -> None:
+    for _ in range(4):
+        fake.inject(429, "POST", "/v2/orders")
+    broker = _broker(fake)
+    with pytest.raises(RetryableError, match="HTTP 429"):
+        await broker.submit(_intent(3))
+    assert fake.count("POST", "/v2/orders") == 4  # the first try and 3 resends
+    assert fake.orders() == []
+
+
 async def test_alpaca_500_after_processing_resolved_by_lookup(fake: FakeAlpacaTrading) -> None:
     fake.inject(500, "POST", "/v2/orders", after=True)
     broker = _broker(fake)

@@ -63,6 +63,8 @@ class Injected:
     path: str
     after: bool = False
     """When True the request is processed (an order is stored) before the error is sent."""
+    retry_after: float | None = None
+    """Sent as the ``Retry-After`` header when given."""
 
 
 @dataclass
@@ -206,12 +208,19 @@ class FakeAlpacaTrading:
             self.now += timedelta(seconds=seconds)
 
     def inject(
-        self, status: int, method: str = "POST", path: str = "/v2/orders", *, after: bool = False
+        self,
+        status: int,
+        method: str = "POST",
+        path: str = "/v2/orders",
+        *,
+        after: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         """Answer the next ``method path`` request with ``status`` once (``after``: process it
-        first, as a gateway timeout after the order reached the exchange would)."""
+        first, as a gateway timeout after the order reached the exchange would), with a
+        ``Retry-After`` header when ``retry_after`` is given."""
         with self.lock:
-            self.state.inject.append(Injected(status, method, path, after))
+            self.state.inject.append(Injected(status, method, path, after, retry_after))
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """Requests received, optionally only those of one method and/or path."""
@@ -868,7 +877,11 @@ class _Handler(BaseHTTPRequestHandler):
             if injected is not None:
                 fake.state.inject.remove(injected)
                 if not injected.after:
-                    self._send(injected.status, {"message": f"injected {injected.status}"})
+                    self._send(
+                        injected.status,
+                        {"message": f"injected {injected.status}"},
+                        injected.retry_after,
+                    )
                     return
             try:
                 body = json.loads(raw) if raw else None
@@ -876,17 +889,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"code": 40010000, "message": "request body format is invalid"})
                 return
             status, payload = fake.handle(method, parts.path, parse_qs(parts.query), body)
+            retry_after = None
             if injected is not None:
                 status, payload = injected.status, {"message": f"injected {injected.status}"}
+                retry_after = injected.retry_after
             # Encoded under the lock: the payload may be a live order another thread fills.
             data = b"" if payload is None else json.dumps(payload).encode()
-        self._send_bytes(status, data)
+        self._send_bytes(status, data, retry_after)
 
-    def _send(self, status: int, payload: Any) -> None:
-        self._send_bytes(status, b"" if payload is None else json.dumps(payload).encode())
+    def _send(self, status: int, payload: Any, retry_after: float | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self._send_bytes(status, data, retry_after)
 
-    def _send_bytes(self, status: int, data: bytes) -> None:
+    def _send_bytes(self, status: int, data: bytes, retry_after: float | None = None) -> None:
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", f"{retry_after:g}")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

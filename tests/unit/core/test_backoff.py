@@ -76,3 +76,20 @@ async def test_sleep_unless_ends_when_the_event_is_set() -> None:
     assert await sleep_unless(event, 2.0, fake_sleep) is False and slept == [2.0]
     event.set()
     assert await asyncio.wait_for(sleep_unless(event, 3600.0), 1.0) is True
+
+
+async def test_retry_async_stops_after_max_attempts_within_the_deadline() -> None:
+    calls = 0
+    slept: list[float] = []
+
+    async def fn() -> None:
+        nonlocal calls
+        calls += 1
+        raise RetryableError(f"429 #{calls}")
+
+    async def sleep(d: float) -> None:
+        slept.append(d)
+
+    with pytest.raises(RetryableError, match="429 #4"):
+        await retry_async(fn, backoff=Backoff(base=0), deadline_s=1000, max_attempts=4, sleep=sleep)
+    assert calls == 4 and len(slept) == 3

@@ -157,7 +157,8 @@ def test_nats_roles_subjects_match_the_services_that_use_them() -> None:
     assert status_subject("qa") in gateway["publish"]["allow"]
     assert "orders.report.>" in gateway["publish"]["allow"]
     assert f"$JS.ACK.{orders.STREAM}.{orders.GATEWAY_CONSUMER}.>" in gateway["publish"]["allow"]
-    assert "orders.intent.>" in gateway["subscribe"]["allow"]  # the live intent path
+    # Intents come only through the durable consumer: no core subscription to them.
+    assert "orders.intent.>" not in gateway["subscribe"]["allow"]
     trader = node.nats_permissions("trader", "qa")
     assert orders.intent_subject("xgb-SPY-model_7").startswith("orders.intent.")
     assert "orders.intent.>" in trader["publish"]["allow"]

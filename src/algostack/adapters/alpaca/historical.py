@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import msgspec
 
+from algostack.adapters.alpaca.rest import RestSession
 from algostack.adapters.alpaca.wire import ns_to_rfc3339, rfc3339_to_ns
 from algostack.core.market import Bar
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 from algostack.logs import truncate
-
-if TYPE_CHECKING:
-    import aiohttp
 
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 PAGE_LIMIT = 10_000
@@ -93,14 +91,13 @@ class AlpacaHistoricalBars:
         """Keep the credentials; the HTTP session opens on first use."""
         if not key_id or not secret_key:
             raise ConfigError("missing Alpaca keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY")
-        self._headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
-        self._url = base_url.rstrip("/") + "/v2/stocks/bars"
+        self._rest = RestSession(
+            base_url.rstrip("/") + "/v2", key_id, secret_key, timeout_s=timeout_s
+        )
         # The test stream's symbol has no history; asking with feed=test is a 4xx.
         self._feed = "iex" if feed == "test" else feed
-        self._timeout_s = timeout_s
         self._max_pages = max_pages
         self._page_limit = page_limit
-        self._session: aiohttp.ClientSession | None = None
         self.requests = 0
 
     async def minute_bars(self, symbols: Sequence[str], start_ns: int, end_ns: int) -> list[Bar]:
@@ -109,14 +106,8 @@ class AlpacaHistoricalBars:
         Raises ``RetryableError`` on 429/5xx/network failures (``retry_after`` from the
         reply when given), ``AuthError`` on 401/403, ``DataError`` on a malformed reply.
         """
-        import aiohttp
-
         if not symbols or end_ns <= start_ns:
             return []
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
-            )
         params = {
             "symbols": ",".join(symbols),
             "timeframe": "1Min",
@@ -141,24 +132,19 @@ class AlpacaHistoricalBars:
         return out
 
     async def _get(self, params: dict[str, str]) -> bytes:
-        import aiohttp
-
-        assert self._session is not None
         self.requests += 1
-        try:
-            async with self._session.get(self._url, params=params) as resp:
-                body = await resp.read()
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise RetryableError(f"historical bars request failed: {exc!r}") from exc
+        reply = await self._rest.call(
+            "GET", "/stocks/bars", params=params, what="historical bars request"
+        )
+        status = reply.status
+        body = reply.body
         if status == 200:
             return body
         detail = truncate(body, 120)
         if status == 429:
-            wait = float(retry_after) if retry_after and _is_number(retry_after) else None
             raise RetryableError(
-                f"historical bars rate limited (429): {detail}", retry_after=wait or 1.0
+                f"historical bars rate limited (429): {detail}",
+                retry_after=reply.retry_after or 1.0,
             )
         if status >= 500:
             raise RetryableError(f"historical bars server error {status}: {detail}")
@@ -171,9 +157,7 @@ class AlpacaHistoricalBars:
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._rest.close()
 
     async def __aenter__(self) -> AlpacaHistoricalBars:
         return self
@@ -185,11 +169,3 @@ class AlpacaHistoricalBars:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

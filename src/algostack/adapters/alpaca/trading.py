@@ -1,40 +1,46 @@
-"""The Alpaca trading REST client of the execution gateway (alpaca-py's ``TradingClient``).
+"""The Alpaca trading REST client of the execution gateway (aiohttp on the event loop).
 
 Paper by default; live needs ``live=True`` (and ``paper=False``) and live keys, and paper
 refuses live keys (DESIGN.md 3.5): paper key ids start with ``PK``, live ones with ``AK``,
 and the account number is checked again at the first call (paper accounts start ``PA``).
-Every order carries a deterministic ``client_order_id`` (the gateway's batch id); alpaca-py
-re-sends POST /orders on 429/504, and a resend of an order that did reach Alpaca answers 422
-``client_order_id must be unique`` (code 40010001), which is resolved by looking the order
-up by its client id, so no batch ever becomes two orders. REST calls share a token bucket
-under Alpaca's 200 requests/minute. alpaca-py is synchronous: calls run in a thread. Fills
-come from the ``trade_updates`` stream (``trade_updates.py``), not from polling.
+Every order carries a deterministic ``client_order_id`` (the gateway's batch id). A 429 or
+504 is sent again (``Retry-After`` honoured, through ``retry_async``), as alpaca-py does; a
+resend of an order that did reach Alpaca answers 422 ``client_order_id must be unique``
+(code 40010001), resolved by looking the order up by its client id, so no batch ever
+becomes two orders. REST calls share a token bucket under Alpaca's 200 requests/minute.
+
+Why not alpaca-py's ``TradingClient``: it is synchronous, so every call took a worker-thread
+hop and built pydantic models, ~0.5 ms of the order path's latency (docs/performance.md);
+these six routes are small, and ``tests/integration/test_fake_alpaca_trading_rules.py``
+holds the fake to what alpaca-py itself sends and parses. Fills come from the
+``trade_updates`` stream (``trade_updates.py``), not from polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
-import requests
-from alpaca.common.exceptions import APIError
-from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.models import Order, TradeAccount
-from alpaca.trading.models import Position as AlpacaPosition
-from alpaca.trading.requests import MarketOrderRequest
 
+from algostack.adapters.alpaca.rest import Reply, RestSession
 from algostack.adapters.alpaca.wire import rfc3339_to_ns
+from algostack.core.backoff import Backoff, retry_async
 from algostack.core.desk_risk import AccountView
+from algostack.core.market import ts_to_datetime
 from algostack.core.orders import OrderAck, OrderIntent, OrderStatus
 from algostack.core.ratelimit import TokenBucket
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
+from algostack.logs import truncate
 
+PAPER_REST_URL = "https://paper-api.alpaca.markets"
+LIVE_REST_URL = "https://api.alpaca.markets"
+RESEND_STATUSES = frozenset({429, 504})
+"""Answers after which a request is sent again (alpaca-py's ``retry_exception_codes``)."""
+RESENDS = 3
 DUPLICATE_CODE = 40010001
 DUPLICATE_MESSAGE = "client_order_id must be unique"
 
@@ -99,20 +105,93 @@ def _fill_activity(a: _WActivity) -> FillActivity:
     )
 
 
-def _error_parts(exc: APIError) -> tuple[int, int | None, str]:
-    status = exc.status_code or 0
+class BrokerOrder(msgspec.Struct, frozen=True):
+    """An order as Alpaca holds it (the fields the gateway reads)."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    """Alpaca's order status as sent (``new``, ``filled``, ``canceled``, ...)."""
+    qty: int
+    filled_qty: int
+    filled_avg_price: float
+    ts: int
+    """UTC ns of ``filled_at``, else ``updated_at``."""
+
+
+class _WOrder(msgspec.Struct):
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    updated_at: str
+    qty: str | None = None
+    filled_qty: str | None = None
+    filled_avg_price: str | None = None
+    filled_at: str | None = None
+
+
+class _WAccount(msgspec.Struct):
+    account_number: str
+    equity: str | None = None
+    buying_power: str | None = None
+    pattern_day_trader: bool = False
+    daytrade_count: int = 0
+    trading_blocked: bool = False
+    account_blocked: bool = False
+
+
+class _WPosition(msgspec.Struct):
+    symbol: str
+    qty: str
+    side: str = "long"
+
+
+class _WClock(msgspec.Struct):
+    timestamp: str
+
+
+class _WError(msgspec.Struct):
+    code: int | None = None
+    message: str = ""
+
+
+def _order(w: _WOrder) -> BrokerOrder:
+    return BrokerOrder(
+        id=w.id,
+        client_order_id=w.client_order_id,
+        symbol=w.symbol,
+        side=w.side,
+        status=w.status,
+        qty=int(float(w.qty or 0)),
+        filled_qty=int(float(w.filled_qty or 0)),
+        filled_avg_price=float(w.filled_avg_price or 0.0),
+        ts=rfc3339_to_ns(w.filled_at or w.updated_at),
+    )
+
+
+def _decode(what: str, reply: Reply, typ: Any) -> Any:
     try:
-        body = json.loads(str(exc))
-    except ValueError:
-        return status, None, str(exc)[:200]
-    if not isinstance(body, dict):
-        return status, None, str(body)[:200]
-    code = body.get("code")
-    return status, code if isinstance(code, int) else None, str(body.get("message", ""))[:200]
+        return msgspec.json.decode(reply.body, type=typ)
+    except (msgspec.MsgspecError, ValueError) as exc:
+        raise DataError(
+            f"alpaca {what}: unexpected reply ({exc}): {truncate(reply.body)}"
+        ) from None
 
 
-def _status(order: Order) -> OrderStatus:
-    raw = str(getattr(order.status, "value", order.status))
+def _error(reply: Reply) -> tuple[int | None, str]:
+    """Alpaca's error ``code`` and ``message`` (the raw body when it is not JSON)."""
+    try:
+        err = msgspec.json.decode(reply.body, type=_WError)
+    except (msgspec.MsgspecError, ValueError):
+        return None, truncate(reply.body, 200)
+    return err.code, err.message[:200]
+
+
+def _status(raw: str) -> OrderStatus:
     if raw == "filled":
         return OrderStatus.FILLED
     if raw == "partially_filled":
@@ -138,42 +217,75 @@ class AlpacaBroker:
         rate_per_min: float = 180,
         burst: float = 20,
         retry_wait_s: float = 3.0,
+        timeout_s: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         check_keys(key_id, paper=paper, live=live)
         self.live = live
-        self._client = TradingClient(key_id, secret_key, paper=not live, url_override=url)
-        # alpaca-py sleeps this long (in our worker thread) before each of its 429/504 retries.
-        self._client._retry_wait = retry_wait_s  # type: ignore[assignment]
+        base = url or (LIVE_REST_URL if live else PAPER_REST_URL)
+        self._rest = RestSession(base.rstrip("/") + "/v2", key_id, secret_key, timeout_s=timeout_s)
+        self._retry_wait_s = retry_wait_s
         self.bucket = TokenBucket(rate_per_min, burst, clock=clock)
         self._sleep = sleep
+        self._clock = clock
         self._account_checked = False
         self.requests = 0
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """One REST call in a worker thread, within the shared request budget (calls run
-        concurrently: requests' connection pool is thread-safe)."""
-        await self.bucket.acquire(sleep=self._sleep)
-        self.requests += 1
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except requests.RequestException as exc:
-            raise RetryableError(f"alpaca {what}: {type(exc).__name__}: {exc}") from exc
-        except APIError as exc:
-            status, _code, message = _error_parts(exc)
-            if status == 401:
-                raise AuthError(f"alpaca {what}: credentials refused ({message})") from exc
-            if status == 429 or status >= 500:
-                raise RetryableError(f"alpaca {what}: HTTP {status} {message}") from exc
-            raise
+    async def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Reply:
+        """One REST call within the shared request budget, sent again after a 429/504;
+        ``RetryableError`` for no answer, a 429/504 past the resends, or a 5xx;
+        ``AuthError`` for 401. Other statuses are the caller's to read."""
+
+        async def once() -> Reply:
+            await self.bucket.acquire(sleep=self._sleep)
+            self.requests += 1
+            reply = await self._rest.call(method, path, params=params, body=body, what=what)
+            if reply.status in RESEND_STATUSES:
+                raise RetryableError(
+                    f"alpaca {what}: HTTP {reply.status} {_error(reply)[1]}",
+                    retry_after=reply.retry_after,
+                )
+            return reply
+
+        wait = self._retry_wait_s
+        reply = await retry_async(
+            once,
+            backoff=Backoff(base=wait, factor=1.0, cap=wait, floor=wait),
+            deadline_s=RESENDS * wait + 60.0,
+            max_attempts=RESENDS + 1,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+        if reply.status == 401:
+            raise AuthError(f"alpaca {what}: credentials refused ({_error(reply)[1]})")
+        if reply.status >= 500:
+            raise RetryableError(f"alpaca {what}: HTTP {reply.status} {_error(reply)[1]}")
+        return reply
+
+    async def _get(
+        self, what: str, path: str, typ: Any, params: dict[str, str] | None = None
+    ) -> Any:
+        reply = await self._call(what, "GET", path, params=params)
+        if reply.status != 200:
+            code, message = _error(reply)
+            raise FatalError(f"alpaca {what}: HTTP {reply.status} {code}: {message}")
+        return _decode(what, reply, typ)
 
     async def _ensure_account(self) -> None:
         if self._account_checked:
             return
-        acct: TradeAccount = await self._call("get account", self._client.get_account)
+        acct: _WAccount = await self._get("get account", "/account", _WAccount)
         is_paper = acct.account_number.startswith("PA")
         if self.live and is_paper:
             raise ConfigError("live mode, but the keys belong to a paper account (PA...)")
@@ -197,78 +309,79 @@ class AlpacaBroker:
                 message=f"qty must be a positive whole number of shares, got {intent.qty}",
             )
         await self._ensure_account()
-        request = MarketOrderRequest(
-            symbol=intent.symbol,
-            qty=intent.qty,
-            side=OrderSide(intent.side.value),
-            time_in_force=TimeInForce.DAY,
-            client_order_id=cid,
+        body = _ORDER_ENC.encode(
+            {
+                "symbol": intent.symbol,
+                "qty": str(intent.qty),
+                "side": intent.side.value,
+                "type": "market",
+                "time_in_force": "day",
+                "client_order_id": cid,
+            }
         )
         try:
-            order: Order = await self._call("submit order", self._client.submit_order, request)
-        except APIError as exc:
-            status, code, message = _error_parts(exc)
-            if status == 422 and code == DUPLICATE_CODE and DUPLICATE_MESSAGE in message:
-                found = await self.order_by_client_id(cid)
-                if found is None:
-                    raise RetryableError(
-                        f"alpaca says {cid} exists but cannot find it; retry later"
-                    ) from exc
-                return _ack(found, duplicate=True, message=message)
-            return OrderAck(
-                client_order_id=cid,
-                broker_order_id="",
-                status=OrderStatus.REJECTED,
-                message=f"alpaca rejected the order: HTTP {status} {code}: {message}",
-            )
+            reply = await self._call("submit order", "POST", "/orders", body=body)
         except RetryableError:
             # The order may have reached Alpaca before the failure: ask before giving up.
             found = await self.order_by_client_id(cid)
             if found is None:
                 raise
             return _ack(found, duplicate=False, message="resolved by client id lookup")
-        return _ack(order, duplicate=False)
+        if reply.status == 200:
+            return _ack(_order(_decode("submit order", reply, _WOrder)), duplicate=False)
+        code, message = _error(reply)
+        if reply.status == 422 and code == DUPLICATE_CODE and DUPLICATE_MESSAGE in message:
+            found = await self.order_by_client_id(cid)
+            if found is None:
+                raise RetryableError(f"alpaca says {cid} exists but cannot find it; retry later")
+            return _ack(found, duplicate=True, message=message)
+        return OrderAck(
+            client_order_id=cid,
+            broker_order_id="",
+            status=OrderStatus.REJECTED,
+            message=f"alpaca rejected the order: HTTP {reply.status} {code}: {message}",
+        )
 
-    async def order_by_client_id(self, cid: str) -> Order | None:
+    async def order_by_client_id(self, cid: str) -> BrokerOrder | None:
         """The order Alpaca holds under client order id ``cid``; None when it has none."""
-        try:
-            order: Order = await self._call(
-                "get order by client id", self._client.get_order_by_client_id, cid
-            )
-        except APIError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
-        return order
+        what = "get order by client id"
+        reply = await self._call(
+            what, "GET", "/orders:by_client_order_id", params={"client_order_id": cid}
+        )
+        if reply.status == 404:
+            return None
+        if reply.status != 200:
+            code, message = _error(reply)
+            raise FatalError(f"alpaca {what}: HTTP {reply.status} {code}: {message}")
+        return _order(_decode(what, reply, _WOrder))
 
     # -- account ---------------------------------------------------------------------------
 
     async def clock(self) -> datetime:
         """The broker's current time (``GET /v2/clock``)."""
-        clock = await self._call("get clock", self._client.get_clock)
-        ts: datetime = clock.timestamp
-        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        clock: _WClock = await self._get("get clock", "/clock", _WClock)
+        try:
+            return ts_to_datetime(rfc3339_to_ns(clock.timestamp))
+        except ValueError as exc:
+            raise DataError(f"alpaca get clock: {exc}") from None
 
     async def positions(self) -> dict[str, int]:
         """Signed shares per symbol held by the account."""
-        raw: list[AlpacaPosition] = await self._call(
-            "get positions", self._client.get_all_positions
-        )
+        raw: list[_WPosition] = await self._get("get positions", "/positions", list[_WPosition])
         out = {}
         for p in raw:
             qty = abs(int(float(p.qty)))
-            side = str(getattr(p.side, "value", p.side))
-            out[p.symbol] = -qty if side == "short" else qty
+            out[p.symbol] = -qty if p.side == "short" else qty
         return dict(sorted(out.items()))
 
     async def account_view(self) -> AccountView:
         """Equity, buying power and the pattern-day-trader state of the account."""
-        acct: TradeAccount = await self._call("get account", self._client.get_account)
+        acct: _WAccount = await self._get("get account", "/account", _WAccount)
         return AccountView(
             equity=float(acct.equity or 0.0),
             buying_power=float(acct.buying_power or 0.0),
-            pattern_day_trader=bool(acct.pattern_day_trader),
-            daytrade_count=int(acct.daytrade_count or 0),
+            pattern_day_trader=acct.pattern_day_trader,
+            daytrade_count=acct.daytrade_count,
             account_number=acct.account_number,
         )
 
@@ -279,33 +392,34 @@ class AlpacaBroker:
         the ``trade_updates`` stream missed."""
         if after is not None and after.tzinfo is None:
             raise ValueError(f"naive datetime {after!r}: attach a time zone")
-        params: dict[str, Any] = {"direction": "asc", "page_size": page_size}
+        params: dict[str, str] = {"direction": "asc", "page_size": str(page_size)}
         if after is not None:
             params["after"] = after.isoformat()
         out: list[FillActivity] = []
+        what = "get fill activities"
         while True:
-            page = await self._call(
-                "get fill activities", self._client.get, "/account/activities/FILL", dict(params)
-            )
+            acts = await self._get(what, "/account/activities/FILL", list[_WActivity], dict(params))
             try:
-                acts = msgspec.convert(page, list[_WActivity])
                 out.extend(_fill_activity(a) for a in acts)
-            except (msgspec.ValidationError, ValueError) as exc:
-                raise DataError(f"alpaca fill activities: unexpected reply: {exc}") from None
+            except ValueError as exc:
+                raise DataError(f"alpaca {what}: unexpected reply: {exc}") from None
             if len(acts) < page_size:
                 return out
             params["page_token"] = acts[-1].id
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        await asyncio.to_thread(self._client._session.close)
+        await self._rest.close()
 
 
-def _ack(order: Order, *, duplicate: bool, message: str = "") -> OrderAck:
+_ORDER_ENC = msgspec.json.Encoder()
+
+
+def _ack(order: BrokerOrder, *, duplicate: bool, message: str = "") -> OrderAck:
     return OrderAck(
         client_order_id=order.client_order_id,
-        broker_order_id=str(order.id),
-        status=_status(order),
+        broker_order_id=order.id,
+        status=_status(order.status),
         duplicate=duplicate,
         message=message,
     )

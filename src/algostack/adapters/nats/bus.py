@@ -122,6 +122,7 @@ class NatsBus:
         )
         self._gap_listeners: list[Callable[[], None]] = []
         self._closed = False
+        self._js: Any = None
 
     # -- connection -----------------------------------------------------------------------
 
@@ -298,6 +299,14 @@ class NatsBus:
     def client(self) -> Client:
         """The nats-py client, for the order channel (``orders.py``); nothing else uses it."""
         return self._nc
+
+    @property
+    def jetstream(self) -> Any:
+        """The connection's one JetStream context (its async-publish reply inbox is made
+        once, at the first ``publish_async``)."""
+        if self._js is None:
+            self._js = self._nc.jetstream()
+        return self._js
 
     @property
     def inflight(self) -> int:

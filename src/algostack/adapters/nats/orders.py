@@ -45,6 +45,8 @@ MSG_ID = "Nats-Msg-Id"
 SEND_DEADLINE_S = 120.0
 """How long the sender keeps trying to hand an intent to JetStream before giving it up."""
 SEEN_REPORTS = 100_000
+ACK_WAIT_S = 2.0
+"""How long one publish waits for JetStream's ack before the retrier tries again."""
 
 _INTENT_ENC = msgspec.msgpack.Encoder()
 _INTENT_DEC = msgspec.msgpack.Decoder(OrderIntent)
@@ -84,13 +86,16 @@ async def ensure_orders_stream(bus: NatsBus) -> None:
 async def publish(bus: NatsBus, subject: str, payload: bytes, msg_id: str) -> bool:
     """Store one message with a JetStream ack; True when the server saw ``msg_id`` before.
 
-    Raises ``RetryableError`` when the server did not ack (timeout, no responders, a
-    disconnect): the caller's retrier tries again with the same id, which cannot double it.
+    Sent with ``publish_async`` (a plain publish with a reply inbox: no request round of
+    its own) and its ack awaited; raises ``RetryableError`` when the server did not ack
+    (timeout, no responders, a disconnect): the caller's retrier tries again with the same
+    id, which cannot double it.
     """
     try:
-        ack = await bus.client.jetstream().publish(
-            subject, payload, stream=STREAM, headers={MSG_ID: msg_id}, timeout=2.0
+        fut = await bus.jetstream.publish_async(
+            subject, payload, stream=STREAM, headers={MSG_ID: msg_id}
         )
+        ack = await asyncio.wait_for(fut, ACK_WAIT_S)
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
         raise RetryableError(f"publish to {subject} failed: {type(exc).__name__}: {exc}") from exc
     return bool(ack.duplicate)
@@ -116,7 +121,7 @@ async def push_consumer(
         ack_wait=ack_wait_s,
         max_ack_pending=50_000,
     )
-    return await bus.client.jetstream().subscribe(
+    return await bus.jetstream.subscribe(
         subject, durable=name, stream=STREAM, cb=cb, manual_ack=True, config=config,
         pending_msgs_limit=-1,
     )  # fmt: skip
@@ -136,6 +141,7 @@ class GatewayBroker:
     ) -> None:
         self.bus = bus
         self.model = model
+        self._subject = intent_subject(model)
         self._backoff = backoff or Backoff(base=0.05, cap=2.0)
         self._deadline_s = send_deadline_s
         self._ack_wait_s = ack_wait_s
@@ -257,7 +263,7 @@ class GatewayBroker:
     async def _send(self, intent: OrderIntent) -> None:
         """Store one intent in ``ORDERS`` (retried with backoff; given up after a deadline)."""
         cid = intent.client_order_id
-        subject, payload = intent_subject(self.model), encode(intent)
+        subject, payload = self._subject, encode(intent)
 
         def on_retry(n: int, exc: BaseException, delay: float) -> None:
             log.warning(

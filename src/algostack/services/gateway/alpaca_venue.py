@@ -24,7 +24,7 @@ from algostack.adapters.alpaca.trade_updates import LIVE_URL, PAPER_URL, TradeUp
 from algostack.adapters.alpaca.trading import AlpacaBroker, check_keys
 from algostack.core.backoff import Backoff
 from algostack.core.desk_risk import AccountView
-from algostack.core.market import Bar, datetime_to_ts
+from algostack.core.market import Bar
 from algostack.core.orders import OrderIntent, OrderStatus
 from algostack.core.simfill import FillRules
 from algostack.errors import ConfigError
@@ -176,18 +176,15 @@ class AlpacaVenue:
                 log.warning("order %s is not at Alpaca: placing it again", cid)
                 await self.place(order)
                 continue
-            self._order_ids[str(found.id)] = cid
-            filled = int(float(found.filled_qty or 0))
-            avg = float(found.filled_avg_price or 0.0)
-            at = found.filled_at or found.updated_at
-            status = str(getattr(found.status, "value", found.status))
+            self._order_ids[found.id] = cid
+            status = found.status
             if self._on_update is not None:
                 await self._on_update(
                     VenueUpdate(
                         client_order_id=cid,
-                        cum_qty=filled,
-                        cum_value=filled * avg,
-                        ts=datetime_to_ts(at) if isinstance(at, datetime) else time.time_ns(),
+                        cum_qty=found.filled_qty,
+                        cum_value=found.filled_qty * found.filled_avg_price,
+                        ts=found.ts,
                         done=status in DONE,
                         reason="" if status == "filled" else f"alpaca: order {status}",
                     )

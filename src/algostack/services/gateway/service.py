@@ -1,8 +1,8 @@
 """The execution gateway: the one process per broker account that talks to the broker.
 
-Intents come from the traders on ``orders.intent.<model>``: taken as they are published
-(core NATS), and again from JetStream (durable consumer ``gateway``), which brings what the
-live path missed; the second copy of a message is dropped by its id. Each is checked
+Intents come from the traders on ``orders.intent.<model>`` through JetStream's durable
+push consumer ``gateway`` (delivered as stored, in order; acked once the state holds them;
+a redelivery is dropped as an id already seen). Each is checked
 (decodable, its model's own subject and symbol, not seen before, desk risk) and joins the
 batch of its symbol and decision bar. A batch closes when every model known to trade the
 symbol has an intent in it, or ``batch_window_s`` after its first intent; it is netted
@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -56,7 +56,6 @@ RECONCILE_EVERY_S = 5.0
 ACCOUNT_EVERY_S = 30.0
 STATUS_EVERY_S = 1.0
 _NONE: frozenset[str] = frozenset()
-MSG_IDS_KEPT = 100_000
 """Message ids remembered to drop the second copy of an intent (live and durable paths)."""
 MARKET_WAIT_S = 60.0
 """How long the gateway waits at start for the ingest to create the MARKET stream."""
@@ -149,7 +148,6 @@ class GatewayService:
         self._dirty = False
         self._save_handle: asyncio.TimerHandle | None = None
         self._last_intent: Any = None
-        self._msg_ids: OrderedDict[str, None] = OrderedDict()
         self._placing: set[asyncio.Task[None]] = set()
         self._flattening = False
         self.failure: BaseException | None = None
@@ -174,7 +172,6 @@ class GatewayService:
         await self._refresh_account()
         for key in sorted(self.open):  # batches open at the crash: their members are final
             self._close_open(key)
-        self._subs.append(await self.bus.subscribe("orders.intent.>", self._on_live_intent))
         self._psub = await channel.push_consumer(
             self.bus, channel.GATEWAY_CONSUMER, "orders.intent.>", self._on_intent
         )
@@ -265,26 +262,10 @@ class GatewayService:
 
     # -- intents ---------------------------------------------------------------------------
 
-    async def _on_live_intent(self, msg: BusMessage) -> None:
-        """An intent as it is published (core NATS): taken at once, before JetStream has
-        stored it; the durable consumer delivers it again and that copy is only acked."""
-        await self._take(msg.subject, msg.data, msg.headers)
-
     async def _on_intent(self, msg: Any) -> None:
-        """An intent from the durable consumer (in order; acked once the state holds it):
-        what the live path missed (a gateway restart, a gap) is taken here."""
+        """An intent from the durable consumer, in order (acked once the state holds it)."""
         self._last_intent = msg
-        await self._take(msg.subject, msg.data, msg.headers)
-
-    async def _take(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
-        msg_id = headers.get(channel.MSG_ID, "") if headers else ""
-        if msg_id:
-            if msg_id in self._msg_ids:
-                return  # the other path's copy
-            self._msg_ids[msg_id] = None
-            if len(self._msg_ids) > MSG_IDS_KEPT:
-                self._msg_ids.popitem(last=False)
-        reports = self.take_intent(subject, data)
+        reports = self.take_intent(msg.subject, msg.data)
         if reports:
             await self._publish(reports)
         self._wake.set()

@@ -117,7 +117,6 @@ def nats_permissions(role: str, environment: str) -> Permissions:
             "subscribe": {
                 "allow": [
                     "_INBOX.>",
-                    "orders.intent.>",  # the live path: intents as they are published
                     f"algostack.{environment}.trader.*.heartbeat",
                     kill,
                 ]
