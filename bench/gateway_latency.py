@@ -199,13 +199,7 @@ async def gateway_role(nats_url: str, rest_url: str, stream_url: str, state_dir:
     print("READY", flush=True)
     while line := await asyncio.to_thread(sys.stdin.readline):
         if line.startswith("DUMP "):
-            hops = []
-            for _ in range(300):  # the thread hop alpaca-py's calls take, on this idle loop
-                t = time.perf_counter_ns()
-                await asyncio.to_thread(int)
-                hops.append((time.perf_counter_ns() - t) / 1e3)
             doc = {
-                "thread_hop_p50_us": pct(hops, 50),
                 "closed": closed,
                 "placing": placing,
                 "placed": placed,
@@ -630,7 +624,6 @@ async def tick_to_broker(seconds: float, rtt_n: int, nagle: bool) -> dict[str, A
         "counters": gw["counters"],
         "orders": len(lat),
         "seconds": seconds,
-        "thread_hop_p50_us": gw["thread_hop_p50_us"],
         "sent": int(done[1]),
         "late_frames": int(done[3]),
         "other_cores": round(load.other_cores, 2),
@@ -698,7 +691,6 @@ def report(b: dict[str, Any], t: dict[str, Any], quick: bool, nagle: bool) -> di
             f"{r['other_cores']:.2f} cores"
         )
     print(
-        f"alpaca-py thread hop (to_thread, idle loop) p50 {t['thread_hop_p50_us']:.0f} us. "
         f"AlpacaBroker token bucket {RATE_PER_MIN:,.0f}/min here (Alpaca: 200/min; the fake "
         f"has none: a cap bounds the order rate, not one order's latency). Fake HTTP Nagle: "
         f"{'on (~40 ms per response)' if nagle else 'off'}."
@@ -724,7 +716,6 @@ def report(b: dict[str, Any], t: dict[str, Any], quick: bool, nagle: bool) -> di
         stages_tick_us=t["stages"],
         saves_burst=b["saves"],
         saves_tick=t["saves"],
-        thread_hop_p50_us=round(t["thread_hop_p50_us"], 1),
         bars_sent=t["sent"],
         late_frames=t["late_frames"],
         other_cores=[b["other_cores"], t["other_cores"]],
