@@ -1,7 +1,8 @@
 """One typed configuration object, loaded once at the entry point and passed down.
 
-Every field documents its environment variable. Adapters take arguments; they never read
-``os.environ`` themselves. Secrets are ``SecretStr`` so they never print or log.
+Every field's docstring names its environment variable; docs/configuration.md lists them.
+Adapters take arguments; they never read ``os.environ`` themselves. Secrets are
+``SecretStr`` so they never print or log.
 """
 
 from __future__ import annotations
@@ -9,40 +10,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Feed = Literal["iex", "sip", "delayed_sip", "test"]
 
 
 class AlpacaSettings(BaseSettings):
-    """Alpaca credentials and endpoints. Env: ``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``
-    (alpaca-py's names), ``ALGOSTACK_ALPACA_FEED``, ``ALGOSTACK_ALPACA_STREAM_URL``,
-    ``ALGOSTACK_ALPACA_DATA_URL``, ``ALGOSTACK_ALPACA_TRADING_URL``,
-    ``ALGOSTACK_ALPACA_TRADING_STREAM_URL``, ``ALGOSTACK_ALPACA_PAPER``,
-    ``ALGOSTACK_ALPACA_LIVE``."""
+    """Alpaca credentials and endpoints (the keys under alpaca-py's own variable names)."""
 
-    model_config = SettingsConfigDict(env_prefix="ALGOSTACK_ALPACA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALGOSTACK_ALPACA_", extra="ignore", use_attribute_docstrings=True
+    )
 
-    key_id: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("APCA_API_KEY_ID", "ALGOSTACK_ALPACA_KEY_ID")
-    )
-    secret_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("APCA_API_SECRET_KEY", "ALGOSTACK_ALPACA_SECRET_KEY"),
-    )
+    key_id: SecretStr | None = Field(default=None, validation_alias="APCA_API_KEY_ID")
+    """``APCA_API_KEY_ID``: the API key id (paper ``PK...`` or live ``AK...``)."""
+    secret_key: SecretStr | None = Field(default=None, validation_alias="APCA_API_SECRET_KEY")
+    """``APCA_API_SECRET_KEY``: the API secret."""
     feed: Feed = "iex"
+    """``ALGOSTACK_ALPACA_FEED``: the market-data feed, ``iex``, ``sip``, ``delayed_sip`` or
+    ``test`` (Alpaca's always-on test stream)."""
     stream_url: str | None = None
-    """Override of the market-data websocket URL (e.g. a local fake, or the sandbox host)."""
+    """``ALGOSTACK_ALPACA_STREAM_URL``: override of the market-data websocket URL (a local
+    fake, or the sandbox host)."""
     data_url: str | None = None
-    """Override of the historical data REST base URL."""
+    """``ALGOSTACK_ALPACA_DATA_URL``: override of the historical data REST base URL."""
     trading_url: str | None = None
-    """Override of the trading REST base URL (tests point it at the fake trading server)."""
+    """``ALGOSTACK_ALPACA_TRADING_URL``: override of the trading REST base URL (default:
+    Alpaca's paper or live endpoint)."""
     trading_stream_url: str | None = None
-    """Override of the ``trade_updates`` websocket URL (default: Alpaca's paper or live)."""
-    paper: bool = True
+    """``ALGOSTACK_ALPACA_TRADING_STREAM_URL``: override of the ``trade_updates`` websocket
+    URL (default: Alpaca's paper or live endpoint)."""
     live: bool = False
-    """Live trading needs this explicit opt-in (ALGOSTACK_ALPACA_LIVE=true) and live keys."""
+    """``ALGOSTACK_ALPACA_LIVE``: ``true`` trades the live account (with live keys); paper
+    trading otherwise. The only switch: live is never a default."""
 
     @property
     def has_keys(self) -> bool:
@@ -51,29 +52,41 @@ class AlpacaSettings(BaseSettings):
 
 
 class NatsSettings(BaseSettings):
-    """NATS connection. Env: ``ALGOSTACK_NATS_URL``, ``ALGOSTACK_NATS_USER``,
-    ``ALGOSTACK_NATS_PASSWORD``, ``ALGOSTACK_NATS_CONNECT_TIMEOUT_S``."""
+    """The NATS connection."""
 
-    model_config = SettingsConfigDict(env_prefix="ALGOSTACK_NATS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALGOSTACK_NATS_", extra="ignore", use_attribute_docstrings=True
+    )
 
     url: str = "nats://127.0.0.1:4222"
+    """``ALGOSTACK_NATS_URL``: the server (``--nats-url`` overrides it)."""
     user: str | None = None
+    """``ALGOSTACK_NATS_USER``: the NATS user, when the server requires one."""
     password: SecretStr | None = None
+    """``ALGOSTACK_NATS_PASSWORD``: that user's password."""
     connect_timeout_s: float = 60.0
-    """Give up with a clear error when NATS stays unreachable this long."""
+    """``ALGOSTACK_NATS_CONNECT_TIMEOUT_S``: give up with a clear error when NATS stays
+    unreachable this long."""
 
 
 class Settings(BaseSettings):
-    """Top-level settings. Env: ``ALGOSTACK_ENV`` (dev|qa|prod|local), ``ALGOSTACK_HOME``
-    (state directory, default ``./.algostack``), ``ALGOSTACK_LOG_LEVEL``."""
+    """Top-level settings: the environment, the state directory, logging, Alpaca, NATS."""
 
-    model_config = SettingsConfigDict(env_prefix="ALGOSTACK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALGOSTACK_", extra="ignore", use_attribute_docstrings=True
+    )
 
     env: str = "local"
+    """``ALGOSTACK_ENV``: ``dev``, ``qa``, ``prod`` or ``local``; names the subjects and
+    streams."""
     home: Path = Path(".algostack")
+    """``ALGOSTACK_HOME``: the state directory (runs, journals, embedded NATS data)."""
     log_level: str = "INFO"
+    """``ALGOSTACK_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``."""
     alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
+    """The ``AlpacaSettings`` (their own variables)."""
     nats: NatsSettings = Field(default_factory=NatsSettings)
+    """The ``NatsSettings`` (their own variables)."""
 
 
 def load_settings() -> Settings:

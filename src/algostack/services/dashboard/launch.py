@@ -23,12 +23,7 @@ from algostack.errors import ConfigError, FatalError
 
 APP_PATH = Path(__file__).with_name("app.py")
 # Never handed to the dashboard: it trades nothing and must not be able to show a key.
-STRIPPED_ENV = (
-    "APCA_API_KEY_ID",
-    "APCA_API_SECRET_KEY",
-    "ALGOSTACK_ALPACA_KEY_ID",
-    "ALGOSTACK_ALPACA_SECRET_KEY",
-)
+STRIPPED_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 
 
 @dataclass(frozen=True)
