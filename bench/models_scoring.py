@@ -31,7 +31,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from algostack.adapters.artifacts import model as model_mod
 from algostack.adapters.artifacts.export import export_linear_json, export_sklearn
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
@@ -82,7 +81,11 @@ def _bars(n: int) -> list[Bar]:
 
 
 def _ensemble(
-    make: Callable[[], object], ext: str, exporter: Callable[..., bytes], n_folds: int = 5
+    make: Callable[[], object],
+    ext: str,
+    exporter: Callable[..., bytes],
+    n_folds: int = 5,
+    **kw: int,
 ) -> EnsembleModel:
     folds = []
     for i in range(n_folds):
@@ -95,7 +98,7 @@ def _ensemble(
         key = f"models/b/AAPL/m_1-outer_{i}_inner_0{'.json' if ext == '.lin' else ext}"
         folds.append(parse_fold(key, exporter(est, FEATS, TH)))
     spec = group_models([f.key for f in folds])[0][0]
-    return EnsembleModel(spec, folds)
+    return EnsembleModel(spec, folds, **kw)
 
 
 def main() -> None:
@@ -174,12 +177,7 @@ def main() -> None:
     # Two logistic folds (the latency bench's models): plain Python vs the numpy path.
     make_logit = lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression())])  # noqa: E731
     small = _ensemble(make_logit, ".json", export_linear_json, n_folds=2)
-    limit = model_mod.PLAIN_PYTHON_MAX
-    model_mod.PLAIN_PYTHON_MAX = 0
-    try:
-        numpy2 = _ensemble(make_logit, ".json", export_linear_json, n_folds=2)
-    finally:
-        model_mod.PLAIN_PYTHON_MAX = limit
+    numpy2 = _ensemble(make_logit, ".json", export_linear_json, n_folds=2, plain_python_max=0)
     fig["json2_logistic_us"], _ = _timed(calls(small.score), repeats)
     fig["json2_logistic_numpy_us"], _ = _timed(calls(numpy2.score), repeats)
     fig["json2_ratio_numpy_over_python"] = fig["json2_logistic_numpy_us"] / fig["json2_logistic_us"]

@@ -304,14 +304,14 @@ def test_export_refuses_unknown_features_and_bad_thresholds(tmp_path: Path) -> N
         export_sklearn(LogisticRegression().fit(x, y), FEATS, {"long_entry": 0, "long_exit": 1})
 
 
-def test_small_logistic_models_scored_in_plain_python_agree_with_numpy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_small_logistic_models_scored_in_plain_python_agree_with_numpy(tmp_path: Path) -> None:
     kind = "logistic"
-    from algostack.adapters.artifacts import model as model_mod
+    from algostack.adapters.artifacts.loader import parse_fold
+    from algostack.adapters.artifacts.model import EnsembleModel
 
     store = LocalDirStore(tmp_path)
     rng = np.random.default_rng(5)
+    folds = []
     for i in range(2):
         data = dump_native(
             kind=kind,
@@ -320,10 +320,11 @@ def test_small_logistic_models_scored_in_plain_python_agree_with_numpy(
             intercept=float(rng.normal()),
             thresholds=TH,
         )
-        write_fold(store, f"models/{kind}/AAPL/m_1-outer_{i}_inner_0.json", data)
+        key = f"models/{kind}/AAPL/m_1-outer_{i}_inner_0.json"
+        write_fold(store, key, data)
+        folds.append(parse_fold(key, data))
     small = _load(store, f"models/{kind}/AAPL/m_1")
-    monkeypatch.setattr(model_mod, "PLAIN_PYTHON_MAX", 0)
-    big = _load(store, f"models/{kind}/AAPL/m_1")
+    big = EnsembleModel(small.spec, folds, plain_python_max=0)
     assert small._score.__name__.endswith("_small") and not big._score.__name__.endswith("_small")
     for x in rng.normal(scale=3.0, size=(200, len(FEATS))):
         assert small.score(x) == pytest.approx(big.score(x), rel=1e-12, abs=1e-15)

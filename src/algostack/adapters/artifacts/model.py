@@ -106,7 +106,10 @@ product (~1 µs) and stays in numpy. ``bench/models_scoring.py``: ``json2_logist
 class EnsembleModel:
     """A model's folds, scored together: ``score(x)`` is the mean of the folds' scores."""
 
-    def __init__(self, spec: ModelSpec, folds: Sequence[Fold]) -> None:
+    def __init__(
+        self, spec: ModelSpec, folds: Sequence[Fold], *, plain_python_max: int = PLAIN_PYTHON_MAX
+    ) -> None:
+        """``plain_python_max``: the logistic size limit of the plain-Python scorer."""
         if not folds:
             raise ArtifactError(f"{spec.prefix}: no artifacts (folds) to load")
         first = folds[0]
@@ -128,6 +131,7 @@ class EnsembleModel:
         self._n = len(first.features)
         self.fused = False
         """True when ONNX folds run as one fused session (one call per bar)."""
+        self._plain_python_max = plain_python_max
         self._score = self._build()
 
     def __repr__(self) -> str:
@@ -155,7 +159,7 @@ class EnsembleModel:
             w = np.vstack([p.coef for p in lin if p is not None])
             b_vec = np.array([p.intercept for p in lin if p is not None])
             k = float(len(lin))
-            if w.size <= PLAIN_PYTHON_MAX:
+            if w.size <= self._plain_python_max:
                 rows = list(zip(w.tolist(), b_vec.tolist(), strict=True))
                 tanh = math.tanh
 
