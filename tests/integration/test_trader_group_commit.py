@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
@@ -17,9 +15,8 @@ from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import NatsBus
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, parse_artifact_key
-from algostack.services.trader import service as service_mod
 from algostack.services.trader.service import TraderService
-from algostack.services.trader.state import RunnerState, load_state
+from algostack.services.trader.state import STATE_FILE, load_state
 
 OPEN_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
@@ -109,19 +106,13 @@ async def test_trader_periodic_commit_all_models_one_group_each_acked(
 
 
 async def test_trader_group_commit_failed_write_not_acked_others_are(
-    bus: NatsBus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bus: NatsBus, tmp_path: Path
 ) -> None:
     service = make_service(bus, tmp_path)
     bad = next(iter(service.slots.values()))
-    real_save = service_mod.save_state
-    failing = [True]
-
-    def save(dir: Path, state: RunnerState, *, fsync: bool = True) -> None:
-        if failing[0] and Path(dir) == bad.journal_dir:
-            raise OSError("disk full")
-        real_save(dir, state, fsync=fsync)
-
-    monkeypatch.setattr(service_mod, "save_state", save)
+    # A real failed write, even as root: a directory where the state's temporary file goes.
+    blocker = (bad.journal_dir / STATE_FILE).with_suffix(".tmp")
+    blocker.mkdir(parents=True)
     await service.start()
     try:
         await bus.publish_events([b for s in SYMBOLS for b in bars(s, 6)])
@@ -136,7 +127,7 @@ async def test_trader_group_commit_failed_write_not_acked_others_are(
         assert bad.feed.consumer is not None
         info = await bad.feed.consumer.info()
         assert not info.ack_floor or not info.ack_floor.stream_seq
-        failing[0] = False  # the disk recovers: the next tick commits and acks it
+        blocker.rmdir()  # the disk recovers: the next tick commits and acks it
         await wait_for(
             lambda: bad.feed.committed_seq == bad.feed.gate.safe_seq == bad.feed.acked_seq
         )
