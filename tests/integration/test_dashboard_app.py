@@ -20,9 +20,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from algostack.adapters.nats.bus import BusMessage, NatsBus
+from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import naming
+from algostack.core.bus import BusMessage
 from algostack.core.market import NS_PER_MIN, datetime_to_ts
 from algostack.core.sessions import new_york_date
 from algostack.services.dashboard.demo import DemoDesk, seed_bucket

@@ -17,8 +17,6 @@ from algostack.adapters.nats.bus import (
     PublishError,
 )
 from algostack.adapters.nats.feed import (
-    PREV_HEADER,
-    SEQ_HEADER,
     Delivery,
     FeedConsumer,
     recv_ns_of,
@@ -27,6 +25,7 @@ from algostack.adapters.nats.feed import (
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import codec
 from algostack.core.backoff import Backoff
+from algostack.core.bus import PREV_HEADER, SEQ_HEADER
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, Trade, datetime_to_ts
 from algostack.errors import AuthError, ConfigError
 

@@ -1,13 +1,9 @@
-"""The ingest service: drain a market-data source into the NATS bus.
+"""The ingest service: drain a market-data source into the market bus.
 
-``IngestService`` takes any ``MarketSource`` (Alpaca, synthetic, replay) and a connected
-``NatsBus``; every batch goes to JetStream through the bus's bounded ack window, each message
-stamped ``Algostack-Recv-Ns`` with the batch's receive time: the source's ``last_recv_ns``
-(set before it yields a batch; the Alpaca source records when the websocket frame came off
-the socket) or, for a source without one, the time the service got the batch. It logs a
-structured progress line every ``log_every_s`` (counters, rate, per-symbol last-bar age) and
-a final summary. ``stop()`` (wired to SIGTERM/SIGINT by ``run_ingest``) ends the source;
-``run()`` then waits for every outstanding ack, so nothing received is left unflushed.
+``IngestService`` moves each batch of a ``MarketSource`` (Alpaca, synthetic, replay) into
+``MARKET`` through a ``MarketBus`` (``NatsBus`` in production), stamped with the time its
+frame was received; it logs progress, and after ``stop()`` waits for every ack so nothing
+received is left unflushed (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
+from algostack.core.bus import MarketBus
 from algostack.core.market import NS_PER_S, Bar
 from algostack.core.source import MarketSource
 
@@ -63,7 +60,7 @@ class IngestService:
     def __init__(
         self,
         source: MarketSource,
-        bus: NatsBus,
+        bus: MarketBus,
         *,
         log_every_s: float = 10.0,
         stop_grace_s: float = STOP_GRACE_S,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from algostack.adapters.nats.publisher import PublishError
 from algostack.core import codec
@@ -28,6 +29,7 @@ from algostack.core.bus import (
     BusMessage,
     BusStats,
     Callback,
+    MarketBus,
     StreamMissingError,
     subject_matches,
 )
@@ -82,6 +84,7 @@ class MemoryBus:
         self.published: list[BusMessage] = []
         """Every core (not stored) publish, in order."""
         self._ids: set[str] = set()
+        self._errors: list[str] = []
         self._subs: list[_Sub] = []
         self._gap: list[Callable[[], None]] = []
         self._numbers: dict[str, int] = {}
@@ -111,8 +114,10 @@ class MemoryBus:
         recv = str(self._wall_ns() if recv_ns is None else recv_ns)
         for event in events:
             self.stats.sent += 1
-            if self.stream is None:
-                self.stats.failed += 1  # JetStream: no stream matches the subject
+            if self.stream is None:  # JetStream: no stream matches the subject
+                self.stats.failed += 1
+                why = "no JetStream stream for this subject (503 no responders)"
+                self._errors.append(f"{codec.subject(event)} id={codec.msg_id(event)}: {why}")
                 continue
             mid = codec.msg_id(event)
             if mid in self._ids:
@@ -135,10 +140,14 @@ class MemoryBus:
             self._deliver(msg)
 
     async def flush_acks(self, timeout_s: float | None = None) -> None:
-        """Nothing waits for an ack here; refuses once closed, as ``NatsBus`` does."""
+        """Nothing waits for an ack here; as ``NatsBus``, raises ``PublishError`` for the
+        messages refused since the last call, or once closed."""
         del timeout_s
         if self._closed:
             raise PublishError("bus is closed")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise PublishError(f"JetStream refused {len(errors)} message(s); first: {errors[0]}")
 
     # -- core messages ------------------------------------------------------------------------
 
@@ -251,3 +260,9 @@ class MemoryBus:
             sub.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sub.task
+
+
+if TYPE_CHECKING:  # mypy proves MemoryBus is a MarketBus
+
+    def _is_market_bus(b: MemoryBus) -> MarketBus:
+        return b

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from algostack.adapters.nats.feed import PREV_HEADER, SEQ_HEADER, LiveGate, seq_of
+from algostack.adapters.nats.feed import LiveGate, seq_of
+from algostack.core.bus import PREV_HEADER, SEQ_HEADER
 
 A, B = "market.bars.AAPL", "market.status.AAPL"
 

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,14 +33,10 @@ from nats.js import api
 from algostack.adapters.nats import feed as _feed
 from algostack.adapters.nats.consumer import DurableConsumer
 from algostack.adapters.nats.feed import FeedConsumer
-
-# ``X as X``: MSG_ID_HEADER, BusStats and PublishError are re-exported from here.
-from algostack.adapters.nats.publisher import MSG_ID_HEADER as MSG_ID_HEADER
-from algostack.adapters.nats.publisher import AckWindowPublisher
-from algostack.adapters.nats.publisher import BusStats as BusStats
-from algostack.adapters.nats.publisher import PublishError as PublishError
+from algostack.adapters.nats.publisher import AckWindowPublisher, PublishError
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
+from algostack.core.bus import BusMessage, BusStats, MarketBus, StreamMissingError
 from algostack.core.market import MarketEvent
 from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
 
@@ -57,20 +52,6 @@ DEFAULT_DUPLICATE_WINDOW_S = 600.0
 
 class NatsUnreachableError(FatalError):
     """NATS stayed unreachable for the whole connect timeout."""
-
-
-@dataclass
-class BusMessage:
-    """A core-NATS message handed to a ``subscribe`` callback."""
-
-    subject: str
-    data: bytes
-    headers: dict[str, str] | None = None
-    reply: str = ""
-    stored_ns: int | None = None
-    """For JetStream deliveries: when the server stored the message (UTC ns)."""
-    stream_seq: int = 0
-    """For ``read_history``: the message's sequence in the stream."""
 
 
 class Subscription:
@@ -444,7 +425,7 @@ class NatsBus:
         """Replay ``stream`` (from ``start_time``, else from its start) then follow it live.
 
         An ordered consumer: ephemeral, no acks, re-created by nats-py after a gap. Raises
-        ``nats.js.errors.NotFoundError`` when the stream does not exist (yet).
+        ``StreamMissingError`` (retryable) when the stream does not exist (yet).
         """
         config = api.ConsumerConfig(filter_subjects=list(filter_subjects))
         if start_time is not None:
@@ -452,7 +433,10 @@ class NatsBus:
             config.opt_start_time = start_time
         else:
             config.deliver_policy = api.DeliverPolicy.ALL
-        await self.stream_info(stream)
+        try:
+            await self.stream_info(stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise StreamMissingError(f"stream {stream} does not exist (yet)") from exc
 
         async def handler(msg: Msg) -> None:
             try:
@@ -557,3 +541,9 @@ class NatsBus:
                 "nats closed",
                 extra={"fields": {"url": self.url, **self.stats.__dict__}},
             )
+
+
+if TYPE_CHECKING:  # mypy proves NatsBus is a MarketBus
+
+    def _is_market_bus(b: NatsBus) -> MarketBus:
+        return b

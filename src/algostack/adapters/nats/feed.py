@@ -56,16 +56,11 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from algostack.core import codec
+from algostack.core.bus import PREV_HEADER, RECV_HEADER, SEQ_HEADER
 from algostack.errors import ConfigError
 
 log = logging.getLogger("algostack.nats.feed")
 
-RECV_HEADER = "Algostack-Recv-Ns"
-"""Header set by the ingest on every market message: UTC ns when its frame was received."""
-SEQ_HEADER = "Algostack-Seq"
-"""Header set by the ingest on every market message: ``<epoch>:<n>``, its number on its subject."""
-PREV_HEADER = "Algostack-Prev-Seq"
-"""Header set by the ingest when it knows it: the stream sequence of message ``n - 1``."""
 HEARTBEAT_S = 5.0
 BOUND_WAIT_S = 5.0
 """How long ``resume_point`` waits for a just-killed process's consumer to be released."""

@@ -23,22 +23,20 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from algostack.adapters.nats.feed import PREV_HEADER, RECV_HEADER, SEQ_HEADER
 from algostack.core import codec
+from algostack.core.bus import MSG_ID_HEADER, PREV_HEADER, RECV_HEADER, SEQ_HEADER, BusStats
 from algostack.core.market import MarketEvent
 from algostack.errors import AlgostackError, ConfigError
 
 # The bus's logger: these records were always the bus's, and log filters name it.
 log = logging.getLogger("algostack.nats.bus")
 
-MSG_ID_HEADER = "Nats-Msg-Id"
 _ACK_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
 
 _Entry = tuple[str, bytes, str, int, dict[str, str], int]
@@ -47,24 +45,6 @@ _Entry = tuple[str, bytes, str, int, dict[str, str], int]
 
 class PublishError(AlgostackError):
     """JetStream refused or never acknowledged some messages (the message says which)."""
-
-
-@dataclass
-class BusStats:
-    """Publish counters: ``published`` and ``duplicates`` count server acks."""
-
-    sent: int = 0
-    """JetStream messages handed to the connection (re-sends not counted)."""
-    published: int = 0
-    """Acked and stored by the stream."""
-    duplicates: int = 0
-    """Acked as duplicates (dropped by the server's duplicate window)."""
-    failed: int = 0
-    """Refused by the server (e.g. no stream for the subject)."""
-    resent: int = 0
-    """Re-sent after an ack timeout or a reconnect."""
-    reconnects: int = 0
-    disconnects: int = 0
 
 
 class AckWindowPublisher:

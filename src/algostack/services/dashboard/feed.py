@@ -37,6 +37,7 @@ import msgspec
 import orjson
 
 from algostack.core import codec, naming
+from algostack.core.bus import MarketBus, StreamMissingError
 from algostack.core.events import FILL_KIND, decode_desk_status, decode_event
 from algostack.core.sessions import NEW_YORK, new_york_date
 from algostack.errors import AlgostackError, ConfigError, RetryableError
@@ -44,7 +45,7 @@ from algostack.services.dashboard.journals import apply_scan, scan_bucket, scan_
 from algostack.services.dashboard.state import DashboardState
 
 if TYPE_CHECKING:
-    from algostack.adapters.nats.bus import BusMessage
+    from algostack.core.bus import BusMessage
 
 log = logging.getLogger("algostack.dashboard.feed")
 
@@ -111,7 +112,7 @@ class DashboardFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
-        self._bus: Any = None
+        self._bus: MarketBus | None = None
         self._live = threading.Event()
         self._market_sub: Any = None
         self._market_mode = "none"
@@ -253,15 +254,14 @@ class DashboardFeed:
 
     async def _subscribe_market(self) -> None:
         """Bind the ordered JetStream consumer; fall back to core NATS while there's no stream."""
-        import nats.js.errors
-
         bus = self._bus
+        assert bus is not None  # connected before the market subscription
         start = None
         if self.config.history == "today":
             start = day_start(datetime.fromtimestamp(self.clock_ns() / 1e9, UTC))
         try:
             sub = await bus.ordered_subscribe(MARKET_FILTERS, self._on_js_market, start_time=start)
-        except nats.js.errors.NotFoundError:
+        except StreamMissingError:
             if self._market_mode == "none":
                 subs = [await bus.subscribe(f, self._on_core_market) for f in MARKET_FILTERS]
                 self._market_sub, self._market_mode = subs, "core"

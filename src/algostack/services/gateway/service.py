@@ -32,12 +32,12 @@ from typing import Any
 
 import msgspec
 import nats.errors
-import nats.js.errors
 
 from algostack.adapters.nats import orders as channel
-from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.core import codec, sessions
 from algostack.core.backoff import Backoff, retry_async
+from algostack.core.bus import BusMessage
 from algostack.core.desk_risk import DeskLimits, DeskRisk
 from algostack.core.events import DeskStatus, Heartbeat, decode_event, encode_event
 from algostack.core.execution import Attributed, BatchBook, Execution, OverfillError
@@ -207,10 +207,8 @@ class GatewayService:
                 await self.on_bar(event)
 
         async def subscribe() -> Subscription:
-            try:
-                return await self.bus.ordered_subscribe([codec.subject_for("bars", ">")], on_bar)
-            except nats.js.errors.NotFoundError as exc:  # the ingest creates the stream
-                raise RetryableError("the MARKET stream does not exist yet") from exc
+            # StreamMissingError (retryable) until the ingest has created the stream
+            return await self.bus.ordered_subscribe([codec.subject_for("bars", ">")], on_bar)
 
         def on_retry(n: int, exc: BaseException, delay: float) -> None:
             if n == 1:

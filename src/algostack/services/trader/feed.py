@@ -27,8 +27,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate
+from algostack.core.bus import BusMessage
 
 log = logging.getLogger("algostack.trader.feed")
 

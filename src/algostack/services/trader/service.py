@@ -38,9 +38,10 @@ from typing import Any
 import msgspec
 
 from algostack.adapters.broker import Broker
-from algostack.adapters.nats.bus import BusMessage, NatsBus, Subscription
+from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed import Delivery, recv_ns_of
 from algostack.core import codec
+from algostack.core.bus import BusMessage
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
