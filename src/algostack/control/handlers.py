@@ -23,18 +23,6 @@ logging.getLogger().setLevel(logging.INFO)  # Lambda's root handler ships INFO t
 
 Controller = Callable[[Clients, ControlConfig, Any, Deadline, Runtime], dict[str, Any]]
 
-_clients: Clients | None = None
-_config: ControlConfig | None = None
-
-
-def _cold_start() -> tuple[Clients, ControlConfig]:
-    global _clients, _config
-    if _config is None:
-        _config = ControlConfig.from_env()
-    if _clients is None:
-        _clients = Clients.from_boto3()
-    return _clients, _config
-
 
 def handle(
     controller: Controller,
@@ -70,19 +58,53 @@ def handle(
     return result
 
 
-def ingest_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """``AlpacaWebsocketLambda_<env>``: start and bootstrap the ingest host."""
-    clients, config = _cold_start()
-    return handle(controllers.run_ingest, event, context, clients=clients, config=config)
+class Container:
+    """One Lambda container: builds the clients and the config on the first invocation (the
+    cold start) and keeps them; a fresh ``Runtime`` per invocation. The module's handlers are
+    one container's methods; tests build their own with fakes."""
+
+    def __init__(
+        self,
+        *,
+        clients: Callable[[], Clients] = Clients.from_boto3,
+        config: Callable[[], ControlConfig] = ControlConfig.from_env,
+        runtime: Callable[[], Runtime] = Runtime,
+    ) -> None:
+        self._make_clients = clients
+        self._make_config = config
+        self._runtime = runtime
+        self._clients: Clients | None = None
+        self._config: ControlConfig | None = None
+
+    def run(self, controller: Controller, event: Any, context: LambdaContext) -> dict[str, Any]:
+        """Run ``controller`` for one invocation with the container's clients and config."""
+        if self._config is None:
+            self._config = self._make_config()
+        if self._clients is None:
+            self._clients = self._make_clients()
+        return handle(
+            controller,
+            event,
+            context,
+            clients=self._clients,
+            config=self._config,
+            runtime=self._runtime(),
+        )
+
+    def ingest(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        """``AlpacaWebsocketLambda_<env>``: start and bootstrap the ingest host."""
+        return self.run(controllers.run_ingest, event, context)
+
+    def trading(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        """``TradingServerLambda_<env>``: start and bootstrap every trading instance."""
+        return self.run(controllers.run_trading, event, context)
+
+    def shutdown(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        """``TradingServerShutdownLambda_<env>``: final sync, then stop every instance."""
+        return self.run(controllers.run_shutdown, event, context)
 
 
-def trading_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """``TradingServerLambda_<env>``: start and bootstrap every trading instance."""
-    clients, config = _cold_start()
-    return handle(controllers.run_trading, event, context, clients=clients, config=config)
-
-
-def shutdown_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """``TradingServerShutdownLambda_<env>``: final sync, then stop every instance."""
-    clients, config = _cold_start()
-    return handle(controllers.run_shutdown, event, context, clients=clients, config=config)
+_container = Container()
+ingest_handler = _container.ingest
+trading_handler = _container.trading
+shutdown_handler = _container.shutdown

@@ -12,6 +12,7 @@ import pytest
 from algostack.control import handlers
 from algostack.control.config import ControlConfig
 from algostack.control.events import parse_event
+from algostack.control.runtime import Clients
 from algostack.errors import ConfigError, DataError
 from conftest import Aws
 
@@ -101,17 +102,36 @@ def test_config_missing_run_script_raises(tmp_path: Path) -> None:
         cfg.read_run_script()
 
 
-def test_ingest_handler_scheduled_event_runs_and_is_json(
-    aws: Aws, cfg: ControlConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ingest_handler_scheduled_event_runs_and_is_json(aws: Aws, cfg: ControlConfig) -> None:
     aws.launch("alpaca-websocket-ingest-dev", role="ingest", state="stopped")
-    monkeypatch.setattr(handlers, "_clients", aws.clients)
-    monkeypatch.setattr(handlers, "_config", cfg)
-    monkeypatch.setattr(handlers, "Runtime", lambda: aws.time.runtime)
-    out = handlers.ingest_handler(event("scheduler_ingest.json"), Context())
+    built: list[str] = []
+
+    def clients() -> Clients:
+        built.append("clients")
+        return aws.clients
+
+    def config() -> ControlConfig:
+        built.append("config")
+        return cfg
+
+    container = handlers.Container(clients=clients, config=config, runtime=lambda: aws.time.runtime)
+    out = container.ingest(event("scheduler_ingest.json"), Context())
     assert out["status"] == "ok" and out["source"] == "schedule"
     assert out["request_id"] == Context.aws_request_id
     json.dumps(out)  # JSON-serialisable, as Lambda requires
+    again = container.ingest(event("scheduler_ingest.json"), Context())
+    assert again["status"] == "duplicate"  # the same day, already done
+    assert built == ["config", "clients"]  # once per container: the cold start
+
+
+def test_module_handlers_share_one_container() -> None:
+    bound = [handlers.ingest_handler, handlers.trading_handler, handlers.shutdown_handler]
+    assert [h.__func__ for h in bound] == [
+        handlers.Container.ingest,
+        handlers.Container.trading,
+        handlers.Container.shutdown,
+    ]
+    assert len({id(h.__self__) for h in bound}) == 1
 
 
 def test_trading_handler_destination_envelope_runs_fleet(aws: Aws, cfg: ControlConfig) -> None:
