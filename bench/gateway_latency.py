@@ -158,7 +158,7 @@ async def gateway_role(nats_url: str, rest_url: str, stream_url: str, state_dir:
 
         def take_intent(self, subject: str, data: bytes) -> list[Any]:
             out = super().take_intent(subject, data)
-            from algostack.adapters.nats import orders
+            from algostack.adapters.nats import order_channel as orders
 
             taken[orders.decode_intent(data).client_order_id] = time.time_ns()
             return out
@@ -418,7 +418,7 @@ def burst_intent(key: str, i: int, r: int, bar_ts: int) -> Any:
 
 async def burst(rounds: int, rtt_n: int, nagle: bool) -> dict[str, Any]:
     """Scenario 1 (see the module docstring)."""
-    from algostack.adapters.nats import orders
+    from algostack.adapters.nats import order_channel as orders
     from algostack.adapters.nats.bus import NatsBus
     from algostack.adapters.nats.server import EmbeddedNats
     from algostack.core.events import Heartbeat, encode_event

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from algostack.adapters.artifacts.native_json import dump_native
-from algostack.adapters.offline.replay import write_bars
+from algostack.adapters.offline.bars_file import write_bars
 from algostack.adapters.offline.synthetic import SyntheticSource
 from algostack.core.features import NS_PER_DAY
 from algostack.core.features_batch import sma_ratio_series

@@ -110,7 +110,7 @@ def test_run_fills_are_next_bar_open_with_slippage(session: dict[str, Any]) -> N
 
 
 def _ts(text: str) -> int:
-    from algostack.adapters.offline.replay import parse_timestamp
+    from algostack.adapters.offline.bars_file import parse_timestamp
 
     return parse_timestamp(text)
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from algostack.services.dashboard.aggregate import Snapshot
 from algostack.services.dashboard.feed import DashboardFeed
-from algostack.services.dashboard.state import Snapshot
 
 
 async def until(

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from algostack.adapters.nats import orders
+from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.core.backoff import Backoff
 from algostack.core.events import Heartbeat, encode_event

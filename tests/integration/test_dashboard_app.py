@@ -23,8 +23,8 @@ from streamlit.testing.v1 import AppTest
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import naming
-from algostack.core.bus import BusMessage
 from algostack.core.market import NS_PER_MIN, datetime_to_ts
+from algostack.core.market_bus import BusMessage
 from algostack.core.sessions import new_york_date
 from algostack.services.dashboard.demo import DemoDesk, seed_bucket
 from algostack.services.dashboard.launch import APP_PATH

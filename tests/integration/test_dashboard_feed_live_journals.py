@@ -10,8 +10,8 @@ import pytest
 from dashboard_wait import until
 
 from algostack.adapters.nats.server import EmbeddedNats
+from algostack.services.dashboard.aggregate import Snapshot
 from algostack.services.dashboard.feed import DashboardFeed, FeedConfig
-from algostack.services.dashboard.state import Snapshot
 
 HEADER = "time,symbol,side,qty,price,client_order_id\n"
 

@@ -15,7 +15,7 @@ import pytest
 from gateway_desk import Desk, bar, intent, wait_for
 
 from algostack.adapters.alpaca.trading import AlpacaBroker
-from algostack.adapters.nats import orders
+from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.core.backoff import Backoff
 from algostack.core.desk_risk import DeskLimits

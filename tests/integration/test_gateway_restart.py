@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from gateway_desk import Desk, intent, wait_for
 
-from algostack.adapters.nats import orders
+from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core.backoff import Backoff
-from algostack.core.bus import BusMessage
 from algostack.core.events import decode_desk_status
+from algostack.core.market_bus import BusMessage
 from algostack.services.gateway.service import status_subject
 from algostack.testing.fake_alpaca_trading import FakeAlpacaTrading
 

@@ -19,7 +19,7 @@ import pytest
 
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
-from algostack.adapters.offline.replay import ReplaySource, write_bars
+from algostack.adapters.offline.bars_file import ReplaySource, write_bars
 from algostack.adapters.offline.synthetic import SyntheticSource
 from algostack.core import codec
 from algostack.core.market import Bar, MarketEvent, Trade

@@ -25,8 +25,8 @@ from algostack.adapters.nats.feed import (
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import codec
 from algostack.core.backoff import Backoff
-from algostack.core.bus import PREV_HEADER, SEQ_HEADER
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, Trade, datetime_to_ts
+from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER
 from algostack.errors import AuthError, ConfigError
 
 T0 = datetime_to_ts(datetime(2024, 3, 15, 13, 30, tzinfo=UTC))

@@ -17,14 +17,14 @@ import nats
 import nats.errors
 import pytest
 
-from algostack.adapters.nats import orders
+from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import find_nats_server
 from algostack.core import codec
 from algostack.core.backoff import Backoff
-from algostack.core.bus import BusMessage
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar
+from algostack.core.market_bus import BusMessage
 from algostack.core.naming import kill_subject, trader_subject
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.services import node

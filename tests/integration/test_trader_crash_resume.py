@@ -25,12 +25,12 @@ from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.broker import SimBroker
-from algostack.adapters.nats import orders
+from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.adapters.storage import LocalDirStore
-from algostack.core.bus import BusMessage
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+from algostack.core.market_bus import BusMessage
 from algostack.core.naming import ModelSpec, parse_artifact_key, trader_subject
 from algostack.core.risk import RiskLimits
 from algostack.services.trader.runner import ModelRunner

@@ -14,9 +14,9 @@ from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
-from algostack.core.bus import BusMessage
 from algostack.core.events import decode_event
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
+from algostack.core.market_bus import BusMessage
 from algostack.core.naming import ModelSpec, kill_subject, parse_artifact_key, trader_subject
 from algostack.services.trader.service import ModelSlot, TraderService
 from algostack.services.trader.state import decisions_file_name, read_journal_fills

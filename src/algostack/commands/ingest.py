@@ -87,7 +87,7 @@ def build_source(
             raise ConfigError("--source synthetic needs --symbols, e.g. --symbols AAPL,MSFT")
         return SyntheticSource(symbols, day=day or default_day(), seed=seed, speed=speed)
     if source is SourceName.replay:
-        from algostack.adapters.offline.replay import ReplaySource
+        from algostack.adapters.offline.bars_file import ReplaySource
 
         if replay_file is None:
             raise ConfigError("--source replay needs --replay-file F (.csv or .parquet)")

@@ -73,7 +73,7 @@ def build_broker_factory(
     """A function ``spec -> Broker``: the execution gateway over ``bus`` (the desk's one
     path to the account), or a ``SimBroker`` per model in this process (no gateway)."""
     from algostack.adapters.broker import SimBroker
-    from algostack.adapters.nats.orders import GatewayBroker
+    from algostack.adapters.nats.order_channel import GatewayBroker
 
     if broker is BrokerName.sim:
         return lambda spec: SimBroker(slippage_bps, model=spec.key)

@@ -170,7 +170,7 @@ class Collector:
 
     def on_report(self, payload: bytes) -> None:
         """Record one report of the execution gateway (``orders.report.<model>``)."""
-        from algostack.adapters.nats.orders import decode_report
+        from algostack.adapters.nats.order_channel import decode_report
 
         try:
             report = decode_report(payload)

@@ -285,7 +285,7 @@ class LocalDesk:
             bus = await NatsBus.connect(
                 server.url, user=server.user, password=server.password, name="algostack-run"
             )
-            from algostack.adapters.nats import orders
+            from algostack.adapters.nats import order_channel as orders
 
             # each run starts from empty streams
             await bus.delete_stream_if_exists()
@@ -354,7 +354,7 @@ class LocalDesk:
                 server.stop()
                 self._remove_signals()
         if self.collector.bar_log:
-            from algostack.adapters.offline.replay import write_bars
+            from algostack.adapters.offline.bars_file import write_bars
 
             # the exact bars of this run: `algostack replay --bars` on it is the backtest twin
             write_bars(cfg.paths.bars_csv, self.collector.bar_log)

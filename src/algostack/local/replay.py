@@ -60,8 +60,8 @@ class ReplayOutcome:
 
 
 def load_bars(path: Path) -> tuple[list[Bar], list[str]]:
-    """Read a bar file (``adapters.offline.replay`` rules); return bars and row problems."""
-    from algostack.adapters.offline.replay import ReplaySource
+    """Read a bar file (``adapters.offline.bars_file`` rules); return bars and row problems."""
+    from algostack.adapters.offline.bars_file import ReplaySource
 
     src = ReplaySource(Path(path))
     bars = [ev for batch in src.batches for ev in batch if type(ev) is Bar]

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
-from algostack.core.bus import MarketBus
 from algostack.core.market import NS_PER_S, Bar
+from algostack.core.market_bus import MarketBus
 from algostack.core.source import MarketSource
 
 log = logging.getLogger("algostack.ingest")

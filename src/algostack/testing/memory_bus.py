@@ -1,4 +1,4 @@
-"""``MemoryBus``: the market-bus seam (``core.bus.MarketBus``) in one process, for unit tests.
+"""``MemoryBus``: the market-bus seam (``core.market_bus.MarketBus``) in one process, for tests.
 
 It keeps the rules of the real bus that services rely on: ``MARKET`` must exist before events
 are stored (``ensure_market_stream``; until then publishes fail and are counted, as JetStream
@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from algostack.adapters.nats.publisher import PublishError
 from algostack.core import codec
-from algostack.core.bus import (
+from algostack.core.market import MarketEvent
+from algostack.core.market_bus import (
     MSG_ID_HEADER,
     PREV_HEADER,
     RECV_HEADER,
@@ -33,7 +34,6 @@ from algostack.core.bus import (
     StreamMissingError,
     subject_matches,
 )
-from algostack.core.market import MarketEvent
 
 
 @dataclass

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from algostack.adapters.nats.feed import LiveGate, seq_of
-from algostack.core.bus import PREV_HEADER, SEQ_HEADER
+from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER
 
 A, B = "market.bars.AAPL", "market.status.AAPL"
 

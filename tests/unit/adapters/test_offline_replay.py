@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from algostack.adapters.offline.replay import ReplaySource, parse_timestamp, write_bars
+from algostack.adapters.offline.bars_file import ReplaySource, parse_timestamp, write_bars
 from algostack.adapters.offline.synthetic import SyntheticSource
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts
 from algostack.errors import ConfigError, DataError

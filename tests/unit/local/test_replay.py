@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from algostack.adapters.artifacts.native_json import dump_native
-from algostack.adapters.offline.replay import write_bars
+from algostack.adapters.offline.bars_file import write_bars
 from algostack.core.market import NS_PER_MIN, Bar
 from algostack.errors import ConfigError, DataError
 from algostack.local.replay import (

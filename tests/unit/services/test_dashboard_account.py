@@ -8,7 +8,7 @@ import msgspec
 
 from algostack.core.events import DeskStatus, decode_desk_status, encode_event
 from algostack.core.market import NS_PER_S
-from algostack.services.dashboard.state import DashboardState, HealthPolicy
+from algostack.services.dashboard.aggregate import DashboardState, HealthPolicy
 from algostack.services.dashboard.views import (
     ALERT_STYLE,
     FOREIGN_STYLE,

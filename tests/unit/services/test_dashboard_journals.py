@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 
 from algostack.adapters.storage import LocalDirStore
+from algostack.services.dashboard.aggregate import DashboardState
 from algostack.services.dashboard.demo import DEFAULT_MODELS, seed_bucket
 from algostack.services.dashboard.journals import apply_scan, parse_trades_csv, scan_bucket
-from algostack.services.dashboard.state import DashboardState
 
 DAY = date(2025, 6, 16)
 

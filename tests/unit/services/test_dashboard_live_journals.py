@@ -8,13 +8,13 @@ from pathlib import Path
 
 from algostack.core.events import PnlUpdate
 from algostack.core.market import NS_PER_MIN, Bar
+from algostack.services.dashboard.aggregate import DashboardState, ModelDetail, PnlPoint, pnl_curve
 from algostack.services.dashboard.journals import (
     LOG_TAIL_LINES,
     apply_scan,
     scan_journal_dir,
 )
 from algostack.services.dashboard.launch import DashboardLaunch, child_env
-from algostack.services.dashboard.state import DashboardState, ModelDetail, PnlPoint, pnl_curve
 from algostack.services.dashboard.views import pnl_frame, price_frame, trades_frame
 
 DAY = date(2024, 3, 15)

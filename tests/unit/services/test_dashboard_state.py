@@ -10,7 +10,7 @@ import pytest
 
 from algostack.core.events import Decision, Heartbeat, PnlUpdate, RiskUpdate
 from algostack.core.market import NS_PER_S, Bar, Quote, TradingStatus, UpdatedBar
-from algostack.services.dashboard.state import (
+from algostack.services.dashboard.aggregate import (
     MAX_PRICE_POINTS,
     DashboardState,
     HealthPolicy,

@@ -10,8 +10,8 @@ import pytest
 
 from algostack.adapters.nats.publisher import PublishError
 from algostack.adapters.offline.synthetic import SyntheticSource
-from algostack.core.bus import RECV_HEADER
 from algostack.core.market import Bar, MarketEvent
+from algostack.core.market_bus import RECV_HEADER
 from algostack.core.source import SourceStats
 from algostack.services.ingest import IngestService
 from algostack.testing.memory_bus import MemoryBus

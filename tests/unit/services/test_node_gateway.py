@@ -150,7 +150,7 @@ def test_trader_sends_orders_to_the_gateway_and_holds_no_broker_key(extra: str) 
 
 
 def test_nats_roles_subjects_match_the_services_that_use_them() -> None:
-    from algostack.adapters.nats import orders
+    from algostack.adapters.nats import order_channel as orders
     from algostack.services.gateway.service import status_subject
 
     gateway = node.nats_permissions("gateway", "qa")

@@ -8,7 +8,8 @@ import pytest
 
 from algostack.adapters.nats.publisher import PublishError
 from algostack.core import codec
-from algostack.core.bus import (
+from algostack.core.market import Bar
+from algostack.core.market_bus import (
     MSG_ID_HEADER,
     PREV_HEADER,
     SEQ_HEADER,
@@ -16,7 +17,6 @@ from algostack.core.bus import (
     StreamMissingError,
     subject_matches,
 )
-from algostack.core.market import Bar
 from algostack.testing.memory_bus import MemoryBus
 
 T0 = 1_710_509_400_000_000_000  # 2024-03-15 13:30 UTC

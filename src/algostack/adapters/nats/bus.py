@@ -36,8 +36,8 @@ from algostack.adapters.nats.feed import FeedConsumer
 from algostack.adapters.nats.publisher import AckWindowPublisher, PublishError
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
-from algostack.core.bus import BusMessage, BusStats, MarketBus, StreamMissingError
 from algostack.core.market import MarketEvent
+from algostack.core.market_bus import BusMessage, BusStats, MarketBus, StreamMissingError
 from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ class NatsBus:
 
     @property
     def client(self) -> Client:
-        """The nats-py client, for the order channel (``orders.py``); nothing else uses it."""
+        """The nats-py client, for the order channel (``order_channel.py``) alone."""
         return self._nc
 
     @property

@@ -56,7 +56,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from algostack.core import codec
-from algostack.core.bus import PREV_HEADER, RECV_HEADER, SEQ_HEADER
+from algostack.core.market_bus import PREV_HEADER, RECV_HEADER, SEQ_HEADER
 from algostack.errors import ConfigError
 
 log = logging.getLogger("algostack.nats.feed")

@@ -30,8 +30,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from algostack.core import codec
-from algostack.core.bus import MSG_ID_HEADER, PREV_HEADER, RECV_HEADER, SEQ_HEADER, BusStats
 from algostack.core.market import MarketEvent
+from algostack.core.market_bus import MSG_ID_HEADER, PREV_HEADER, RECV_HEADER, SEQ_HEADER, BusStats
 from algostack.errors import AlgostackError, ConfigError
 
 # The bus's logger: these records were always the bus's, and log filters name it.

@@ -37,15 +37,15 @@ import msgspec
 import orjson
 
 from algostack.core import codec, naming
-from algostack.core.bus import MarketBus, StreamMissingError
 from algostack.core.events import FILL_KIND, decode_desk_status, decode_event
+from algostack.core.market_bus import MarketBus, StreamMissingError
 from algostack.core.sessions import NEW_YORK, new_york_date
 from algostack.errors import AlgostackError, ConfigError, RetryableError
+from algostack.services.dashboard.aggregate import DashboardState
 from algostack.services.dashboard.journals import apply_scan, scan_bucket, scan_journal_dir
-from algostack.services.dashboard.state import DashboardState
 
 if TYPE_CHECKING:
-    from algostack.core.bus import BusMessage
+    from algostack.core.market_bus import BusMessage
 
 log = logging.getLogger("algostack.dashboard.feed")
 

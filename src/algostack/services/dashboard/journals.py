@@ -24,7 +24,7 @@ from pathlib import Path
 from algostack.adapters.storage import BucketStore
 from algostack.core.naming import group_models, model_key
 from algostack.errors import DataError
-from algostack.services.dashboard.state import DashboardState, TradeRow, normalize_trade
+from algostack.services.dashboard.aggregate import DashboardState, TradeRow, normalize_trade
 
 _LIVE_RE = re.compile(
     r"^models/([^/]+)/([^/]+)/([^/]+)/live/(\d{4}-\d{2}-\d{2})/"

@@ -19,10 +19,7 @@ from algostack.core import sessions
 from algostack.core.market import NS_PER_S
 from algostack.errors import AlgostackError
 from algostack.services.dashboard.account import AccountView
-from algostack.services.dashboard.auth import gate
-from algostack.services.dashboard.feed import KILL_ALL, DashboardFeed, FeedConfig
-from algostack.services.dashboard.settings import DashboardSettings
-from algostack.services.dashboard.state import (
+from algostack.services.dashboard.aggregate import (
     DashboardState,
     FleetRow,
     HealthPolicy,
@@ -30,6 +27,9 @@ from algostack.services.dashboard.state import (
     Snapshot,
     pnl_curve,
 )
+from algostack.services.dashboard.auth import gate
+from algostack.services.dashboard.feed import KILL_ALL, DashboardFeed, FeedConfig
+from algostack.services.dashboard.settings import DashboardSettings
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler

@@ -33,15 +33,15 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from algostack.adapters.nats import orders as channel
+from algostack.adapters.nats import order_channel as channel
 from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.core import codec, sessions
 from algostack.core.backoff import Backoff, retry_async
-from algostack.core.bus import BusMessage
 from algostack.core.desk_risk import DeskLimits, DeskRisk
 from algostack.core.events import DeskStatus, Heartbeat, decode_event, encode_event
 from algostack.core.execution import Attributed, BatchBook, Execution, OverfillError
 from algostack.core.market import Bar
+from algostack.core.market_bus import BusMessage
 from algostack.core.naming import kill_subject, safe_token
 from algostack.core.orders import OrderIntent, OrderReport
 from algostack.core.risk import RiskEvent

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from algostack.adapters.nats.orders import GATEWAY_CONSUMER
-from algostack.adapters.nats.orders import STREAM as ORDERS
+from algostack.adapters.nats.order_channel import GATEWAY_CONSUMER
+from algostack.adapters.nats.order_channel import STREAM as ORDERS
 from algostack.core.codec import STREAM_NAME as MARKET
 from algostack.core.naming import kill_subject
 from algostack.services.node.config import NATS_ROLES, NodeLayout

@@ -29,7 +29,7 @@ from typing import Any
 
 from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate
-from algostack.core.bus import BusMessage
+from algostack.core.market_bus import BusMessage
 
 log = logging.getLogger("algostack.trader.feed")
 
@@ -56,8 +56,11 @@ class ModelFeed:
         *,
         follow_interval_s: float = FOLLOW_INTERVAL_S,
         reposition_s: float = REPOSITION_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``sleep`` waits out a failed fetch's back-off (tests pass one that returns at once)."""
         self.key = key
+        self._sleep = sleep
         self._handle = handle
         self._stop = stop
         self.follow_interval_s = follow_interval_s
@@ -172,7 +175,7 @@ class ModelFeed:
                 why,
                 extra={"fields": {"model": self.key}},
             )
-        await asyncio.sleep(min(1.0, 0.01 * n))
+        await self._sleep(min(1.0, 0.01 * n))
 
     async def reposition(self, every_s: float) -> None:
         """Move the durable consumer up to the last commit (at most every ``every_s``)."""
