@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from algostack.services.trader import feed as feed_mod
 from algostack.services.trader.feed import ModelFeed
 
 
@@ -39,15 +38,14 @@ async def test_empty_fetch_with_404_means_caught_up() -> None:
 
 @pytest.mark.parametrize("status", ["409", ""])
 async def test_fetch_without_a_404_is_a_failure_that_backs_off(
-    status: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    status: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     slept: list[float] = []
 
     async def sleep(s: float) -> None:
         slept.append(s)
 
-    monkeypatch.setattr(feed_mod.asyncio, "sleep", sleep)
-    feed = ModelFeed("m", handle, asyncio.Event())
+    feed = ModelFeed("m", handle, asyncio.Event(), sleep=sleep)
     feed.consumer = consumer = Consumer(status)  # type: ignore[assignment]
     for _ in range(3):
         await feed.read_pass()
