@@ -1,8 +1,9 @@
 """Crash-safe journals: ``trades_<YYYY-MM-DD>.csv`` and ``live_trader.log``.
 
-Each line is written with one ``os.write`` on a descriptor opened ``O_APPEND`` and then
-fsynced, so a ``kill -9`` leaves whole lines only. A trailing partial line left by an older
-crash (or a torn write on power loss) is cut with a warning when the file is opened.
+Each line is written with one ``os.write`` on a descriptor opened ``O_APPEND``, so a
+``kill -9`` leaves whole lines only; ``fsync=True`` also fsyncs each line, and the live trader
+(``fsync=False``) fsyncs the files at each commit instead. A trailing partial line left by an
+older crash (or a torn write on power loss) is cut with a warning when the file is opened.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ COLUMNS: tuple[str, ...] = (
     "client_order_id",  # deterministic id of the decision
     "broker_order_id",  # broker's id (sim-... for the simulated broker)
     "score",  # the model's ensemble score behind the decision
-    "decision_latency_us",  # bar end -> order submitted, microseconds
+    "decision_latency_us",  # ingest receive -> decision, microseconds (0 without one: replays)
     "commission",
     "position_after",  # signed shares held after this fill
     "realised_pnl",  # the model's realised PnL of the day after this fill (net)
-    "reason",  # why the order was placed (signal, flatten, kill, ...)
+    "reason",  # why: signal, flatten (also after a kill), adopted (an order it had no record of)
 )
 """Columns of ``trades_<date>.csv``, in order (the header line)."""
 
@@ -85,7 +86,7 @@ def repair_partial_tail(path: Path) -> int:
 
 
 class _AppendFile:
-    """An ``O_APPEND`` descriptor: one ``os.write`` per whole line, then fsync."""
+    """An ``O_APPEND`` descriptor: one ``os.write`` per whole line (then fsync, if asked)."""
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ class _AppendFile:
 
 
 class TradeJournal:
-    """``<dir>/trades_<day>.csv``, appended one fsynced line per fill."""
+    """``<dir>/trades_<day>.csv``, appended one line per fill (fsynced when ``fsync``)."""
 
     def __init__(self, dir: Path, day: str, *, fsync: bool = True) -> None:
         self.path = Path(dir) / trades_file_name(day)
@@ -147,7 +148,7 @@ class TradeJournal:
         realised_pnl: float,
         reason: str = "",
     ) -> None:
-        """Append one fill (one ``os.write`` of a whole line, then fsync)."""
+        """Append one fill (one ``os.write`` of a whole line, then fsync when ``fsync``)."""
         secs, ns = divmod(fill.ts, 1_000_000_000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns // 1000:06d}Z"
         row = (
@@ -188,7 +189,7 @@ def _csv_line(values: tuple[str, ...]) -> str:
 
 
 class FsyncLineHandler(logging.Handler):
-    """A logging handler that appends one fsynced JSON line per record."""
+    """A logging handler that appends one JSON line per record (fsynced when ``fsync``)."""
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """The account panel's view model: the execution gateway's ``DeskStatus`` as the desk sees it.
 
-Pure, like ``state.py``: ``account_view`` turns the latest status and when it *arrived* (the
+Pure, like ``aggregate.py``: ``account_view`` turns the latest status and when it *arrived* (the
 dashboard's clock) into an ``AccountView`` at ``now_ns``. The gateway publishes every second,
 so a status older than ``HealthPolicy.gateway_silent_after_s`` means the gateway is SILENT
 and everything else in the view is only its last word.

@@ -2,9 +2,9 @@
 
 What survives a ``kill -9`` and how a restarted trader uses it (docs/trader.md, "Restart"):
 
-- ``trades_<day>.csv`` (``services.journal.TradeJournal``, one fsynced line per fill) is the
-  truth for fills: the position is rebuilt from it, and a fill the broker reports again for a
-  client order id already journaled is not booked twice.
+- ``trades_<day>.csv`` (``services.journal.TradeJournal``, one line per fill, fsynced at each
+  commit before the state file) is the truth for fills: the position is rebuilt from it, and a
+  fill the broker reports again for a client order id already journaled is not booked twice.
 - ``.trader-state.json`` is the commit point, replaced atomically (write, fsync, rename,
   fsync the directory): the last decided bar, the stream sequence acked with it, the signal
   direction, the orders still open, and the length of the decision log at that moment.

@@ -1,1 +1,0 @@
-"""algostack.adapters.aws."""
