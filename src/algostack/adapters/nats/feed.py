@@ -1,41 +1,10 @@
 """A trader's market feed: a live core-NATS path for latency, a durable consumer for the record.
 
-Every market message reaches a trader twice (DESIGN.md 3.3):
-
-- **live**: a plain core-NATS subscription to the model's subjects. The server hands a
-  message to it as it routes the publish, before JetStream has even stored it: the shortest
-  path from the ingest to a decision;
-- **durable**: a durable JetStream consumer named after the model (``FeedConsumer``), read
-  in slices (``fetch``: what is available now, no waiting). It is the record: a restart
-  resumes from it, and anything the live path missed comes from it, in order.
-
-``LiveGate`` decides, per message, which path handles it, so each is handled exactly once and
-in stream order. It relies on ``Algostack-Seq`` (``SEQ_HEADER``), which the ingest puts on
-every market message: ``<epoch>:<n>``, the message's number ``n`` on its subject within one
-publisher run ``epoch``. The live path takes a message only when it is provably the next one
-on its subject (same epoch, ``n`` = last + 1) and the gate is open; anything else (a gap, a
-new epoch, a message without the header) closes the gate, and the durable consumer delivers
-it, in order, before the gate opens again. A lost connection or a slow-consumer drop closes
-it too (``LiveGate.lost``). The durable path skips what the live path already handled.
-
-While the live path takes everything, the durable path need not read at all: the ingest
-also sends ``Algostack-Prev-Seq``, the stream sequence of message ``n - 1`` once JetStream
-acked it, and since handled messages form a prefix of the publish order, that sequence is a
-safe resume point (``LiveGate.safe_seq``). ``services/trader/feed.py`` (``ModelFeed``) runs
-both paths for one model.
-
-Usage (``TraderService`` wires this)::
-
-    start, existed = await bus.resume_point(key, committed_seq=state_seq)
-    history = await bus.read_history("market.bars.AAPL", start - 1)   # warm-up
-    feed = await bus.feed_consumer(key, ["market.bars.AAPL"], start_seq=start)
-    live = await bus.subscribe("market.bars.AAPL", on_live)          # gate.take_live(...)
-    for d in await feed.fetch(1000):                                  # gate.take_durable(...)
-        ...
-    await d.ack()                                                     # AckPolicy.ALL
-
-Every market message the ingest publishes also carries ``Algostack-Recv-Ns``: the wall time
-(``time.time_ns()``, UTC ns) at which the ingest received the websocket frame holding it.
+``LiveGate`` hands each market message to exactly one of the two paths, in publish order,
+from the ingest's ``Algostack-Seq`` numbering; ``FeedConsumer`` reads the durable JetStream
+consumer; ``resume_point`` and ``read_history`` say where a restart starts. ``ModelFeed``
+(``services/trader/feed.py``) runs both paths for one model; how and why: docs/trader.md,
+"The feed".
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """The execution gateway: the one process per broker account that talks to the broker.
 
-Intents come from the traders on ``orders.intent.<model>`` through JetStream's durable
-push consumer ``gateway`` (delivered as stored, in order; acked once the state holds them;
-a redelivery is dropped as an id already seen). Each is checked
-(decodable, its model's own subject and symbol, not seen before, desk risk) and joins the
-batch of its symbol and decision bar. A batch closes when every model known to trade the
-symbol has an intent in it, or ``batch_window_s`` after its first intent; it is netted
-(``core.execution.BatchBook``) into at most one venue order, placed only while no other
-order of the desk is open on that symbol (opposite sides are never open together: Alpaca
-refuses that as a wash trade). A batch that nets to zero is crossed in full at the open of
-the symbol's next bar. Venue updates are booked into the batch, and every attributed fill
-or refusal goes back to its model on ``orders.report.<model>``. The state file
-(``state.py``) makes a restart lose and double nothing. Reconciliation compares the
-account with the sum of the model books every ``reconcile_every_s`` and after every venue
-reconnect; a ``core.events.DeskStatus`` is published every ``status_every_s``.
-docs/gateway.md has the rules and the figures.
+``GatewayService`` takes the traders' intents from JetStream, checks them (desk risk
+included), nets each batch of one symbol and bar into at most one venue order, reports each
+model its share of the fills, reconciles the account with the sum of the model books and
+publishes ``DeskStatus``; its state file makes a restart lose and double nothing. The rules
+and the figures: docs/gateway.md.
 """
 
 from __future__ import annotations

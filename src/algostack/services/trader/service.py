@@ -1,25 +1,10 @@
 """The trader service: NATS -> ``ModelRunner`` per model -> broker, with restart safety.
 
-Per model: its own runner, broker, journal directory and state file, and a ``ModelFeed``
-(``feed.py``) of ``market.bars.<SYM>`` and ``market.status.<SYM>`` with two paths: live
-(core NATS: a message provably next on its subject is decided the moment it arrives) and
-durable (a JetStream consumer named ``ModelSpec.key``: catch-up, gaps, restarts). Each
-message is handed to the runner once, in publish order. Models in one process share only
-the NATS connection (no cross-talk).
-
-The service also subscribes to the kill switch, publishes heartbeats, and commits:
-
-- at once after a bar that placed an order or booked a fill, else every
-  ``commit_interval_s`` (group commit);
-- a commit snapshots the runner between two messages, then, in a worker thread, fsyncs the
-  decision log, the fill journal and the live log and replaces the state file, which
-  records the resume point (``LiveGate.safe_seq``); only then does it ack the last durable
-  delivery it covers (``AckPolicy.ALL`` acks everything before it too). The model keeps
-  deciding later bars meanwhile: no fsync ever delays a decision.
-
-A bar is therefore past the resume point only once its decision and any order are durable;
-a crash makes NATS redeliver the bars after the last commit, and ``ModelRunner`` re-decides
-each of them exactly once (or only rebuilds its features, when it was decided before).
+Per model: a runner, a broker, a journal directory and state file, and a ``ModelFeed``;
+models in one process share only the NATS connection. The service also answers the kill
+switch, publishes heartbeats and commits each model (journals and state fsynced, then the
+durable delivery acked), so a crash redelivers only bars past the last commit and each is
+decided once. The commit protocol: docs/trader.md, "Restart safety".
 """
 
 from __future__ import annotations

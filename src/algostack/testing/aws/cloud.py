@@ -1,20 +1,10 @@
 """moto's server with the parts of AWS moto leaves out, made real on this machine.
 
-- EC2: every instance Terraform (or anyone) runs is a :class:`~.host.Host`; RunInstances and
-  StartInstances boot it (``pending`` until systemd is up), StopInstances powers it off
-  (``stopping`` until the container has exited, so units' stop actions and the final sync run
-  first), TerminateInstances removes it. Status checks read ``initializing`` until the host
-  has booted, ``ok`` after, and ``impaired`` for a host marked so (a fault drill). Private
-  addresses are loopback aliases (127.0.x.y), reachable from every host.
-- SSM Run Command: ``AWS-RunShellScript`` executes in the host as the agent would (working
-  directory, ``executionTimeout``, exit status -> Success / Failed / TimedOut, output cut at
-  24,000 / 8,000 characters); ``SendCommand`` to an instance whose agent is not online fails
-  with ``InvalidInstanceId``; ``ListCommandInvocations`` and ``DescribeInstanceInformation``
-  are answered (moto has neither).
-- IMDSv2 per instance: region and the instance profile's credentials.
-
-The patches are on moto's classes (moto is the fake of AWS here, not project code) and are
-active only while an :class:`EmulatedCloud` is running in this process.
+EC2 instances are systemd hosts (``host.Host``) booted, stopped and checked as EC2 would;
+SSM Run Command executes in them as the agent would; each has its own IMDSv2. What is
+emulated and how: docs/operations.md, "The emulated AWS day". The patches are on moto's
+classes (moto is the fake of AWS here, not project code) and are active only while an
+:class:`EmulatedCloud` is running in this process.
 """
 
 from __future__ import annotations
