@@ -1,20 +1,9 @@
 """Replay minute bars from a CSV or Parquet file, as fast as possible or paced.
 
-Columns: ``symbol, timestamp, open, high, low, close, volume`` and optionally ``trade_count,
-vwap``. A timestamp is ISO 8601 (``2024-03-15T13:30:00Z``; naive means UTC) or integer epoch
-nanoseconds. The whole file is read and checked when the source is built, so bad input is
-reported before anything connects:
-
-* a missing column or an unreadable file is a ``DataError`` naming the file;
-* a bad row (unparsable or non-finite number, bad symbol, bad timestamp, high < low) and a
-  row whose timestamp does not increase for its symbol are reported (``problems``, the log,
-  ``stats.malformed``) and skipped — never silently reordered. ``strict=True`` raises the
-  first as a ``DataError`` instead.
-
-Rows of different symbols are merged by timestamp (each symbol's order is kept); ``stream()``
-yields one batch per timestamp. ``speed=N`` paces batches at N times real time. Before each
-batch, ``last_recv_ns`` is set to the wall time (UTC ns) the batch was produced: the ingest's
-receive time for an offline source.
+The whole file is read and checked when the source is built, so bad input is reported before
+anything connects (with ``strict=True`` the first bad row raises a ``DataError``); ``stream()``
+yields one batch per timestamp, symbols merged by time. Columns, timestamps and what makes a
+row bad: docs/ingest.md, "Replay files".
 """
 
 from __future__ import annotations
