@@ -156,7 +156,8 @@ def _check_bare_flags(
     spans: list[Span], commands: list[Command], problem: Problem, report: Report
 ) -> None:
     """An inline ``--flag`` standing alone is an option of a command its section (or an
-    enclosing one) shows; ``ARGS="--flag"`` one of ``make run``'s."""
+    enclosing one) shows, or of some command when they show none; ``ARGS="--flag"`` is one
+    of ``make run``'s."""
     shown: dict[int, set[tuple[str, ...]]] = {}
     for command in commands:
         if command.program == "make":
@@ -177,15 +178,19 @@ def _check_bare_flags(
             candidates = set().union(*(shown.get(s, set()) for s in span.sections))
         else:
             continue
-        if not candidates:
-            continue  # nothing in its sections says whose option it is
+        shown_here = ", ".join(sorted(show(c) for c in candidates))
+        if not candidates:  # nothing around it says whose option it is: any command's
+            candidates = set(leaves(()))
         for flag in (f for token in text.split() for f in flag_names(token)):
             owners = {c for c in candidates if has_option(c, flag)}
             if owners:
                 report.flags.update((c, flag) for c in owners)
+            elif shown_here:
+                problem(
+                    span.line, f"`{flag}`: an option of none of the commands shown ({shown_here})"
+                )
             else:
-                names = ", ".join(sorted(show(c) for c in candidates))
-                problem(span.line, f"`{flag}`: an option of none of the commands shown ({names})")
+                problem(span.line, f"`{flag}`: an option of no algostack command")
 
 
 def expand(text: str) -> list[str]:

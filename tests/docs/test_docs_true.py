@@ -125,6 +125,8 @@ def test_check_false_claims_each_reported_with_file_and_line() -> None:
             "`--not-an-ingest-flag`; `core/no_such.py`, `tests/unit/nowhere/`.",
             "`algostack.core.backoff.NoSuch`, `ModelRunner.no_such_method`, [x](missing.md).",
             "`src/algostack/control/` holds `nowhere.py`.",
+            "## Elsewhere",
+            "`--allow-remote` is the dashboard's, `--nowhere` no command's.",
             "",
             "| module | what |",
             "| --- | --- |",
@@ -152,7 +154,8 @@ def test_check_false_claims_each_reported_with_file_and_line() -> None:
             "docs/example.md:11: link `missing.md`: no such file",
             "docs/example.md:12: `nowhere.py`: in none of the directories named above it "
             "(bench, src/algostack/control, src/algostack/core)",
-            "docs/example.md:16: `no_such_name` is not defined in src/algostack/core/backoff.py "
+            "docs/example.md:14: `--nowhere`: an option of no algostack command",
+            "docs/example.md:18: `no_such_name` is not defined in src/algostack/core/backoff.py "
             "(this row's module)",
         ]
     )
