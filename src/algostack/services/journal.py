@@ -35,7 +35,7 @@ COLUMNS: tuple[str, ...] = (
     "client_order_id",  # deterministic id of the decision
     "broker_order_id",  # broker's id (sim-... for the simulated broker)
     "score",  # the model's ensemble score behind the decision
-    "decision_latency_us",  # ingest receive -> decision, microseconds (0 without one: replays)
+    "decision_latency_us",  # ingest receive (replay: bar handed over) -> decision, microseconds
     "commission",
     "position_after",  # signed shares held after this fill
     "realised_pnl",  # the model's realised PnL of the day after this fill (net)
