@@ -32,8 +32,7 @@ async def bus(embedded_nats: EmbeddedNats) -> AsyncIterator[NatsBus]:
         password=embedded_nats.password,
         connect_timeout_s=10,
     )
-    await b.delete_stream_if_exists()
-    await b.ensure_market_stream()
+    await b.reset_stream()
     try:
         yield b
     finally:

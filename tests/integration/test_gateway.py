@@ -28,7 +28,7 @@ from algostack.testing.fake_alpaca_trading import FakeAlpacaTrading
 
 @pytest.fixture
 async def fresh_bus(bus: NatsBus) -> NatsBus:
-    await bus.delete_stream_if_exists(orders.STREAM)
+    await bus.reset_stream(orders.STREAM, orders.SUBJECTS)
     return bus
 
 

@@ -92,7 +92,7 @@ async def gateway_knows(bus: NatsBus, n: int) -> None:
 
 @pytest.fixture
 async def channel_bus(bus: NatsBus) -> AsyncIterator[NatsBus]:
-    await bus.delete_stream_if_exists(orders.STREAM)
+    await bus.reset_stream(orders.STREAM, orders.SUBJECTS)
     yield bus
 
 

@@ -80,14 +80,8 @@ async def stream_count(bus: NatsBus) -> int:
 
 
 async def read_all(bus: NatsBus, subject: str) -> list[tuple[str, MarketEvent]]:
-    consumer = await bus.durable_consumer("itest-reader", [subject])
-    out: list[tuple[str, MarketEvent]] = []
-    while batch := await consumer.fetch(500, timeout_s=0.5):
-        for d in batch:
-            out.append((d.subject, d.event))
-            await d.ack()
-    await consumer.close()
-    return out
+    msgs = await bus.read_history(subject, await bus.last_stream_seq())
+    return [(m.subject, codec.decode(m.data)) for m in msgs]
 
 
 async def test_ingest_alpaca_disconnect_backfills_every_bar_exactly_once(

@@ -132,7 +132,7 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
     embedded_nats: EmbeddedNats, bus: NatsBus, tmp_path: Path, broker: str
 ) -> None:
     bucket, journal, log = tmp_path / "bucket", tmp_path / "journal", tmp_path / "trader.log"
-    await bus.delete_stream_if_exists(orders.STREAM)
+    await bus.reset_stream(orders.STREAM, orders.SUBJECTS)
     gateway = None
     if broker == "gateway":
         gateway = start_gateway(embedded_nats, tmp_path / "gw", tmp_path / "gateway.log")

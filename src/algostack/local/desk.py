@@ -288,10 +288,8 @@ class LocalDesk:
             from algostack.adapters.nats import order_channel as orders
 
             # each run starts from empty streams
-            await bus.delete_stream_if_exists()
-            await bus.delete_stream_if_exists(orders.STREAM)
-            await bus.ensure_market_stream()
-            await orders.ensure_orders_stream(bus)
+            await bus.reset_stream()
+            await bus.reset_stream(orders.STREAM, orders.SUBJECTS)
             col = self.collector
 
             async def on_bar(msg: Any) -> None:

@@ -8,8 +8,7 @@ message carries live in ``publisher.py`` (``AckWindowPublisher``), to which
 
 Trader events and control messages use plain core-NATS ``publish``/``subscribe``; traders
 read market data live through ``subscribe`` and durably through ``feed_consumer``
-(``feed.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``;
-``durable_consumer`` (``consumer.py``) is a pull consumer with explicit acks.
+(``feed.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from algostack.adapters.nats import feed as _feed
-from algostack.adapters.nats.consumer import DurableConsumer
 from algostack.adapters.nats.feed import FeedConsumer
 from algostack.adapters.nats.publisher import AckWindowPublisher, PublishError
 from algostack.core import codec
@@ -368,6 +366,27 @@ class NatsBus:
         except nats.js.errors.NotFoundError:
             return False
 
+    async def reset_stream(
+        self, name: str = codec.STREAM_NAME, subjects: Sequence[str] | None = None
+    ) -> None:
+        """Delete stream ``name`` and create it again, empty (``subjects`` default: MARKET's).
+
+        nats-server answers a delete before it has removed the stream's files; a stream of
+        the same name created in that window (up to ~2 s) comes back with the old messages.
+        So the new stream is checked, and deleted and created again until it is empty.
+        """
+        wanted = list(subjects) if subjects is not None else [f"{codec.SUBJECT_ROOT}.>"]
+
+        async def once() -> None:
+            await self.delete_stream_if_exists(name)
+            info = await self.ensure_stream(name, wanted)
+            if info.state.messages:
+                raise RetryableError(
+                    f"stream {name} came back with {info.state.messages} old message(s)"
+                )
+
+        await retry_async(once, backoff=Backoff(base=0.05, cap=0.5), deadline_s=10.0)
+
     async def stream_info(self, name: str = codec.STREAM_NAME) -> api.StreamInfo:
         """Return the current info (message count, sequences) of a stream."""
         return await self._nc.jsm().stream_info(name)
@@ -496,29 +515,6 @@ class NatsBus:
         """Every MARKET message on ``subject`` with stream seq <= ``upto_seq``, in order."""
         msgs = await _feed.read_history(self._nc, subject, upto_seq, timeout_s=timeout_s)
         return [BusMessage(m.subject, m.data, m.headers, stream_seq=seq) for seq, m in msgs]
-
-    async def durable_consumer(
-        self,
-        name: str,
-        subjects: Sequence[str],
-        *,
-        deliver_new: bool = False,
-        ack_wait_s: float = 30.0,
-        max_ack_pending: int = 10_000,
-    ) -> DurableConsumer:
-        """Bind (creating if needed) the durable pull consumer ``name`` on ``MARKET``.
-
-        See ``DurableConsumer``: decoded events in stream order, explicit acks, and a
-        restarted consumer resumes after the last acked message.
-        """
-        return await DurableConsumer.bind(
-            self._nc,
-            name,
-            subjects,
-            deliver_new=deliver_new,
-            ack_wait_s=ack_wait_s,
-            max_ack_pending=max_ack_pending,
-        )
 
     # -- shutdown -------------------------------------------------------------------------
 
