@@ -7,15 +7,17 @@ Stdlib + boto3 only. Every wait polls the whole set at once (one DescribeInstanc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from algostack.control.failures import InstanceNotFoundError
-from algostack.control.runtime import Deadline, Runtime
+from algostack.control.failures import InstanceNotFoundError, PendingError
+from algostack.control.runtime import Deadline, Runtime, retry
 from algostack.core.backoff import Backoff
+from algostack.errors import RetryableError
 
 log = logging.getLogger("algostack.control.ec2")
 
@@ -48,10 +50,24 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def error_message(exc: ClientError) -> str:
-    """``Code: message`` of a botocore ``ClientError``."""
+def error_message(exc: BaseException) -> str:
+    """``Code: message`` of a botocore ``ClientError``; ``str(exc)`` of any other error."""
+    if not isinstance(exc, ClientError):
+        return str(exc)
     err = exc.response.get("Error", {})
     return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+
+
+@contextmanager
+def retryable_codes(codes: Collection[str]) -> Iterator[None]:
+    """Raise a ``ClientError`` whose code is in ``codes`` as ``RetryableError`` (same
+    ``Code: message``), so the retrier retries it; any other error passes unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in codes:
+            raise RetryableError(error_message(exc)) from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -333,26 +349,28 @@ def ensure_healthy(
     Returns one ``Health`` per instance; never raises for a single instance's failure (the
     caller decides). Instances that are stopping are started once they have stopped.
     """
-    delays = backoff or health_backoff()
     track = {i.id: Health(i.id, i.name, state=i.state) for i in instances}
     started_at = runtime.clock()
     _start(ec2, track, [i.id for i in instances if i.state == "stopped"], runtime)
-    while True:
+
+    def poll() -> None:
         _poll(ec2, ssm, track, runtime, check_agent)
-        waiting = [h for h in track.values() if not h.done]
-        if not waiting:
-            return track
-        delay = delays.next_delay()
-        if deadline.remaining() < delay:
-            waited = runtime.clock() - started_at
-            for h in waiting:
+        waiting = sum(not h.done for h in track.values())
+        if waiting:
+            raise PendingError(f"{waiting} instance(s) not healthy yet")
+
+    try:
+        retry(poll, deadline=deadline, runtime=runtime, backoff=backoff or health_backoff())
+    except PendingError:
+        waited = runtime.clock() - started_at
+        for h in track.values():
+            if not h.done:
                 h.error = (
                     f"not healthy after {waited:.0f} s, before the deadline (state {h.state}, "
                     f"status checks {h.system_status}/{h.instance_status}, SSM agent {h.agent})"
                     + (f"; last error: {h.last_error}" if h.last_error else "")
                 )
-            return track
-        runtime.sleep(delay)
+    return track
 
 
 def _start(ec2: Any, track: dict[str, Health], ids: list[str], runtime: Runtime) -> None:

@@ -1,7 +1,8 @@
 """Errors the controllers raise. Each message says what failed and what to do.
 
 Subclasses of ``algostack.errors``; a Lambda that raises one fails, so its on-success
-destination does not fire.
+destination does not fire. ``PendingError`` never leaves a controller: it is how a poll
+tells ``core.backoff.retry_sync`` to look again.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from algostack.errors import AlgostackError, ConfigError, FatalError, RetryableError
+from algostack.errors import ConfigError, FatalError, RetryableError
 
 __all__ = [
     "CapacityError",
@@ -18,11 +19,16 @@ __all__ = [
     "FleetError",
     "InstanceNotFoundError",
     "InstanceStateError",
+    "PendingError",
 ]
 
 
-class ControlError(AlgostackError):
-    """A controller step failed; ``report`` holds the per-instance details (JSON-safe)."""
+class ControlError(FatalError):
+    """A controller step failed; ``report`` holds the per-instance details (JSON-safe).
+
+    Fatal: the step already retried and waited for what it could within its deadline, so
+    running it again at once would fail the same way; the message says what to fix.
+    """
 
     def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -39,6 +45,11 @@ class InstanceStateError(ControlError):
 
 class CapacityError(RetryableError):
     """AWS has no capacity for the instance type now (``InsufficientInstanceCapacity``)."""
+
+
+class PendingError(RetryableError):
+    """What a poll waits for is not there yet (instances booting, commands running): poll
+    again after a backoff, until the deadline."""
 
 
 class FleetError(ControlError):

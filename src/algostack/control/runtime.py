@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from algostack.core.backoff import Backoff, retry_sync
+
+T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
@@ -98,3 +101,23 @@ class Runtime:
     sleep: Sleep = time.sleep
     wall: Clock = time.time
     """Wall-clock seconds since the epoch (records, dates); ``clock`` is for intervals."""
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    deadline: Deadline,
+    runtime: Runtime,
+    backoff: Backoff,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """``core.backoff.retry_sync`` until ``deadline``, waiting through ``runtime``: no wait
+    starts that would end past it."""
+    return retry_sync(
+        fn,
+        backoff=backoff,
+        deadline_s=deadline.remaining(),
+        on_retry=on_retry,
+        sleep=runtime.sleep,
+        clock=runtime.clock,
+    )

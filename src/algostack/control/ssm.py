@@ -15,9 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from algostack.control.ec2 import chunks, error_code, error_message, unsupported
-from algostack.control.runtime import Deadline, Runtime
+from algostack.control.ec2 import chunks, error_code, error_message, retryable_codes, unsupported
+from algostack.control.failures import PendingError
+from algostack.control.runtime import Deadline, Runtime, retry
 from algostack.core.backoff import Backoff
+from algostack.errors import RetryableError
 
 log = logging.getLogger("algostack.control.ssm")
 
@@ -30,6 +32,8 @@ MIN_DELIVERY_TIMEOUT_S = 30  # SendCommand's TimeoutSeconds minimum
 FETCH_WORKERS = 8
 # Agent not registered yet (status checks can pass first): retry SendCommand until the deadline.
 RETRY_SEND_CODES = frozenset({"InvalidInstanceId", "ThrottlingException"})
+# GetCommandInvocation can lag SendCommand/ListCommandInvocations: retry until the deadline.
+RETRY_GET_CODES = frozenset({"InvocationDoesNotExist"})
 
 _SECRET_RE = re.compile(
     r"(?i)((?:secret|password|passwd|token|key_id|api_key|apca-api-[a-z-]+)\"?\s*[:=]\s*\"?)"
@@ -135,8 +139,8 @@ def send_script(
             if output_prefix:
                 kwargs["OutputS3KeyPrefix"] = output_prefix
         try:
-            command_id = _send_with_retry(ssm, kwargs, deadline, runtime, backoff)
-        except ClientError as exc:
+            command_id = _send(ssm, kwargs, deadline, runtime, backoff or poll_backoff())
+        except (ClientError, RetryableError) as exc:
             for iid in batch:
                 out[iid].status = "NotSent"
                 out[iid].error = f"SendCommand failed: {error_message(exc)}"
@@ -146,20 +150,17 @@ def send_script(
     return out
 
 
-def _send_with_retry(
-    ssm: Any, kwargs: dict[str, Any], deadline: Deadline, runtime: Runtime, b: Backoff | None
+def _send(
+    ssm: Any, kwargs: dict[str, Any], deadline: Deadline, runtime: Runtime, backoff: Backoff
 ) -> str:
-    delays = b or poll_backoff()
-    while True:
-        try:
-            resp = ssm.send_command(**kwargs)
-            return str(resp["Command"]["CommandId"])
-        except ClientError as exc:
-            delay = delays.next_delay()
-            if error_code(exc) not in RETRY_SEND_CODES or deadline.remaining() < delay:
-                raise
-            log.info("SendCommand: %s; retrying in %.1f s", error_message(exc), delay)
-            runtime.sleep(delay)
+    def send() -> str:
+        with retryable_codes(RETRY_SEND_CODES):
+            return str(ssm.send_command(**kwargs)["Command"]["CommandId"])
+
+    def note(attempt: int, exc: BaseException, delay: float) -> None:
+        log.info("SendCommand: %s; retrying in %.1f s", exc, delay)
+
+    return retry(send, deadline=deadline, runtime=runtime, backoff=backoff, on_retry=note)
 
 
 @dataclass
@@ -178,7 +179,6 @@ def wait_commands(
 ) -> dict[str, Invocation]:
     """Wait until every sent invocation is finished or the deadline comes; fill in status,
     exit code, stdout and stderr. Invocations still running at the deadline get ``error``."""
-    delays = backoff or poll_backoff()
     pending: dict[str, _Pending] = {}
     for inv in invocations.values():
         if inv.command_id and inv.error is None:
@@ -187,7 +187,9 @@ def wait_commands(
             )
     finished: list[Invocation] = []
     listing = True
-    while pending:
+
+    def poll() -> None:
+        nonlocal listing
         for cid in list(pending):
             if listing:
                 try:
@@ -209,19 +211,19 @@ def wait_commands(
                     finished.append(inv)
             if not pending[cid].instances:
                 del pending[cid]
-        if not pending:
-            break
-        delay = delays.next_delay()
-        if deadline.remaining() < delay:
-            for p in pending.values():
-                for iid in p.instances:
-                    inv = invocations[iid]
-                    inv.error = (
-                        f"command {p.command_id} still {inv.status} at the controller's "
-                        "deadline (it keeps running on the instance until its execution timeout)"
-                    )
-            break
-        runtime.sleep(delay)
+        if pending:
+            raise PendingError(f"{len(pending)} command(s) still running")
+
+    try:
+        retry(poll, deadline=deadline, runtime=runtime, backoff=backoff or poll_backoff())
+    except PendingError:
+        for p in pending.values():
+            for iid in p.instances:
+                inv = invocations[iid]
+                inv.error = (
+                    f"command {p.command_id} still {inv.status} at the controller's "
+                    "deadline (it keeps running on the instance until its execution timeout)"
+                )
     _fetch_outputs(ssm, finished, deadline, runtime)
     return invocations
 
@@ -269,19 +271,16 @@ def _fetch_outputs(
 
 
 def _fetch_one(ssm: Any, inv: Invocation, deadline: Deadline, runtime: Runtime) -> None:
-    delays = Backoff(base=0.5, factor=2.0, cap=5.0, floor=0.2)
-    while True:
-        try:
-            resp = ssm.get_command_invocation(CommandId=inv.command_id, InstanceId=inv.instance_id)
-            break
-        except ClientError as exc:
-            delay = delays.next_delay()
-            # GetCommandInvocation can lag SendCommand/ListCommandInvocations: retry.
-            if error_code(exc) == "InvocationDoesNotExist" and deadline.remaining() >= delay:
-                runtime.sleep(delay)
-                continue
-            inv.error = f"GetCommandInvocation failed: {error_message(exc)}"
-            return
+    def get() -> Any:
+        with retryable_codes(RETRY_GET_CODES):
+            return ssm.get_command_invocation(CommandId=inv.command_id, InstanceId=inv.instance_id)
+
+    backoff = Backoff(base=0.5, factor=2.0, cap=5.0, floor=0.2)
+    try:
+        resp = retry(get, deadline=deadline, runtime=runtime, backoff=backoff)
+    except (ClientError, RetryableError) as exc:
+        inv.error = f"GetCommandInvocation failed: {error_message(exc)}"
+        return
     inv.status = str(resp.get("Status", inv.status))
     inv.status_details = str(resp.get("StatusDetails", inv.status_details))
     code = resp.get("ResponseCode")

@@ -1,7 +1,7 @@
-"""Exponential backoff with full jitter, and the one retry helper. Stdlib only.
+"""Exponential backoff with full jitter, and the one retrier (``retry_sync``/``retry_async``).
 
-Clock and sleep are injected so tests never sleep for real; ``control/`` (stdlib + boto3 only)
-uses this module too.
+Stdlib only, so ``control/`` (stdlib + boto3) uses it too. Clock and sleep are injected so
+tests never sleep for real. docs/architecture.md says what goes through it and what does not.
 """
 
 from __future__ import annotations
@@ -49,6 +49,73 @@ class Backoff:
             yield self.next_delay()
 
 
+def next_wait(
+    exc: BaseException,
+    attempt: int,
+    elapsed: float,
+    *,
+    backoff: Backoff,
+    deadline_s: float,
+    max_attempts: int | None = None,
+) -> float | None:
+    """The wait before call ``attempt + 1`` after ``exc`` ended call ``attempt``, ``elapsed``
+    seconds after the first call began; None to give up.
+
+    Gives up when ``exc`` is not a ``RetryableError``, when ``max_attempts`` calls were made,
+    or when the wait would pass ``deadline_s``; a ``retry_after`` on the error is the least
+    wait. The one retry decision: ``retry_sync``, ``retry_async`` and the publisher's
+    per-message re-sends all ask it.
+    """
+    if not isinstance(exc, RetryableError):
+        return None
+    if max_attempts is not None and attempt >= max_attempts:
+        return None
+    delay = backoff.next_delay()
+    if exc.retry_after is not None:
+        delay = max(delay, exc.retry_after)
+    if elapsed + delay > deadline_s:
+        return None
+    return delay
+
+
+def retry_sync(
+    fn: Callable[[], T],
+    *,
+    backoff: Backoff,
+    deadline_s: float,
+    max_attempts: int | None = None,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Call ``fn`` until it succeeds, retrying only ``RetryableError`` until ``deadline_s``
+    (and at most ``max_attempts`` calls when given); a ``retry_after`` on the error is the
+    least wait. ``on_retry(attempt, error, wait)`` runs before each wait.
+
+    The last error is re-raised when ``next_wait`` gives up.
+    """
+    start = clock()
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except RetryableError as exc:
+            attempt += 1
+            delay = next_wait(
+                exc,
+                attempt,
+                clock() - start,
+                backoff=backoff,
+                deadline_s=deadline_s,
+                max_attempts=max_attempts,
+            )
+            if delay is None:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            sleep(delay)
+
+
 async def retry_async(
     fn: Callable[[], Awaitable[T]],
     *,
@@ -59,12 +126,7 @@ async def retry_async(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Call ``fn`` until it succeeds, retrying only ``RetryableError`` until ``deadline_s``
-    (and at most ``max_attempts`` calls when given); a ``retry_after`` on the error is the
-    least wait.
-
-    The last error is re-raised when the next wait would pass the deadline.
-    """
+    """``retry_sync`` for a coroutine function: the same decisions (``next_wait``), awaited."""
     start = clock()
     attempt = 0
     while True:
@@ -72,12 +134,15 @@ async def retry_async(
             return await fn()
         except RetryableError as exc:
             attempt += 1
-            if max_attempts is not None and attempt >= max_attempts:
-                raise
-            delay = backoff.next_delay()
-            if exc.retry_after is not None:
-                delay = max(delay, exc.retry_after)
-            if clock() - start + delay > deadline_s:
+            delay = next_wait(
+                exc,
+                attempt,
+                clock() - start,
+                backoff=backoff,
+                deadline_s=deadline_s,
+                max_attempts=max_attempts,
+            )
+            if delay is None:
                 raise
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
