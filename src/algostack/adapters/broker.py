@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from algostack.core import simfill
 from algostack.core.market import Bar
-from algostack.core.orders import Fill, OpenOrder, OrderAck, OrderIntent, OrderStatus
+from algostack.core.orders import Fill, OpenOrder, OrderAck, OrderIntent, OrderStatus, bad_qty
 
 
 class Broker(Protocol):
@@ -98,20 +98,10 @@ class SimBroker:
                 duplicate=True,
                 message="client_order_id already used: no new order placed",
             )
-        if intent.qty <= 0:
-            return OrderAck(
-                client_order_id=cid,
-                broker_order_id="",
-                status=OrderStatus.REJECTED,
-                message=f"qty must be a positive whole number of shares, got {intent.qty}",
-            )
+        if (refused := bad_qty(intent, cid)) is not None:
+            return refused
         if self.closed:
-            return OrderAck(
-                client_order_id=cid,
-                broker_order_id="",
-                status=OrderStatus.REJECTED,
-                message="broker is closed",
-            )
+            return OrderAck.rejected(cid, "broker is closed")
         self._seq += 1
         oid = f"sim-{self._seq:08d}"
         self._known[cid] = oid

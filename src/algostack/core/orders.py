@@ -114,6 +114,27 @@ class OrderAck(msgspec.Struct, frozen=True, kw_only=True):
         """True unless the broker refused the order."""
         return self.status is not OrderStatus.REJECTED
 
+    @classmethod
+    def rejected(cls, client_order_id: str, message: str) -> OrderAck:
+        """A refusal: nothing was placed, ``message`` says why."""
+        return cls(
+            client_order_id=client_order_id,
+            broker_order_id="",
+            status=OrderStatus.REJECTED,
+            message=message,
+        )
+
+
+def bad_qty(intent: OrderIntent, client_order_id: str = "") -> OrderAck | None:
+    """The refusal every broker gives an intent without a positive whole quantity; None
+    when the quantity is good."""
+    if intent.qty > 0:
+        return None
+    return OrderAck.rejected(
+        client_order_id or intent.client_order_id,
+        f"qty must be a positive whole number of shares, got {intent.qty}",
+    )
+
 
 class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
     """What the execution gateway tells a model about one of its orders (``orders.report``).

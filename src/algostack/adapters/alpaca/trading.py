@@ -31,7 +31,7 @@ from algostack.adapters.alpaca.wire import rfc3339_to_ns
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.desk_risk import AccountView
 from algostack.core.market import ts_to_datetime
-from algostack.core.orders import OrderAck, OrderIntent, OrderStatus
+from algostack.core.orders import OrderAck, OrderIntent, OrderStatus, bad_qty
 from algostack.core.ratelimit import TokenBucket
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 from algostack.logs import truncate
@@ -301,13 +301,8 @@ class AlpacaBroker:
         """Place a day market order for ``intent`` under ``client_order_id`` (default: the
         intent's own); a client order id Alpaca already holds never places a second one."""
         cid = client_order_id or intent.client_order_id
-        if intent.qty <= 0:
-            return OrderAck(
-                client_order_id=cid,
-                broker_order_id="",
-                status=OrderStatus.REJECTED,
-                message=f"qty must be a positive whole number of shares, got {intent.qty}",
-            )
+        if (refused := bad_qty(intent, cid)) is not None:
+            return refused
         await self._ensure_account()
         body = _ORDER_ENC.encode(
             {
@@ -335,11 +330,8 @@ class AlpacaBroker:
             if found is None:
                 raise RetryableError(f"alpaca says {cid} exists but cannot find it; retry later")
             return _ack(found, duplicate=True, message=message)
-        return OrderAck(
-            client_order_id=cid,
-            broker_order_id="",
-            status=OrderStatus.REJECTED,
-            message=f"alpaca rejected the order: HTTP {reply.status} {code}: {message}",
+        return OrderAck.rejected(
+            cid, f"alpaca rejected the order: HTTP {reply.status} {code}: {message}"
         )
 
     async def order_by_client_id(self, cid: str) -> BrokerOrder | None:

@@ -29,7 +29,7 @@ from nats.js import api
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market import Bar
 from algostack.core.naming import safe_token
-from algostack.core.orders import Fill, OrderAck, OrderIntent, OrderReport, OrderStatus
+from algostack.core.orders import Fill, OrderAck, OrderIntent, OrderReport, OrderStatus, bad_qty
 from algostack.errors import RetryableError
 
 if TYPE_CHECKING:
@@ -200,13 +200,8 @@ class GatewayBroker:
 
     async def submit(self, intent: OrderIntent) -> OrderAck:
         """Queue ``intent`` for the gateway; its fills and refusal come back as reports."""
-        if intent.qty <= 0:
-            return OrderAck(
-                client_order_id=intent.client_order_id,
-                broker_order_id="",
-                status=OrderStatus.REJECTED,
-                message=f"qty must be a positive whole number of shares, got {intent.qty}",
-            )
+        if (refused := bad_qty(intent, intent.client_order_id)) is not None:
+            return refused
         self._outbox.put_nowait(intent)
         return OrderAck(
             client_order_id=intent.client_order_id, broker_order_id="", status=OrderStatus.ACCEPTED
@@ -226,14 +221,7 @@ class GatewayBroker:
             if report.kind == "fill" and report.fill is not None:
                 fills.append(report.fill)
             elif report.kind == "closed":
-                self._closed.append(
-                    OrderAck(
-                        client_order_id=report.client_order_id,
-                        broker_order_id="",
-                        status=OrderStatus.REJECTED,
-                        message=report.reason,
-                    )
-                )
+                self._closed.append(OrderAck.rejected(report.client_order_id, report.reason))
             self._handed = max(self._handed, seq)
         self._inbox.clear()
         return fills
@@ -284,11 +272,8 @@ class GatewayBroker:
         except RetryableError as exc:
             log.error("intent %s given up: %s", cid, exc, extra={"fields": {"model": self.model}})
             self._closed.append(
-                OrderAck(
-                    client_order_id=cid,
-                    broker_order_id="",
-                    status=OrderStatus.REJECTED,
-                    message=f"the gateway's order channel did not take the intent: {exc}",
+                OrderAck.rejected(
+                    cid, f"the gateway's order channel did not take the intent: {exc}"
                 )
             )
             if self._wake is not None:
