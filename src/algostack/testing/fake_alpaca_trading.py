@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
@@ -577,9 +578,7 @@ class FakeAlpacaTrading:
         return 404, {"code": 40410000, "message": f"no route {method} {path}"}
 
     def _list_orders(self, query: dict[str, list[str]]) -> tuple[int, Any]:
-        def one(name: str, default: str = "") -> str:
-            return query.get(name, [default])[0]
-
+        one = _query_value(query)
         status = one("status", "open")
         orders = list(self.state.orders.values())
         if status == "open":
@@ -591,46 +590,12 @@ class FakeAlpacaTrading:
         if one("symbols"):
             wanted = set(one("symbols").split(","))
             orders = [o for o in orders if o["symbol"] in wanted]
-        try:
-            if one("after"):
-                after = _parse_iso(one("after"))
-                orders = [o for o in orders if _parse_iso(o["submitted_at"]) > after]
-            if one("until"):
-                until = _parse_iso(one("until"))
-                orders = [o for o in orders if _parse_iso(o["submitted_at"]) < until]
-            limit = int(one("limit", "50"))
-        except ValueError as exc:
-            return 422, {"code": 40010001, "message": str(exc)}
-        if not 1 <= limit <= 500:
-            return 422, {"code": 40010001, "message": "limit must be between 1 and 500"}
-        if one("direction", "desc") == "desc":
-            orders.reverse()
-        return 200, orders[:limit]
+        return _page(orders, one, "submitted_at", "limit", 50, 500)
 
     def _list_activities(self, query: dict[str, list[str]]) -> tuple[int, Any]:
-        def one(name: str, default: str = "") -> str:
-            return query.get(name, [default])[0]
-
+        one = _query_value(query)
         acts = list(self.state.activities)
-        try:
-            if one("after"):
-                after = _parse_iso(one("after"))
-                acts = [a for a in acts if _parse_iso(a["transaction_time"]) > after]
-            if one("until"):
-                until = _parse_iso(one("until"))
-                acts = [a for a in acts if _parse_iso(a["transaction_time"]) < until]
-            size = int(one("page_size", "100"))
-        except ValueError as exc:
-            return 422, {"code": 40010001, "message": str(exc)}
-        if not 1 <= size <= 100:
-            return 422, {"code": 40010001, "message": "page_size must be between 1 and 100"}
-        if one("direction", "desc") == "desc":
-            acts.reverse()
-        token = one("page_token")
-        if token:
-            ids = [a["id"] for a in acts]
-            acts = acts[ids.index(token) + 1 :] if token in ids else []
-        return 200, acts[:size]
+        return _page(acts, one, "transaction_time", "page_size", 100, 100, paged=True)
 
     def _submit(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -845,6 +810,47 @@ def _close_soon(ws: ServerConnection) -> None:
 
 
 _BACKGROUND: set[asyncio.Future[None]] = set()
+
+
+def _query_value(query: dict[str, list[str]]) -> Callable[..., str]:
+    def one(name: str, default: str = "") -> str:
+        return query.get(name, [default])[0]
+
+    return one
+
+
+def _page(
+    items: list[dict[str, Any]],
+    one: Callable[..., str],
+    time_key: str,
+    size_param: str,
+    default_size: int,
+    max_size: int,
+    *,
+    paged: bool = False,
+) -> tuple[int, Any]:
+    """Alpaca's list rules: ``after``/``until`` (exclusive) on ``time_key``, ``direction``
+    (default desc), at most ``size_param`` items, and (``paged``: the activities) a
+    ``page_token`` naming the last id seen."""
+    try:
+        if one("after", ""):
+            after = _parse_iso(one("after", ""))
+            items = [i for i in items if _parse_iso(i[time_key]) > after]
+        if one("until", ""):
+            until = _parse_iso(one("until", ""))
+            items = [i for i in items if _parse_iso(i[time_key]) < until]
+        size = int(one(size_param, str(default_size)))
+    except ValueError as exc:
+        return 422, {"code": 40010001, "message": str(exc)}
+    if not 1 <= size <= max_size:
+        return 422, {"code": 40010001, "message": f"{size_param} must be between 1 and {max_size}"}
+    if one("direction", "desc") == "desc":
+        items.reverse()
+    token = one("page_token", "") if paged else ""
+    if token:
+        ids = [i["id"] for i in items]
+        items = items[ids.index(token) + 1 :] if token in ids else []
+    return 200, items[:size]
 
 
 class _Handler(BaseHTTPRequestHandler):
