@@ -1,13 +1,14 @@
 """README.md and docs/*.md say only what is true of the code: commands, flags, paths, names.
 
-The reader lives in ``docs_claims.py``; these tests run it over the real documents, and over
-small documents written here to prove it reads each form of claim and reports each kind of
-false one with its file and line.
+The check is ``docs_claims.py`` (with ``doc_markdown.py`` and ``doc_code.py``); these tests
+run it over the real documents, and over small documents written here to prove it reads each
+form of claim and reports each kind of false one with its file and line.
 """
 
 from __future__ import annotations
 
-from docs_claims import check_docs, check_markdown, commands_in, doc_files, read_spans
+from doc_markdown import commands_in, read_spans
+from docs_claims import check_docs, check_markdown, doc_files
 
 
 def _commands(markdown: str) -> list[tuple[int, str, tuple[str, ...], tuple[str, ...]]]:
