@@ -1,15 +1,19 @@
-"""Per-bar cost of a trader's model path: streaming features, then the fold ensemble's score.
+"""Per-bar cost of a trader's model path: streaming features, the fold ensemble's score, risk.
 
 Figures (µs per bar/call, medians over repeats, same run):
-- ``features_stream_us``: 7 streaming features (``FeatureEngine.update``); baseline
-  ``features_batch_us``: recomputing the batch twin over the trailing warm-up window per bar;
+- ``features_stream_us``: 7 streaming features (``FeatureEngine.update``, the bar rule
+  included); baseline ``features_batch_us``: recomputing the batch twin over the trailing
+  warm-up window per bar;
+- ``features_sma_ratio_us``: the replay bench's one feature, ``sma_ratio_10_30``, the same way;
 - ``onnx5_fused_us``: 5 ONNX logistic folds fused into one session; baseline
   ``onnx5_per_fold_us``: one single-thread session call per fold (the straightforward way);
   ``gbt5_fused_us`` / ``gbt5_per_fold_us`` the same with 50-tree boosted folds;
 - ``json5_linear_us`` (5 linear folds collapsed into one dot product) and
   ``json5_logistic_us`` (5 logistic folds as one matrix product);
 - ``json2_logistic_us``: 2 logistic folds of 7 features, scored in plain Python (small
-  ensembles, ``PLAIN_PYTHON_MAX``); baseline ``json2_logistic_numpy_us``: the numpy path.
+  ensembles, ``PLAIN_PYTHON_MAX``); baseline ``json2_logistic_numpy_us``: the numpy path;
+- ``risk_sizing_us``: ``RiskEngine.sizing`` (the target position and must-flatten) per bar of
+  a session, signals -1/0/+1 in runs.
 The CPU load of other processes is read from /proc/stat per repeat and reported.
 
     .venv/bin/python bench/models_scoring.py [--quick]
@@ -38,6 +42,7 @@ from algostack.core.features import FeatureEngine
 from algostack.core.features_batch import compute_features
 from algostack.core.market import NS_PER_MIN, Bar
 from algostack.core.naming import group_models
+from algostack.core.risk import RiskEngine, RiskLimits
 
 FEATS = ["ret_1", "ret_5", "sma_ratio_5_20", "rsi_14", "vol_20", "volume_z_20", "tod"]
 TH = {"long_entry": 0.55, "long_exit": 0.5}
@@ -118,6 +123,14 @@ def main() -> None:
         return len(bars)
 
     fig["features_stream_us"], load = _timed(stream, repeats)
+
+    def sma_ratio() -> int:
+        eng = FeatureEngine(["sma_ratio_10_30"])
+        for b in bars:
+            eng.update(b)
+        return len(bars)
+
+    fig["features_sma_ratio_us"], _ = _timed(sma_ratio, repeats)
     window = FeatureEngine(FEATS).warmup_bars
     frame = pd.DataFrame(
         {
@@ -180,6 +193,19 @@ def main() -> None:
     numpy2 = _ensemble(make_logit, ".json", export_linear_json, n_folds=2, plain_python_max=0)
     fig["json2_logistic_us"], _ = _timed(calls(small.score), repeats)
     fig["json2_logistic_numpy_us"], _ = _timed(calls(numpy2.score), repeats)
+    # The session of the first bar (09:30-16:00 New York), minute by minute, again and again.
+    asks = [
+        ((i // 50) % 3 - 1, b.close, bars[0].ts + (i % 390 + 1) * NS_PER_MIN)
+        for i, b in enumerate(bars[:n_calls])
+    ]
+
+    def sizing() -> int:
+        size = RiskEngine(RiskLimits(), "bench").sizing
+        for direction, price, now in asks:
+            size(direction, price, now, position=0)
+        return len(asks)
+
+    fig["risk_sizing_us"], _ = _timed(sizing, repeats)
     fig["json2_ratio_numpy_over_python"] = fig["json2_logistic_numpy_us"] / fig["json2_logistic_us"]
     fig["features_ratio_batch_over_stream"] = fig["features_batch_us"] / fig["features_stream_us"]
     fig["onnx5_ratio_per_fold_over_fused"] = fig["onnx5_per_fold_us"] / fig["onnx5_fused_us"]

@@ -25,6 +25,7 @@ import numpy as np
 from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
 from algostack.core.sessions import NEW_YORK
 from algostack.core.windows import FSUM_WINDOW_MAX, RollingVar, WindowSum
+from algostack.errors import DataError
 
 _fsum = math.fsum  # a module global: one lookup less per bar on the hot path
 
@@ -58,11 +59,11 @@ FORMS: dict[str, tuple[str, str]] = {
 _COMPILED = {kind: re.compile(rf"^{rx}$") for kind, (rx, _d) in FORMS.items()}
 
 
-class UnknownFeatureError(ValueError):
+class UnknownFeatureError(DataError, ValueError):
     """A feature name outside the grammar; the message lists the known forms."""
 
 
-class BadBarError(ValueError):
+class BadBarError(DataError, ValueError):
     """A bar with NaN/inf/non-positive prices (or another impossible value); state untouched."""
 
 
@@ -391,6 +392,18 @@ def _make(fd: FeatureDef) -> _Feature:
 _INF = math.inf
 
 
+def _broken_part(bar: Bar) -> str:
+    """Which part of the bar rule ``FeatureEngine.update`` refused ``bar`` for (it decides;
+    this only names the part, and is asked only after a refusal)."""
+    for name in ("open", "high", "low", "close"):
+        p = getattr(bar, name)
+        if not 0.0 < p < _INF:  # also False for NaN
+            return f"{name}={p!r} must be finite and positive"
+    if not 0.0 <= bar.volume < _INF:
+        return f"volume={bar.volume!r} must be finite and >= 0"
+    return f"high {bar.high} < low {bar.low}"
+
+
 class FeatureEngine:
     """Compute one model's feature vector bar by bar (one symbol, bars in time order)."""
 
@@ -415,50 +428,33 @@ class FeatureEngine:
         """Bad bars refused during ``warm_up`` (``update`` raises instead)."""
         self.ready = False
 
-    def _check(self, bar: Bar) -> None:
-        for name in ("open", "high", "low", "close"):
-            p = getattr(bar, name)
-            if not 0.0 < p < _INF:  # also False for NaN
-                raise BadBarError(
-                    f"bar {bar.symbol} @ {bar.ts}: {name}={p!r} must be finite and positive; "
-                    "bar refused, feature state unchanged"
-                )
-        if not 0.0 <= bar.volume < _INF:
-            raise BadBarError(
-                f"bar {bar.symbol} @ {bar.ts}: volume={bar.volume!r} must be finite and >= 0; "
-                "bar refused, feature state unchanged"
-            )
-        if bar.high < bar.low:
-            raise BadBarError(
-                f"bar {bar.symbol} @ {bar.ts}: high {bar.high} < low {bar.low}; "
-                "bar refused, feature state unchanged"
-            )
-        if self.symbol is not None and bar.symbol != self.symbol:
-            raise BadBarError(
-                f"bar for {bar.symbol} fed to the feature engine of {self.symbol}; bar refused"
-            )
-
     def update(self, bar: Bar) -> np.ndarray | None:
         """Feed one bar; the feature vector once every feature is defined, else ``None``.
 
-        ``BadBarError`` for NaN/inf/non-positive prices (state untouched); an out-of-order or
-        duplicate bar returns ``None`` and increments ``skipped`` (state untouched).
+        ``BadBarError`` for a bar whose values break the bar rule (every price finite and
+        positive, ``low <= high``, volume finite and >= 0) or of another symbol than the
+        first bar's; an out-of-order or duplicate bar returns ``None`` and increments
+        ``skipped``. Either way the state is untouched.
         """
-        o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
-        # fast path for the common good bar; the slow check explains what is wrong
-        if not (0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF):
-            self._check(bar)
-        if self.symbol != bar.symbol:
-            self._check(bar)
+        o, high, low, close, volume = bar.open, bar.high, bar.low, bar.close, bar.volume
+        # The bar rule, the one place it is decided (the trader's runner relies on it).
+        if not (
+            0.0 < low <= high < _INF
+            and 0.0 < o < _INF
+            and 0.0 < close < _INF
+            and 0.0 <= volume < _INF
+        ):
+            raise BadBarError(
+                f"bar {bar.symbol} @ {bar.ts}: {_broken_part(bar)}; "
+                "bar refused, feature state unchanged"
+            )
+        if bar.symbol != self.symbol:
+            if self.symbol is not None:
+                raise BadBarError(
+                    f"bar for {bar.symbol} fed to the feature engine of {self.symbol}; bar refused"
+                )
             self.symbol = bar.symbol
-        return self.update_checked(bar.ts, h, low, c, v)
-
-    def update_checked(
-        self, ts: int, high: float, low: float, close: float, volume: float
-    ) -> np.ndarray | None:
-        """``update`` for a bar of this engine's symbol whose values the caller has already
-        checked as ``update`` does (finite, positive prices, ``low <= high``, volume >= 0):
-        the trader's hot path, which checks every bar before it reaches anything else."""
+        ts = bar.ts
         last = self.last_ts
         if last is not None and ts <= last:
             self.skipped += 1

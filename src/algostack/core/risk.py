@@ -109,15 +109,9 @@ class RiskEvent(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str = ""
 
 
-@dataclass(frozen=True)
-class _Day:
-    """One New York calendar day [lo, hi) and its session times, all UTC ns."""
-
-    lo: int
-    hi: int
-    open_ns: int | None
-    close_ns: int | None
-    flatten_ns: int | None
+# Where a moment falls for one model (``RiskEngine._phase``): outside the regular session,
+# trading, or inside it but bound to be flat.
+_OUT, _TRADE, _FLAT = 0, 1, 2
 
 
 class RiskEngine:
@@ -139,52 +133,55 @@ class RiskEngine:
         self.events: list[RiskEvent] = []
         self.daily_pnl = 0.0
         self._on_event = on_event
+        self._reducing_at = -limits.daily_loss_limit * limits.reduce_fraction
+        """The day's PnL at or below which ACTIVE moves to REDUCING."""
         self._orders = TokenBucket(
             limits.max_orders_per_minute, limits.max_orders_per_minute, clock=lambda: 0.0
         )
-        self._last_day: _Day | None = None
+        # The New York day [lo, hi) of the last time asked and its session [open, close)
+        # and flatten time, UTC ns; a day without a session has open == close == flatten.
+        self._day_lo = self._day_hi = 0
+        self._open_ns = self._close_ns = self._flatten_ns = 0
 
     # -- sessions --------------------------------------------------------------------------
 
-    def _day(self, now_ns: int) -> _Day:
-        day = self._last_day
-        if day is not None and day.lo <= now_ns < day.hi:
-            return day
+    def _phase(self, now_ns: int) -> int:
+        """``_OUT`` outside the regular session; inside it ``_FLAT`` when the model must be
+        flat (HALTED, or the flatten time reached), else ``_TRADE``: the one statement of the
+        session and flatten rules, which every other method asks."""
+        if not self._day_lo <= now_ns < self._day_hi:
+            self._load_day(now_ns)
+        if not self._open_ns <= now_ns < self._close_ns:
+            return _OUT
+        if self.state is _HALTED or now_ns >= self._flatten_ns:
+            return _FLAT
+        return _TRADE
+
+    def _load_day(self, now_ns: int) -> None:
+        """Load the New York day of ``now_ns`` and its session times."""
         d = sessions.new_york_date(ts_to_datetime(now_ns))
         lo = datetime_to_ts(datetime.combine(d, time(0), sessions.NEW_YORK))
-        hi = datetime_to_ts(datetime.combine(d + timedelta(days=1), time(0), sessions.NEW_YORK))
         s = sessions.session(d)
         if s is None:
-            day = _Day(lo, hi, None, None, None)
+            self._open_ns = self._close_ns = self._flatten_ns = lo
         else:
             flat = s.close - timedelta(minutes=self.limits.flatten_before_close_min)
-            day = _Day(
-                lo, hi, datetime_to_ts(s.open), datetime_to_ts(s.close), datetime_to_ts(flat)
-            )
-        self._last_day = day
-        return day
+            self._open_ns = datetime_to_ts(s.open)
+            self._close_ns = datetime_to_ts(s.close)
+            self._flatten_ns = datetime_to_ts(flat)
+        self._day_lo = lo
+        self._day_hi = datetime_to_ts(
+            datetime.combine(d + timedelta(days=1), time(0), sessions.NEW_YORK)
+        )
 
     def in_session(self, now_ns: int) -> bool:
         """True inside the regular session (holidays and early closes included)."""
-        day = self._day(now_ns)
-        open_ns, close_ns = day.open_ns, day.close_ns
-        return open_ns is not None and close_ns is not None and open_ns <= now_ns < close_ns
-
-    def flatten_time(self, now_ns: int) -> int | None:
-        """When flattening starts on the session of ``now_ns`` (UTC ns), or None."""
-        return self._day(now_ns).flatten_ns
+        return self._phase(now_ns) != _OUT
 
     def must_flatten(self, now_ns: int) -> bool:
         """True when the model must be flat now: in session and past the flatten time, or
         HALTED (loss limit or kill switch)."""
-        day = self._day(now_ns)
-        open_ns, close_ns = day.open_ns, day.close_ns
-        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
-            return False
-        if self.state is _HALTED:
-            return True
-        at = day.flatten_ns
-        return at is not None and now_ns >= at
+        return self._phase(now_ns) == _FLAT
 
     # -- sizing ----------------------------------------------------------------------------
 
@@ -193,72 +190,42 @@ class RiskEngine:
         if not 0.0 < price < _INF:  # also False for NaN
             raise ValueError(f"price must be a positive number, got {price}")
         limits = self.limits
-        by_notional = int(limits.max_notional // price)
-        cap = limits.max_position_shares
-        if by_notional < cap:
-            cap = by_notional
+        cap = int(limits.max_notional // price)
+        if cap > limits.max_position_shares:
+            cap = limits.max_position_shares
         return cap if cap > 0 else 0
-
-    def target_qty(
-        self, direction: int, price: float, now_ns: int, *, position: int | None = None
-    ) -> int:
-        """The signed position allowed for a signal of ``direction`` (-1, 0, +1).
-
-        Clipped to the share and notional caps; 0 when HALTED, flattening or outside the
-        session. In REDUCING the target never exceeds the current ``position`` in size or
-        flips its sign (0 when ``position`` is not given).
-        """
-        if direction not in (-1, 0, 1):
-            raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
-        cap = self.max_abs_qty(price)
-        if direction == 0 or self.state is _HALTED:
-            return 0
-        # not HALTED here, so must_flatten == in session and past the flatten time
-        day = self._day(now_ns)
-        open_ns, close_ns, at = day.open_ns, day.close_ns, day.flatten_ns
-        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
-            return 0
-        if at is not None and now_ns >= at:
-            return 0
-        target = direction * cap
-        if self.state is _REDUCING:
-            if position is None or position * direction <= 0:
-                return 0
-            return direction * min(cap, abs(position))
-        return target
 
     def sizing(
         self, direction: int, price: float, now_ns: int, *, position: int
     ) -> tuple[int, bool]:
-        """``(target_qty(direction, price, now_ns, position=position), must_flatten(now_ns))``
-        in one pass: what the trader asks on every bar."""
+        """``(target, must_flatten(now_ns))``: the signed position allowed for a signal of
+        ``direction`` (-1, 0, +1) at ``price``, and whether the model must be flat now. What
+        the trader asks on every bar.
+
+        The target is clipped to both caps (``max_abs_qty``, which refuses a price that is not
+        positive and finite); 0 outside the session, when the model must be flat and for
+        ``direction`` 0 (whatever the price). In REDUCING it never exceeds the current
+        ``position`` in size or flips its sign.
+        """
         if direction != 0 and direction != 1 and direction != -1:
             raise ValueError(f"direction must be -1, 0 or 1, got {direction}")
-        if not 0.0 < price < _INF:  # also False for NaN
-            raise ValueError(f"price must be a positive number, got {price}")
-        day = self._last_day
-        if day is None or not day.lo <= now_ns < day.hi:
-            day = self._day(now_ns)
-        open_ns, close_ns, at = day.open_ns, day.close_ns, day.flatten_ns
-        state = self.state
-        if open_ns is None or close_ns is None or not open_ns <= now_ns < close_ns:
-            return 0, False  # outside the session: no target, nothing to flatten
-        if state is _HALTED:
-            return 0, True
-        flatten = at is not None and now_ns >= at
-        if direction == 0 or flatten:
-            return 0, flatten
-        limits = self.limits  # max_abs_qty(price), inlined (price is checked above)
-        cap = int(limits.max_notional // price)
-        if cap > limits.max_position_shares:
-            cap = limits.max_position_shares
-        if cap < 0:
-            cap = 0
-        if state is _REDUCING:
+        phase = self._phase(now_ns)
+        if phase != _TRADE or direction == 0:
+            return 0, phase == _FLAT
+        cap = self.max_abs_qty(price)
+        if self.state is _REDUCING:
             if position * direction <= 0:
                 return 0, False
-            return direction * min(cap, abs(position)), False
+            if position < 0:
+                position = -position
+            return direction * (cap if cap < position else position), False
         return direction * cap, False
+
+    def target_qty(
+        self, direction: int, price: float, now_ns: int, *, position: int | None = None
+    ) -> int:
+        """The target of ``sizing`` (``position=None`` is flat: 0 in REDUCING)."""
+        return self.sizing(direction, price, now_ns, position=position or 0)[0]
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -273,10 +240,10 @@ class RiskEngine:
         if not price > 0 or not math.isfinite(price):
             return _reject(f"no valid price for {intent.symbol} (got {price})")
         try:
-            in_session = self.in_session(now_ns)
+            phase = self._phase(now_ns)
         except ValueError as exc:
             return _reject(f"no session calendar for this time: {exc}")
-        if not in_session:
+        if phase == _OUT:
             when = ts_to_datetime(now_ns).astimezone(sessions.NEW_YORK).strftime("%Y-%m-%d %H:%M")
             return _reject(f"outside the regular session ({when} New York)")
         if intent.symbol in self.halted_symbols:
@@ -289,7 +256,7 @@ class RiskEngine:
         only_reduce_why = ""
         if self.state is _HALTED:
             only_reduce_why = f"HALTED ({self._last_reason()})"
-        elif self.must_flatten(now_ns):
+        elif phase == _FLAT:
             only_reduce_why = "flatten time before the close"
         elif self.state is _REDUCING:
             only_reduce_why = f"REDUCING ({self._last_reason()})"
@@ -331,16 +298,20 @@ class RiskEngine:
     def on_mark(self, pnl: float, now_ns: int = 0) -> RiskState:
         """Feed the day's PnL (realised net + unrealised); move to REDUCING / HALTED."""
         self.daily_pnl = pnl
-        limit = self.limits.daily_loss_limit
-        if self.state is not _HALTED and pnl <= -limit:
-            self._transition(_HALTED, f"daily loss {-pnl:.2f} reached limit {limit:.2f}", now_ns)
-        elif self.state is _ACTIVE and pnl <= -limit * self.limits.reduce_fraction:
-            self._transition(
-                _REDUCING,
-                f"daily loss {-pnl:.2f} reached {self.limits.reduce_fraction:.0%} of limit "
-                f"{limit:.2f}",
-                now_ns,
-            )
+        if pnl <= self._reducing_at:  # the HALTED level is at or below it
+            limits = self.limits
+            limit = limits.daily_loss_limit
+            if self.state is not _HALTED and pnl <= -limit:
+                self._transition(
+                    _HALTED, f"daily loss {-pnl:.2f} reached limit {limit:.2f}", now_ns
+                )
+            elif self.state is _ACTIVE:
+                self._transition(
+                    _REDUCING,
+                    f"daily loss {-pnl:.2f} reached {limits.reduce_fraction:.0%} of limit "
+                    f"{limit:.2f}",
+                    now_ns,
+                )
         return self.state
 
     def on_fill(self, fill: Fill, pnl: float) -> RiskState:

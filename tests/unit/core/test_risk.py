@@ -195,35 +195,46 @@ def test_risk_invalid_limits_named_in_config_error() -> None:
     assert "reduce_fraction=1.5" in str(exc.value)
 
 
+# (time, phase): outside the session, trading, or bound to be flat (flatten time reached)
+TIMES = [
+    (NOON, "trade"),
+    (ny(2024, 1, 3, 9, 29), "out"),  # before the open
+    (ny(2024, 1, 3, 9, 30), "trade"),  # the open
+    (ny(2024, 1, 3, 15, 54), "trade"),  # just before the flatten time
+    (ny(2024, 1, 3, 15, 55), "flat"),  # flatten time
+    (ny(2024, 1, 3, 15, 59), "flat"),
+    (ny(2024, 1, 3, 16, 0), "out"),  # the close
+    (ny(2024, 1, 1, 12), "out"),  # New Year's Day
+    (ny(2024, 1, 6, 12), "out"),  # a Saturday
+    (ny(2024, 11, 29, 12, 54), "trade"),  # early close (13:00)
+    (ny(2024, 11, 29, 12, 57), "flat"),  # flatten from 12:55
+]
+
+
 @pytest.mark.parametrize("state", ["active", "reducing", "halted", "killed"])
-@pytest.mark.parametrize(
-    "now",
-    [
-        NOON,
-        ny(2024, 1, 3, 9, 29),  # before the open
-        ny(2024, 1, 3, 15, 54),  # just before the flatten time
-        ny(2024, 1, 3, 15, 55),  # flatten time
-        ny(2024, 1, 3, 16, 0),  # the close
-        ny(2024, 1, 1, 12),  # New Year's Day
-        ny(2024, 11, 29, 12, 57),  # early close (13:00), flatten from 12:55
-    ],
-)
-def test_risk_sizing_equals_target_qty_and_must_flatten(state: str, now: int) -> None:
-    eng = engine(max_notional=1e9)
+@pytest.mark.parametrize(("now", "phase"), TIMES)
+def test_risk_sizing_follows_session_state_and_caps(state: str, now: int, phase: str) -> None:
+    eng = engine(max_notional=10_000.0)  # at 187.5 the notional cap (53) binds, not the 100
     if state == "reducing":
         eng.on_mark(-450.0, NOON)
     elif state == "halted":
         eng.on_mark(-600.0, NOON)
     elif state == "killed":
         eng.kill("test", NOON)
+    bound_flat = phase == "flat" or (phase == "trade" and state in ("halted", "killed"))
+    assert eng.in_session(now) is (phase != "out")
+    assert eng.must_flatten(now) is bound_flat
     for direction in (-1, 0, 1):
         for position in (-30, 0, 30, 250):
+            if phase == "out" or bound_flat or direction == 0:
+                want = 0
+            elif state == "reducing":  # only shrinks: never grows, never flips
+                want = 0 if position * direction <= 0 else direction * min(53, abs(position))
+            else:
+                want = direction * 53
             got = eng.sizing(direction, 187.5, now, position=position)
-            want = (
-                eng.target_qty(direction, 187.5, now, position=position),
-                eng.must_flatten(now),
-            )
-            assert got == want, (state, now, direction, position)
+            assert got == (want, bound_flat), (state, now, direction, position)
+            assert eng.target_qty(direction, 187.5, now, position=position) == want
 
 
 def test_risk_sizing_bad_direction_or_price_refused() -> None:
@@ -233,3 +244,6 @@ def test_risk_sizing_bad_direction_or_price_refused() -> None:
     for price in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="price"):
             eng.sizing(1, price, NOON, position=0)
+        # a flat signal, or a time with nothing to size, needs no price
+        assert eng.sizing(0, price, NOON, position=0) == (0, False)
+        assert eng.sizing(1, price, ny(2024, 1, 3, 15, 55), position=0) == (0, True)

@@ -115,6 +115,17 @@ async def test_runner_nan_bar_refused_without_order_or_state_change(tmp_path: Pa
     assert await runner.on_bar(BARS[6]) is True  # the good bar of that minute still counts
 
 
+async def test_runner_refused_bar_never_reaches_the_broker_with_an_order_open() -> None:
+    runner = make_runner(None)
+    await run_all(runner, BARS[:4])  # the buy decided on bar 3 waits for bar 4's open
+    assert len(runner.pending) == 1
+    for refused in (bar(4, 104.0, open=math.nan), BARS[3], bar(4, 104.0, symbol="MSFT")):
+        assert await runner.on_bar(refused) is False
+        assert len(runner.pending) == 1 and runner.position == 0
+    assert await runner.on_bar(BARS[4]) is True
+    assert runner.position == 10 and runner.portfolio.position("AAPL").avg_price == BARS[4].open
+
+
 async def test_runner_duplicate_and_out_of_order_bars_skipped_no_double_order(
     tmp_path: Path,
 ) -> None:

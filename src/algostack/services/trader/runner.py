@@ -1,9 +1,10 @@
 """The per-bar pipeline of one model, shared by the live trader and the in-process replay.
 
-``ModelRunner.on_bar(bar, recv_ns)``: fills of earlier orders (``broker.on_bar``) -> features
--> ensemble score -> target direction (thresholds) -> target position (risk) -> order intent
--> risk check -> ``broker.submit``. It never touches NATS: the service (``service.py``) feeds
-it from a durable consumer, a replay loop feeds it from a list, both get the same decisions.
+``ModelRunner.on_bar(bar, recv_ns)``: the bar's checks and features -> fills of earlier orders
+(``broker.on_bar``) -> ensemble score -> target direction (thresholds) -> target position
+(risk) -> order intent -> risk check -> ``broker.submit``. It never touches NATS: the service
+(``service.py``) feeds it from a durable consumer, a replay loop feeds it from a list, both
+get the same decisions.
 
 Bad input never reaches the broker: a bar of another symbol or kind, with NaN/inf or
 impossible prices, misaligned with the model's timeframe, duplicate or out of order is
@@ -19,8 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import date
+from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -41,7 +43,13 @@ from algostack.services.trader.types import RunnerStats, ScoringModel, timeframe
 
 log = logging.getLogger("algostack.trader")
 
-_INF = math.inf
+
+class _Refused(Enum):
+    REFUSED = "refused"
+
+
+_REFUSED: Final = _Refused.REFUSED
+"""What ``ModelRunner._take`` returns for a bar it refused."""
 
 
 class _Booked(NamedTuple):
@@ -265,8 +273,14 @@ class ModelRunner:
 
     # -- bars ----------------------------------------------------------------------------------
 
-    def _accept(self, bar: Bar) -> bool:
-        """Check a bar and feed the features; False (counted, logged) when refused."""
+    def _take(self, bar: Bar) -> np.ndarray | _Refused | None:
+        """Check ``bar`` and feed it to the features: the feature vector (``None`` while they
+        warm up), or ``_REFUSED`` (counted in ``stats``, logged with the reason).
+
+        The runner's own rules (a minute bar of the model's symbol, aligned to its timeframe,
+        not of a day before the current one) are checked here, the bar's values and its order
+        by ``FeatureEngine.update``; nothing else sees a bar before this accepted it.
+        """
         if type(bar) is not Bar or bar.symbol != self.symbol:
             self.stats.wrong_bars += 1
             log.warning(
@@ -276,52 +290,50 @@ class ModelRunner:
                 self.symbol,
                 extra={"fields": {"model": self.key}},
             )
-            return False
-        if bar.ts % self.bar_ns:
+            return _REFUSED
+        ts = bar.ts
+        if ts % self.bar_ns:
             self.stats.wrong_bars += 1
             log.warning(
                 "bar refused: %s @ %d is not aligned to the model's %s timeframe",
                 bar.symbol,
-                bar.ts,
+                ts,
                 self.model.timeframe,
                 extra={"fields": {"model": self.key}},
             )
-            return False
-        if self._day_lo <= bar.ts < self._day_hi:
-            return True
-        day = sessions.new_york_date_of_ns(bar.ts)
-        if day != self.day:
-            if self.day is not None and day < self.day:
-                self.stats.skipped_bars += 1
-                return False
-            self._roll_day(day)
-        return True
-
-    def _update_features(self, bar: Bar) -> tuple[bool, np.ndarray | None]:
-        skipped = self.features.skipped
+            return _REFUSED
+        if not self._day_lo <= ts < self._day_hi:
+            day = sessions.new_york_date_of_ns(ts)
+            if day != self.day:
+                if self.day is not None and day < self.day:
+                    self.stats.skipped_bars += 1
+                    return _REFUSED
+                self._roll_day(day)
+        features = self.features
+        skipped = features.skipped
         try:
-            x = self.features.update(bar)
+            x = features.update(bar)
         except BadBarError as exc:
             self.stats.bad_bars += 1
             log.warning("bar refused: %s", exc, extra={"fields": {"model": self.key}})
-            return False, None
-        if self.features.skipped != skipped:
+            return _REFUSED
+        if features.skipped != skipped:
             self.stats.skipped_bars += 1
             log.warning(
                 "bar refused: %s @ %d is a duplicate or out of order (last %d)",
                 bar.symbol,
-                bar.ts,
+                ts,
                 self.last_bar_ts,
                 extra={"fields": {"model": self.key}},
             )
-            return False, None
+            return _REFUSED
         self.stats.bars += 1
-        self.last_bar_ts = bar.ts
-        return True, x
+        self.last_bar_ts = ts
+        return x
 
     def warm(self, bar: Bar) -> None:
         """Feed a historical bar to the features only (no fills, no decision, no order)."""
-        if self._accept(bar) and self._update_features(bar)[0]:
+        if self._take(bar) is not _REFUSED:
             self.stats.warmup_bars += 1
 
     async def on_bar(self, bar: Bar, recv_ns: int = 0) -> bool:
@@ -332,37 +344,15 @@ class ModelRunner:
         too (NaN score, no order). With ``emit`` set, each decision is emitted as a
         ``Decision``; without it none is built (the replay's hot path).
         """
-        # The hot path of both the live trader and the replay: every check that a good bar
-        # passes is inlined; anything unusual goes to the method that explains it.
-        if (
-            type(bar) is not Bar
-            or bar.symbol != self.symbol
-            or not self._day_lo <= bar.ts < self._day_hi
-            or bar.ts % self.bar_ns
-        ) and not self._accept(bar):
+        x = self._take(bar)  # before anything else sees the bar
+        if x is _REFUSED:
             return False
         ts = bar.ts
         if ts <= self.last_decided_ts:
-            # Decided before a restart: only rebuild the features.
-            if self._update_features(bar)[0]:
-                self.stats.redelivered += 1
-            return False
-        o, h, low, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
-        if ts <= self.last_bar_ts or not (
-            0.0 < low <= h < _INF and 0.0 < o < _INF and 0.0 < c < _INF and 0.0 <= v < _INF
-        ):
-            self._update_features(bar)  # refuses it with the reason, counted and logged
+            self.stats.redelivered += 1  # decided before a restart: features rebuilt, no more
             return False
         booked = await self._collect(bar) if self.pending else []
-        features = self.features
-        skipped = features.skipped
-        x = features.update_checked(ts, h, low, c, v)  # checked above, as update checks
-        if features.skipped != skipped:  # pragma: no cover - refused above (ts <= last)
-            self.stats.skipped_bars += 1
-            self._journal_fills(booked)
-            return False
-        self.stats.bars += 1
-        self.last_bar_ts = ts
+        c = bar.close
         now = ts + self.bar_ns  # decisions happen at the bar's end
         portfolio, risk = self.portfolio, self.risk
         portfolio.mark(self.symbol, c, now)
