@@ -1,7 +1,9 @@
-"""One error hierarchy: retryable (network, rate limit) vs fatal (config, auth, bad input).
+"""One error hierarchy: retryable (network, rate limit), fatal (config, auth), bad input.
 
-Adapters raise these at the edge; the one retry helper (``algostack.core.backoff``) retries
-only ``RetryableError``. Messages say what the user must do.
+Every exception class in ``src/`` derives from exactly one of ``RetryableError``,
+``FatalError`` and ``DataError``, by what it demands (``tests/unit/test_error_hierarchy.py``).
+Adapters raise these at the edge; the one retrier (``core.backoff.retry_sync`` and
+``retry_async``) retries only ``RetryableError``. Messages say what the user must do.
 """
 
 from __future__ import annotations
@@ -32,4 +34,5 @@ class AuthError(FatalError):
 
 
 class DataError(AlgostackError):
-    """Input data (a frame, a file, an artifact) is malformed; the message names it."""
+    """Input data (a frame, a file, an artifact, a venue report) is malformed or impossible;
+    the message names it. Retrying the same input cannot help; skipping it may."""

@@ -24,6 +24,7 @@ import msgspec
 
 from algostack.core.orders import MAX_CLIENT_ORDER_ID, Fill, OrderIntent, Side
 from algostack.core.simfill import FillRules
+from algostack.errors import DataError
 
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _CROSS = "x"
@@ -57,7 +58,7 @@ def split(total: int, weights: Sequence[int]) -> list[int]:
     return parts
 
 
-class OverfillError(ValueError):
+class OverfillError(DataError, ValueError):
     """A venue execution larger than what remains of the venue order."""
 
 

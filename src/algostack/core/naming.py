@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from algostack.errors import DataError
+
 # models/<model_type>/<symbol>/<model_id>-outer_<X>_inner_<Y><rest>; no '/' inside a part.
 # The same pattern (RE2-compatible) is used by Terraform's regex().
 MODEL_KEY_PATTERN = r"^models/([^/]+)/([^/]+)/([^/]+?)-outer_([0-9]+)_inner_([0-9]+)([^/]*)$"
@@ -21,7 +23,7 @@ TRADER_NAME_FMT = "trading-server-{environment}-{symbol}-{model_type}-{model_num
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 
-class ModelKeyError(ValueError):
+class ModelKeyError(DataError, ValueError):
     """A key looked like a model artifact but cannot be used; the message says why."""
 
 

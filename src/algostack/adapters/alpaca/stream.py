@@ -47,7 +47,7 @@ from algostack.core import sessions
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts, validate_symbol
 from algostack.core.source import SourceStats
-from algostack.errors import AlgostackError, AuthError, ConfigError
+from algostack.errors import AlgostackError, AuthError, ConfigError, RetryableError
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -72,14 +72,6 @@ def feed_url(feed: str) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class _Reconnect(Exception):
-    """Internal: leave this connection and reconnect after at least ``min_wait`` seconds."""
-
-    def __init__(self, reason: str, min_wait: float = 0.0) -> None:
-        super().__init__(reason)
-        self.min_wait = min_wait
 
 
 class AlpacaStreamSource:
@@ -214,7 +206,7 @@ class AlpacaStreamSource:
         """Yield one batch per data frame (and one per backfill) until ``aclose()``."""
         had_session = False
         while not self._closed.is_set():
-            min_wait = 0.0
+            min_wait: float | None = None
             started = self._clock()
             delivered = False
             try:
@@ -236,8 +228,8 @@ class AlpacaStreamSource:
                         delivered = True
                         self._backoff.reset()
                     yield batch
-            except _Reconnect as exc:
-                min_wait = exc.min_wait
+            except RetryableError as exc:  # this connection is over: reconnect
+                min_wait = exc.retry_after
                 self._note_drop(str(exc), warn=True)
             except AlgostackError:
                 raise
@@ -251,7 +243,7 @@ class AlpacaStreamSource:
                 break
             if self._clock() - started >= self._stable_after_s:
                 self._backoff.reset()
-            delay = max(self._backoff.next_delay(), min_wait)
+            delay = max(self._backoff.next_delay(), min_wait or 0.0)
             self.stats.reconnects += 1
             log.info(
                 "alpaca stream reconnecting",
@@ -291,7 +283,7 @@ class AlpacaStreamSource:
                 raise AuthError(
                     f"Alpaca stream refused the upgrade ({status}): {_KEYS_HINT}"
                 ) from None
-            raise _Reconnect(f"stream upgrade answered HTTP {status}") from None
+            raise RetryableError(f"stream upgrade answered HTTP {status}") from None
         self._ws = ws
         pending: list[MarketEvent] = []
         try:
@@ -310,7 +302,7 @@ class AlpacaStreamSource:
                 )
                 await self._expect(ws, "subscription", pending)
         except TimeoutError:
-            raise _Reconnect("no reply from the stream during the handshake") from None
+            raise RetryableError("no reply from the stream during the handshake") from None
         self.stats.subscribed = True
         log.info(
             "alpaca stream subscribed",
@@ -344,9 +336,9 @@ class AlpacaStreamSource:
         if policy is wire.Policy.FATAL_CONFIG:
             raise ConfigError(text)
         if policy is wire.Policy.WAIT_CONNECTION_LIMIT:
-            raise _Reconnect(text, min_wait=wire.CONNECTION_LIMIT_WAIT_S)
+            raise RetryableError(text, retry_after=wire.CONNECTION_LIMIT_WAIT_S)
         if policy is wire.Policy.RECONNECT:
-            raise _Reconnect(text)
+            raise RetryableError(text)
         log.warning(text)
 
     async def _read(self, ws: ClientConnection) -> AsyncIterator[list[MarketEvent]]:
@@ -389,7 +381,7 @@ class AlpacaStreamSource:
                     waiting[0], waiting[2] = None, False
                     if self._market_open(self._now()):
                         self.silences += 1
-                        raise _Reconnect(
+                        raise RetryableError(
                             f"socket connected but silent for {timeout:g} s while the market "
                             "is open"
                         ) from None

@@ -157,10 +157,6 @@ def parse_update(data: bytes | msgspec.Raw) -> TradeUpdate:
         raise DataError(f"malformed trade update: {exc}") from None
 
 
-class _Reconnect(Exception):
-    """Internal: this connection is over; connect again after a backoff."""
-
-
 class TradeUpdatesStream:
     """Delivers the account's order events to ``on_update`` until ``stop()``."""
 
@@ -226,7 +222,7 @@ class TradeUpdatesStream:
                 if self._on_connected is not None:
                     await self._on_connected()
                 await self._read(ws)
-            except (_Reconnect, RetryableError, OSError, TimeoutError, WebSocketException) as exc:
+            except (RetryableError, OSError, TimeoutError, WebSocketException) as exc:
                 self._note(f"{type(exc).__name__}: {exc}")
             finally:
                 await self._close_ws()
@@ -271,7 +267,7 @@ class TradeUpdatesStream:
                 raise AuthError(
                     f"Alpaca trade_updates refused the upgrade (HTTP {status})"
                 ) from None
-            raise _Reconnect(f"stream upgrade answered HTTP {status}") from None
+            raise RetryableError(f"stream upgrade answered HTTP {status}") from None
         self._ws = ws
         try:
             async with asyncio.timeout(self._handshake_timeout_s):
@@ -287,7 +283,7 @@ class TradeUpdatesStream:
                 await ws.send(json.dumps(listen))
                 data = await self._expect(ws, "listening")
         except TimeoutError:
-            raise _Reconnect("no reply from trade_updates during the handshake") from None
+            raise RetryableError("no reply from trade_updates during the handshake") from None
         if STREAM not in (data.get("streams") or []):
             raise FatalError(f"Alpaca did not listen to {STREAM}: {data}")
         log.info("trade_updates listening", extra={"fields": {"url": self.url}})
@@ -308,7 +304,7 @@ class TradeUpdatesStream:
             name, raw = self._decode(frame)
             if name == STREAM:
                 await self._deliver(raw)
-        raise _Reconnect("stream closed by the server")
+        raise RetryableError("stream closed by the server")
 
     def _decode(self, frame: bytes | str) -> tuple[str, msgspec.Raw]:
         try:

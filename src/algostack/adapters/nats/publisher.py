@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import secrets
 import time
@@ -30,9 +31,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from algostack.core import codec
+from algostack.core.backoff import Backoff, next_wait
 from algostack.core.market import MarketEvent
 from algostack.core.market_bus import MSG_ID_HEADER, PREV_HEADER, RECV_HEADER, SEQ_HEADER, BusStats
-from algostack.errors import AlgostackError, ConfigError
+from algostack.errors import ConfigError, FatalError, RetryableError
 
 # The bus's logger: these records were always the bus's, and log filters name it.
 log = logging.getLogger("algostack.nats.bus")
@@ -41,10 +43,17 @@ _ACK_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
 
 _Entry = tuple[str, bytes, str, int, dict[str, str], int]
 """An unacked message: subject, payload, msg id, send count, headers, number on its subject."""
+_NO_STREAM = "no JetStream stream for this subject (503 no responders)"
 
 
-class PublishError(AlgostackError):
-    """JetStream refused or never acknowledged some messages (the message says which)."""
+class PublishError(FatalError):
+    """JetStream refused messages, or the bus is closed: sending them again cannot help (the
+    message says which)."""
+
+
+class AckTimeoutError(RetryableError):
+    """Some messages got no JetStream ack in time (NATS unreachable or slow): they may not be
+    stored; publishing them again is safe (de-duplication) and may succeed."""
 
 
 class AckWindowPublisher:
@@ -164,13 +173,22 @@ class AckWindowPublisher:
             return
         data = msg.data
         if not data and msg.headers and msg.headers.get("Status") == "503":
-            # No responders: no stream for the subject, or JetStream still recovering
-            # right after a server restart. Re-send with growing delays before giving up.
-            if entry[3] > self.max_resends:
-                self._fail(entry, "no JetStream stream for this subject (503 no responders)")
+            # No responders: no stream for the subject, or JetStream still recovering right
+            # after a server restart. Retryable: re-sent after the retrier's wait, up to
+            # ``max_resends`` times, then reported.
+            wait = next_wait(
+                RetryableError(_NO_STREAM),
+                entry[3],
+                0.0,
+                backoff=Backoff(base=0.2, cap=5.0, floor=0.1, attempt=entry[3] - 1),
+                deadline_s=math.inf,
+                max_attempts=self.max_resends + 1,
+            )
+            if wait is None:
+                self._fail(entry, _NO_STREAM)
                 self._settle(seq)
             else:
-                self._resend_later(seq, 0.1 * 2 ** (entry[3] - 1))
+                self._resend_later(seq, wait)
             return
         if b'"error"' in data:
             try:
@@ -246,15 +264,15 @@ class AckWindowPublisher:
     async def flush_acks(self, timeout_s: float | None = None) -> None:
         """Wait until every published message is acked; re-send on ack timeouts.
 
-        Raises ``PublishError`` when messages were refused or stayed unacked past
-        ``timeout_s`` (default: ``ack_timeout_s * (max_resends + 1)``).
+        Raises ``AckTimeoutError`` when messages stayed unacked past ``timeout_s`` (default:
+        ``ack_timeout_s * (max_resends + 1)``), ``PublishError`` when some were refused.
         """
         budget = timeout_s if timeout_s is not None else self.ack_timeout_s * (self.max_resends + 1)
         deadline = time.monotonic() + budget
         while self._pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise PublishError(
+                raise AckTimeoutError(
                     f"{len(self._pending)} messages not acked by JetStream within {budget:g} s "
                     f"(NATS {self.url}, connected={self.connected})"
                 )

@@ -15,11 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from algostack.errors import ConfigError, FatalError
+from algostack.core.backoff import Backoff, retry_sync
+from algostack.errors import ConfigError, FatalError, RetryableError
 
 APP_PATH = Path(__file__).with_name("app.py")
 # Never handed to the dashboard: it trades nothing and must not be able to show a key.
@@ -131,7 +132,13 @@ def start(
 
 
 def wait_healthy(
-    proc: subprocess.Popen[bytes], host: str, port: int, *, timeout_s: float = 60.0
+    proc: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    *,
+    timeout_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Wait until Streamlit answers ``/_stcore/health``; raise when it exits or times out."""
     if host in ("0.0.0.0", "localhost", ""):  # noqa: S104 - probing, not binding
@@ -139,15 +146,21 @@ def wait_healthy(
     elif host == "::" or ":" in host:
         host = "[::1]" if host == "::" else f"[{host}]"
     url = f"http://{host}:{port}/_stcore/health"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def probe() -> None:
         if proc.poll() is not None:
             raise FatalError(f"dashboard exited with code {proc.returncode} before serving")
         try:
             with urllib.request.urlopen(url, timeout=2.0) as resp:
                 if resp.status == 200:
                     return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise FatalError(f"dashboard not healthy at {url} after {timeout_s:.0f} s")
+                why = f"HTTP {resp.status}"
+        except (urllib.error.URLError, OSError) as exc:
+            why = str(exc)
+        raise RetryableError(why)
+
+    every = Backoff(base=0.2, factor=1.0, cap=0.2, floor=0.2)
+    try:
+        retry_sync(probe, backoff=every, deadline_s=timeout_s, sleep=sleep, clock=clock)
+    except RetryableError as exc:
+        raise FatalError(f"dashboard not healthy at {url} after {timeout_s:.0f} s: {exc}") from None

@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate
+from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market_bus import BusMessage
+from algostack.errors import AlgostackError, RetryableError
 
 log = logging.getLogger("algostack.trader.feed")
 
@@ -57,10 +60,13 @@ class ModelFeed:
         follow_interval_s: float = FOLLOW_INTERVAL_S,
         reposition_s: float = REPOSITION_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        backoff: Backoff | None = None,
     ) -> None:
-        """``sleep`` waits out a failed fetch's back-off (tests pass one that returns at once)."""
+        """``sleep`` waits out a failed fetch's ``backoff`` (default 10 ms to 1 s, jittered;
+        ``stop`` cuts it short)."""
         self.key = key
         self._sleep = sleep
+        self._backoff = backoff or Backoff(base=0.01, cap=1.0, floor=0.005)
         self._handle = handle
         self._stop = stop
         self.follow_interval_s = follow_interval_s
@@ -138,17 +144,17 @@ class ModelFeed:
         message never waits behind more than one slice. The gate opens at the end when the
         live path no longer waits for anything.
         """
-        consumer, gate, lock, stop = self.consumer, self.gate, self.lock, self._stop
-        assert consumer is not None
+        gate, lock, stop = self.gate, self.lock, self._stop
         while not stop.is_set():
-            try:
-                await self.reposition(0.0)
-                batch = await consumer.fetch(FETCH_SLICE)
-            except Exception as exc:  # a lost connection: nats-py reconnects by itself
-                await self._fetch_failed(str(exc))
-                return
-            if not batch and consumer.status != "404":  # no answer, or 409 (e.g. deleted)
-                await self._fetch_failed(f"no messages and status {consumer.status or 'none'}")
+            self._backoff.reset()
+            batch = await retry_async(
+                self._fetch,
+                backoff=self._backoff,
+                deadline_s=math.inf,  # until it succeeds or ``stop`` is set
+                on_retry=self._fetch_failed,
+                sleep=self._wait,
+            )
+            if stop.is_set():
                 return
             self.fetch_failures = 0
             for d in batch:
@@ -164,18 +170,37 @@ class ModelFeed:
             gate.caught_up()
             return
 
-    async def _fetch_failed(self, why: str) -> None:
-        """Count a failed fetch, log the first and every 100th, and back off (up to 1 s)."""
-        self.fetch_failures += 1
-        n = self.fetch_failures
-        if n == 1 or n % 100 == 0:
+    async def _fetch(self) -> list[Delivery]:
+        """One slice of the durable consumer (``[]`` once stopping). A lost connection
+        (nats-py reconnects by itself), no answer or a 409 is a ``RetryableError``."""
+        consumer = self.consumer
+        assert consumer is not None
+        if self._stop.is_set():
+            return []
+        try:
+            await self.reposition(0.0)
+            batch = await consumer.fetch(FETCH_SLICE)
+        except AlgostackError:
+            raise
+        except Exception as exc:
+            raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        if not batch and consumer.status != "404":  # no answer, or 409 (e.g. deleted)
+            raise RetryableError(f"no messages and status {consumer.status or 'none'}")
+        return batch
+
+    async def _wait(self, delay: float) -> None:
+        await sleep_unless(self._stop, delay, self._sleep)
+
+    def _fetch_failed(self, attempt: int, exc: BaseException, delay: float) -> None:
+        """Count a failed fetch; log the first and every 100th."""
+        self.fetch_failures = attempt
+        if attempt == 1 or attempt % 100 == 0:
             log.warning(
                 "durable fetch failed (%d in a row): %s",
-                n,
-                why,
+                attempt,
+                exc,
                 extra={"fields": {"model": self.key}},
             )
-        await self._sleep(min(1.0, 0.01 * n))
 
     async def reposition(self, every_s: float) -> None:
         """Move the durable consumer up to the last commit (at most every ``every_s``)."""

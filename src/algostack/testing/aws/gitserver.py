@@ -8,10 +8,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from algostack.errors import FatalError
+from algostack.core.backoff import Backoff, retry_sync
+from algostack.errors import FatalError, RetryableError
 
 
 def _free_port() -> int:
@@ -113,16 +113,22 @@ class GitServer:
         self.proc = subprocess.Popen(
             [sshd, "-D", "-e", "-f", str(config)], stdout=self._log, stderr=self._log
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        proc = self.proc
+
+        def connect() -> None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
-            except OSError:
-                if self.proc.poll() is not None:
+            except OSError as exc:
+                if proc.poll() is not None:
                     raise FatalError(f"sshd exited at start (see {root / 'sshd.log'})") from None
-                time.sleep(0.1)
-        raise FatalError("sshd did not listen within 10 s")
+                raise RetryableError(str(exc)) from None
+
+        every = Backoff(base=0.1, factor=1.0, cap=0.1, floor=0.1)
+        try:
+            retry_sync(connect, backoff=every, deadline_s=10.0)
+        except RetryableError as exc:
+            raise FatalError(f"sshd did not listen within 10 s: {exc}") from None
 
     @property
     def url(self) -> str:
