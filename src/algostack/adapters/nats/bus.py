@@ -408,8 +408,8 @@ class NatsBus:
     async def flush_acks(self, timeout_s: float | None = None) -> None:
         """Wait until every published message is acked; re-send on ack timeouts.
 
-        Raises ``PublishError`` when messages were refused or stayed unacked past
-        ``timeout_s`` (default: ``ack_timeout_s * (max_resends + 1)``).
+        Raises ``AckTimeoutError`` when messages stayed unacked past ``timeout_s`` (default:
+        ``ack_timeout_s * (max_resends + 1)``), ``PublishError`` when some were refused.
         """
         await self._publisher.flush_acks(timeout_s)
 
