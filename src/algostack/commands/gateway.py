@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.options import NatsUrl, SlippageBps, SubjectEnv
+
 if TYPE_CHECKING:
     from algostack.config import Settings
     from algostack.core.desk_risk import DeskLimits
@@ -81,13 +83,9 @@ def gateway(
     broker: Annotated[
         VenueName, typer.Option("--broker", help="sim (simulated account) or alpaca (paper)")
     ] = VenueName.sim,
-    nats_url: Annotated[
-        str | None, typer.Option("--nats-url", help="NATS URL (default ALGOSTACK_NATS_URL)")
-    ] = None,
-    env: Annotated[str | None, typer.Option("--env", help="Environment of the subjects")] = None,
-    slippage_bps: Annotated[
-        float, typer.Option("--slippage-bps", help="Simulated slippage per model (sim only)")
-    ] = 1.0,
+    nats_url: NatsUrl = None,
+    env: SubjectEnv = None,
+    slippage_bps: SlippageBps = 1.0,
     equity: Annotated[
         float, typer.Option("--equity", help="Equity of the simulated account (sim only)")
     ] = 1_000_000.0,

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.options import NatsUrl
+
 if TYPE_CHECKING:
     from algostack.config import Settings
     from algostack.core.source import MarketSource
@@ -112,9 +114,7 @@ def ingest(
     symbols: Annotated[
         str | None, typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT.")
     ] = None,
-    nats_url: Annotated[
-        str | None, typer.Option(help="NATS URL (default ALGOSTACK_NATS_URL).")
-    ] = None,
+    nats_url: NatsUrl = None,
     embedded_nats: Annotated[
         bool, typer.Option(help="Start an embedded nats-server (JetStream) for this run.")
     ] = False,

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from algostack.commands.options import AsJson, TrustPickle
+
 models_app = typer.Typer(
     name="models",
     help="List the models in a bucket or directory, and validate them without trading.",
@@ -21,7 +23,6 @@ DirOpt = Annotated[
 EnvOpt = Annotated[
     str, typer.Option("--env", help="Environment whose instance names to show (dev|qa|prod)")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +53,7 @@ def list_cmd(
     bucket: BucketOpt = None,
     directory: DirOpt = None,
     env: EnvOpt = "dev",
-    as_json: JsonOpt = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show one row per model with its trading instance Name tag, and every ignored key."""
     from algostack.errors import AlgostackError
@@ -111,11 +112,8 @@ def validate_cmd(
     bucket: BucketOpt = None,
     directory: DirOpt = None,
     env: EnvOpt = "dev",
-    trust_pickle: Annotated[
-        bool,
-        typer.Option("--trust-pickle", help="Allow .joblib/.pkl artifacts (they run code)"),
-    ] = False,
-    as_json: JsonOpt = False,
+    trust_pickle: TrustPickle = False,
+    as_json: AsJson = False,
 ) -> None:
     """Load every model and score a zero vector, without trading; exit 1 if any fails."""
     from algostack.errors import AlgostackError

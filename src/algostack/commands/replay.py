@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from algostack.commands.options import AsJson, Home, Report, SlippageBps
+
 
 def replay(
     bars: Annotated[Path, typer.Option("--bars", help="Bars file (.csv or .parquet).")],
@@ -16,19 +18,15 @@ def replay(
     only: Annotated[
         str | None, typer.Option("--only", help="Comma-separated model prefixes or keys.")
     ] = None,
-    slippage_bps: Annotated[float, typer.Option(help="Simulated slippage (bps).")] = 1.0,
+    slippage_bps: SlippageBps = 1.0,
     commission: Annotated[float, typer.Option(help="Commission per share.")] = 0.0,
     journal_dir: Annotated[
         Path | None,
         typer.Option(help="Write each model's journals under DIR/<model key> (default: none)."),
     ] = None,
-    home: Annotated[
-        Path | None, typer.Option(help="State directory for runs/ (default ALGOSTACK_HOME).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="Write report.html with charts.")
-    ] = True,
+    home: Home = None,
+    as_json: AsJson = False,
+    report: Report = True,
 ) -> None:
     """Replay bars through every model as fast as possible (same code as live); summarise."""
     import asyncio

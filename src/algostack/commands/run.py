@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from algostack.commands.options import AsJson, Home, Report, SlippageBps
+
 if TYPE_CHECKING:
     from algostack.local.desk import LocalDesk
     from algostack.local.summary import RunSummary
@@ -88,17 +90,13 @@ def run(
     ] = False,
     dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market and demo models.")] = 7,
-    home: Annotated[
-        Path | None, typer.Option(help="State directory (default ALGOSTACK_HOME or .algostack).")
-    ] = None,
-    slippage_bps: Annotated[float, typer.Option(help="Simulated slippage (bps).")] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: Home = None,
+    slippage_bps: SlippageBps = 1.0,
+    as_json: AsJson = False,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the live progress bar.")
     ] = True,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="Write report.html with charts.")
-    ] = True,
+    report: Report = True,
 ) -> None:
     """Run a whole trading day locally: NATS, ingest, one trader per model, sim broker,
     sync into a bucket-shaped directory, then a summary and a report."""

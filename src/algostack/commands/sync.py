@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from algostack.commands.options import Bucket
+
 _PREFIX_RE = re.compile(r"^models/([^/]+)/([^/]+)/([^/]+)$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -29,9 +31,7 @@ def live_prefix_for(model_prefix: str, day: str) -> str:
 
 
 def sync_command(
-    bucket: Annotated[
-        str, typer.Option("--bucket", help="s3://<bucket> or a local directory mirroring it")
-    ],
+    bucket: Bucket,
     model: Annotated[
         str, typer.Option("--model", help="the model prefix models/<type>/<symbol>/<model_id>")
     ],

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.options import Bucket, NatsUrl, SlippageBps, SubjectEnv, TrustPickle
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -126,9 +128,7 @@ async def _serve(
 
 
 def trade(
-    bucket: Annotated[
-        str, typer.Option("--bucket", help="s3://<bucket> or a local directory mirroring it")
-    ],
+    bucket: Bucket,
     journal_dir: Annotated[
         Path,
         typer.Option("--journal-dir", help="Journal root; each model writes <root>/<model key>/"),
@@ -139,9 +139,7 @@ def trade(
     models: Annotated[
         str | None, typer.Option("--models", help="Several model prefixes, comma-separated")
     ] = None,
-    nats_url: Annotated[
-        str | None, typer.Option("--nats-url", help="NATS URL (default ALGOSTACK_NATS_URL)")
-    ] = None,
+    nats_url: NatsUrl = None,
     broker: Annotated[
         BrokerName,
         typer.Option(
@@ -150,18 +148,12 @@ def trade(
             "per model in this process)",
         ),
     ] = BrokerName.gateway,
-    env: Annotated[
-        str | None, typer.Option("--env", help="Environment of the event subjects")
-    ] = None,
+    env: SubjectEnv = None,
     warmup: Annotated[
         bool, typer.Option("--warmup/--no-warmup", help="Warm features from the day's stream")
     ] = True,
-    trust_pickle: Annotated[
-        bool, typer.Option("--trust-pickle", help="Allow .joblib/.pkl folds (runs their code)")
-    ] = False,
-    slippage_bps: Annotated[
-        float, typer.Option("--slippage-bps", help="SimBroker slippage in basis points")
-    ] = 1.0,
+    trust_pickle: TrustPickle = False,
+    slippage_bps: SlippageBps = 1.0,
     ack_wait_s: Annotated[
         float, typer.Option("--ack-wait-s", help="JetStream redelivery wait for unacked bars")
     ] = 30.0,
