@@ -231,7 +231,7 @@ async def hop_probe(
     ((stored - recv, arrival - recv) in ns per bar) and a core-NATS one (arrival - recv)."""
     import nats
 
-    from algostack.adapters.nats.feed import recv_ns_of
+    from algostack.core.market_bus import recv_ns_of
 
     nc = await nats.connect(server.url, user=server.user, password=server.password)
     out: list[tuple[int, int]] = []

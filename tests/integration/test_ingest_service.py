@@ -302,7 +302,7 @@ class ListSource:
 
 async def recv_by_ts(bus: NatsBus, subject: str) -> dict[int, int]:
     """Bar timestamp -> its ``Algostack-Recv-Ns`` header, for every bar on ``subject``."""
-    from algostack.adapters.nats.feed import recv_ns_of
+    from algostack.core.market_bus import recv_ns_of
 
     msgs = await bus.read_history(subject, await bus.last_stream_seq())
     return {codec.decode(m.data).ts: recv_ns_of(m.headers) for m in msgs}

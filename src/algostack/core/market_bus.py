@@ -25,6 +25,33 @@ PREV_HEADER = "Algostack-Prev-Seq"
 """The stream sequence of message ``n - 1`` on the subject, when its ack had arrived."""
 
 
+def seq_of(headers: dict[str, str] | None) -> tuple[str, int] | None:
+    """``(epoch, n)`` from a message's ``Algostack-Seq`` header (``None``: absent or malformed)."""
+    value = headers.get(SEQ_HEADER) if headers else None
+    if not value:
+        return None
+    epoch, sep, n = value.rpartition(":")
+    if not sep or not epoch:
+        return None
+    try:
+        return epoch, int(n)
+    except ValueError:
+        return None
+
+
+def recv_ns_of(headers: dict[str, str] | None) -> int:
+    """The ingest receive time in ``headers`` (0 when absent or malformed)."""
+    if not headers:
+        return 0
+    value = headers.get(RECV_HEADER)
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
 class StreamMissingError(RetryableError):
     """The stream does not exist (yet): the ingest creates ``MARKET``; try again later."""
 

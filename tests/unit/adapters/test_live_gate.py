@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from algostack.adapters.nats.feed import LiveGate, seq_of
-from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER
+from algostack.core.live_gate import LiveGate
+from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER, seq_of
 
 A, B = "market.bars.AAPL", "market.status.AAPL"
 

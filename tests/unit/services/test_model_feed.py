@@ -9,7 +9,7 @@ import pytest
 
 from algostack.core.backoff import Backoff
 from algostack.errors import ConfigError
-from algostack.services.trader.feed import ModelFeed
+from algostack.services.trader.model_feed import ModelFeed
 
 
 class Consumer:

@@ -8,7 +8,7 @@ message carries live in ``publisher.py`` (``AckWindowPublisher``), to which
 
 Trader events and control messages use plain core-NATS ``publish``/``subscribe``; traders
 read market data live through ``subscribe`` and durably through ``feed_consumer``
-(``feed.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``.
+(``feed_consumer.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from algostack.adapters.nats import feed as _feed
-from algostack.adapters.nats.feed import FeedConsumer
+from algostack.adapters.nats import feed_consumer as _feed
+from algostack.adapters.nats.feed_consumer import FeedConsumer
 from algostack.adapters.nats.publisher import AckWindowPublisher, PublishError
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
@@ -489,7 +489,7 @@ class NatsBus:
         ack_wait_s: float = 30.0,
         max_ack_pending: int = 20_000,
     ) -> FeedConsumer:
-        """(Re)create the durable consumer ``name`` at ``start_seq`` and hold it (``feed.py``)."""
+        """(Re)create durable consumer ``name`` at ``start_seq`` and hold it (``FeedConsumer``)."""
         return await FeedConsumer.create(
             self._nc,
             name,
@@ -502,7 +502,7 @@ class NatsBus:
     async def resume_point(
         self, name: str, *, committed_seq: int = 0, bound_wait_s: float = _feed.BOUND_WAIT_S
     ) -> tuple[int, bool]:
-        """Where durable consumer ``name`` resumes: ``(first seq, existed)``; see ``feed.py``."""
+        """Where durable consumer ``name`` resumes: ``(first seq, existed)``."""
         return await _feed.resume_point(self._nc, name, committed_seq, bound_wait_s=bound_wait_s)
 
     async def last_stream_seq(self) -> int:

@@ -10,7 +10,7 @@ after a reconnect or an ack timeout; de-duplication makes the re-send safe.
 Every market message also carries ``Algostack-Recv-Ns``: when the ingest received the
 frame holding it (UTC ns), the start of the tick-to-decision latency; and ``Algostack-Seq``:
 ``<epoch>:<n>``, its number on its subject in this bus's life (a re-send keeps its number),
-which lets a trader prove a live message is the next one (``feed.py``); and, once
+which lets a trader prove a live message is the next one (``core/live_gate.py``); and, once
 JetStream has acked message ``n - 1`` of the subject, ``Algostack-Prev-Seq``: its stream
 sequence, which gives the trader its resume point without reading the stream.
 """

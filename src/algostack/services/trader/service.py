@@ -24,15 +24,15 @@ import msgspec
 
 from algostack.adapters.broker import Broker
 from algostack.adapters.nats.bus import NatsBus, Subscription
-from algostack.adapters.nats.feed import Delivery, recv_ns_of
+from algostack.adapters.nats.feed_consumer import Delivery
 from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
-from algostack.core.market_bus import BusMessage
+from algostack.core.market_bus import BusMessage, recv_ns_of
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
-from algostack.services.trader.feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
+from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import (
     fsync_path,

@@ -1,7 +1,7 @@
 """One model's market feed inside the trader: the live path, the durable path, and their lock.
 
 ``ModelFeed`` hands every message of the model's subjects to ``handle(subject, data,
-headers)`` exactly once and in publish order (``adapters/nats/feed.py`` explains why that
+headers)`` exactly once and in publish order (``adapters/nats/feed_consumer.py`` explains why that
 holds):
 
 - live: a core-NATS subscription per subject; ``LiveGate.take_live`` says whether the
@@ -29,8 +29,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from algostack.adapters.nats.bus import NatsBus, Subscription
-from algostack.adapters.nats.feed import Delivery, FeedConsumer, LiveGate
+from algostack.adapters.nats.feed_consumer import Delivery, FeedConsumer
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
+from algostack.core.live_gate import LiveGate
 from algostack.core.market_bus import BusMessage
 from algostack.errors import AlgostackError, RetryableError
 
