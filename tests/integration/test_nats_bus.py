@@ -10,18 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from algostack.adapters.nats.bus import (
-    BusMessage,
-    NatsBus,
-    NatsUnreachableError,
-    PublishError,
-)
+from algostack.adapters.nats.bus import NatsBus, NatsUnreachableError
 from algostack.adapters.nats.feed_consumer import Delivery, FeedConsumer
+from algostack.adapters.nats.publisher import PublishError
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.core import codec
 from algostack.core.backoff import Backoff
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, Trade, datetime_to_ts
-from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER, recv_ns_of, seq_of
+from algostack.core.market_bus import PREV_HEADER, SEQ_HEADER, BusMessage, recv_ns_of, seq_of
 from algostack.errors import AuthError, ConfigError
 
 T0 = datetime_to_ts(datetime(2024, 3, 15, 13, 30, tzinfo=UTC))

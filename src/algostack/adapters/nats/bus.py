@@ -1,14 +1,7 @@
-"""The NATS bus: the only place that talks to NATS (nats-py).
-
-``NatsBus`` owns the connection (connect with retries, reconnect, drain) and the ``MARKET``
-stream. Market events go to JetStream with a ``Nats-Msg-Id`` and a bounded window of
-in-flight acks; that publish path, its re-sends and the ``Algostack-*`` headers every market
-message carries live in ``publisher.py`` (``AckWindowPublisher``), to which
-``publish_events``, ``flush_acks`` and ``inflight`` delegate.
-
-Trader events and control messages use plain core-NATS ``publish``/``subscribe``; traders
-read market data live through ``subscribe`` and durably through ``feed_consumer``
-(``feed_consumer.py``: batched pull, ``AckPolicy.ALL``), and warm up through ``read_history``.
+"""The NATS bus: ``NatsBus``, the ``core.market_bus.MarketBus`` over nats-py, and the only
+place that talks to NATS: the connection (connect with retries, reconnect, drain), the
+streams, core publish/subscribe, and the traders' durable reads (``feed_consumer.py``).
+``publish_events``/``flush_acks`` are the ``AckWindowPublisher``'s own (``publisher.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +24,9 @@ from nats.js import api
 
 from algostack.adapters.nats import feed_consumer as _feed
 from algostack.adapters.nats.feed_consumer import FeedConsumer
-from algostack.adapters.nats.publisher import AckWindowPublisher, PublishError
+from algostack.adapters.nats.publisher import AckWindowPublisher
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
-from algostack.core.market import MarketEvent
 from algostack.core.market_bus import BusMessage, BusStats, MarketBus, StreamMissingError
 from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
 
@@ -101,6 +93,12 @@ class NatsBus:
         )
         self._gap_listeners: list[Callable[[], None]] = []
         self._closed = False
+        # The market publish path is the publisher's own: no bus frame between the ingest
+        # and the connection (docs/architecture.md, "One bar, file by file").
+        self.publish_events = self._publisher.publish_events
+        """Store events in ``MARKET`` (``AckWindowPublisher.publish_events``)."""
+        self.flush_acks = self._publisher.flush_acks
+        """Wait for every ack (``AckWindowPublisher.flush_acks``)."""
         self._js: Any = None
 
     # -- connection -----------------------------------------------------------------------
@@ -391,28 +389,6 @@ class NatsBus:
         """Return the current info (message count, sequences) of a stream."""
         return await self._nc.jsm().stream_info(name)
 
-    # -- JetStream publish with a bounded ack window (publisher.py) ---------------------------
-
-    async def publish_events(
-        self, events: Sequence[MarketEvent], *, recv_ns: int | None = None
-    ) -> None:
-        """Publish events to JetStream with de-duplication ids; wait only when the window is full.
-
-        Raises ``PublishError`` once the bus is closed. ``AckWindowPublisher.publish_events``
-        says which headers every message carries; ``flush_acks()`` waits for the acks.
-        """
-        if self._closed:
-            raise PublishError("bus is closed")
-        await self._publisher.publish_events(events, recv_ns=recv_ns)
-
-    async def flush_acks(self, timeout_s: float | None = None) -> None:
-        """Wait until every published message is acked; re-send on ack timeouts.
-
-        Raises ``AckTimeoutError`` when messages stayed unacked past ``timeout_s`` (default:
-        ``ack_timeout_s * (max_resends + 1)``), ``PublishError`` when some were refused.
-        """
-        await self._publisher.flush_acks(timeout_s)
-
     # -- core NATS --------------------------------------------------------------------------
 
     async def publish(
@@ -527,7 +503,7 @@ class NatsBus:
                 await self.flush_acks(timeout_s)
         finally:
             self._closed = True
-            self._publisher.cancel_tasks()
+            self._publisher.close()
             if not self._nc.is_closed:
                 try:
                     await self._nc.drain()

@@ -97,6 +97,8 @@ class AckWindowPublisher:
         self._drained.set()
         self._errors: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        """Set by ``close()``: publishing raises ``PublishError``."""
 
     async def start(self) -> None:
         """Subscribe the wildcard ack inbox every message's reply subject lives under."""
@@ -123,8 +125,10 @@ class AckWindowPublisher:
         ``Algostack-Seq: <epoch>:<n>`` (its number on its subject) and, when message
         ``n - 1`` is already acked, ``Algostack-Prev-Seq``: its stream sequence. Returns once every
         event is handed to the connection; ``flush_acks()`` waits for the acks. Counters in
-        ``stats`` move as acks arrive.
+        ``stats`` move as acks arrive. Raises ``PublishError`` once closed.
         """
+        if self.closed:
+            raise PublishError("bus is closed")
         pending = self._pending
         publish = self._nc.publish
         prefix = self._ack_prefix
@@ -285,7 +289,8 @@ class AckWindowPublisher:
             errors, self._errors = self._errors, []
             raise PublishError(f"JetStream refused {len(errors)} message(s); first: {errors[0]}")
 
-    def cancel_tasks(self) -> None:
-        """Cancel the delayed re-sends still waiting (the bus is closing)."""
+    def close(self) -> None:
+        """Refuse further publishes; cancel the delayed re-sends still waiting."""
+        self.closed = True
         for task in list(self._tasks):
             task.cancel()
