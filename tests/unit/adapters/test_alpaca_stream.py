@@ -376,6 +376,22 @@ async def test_stream_drop_backfills_gap_exactly_once(server: FakeAlpacaServer) 
     await reader.stop()
 
 
+async def test_stream_drops_a_bar_already_yielded_and_keeps_the_rest_in_order(
+    server: FakeAlpacaServer,
+) -> None:
+    reader = Reader(make_source(server, ["AAPL", "MSFT"]))
+    await server.wait_subscribed()
+    await server.publish([bar(1, "AAPL"), bar(1, "MSFT")])
+    await reader.until(lambda: len(reader.events) == 2)
+    frame: list[MarketEvent] = [trade(2), bar(1, "AAPL"), trade(3), bar(2, "AAPL"), bar(0, "MSFT")]
+    await server.publish(frame)
+    await reader.until(lambda: len(reader.events) == 5)
+    assert reader.events[2:] == [trade(2), trade(3), bar(2, "AAPL")]
+    assert reader.source.duplicates == 2 and reader.source.stats.received == 5
+    assert reader.source.stats.last_bar_ts == {"AAPL": T0 + 2 * NS_PER_MIN, "MSFT": T0 + NS_PER_MIN}
+    await reader.stop()
+
+
 async def test_stream_backfill_symbol_never_seen_starts_at_drop(server: FakeAlpacaServer) -> None:
     clock = Clock(T0 + 3 * NS_PER_MIN + 5)
     history = FakeHistory()

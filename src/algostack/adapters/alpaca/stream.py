@@ -412,28 +412,28 @@ class AlpacaStreamSource:
         return parsed
 
     def _accept(self, events: list[MarketEvent]) -> list[MarketEvent]:
-        """Drop minute bars already yielded; track the last bar per symbol."""
-        last = self.stats.last_bar_ts
-        out = events
-        for i, e in enumerate(events):
-            if type(e) is Bar:
-                if e.ts <= last.get(e.symbol, -1):
-                    # Rare: rebuild the batch without the duplicates from here on.
-                    out = events[:i] + [
-                        x for x in events[i:] if type(x) is not Bar or self._new_bar(x)
-                    ]
-                    break
-                last[e.symbol] = e.ts
+        """Drop minute bars already yielded; count what is received."""
+        out = self._unseen(events)
         self.stats.received += len(out)
         return out
 
-    def _new_bar(self, bar: MarketEvent) -> bool:
+    def _unseen(self, events: list[MarketEvent]) -> list[MarketEvent]:
+        """``events`` without the minute bars at or before the last one yielded of their symbol
+        (counted in ``duplicates``); the others become the last. ``events`` itself when none
+        is dropped (the usual batch is not copied). The live frames and the backfill ask it."""
         last = self.stats.last_bar_ts
-        if bar.ts <= last.get(bar.symbol, -1):
-            self.duplicates += 1
-            return False
-        last[bar.symbol] = bar.ts
-        return True
+        kept: list[MarketEvent] | None = None
+        for i, e in enumerate(events):
+            if type(e) is Bar:
+                if e.ts <= last.get(e.symbol, -1):
+                    self.duplicates += 1
+                    if kept is None:
+                        kept = events[:i]
+                    continue
+                last[e.symbol] = e.ts
+            if kept is not None:
+                kept.append(e)
+        return events if kept is None else kept
 
     def _note_drop(self, reason: str, *, warn: bool) -> None:
         if self._lost_at_ns is None:
@@ -483,10 +483,13 @@ class AlpacaStreamSource:
             self.backfill_failures += 1
             log.error("alpaca backfill failed; gap left to the replay tools: %s", exc)
             return []
-        out: list[MarketEvent] = []
-        for bar in sorted(bars, key=lambda b: b.ts):
-            if bar.symbol in starts and bar.ts >= starts[bar.symbol] and self._new_bar(bar):
-                out.append(bar)
+        out = self._unseen(
+            [
+                b
+                for b in sorted(bars, key=lambda b: b.ts)
+                if b.symbol in starts and b.ts >= starts[b.symbol]
+            ]
+        )
         self.stats.backfilled += len(out)
         log.info(
             "alpaca backfill done",
