@@ -217,7 +217,7 @@ def _run(
     ignore_calendar: bool,
     timeout: float,
 ) -> dict[str, Any]:
-    from algostack.control.events import Request
+    from algostack.control.requests import Request
     from algostack.control.runtime import Deadline, Runtime
     from algostack.core.sessions import new_york_date
 

@@ -16,10 +16,10 @@ from botocore.exceptions import ClientError
 from algostack.control import ec2 as ec2h
 from algostack.control import ssm as ssmh
 from algostack.control.config import ControlConfig
-from algostack.control.events import Request
 from algostack.control.failures import ControlError, FleetError, InstanceNotFoundError
+from algostack.control.requests import Request
+from algostack.control.run_records import FAILED, SUCCEEDED, Claim, RunState
 from algostack.control.runtime import Clients, Deadline, Runtime
-from algostack.control.state import FAILED, SUCCEEDED, Claim, RunState
 from algostack.core.sessions import is_session
 
 log = logging.getLogger("algostack.control")

@@ -15,7 +15,7 @@ from typing import Any
 
 from algostack.control import controllers
 from algostack.control.config import ControlConfig
-from algostack.control.events import parse_event
+from algostack.control.requests import parse_event
 from algostack.control.runtime import Clients, Deadline, LambdaContext, Runtime
 
 log = logging.getLogger("algostack.control")

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 from algostack.control import ec2 as ec2h
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import INGEST, TRADING
+from algostack.control.run_records import RunState
 from algostack.control.runtime import Clients
-from algostack.control.state import RunState
 
 
 def last_command(ssm: Any, instance_id: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import pytest
 
 from algostack.control import handlers
 from algostack.control.config import ControlConfig
-from algostack.control.events import parse_event
+from algostack.control.requests import parse_event
 from algostack.control.runtime import Clients
 from algostack.errors import ConfigError, DataError
 from conftest import Aws

@@ -8,9 +8,9 @@ import pytest
 
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import run_shutdown, run_trading
-from algostack.control.events import Request
 from algostack.control.failures import FleetError
 from algostack.control.fakes import Outcome
+from algostack.control.requests import Request
 from conftest import Aws
 
 FRIDAY = date(2026, 11, 27)
@@ -131,7 +131,7 @@ def test_run_trading_second_invocation_while_running_is_duplicate(
     aws: Aws, cfg: ControlConfig
 ) -> None:
     fleet(aws, 1)
-    from algostack.control.state import RunState
+    from algostack.control.run_records import RunState
 
     RunState(aws.clients.ssm, cfg.state_prefix).claim(FRIDAY, "trading", "first", aws.time.wall())
     out = run_trading(aws.clients, cfg, req("second"), aws.time.deadline(800), aws.time.runtime)

@@ -8,10 +8,10 @@ import pytest
 
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import run_ingest
-from algostack.control.events import Request
 from algostack.control.failures import ControlError, InstanceNotFoundError
 from algostack.control.fakes import Outcome
-from algostack.control.state import RunState
+from algostack.control.requests import Request
+from algostack.control.run_records import RunState
 from conftest import Aws
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from algostack.control.state import FAILED, SUCCEEDED, RunRecord, RunState
+from algostack.control.run_records import FAILED, SUCCEEDED, RunRecord, RunState
 from conftest import Aws
 
 DAY = date(2026, 11, 27)

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from algostack.control.ec2 import error_code
 
-log = logging.getLogger("algostack.control.state")
+log = logging.getLogger("algostack.control.run_records")
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
