@@ -380,7 +380,7 @@ async def test_bus_resend_keeps_the_message_number(bus: NatsBus) -> None:
     assert not publisher._pending and bus.stats.resent == 1
     assert bus.stats.duplicates == 1  # the re-send; the original's late ack is not counted
     msgs = await bus.read_history("market.bars.AAPL", 10)
-    assert len(msgs) == 1 and seq_of(msgs[0].headers) == seq_of(entry[4])
+    assert len(msgs) == 1 and seq_of(msgs[0].headers) == seq_of(entry.headers)
 
 
 async def test_read_history_returns_one_subject_up_to_seq(bus: NatsBus) -> None:

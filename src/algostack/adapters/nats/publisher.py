@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from nats.aio.client import Client
@@ -41,8 +41,20 @@ log = logging.getLogger("algostack.nats.bus")
 
 _ACK_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
 
-_Entry = tuple[str, bytes, str, int, dict[str, str], int]
-"""An unacked message: subject, payload, msg id, send count, headers, number on its subject."""
+
+class _Entry(NamedTuple):
+    """A message sent and not acked yet."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    sends: int
+    """How many times it was sent (1: never re-sent)."""
+    headers: dict[str, str]
+    n: int
+    """Its number on its subject (``Algostack-Seq``)."""
+
+
 _NO_STREAM = "no JetStream stream for this subject (503 no responders)"
 
 
@@ -151,7 +163,7 @@ class AckWindowPublisher:
                 headers[PREV_HEADER] = str(prev[1])
             self._seq += 1
             seq = self._seq
-            pending[seq] = (subj, payload, mid, 1, headers, n)
+            pending[seq] = _Entry(subj, payload, mid, 1, headers, n)
             self._drained.clear()
             await publish(subj, payload, reply=f"{prefix}{seq}", headers=headers)
         self.stats.sent += len(events)
@@ -182,9 +194,9 @@ class AckWindowPublisher:
             # ``max_resends`` times, then reported.
             wait = next_wait(
                 RetryableError(_NO_STREAM),
-                entry[3],
+                entry.sends,
                 0.0,
-                backoff=Backoff(base=0.2, cap=5.0, floor=0.1, attempt=entry[3] - 1),
+                backoff=Backoff(base=0.2, cap=5.0, floor=0.1, attempt=entry.sends - 1),
                 deadline_s=math.inf,
                 max_attempts=self.max_resends + 1,
             )
@@ -208,7 +220,7 @@ class AckWindowPublisher:
             self.stats.published += 1
         found = _ACK_SEQ_RE.search(data)
         if found is not None:
-            subj, n = entry[0], entry[5]
+            subj, n = entry.subject, entry.n
             known = self._stored.get(subj)
             if known is None or known[0] < n:
                 self._stored[subj] = (n, int(found.group(1)))
@@ -217,10 +229,10 @@ class AckWindowPublisher:
     def _fail(self, entry: _Entry, reason: str) -> None:
         self.stats.failed += 1
         if len(self._errors) < 100:
-            self._errors.append(f"{entry[0]} id={entry[2]}: {reason}")
+            self._errors.append(f"{entry.subject} id={entry.msg_id}: {reason}")
         log.error(
             "JetStream refused a message",
-            extra={"fields": {"subject": entry[0], "msg_id": entry[2], "reason": reason}},
+            extra={"fields": {"subject": entry.subject, "msg_id": entry.msg_id, "reason": reason}},
         )
 
     def _settle(self, seq: int) -> None:
@@ -252,17 +264,19 @@ class AckWindowPublisher:
             entry = self._pending.get(old)
             if entry is None:
                 continue
-            subj, payload, mid, count, headers, n = entry
-            if count > self.max_resends:
-                self._fail(entry, f"no ack after {count} sends")
+            if entry.sends > self.max_resends:
+                self._fail(entry, f"no ack after {entry.sends} sends")
                 self._settle(old)
                 continue
             del self._pending[old]
             self._seq += 1
-            self._pending[self._seq] = (subj, payload, mid, count + 1, headers, n)
+            self._pending[self._seq] = entry._replace(sends=entry.sends + 1)
             self.stats.resent += 1
             await self._nc.publish(
-                subj, payload, reply=f"{self._ack_prefix}{self._seq}", headers=headers
+                entry.subject,
+                entry.payload,
+                reply=f"{self._ack_prefix}{self._seq}",
+                headers=entry.headers,
             )
 
     async def flush_acks(self, timeout_s: float | None = None) -> None:
