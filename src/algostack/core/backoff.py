@@ -78,6 +78,40 @@ def next_wait(
     return delay
 
 
+class _Tries:
+    """The bookkeeping of one ``retry_sync``/``retry_async`` call."""
+
+    def __init__(
+        self,
+        backoff: Backoff,
+        deadline_s: float,
+        max_attempts: int | None,
+        on_retry: Callable[[int, BaseException, float], None] | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.backoff, self.deadline_s, self.max_attempts = backoff, deadline_s, max_attempts
+        self.on_retry, self.clock = on_retry, clock
+        self.start = clock()
+        self.attempt = 0
+
+    def wait_or_raise(self, exc: RetryableError) -> float:
+        """The wait before the next call (``on_retry`` told), or ``exc`` raised again."""
+        self.attempt += 1
+        delay = next_wait(
+            exc,
+            self.attempt,
+            self.clock() - self.start,
+            backoff=self.backoff,
+            deadline_s=self.deadline_s,
+            max_attempts=self.max_attempts,
+        )
+        if delay is None:
+            raise exc
+        if self.on_retry is not None:
+            self.on_retry(self.attempt, exc, delay)
+        return delay
+
+
 def retry_sync(
     fn: Callable[[], T],
     *,
@@ -94,26 +128,12 @@ def retry_sync(
 
     The last error is re-raised when ``next_wait`` gives up.
     """
-    start = clock()
-    attempt = 0
+    tries = _Tries(backoff, deadline_s, max_attempts, on_retry, clock)
     while True:
         try:
             return fn()
         except RetryableError as exc:
-            attempt += 1
-            delay = next_wait(
-                exc,
-                attempt,
-                clock() - start,
-                backoff=backoff,
-                deadline_s=deadline_s,
-                max_attempts=max_attempts,
-            )
-            if delay is None:
-                raise
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            sleep(delay)
+            sleep(tries.wait_or_raise(exc))
 
 
 async def retry_async(
@@ -127,26 +147,12 @@ async def retry_async(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """``retry_sync`` for a coroutine function: the same decisions (``next_wait``), awaited."""
-    start = clock()
-    attempt = 0
+    tries = _Tries(backoff, deadline_s, max_attempts, on_retry, clock)
     while True:
         try:
             return await fn()
         except RetryableError as exc:
-            attempt += 1
-            delay = next_wait(
-                exc,
-                attempt,
-                clock() - start,
-                backoff=backoff,
-                deadline_s=deadline_s,
-                max_attempts=max_attempts,
-            )
-            if delay is None:
-                raise
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            await sleep(delay)
+            await sleep(tries.wait_or_raise(exc))
 
 
 async def sleep_unless(
