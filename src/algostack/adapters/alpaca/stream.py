@@ -43,6 +43,7 @@ from algostack.adapters.alpaca.historical import (
     AlpacaHistoricalBars,
     HistoricalBars,
 )
+from algostack.adapters.alpaca.websocket import connect_ws
 from algostack.core import sessions
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts, validate_symbol
@@ -263,27 +264,15 @@ class AlpacaStreamSource:
 
     async def _open(self) -> tuple[ClientConnection, list[MarketEvent]]:
         """Connect, authenticate and subscribe; return the socket and any early data."""
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
-
         headers = {"Content-Type": "application/msgpack"} if self._msgpack else {}
-        try:
-            ws = await connect(
-                self.url,
-                additional_headers=headers,
-                open_timeout=self._handshake_timeout_s,
-                max_size=MAX_FRAME_BYTES,
-                max_queue=64,
-                close_timeout=2.0,
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise AuthError(
-                    f"Alpaca stream refused the upgrade ({status}): {_KEYS_HINT}"
-                ) from None
-            raise RetryableError(f"stream upgrade answered HTTP {status}") from None
+        ws = await connect_ws(
+            self.url,
+            timeout_s=self._handshake_timeout_s,
+            max_size=MAX_FRAME_BYTES,
+            max_queue=64,
+            headers=headers,
+            refused=f"Alpaca stream refused the upgrade: {_KEYS_HINT}",
+        )
         self._ws = ws
         pending: list[MarketEvent] = []
         try:

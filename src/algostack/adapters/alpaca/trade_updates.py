@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from websockets.exceptions import WebSocketException
 
+from algostack.adapters.alpaca.websocket import connect_ws
 from algostack.adapters.alpaca.wire import rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
@@ -250,24 +251,12 @@ class TradeUpdatesStream:
     # --- connection -------------------------------------------------------------------------
 
     async def _open(self) -> ClientConnection:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
-
-        try:
-            ws = await connect(
-                self.url,
-                open_timeout=self._handshake_timeout_s,
-                max_size=MAX_FRAME_BYTES,
-                close_timeout=2.0,
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise AuthError(
-                    f"Alpaca trade_updates refused the upgrade (HTTP {status})"
-                ) from None
-            raise RetryableError(f"stream upgrade answered HTTP {status}") from None
+        ws = await connect_ws(
+            self.url,
+            timeout_s=self._handshake_timeout_s,
+            max_size=MAX_FRAME_BYTES,
+            refused="Alpaca trade_updates refused the upgrade",
+        )
         self._ws = ws
         try:
             async with asyncio.timeout(self._handshake_timeout_s):

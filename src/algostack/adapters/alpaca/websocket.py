@@ -1,0 +1,42 @@
+"""Opening one of Alpaca's websockets (market data or ``trade_updates``): the connect both
+streams make, with the server's refusals mapped to the error hierarchy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from algostack.errors import AuthError, RetryableError
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+
+async def connect_ws(
+    url: str,
+    *,
+    timeout_s: float,
+    max_size: int,
+    refused: str,
+    headers: dict[str, str] | None = None,
+    max_queue: int | None = 16,
+) -> ClientConnection:
+    """Open ``url`` (no compression, 2 s close); an HTTP 401/403 to the upgrade is an
+    ``AuthError`` saying ``refused``, any other refusal or a timeout a ``RetryableError``."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        return await connect(
+            url,
+            additional_headers=headers,
+            open_timeout=timeout_s,
+            max_size=max_size,
+            max_queue=max_queue,
+            close_timeout=2.0,
+            compression=None,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise AuthError(f"{refused} (HTTP {status})") from None
+        raise RetryableError(f"stream upgrade answered HTTP {status}") from None
