@@ -14,7 +14,7 @@ from typing import Protocol
 import msgspec
 
 from algostack.adapters.alpaca.rest import RestSession
-from algostack.adapters.alpaca.wire import ns_to_rfc3339, rfc3339_to_ns
+from algostack.adapters.alpaca.wire import bar_from, ns_to_rfc3339
 from algostack.core.market import Bar
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 from algostack.logs import truncate
@@ -54,21 +54,7 @@ def parse_bars_page(body: bytes) -> tuple[list[Bar], str | None]:
     """Parse one ``/v2/stocks/bars`` reply into core bars and the next page token."""
     try:
         page = _PAGE.decode(body)
-        bars = [
-            Bar(
-                symbol=sym,
-                ts=rfc3339_to_ns(b.t),
-                open=b.o,
-                high=b.h,
-                low=b.l,
-                close=b.c,
-                volume=b.v,
-                trade_count=b.n,
-                vwap=b.vw,
-            )
-            for sym, rows in (page.bars or {}).items()
-            for b in rows
-        ]
+        bars = [bar_from(Bar, sym, b) for sym, rows in (page.bars or {}).items() for b in rows]
     except (msgspec.MsgspecError, ValueError) as exc:
         raise DataError(f"malformed historical bars reply ({exc}): {truncate(body)}") from exc
     return bars, page.next_page_token or None

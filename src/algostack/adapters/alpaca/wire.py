@@ -18,7 +18,7 @@ import struct
 from calendar import timegm
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 from msgspec import msgpack as _mp
@@ -250,22 +250,30 @@ def ns_to_rfc3339(ns: int) -> str:
     return base + "Z"
 
 
+_AnyBar = TypeVar("_AnyBar", Bar, UpdatedBar, DailyBar)
+
 # --- wire -> core ------------------------------------------------------------------------------
 
 
-def _bar(cls: type[Bar] | type[UpdatedBar] | type[DailyBar]) -> Any:
+def bar_from(cls: type[_AnyBar], symbol: str, m: Any) -> _AnyBar:
+    """A ``cls`` (``Bar``, ``UpdatedBar``, ``DailyBar``) from Alpaca's bar keys
+    (``t o h l c v n vw``): the websocket's frames and the REST pages use the same."""
+    return cls(
+        symbol=symbol,
+        ts=_ts(m.t),
+        open=m.o,
+        high=m.h,
+        low=m.l,
+        close=m.c,
+        volume=m.v,
+        trade_count=m.n,
+        vwap=m.vw,
+    )
+
+
+def _bar(cls: type[_AnyBar]) -> Any:
     def convert(m: _WBar) -> MarketEvent:
-        return cls(
-            symbol=m.S,
-            ts=_ts(m.t),
-            open=m.o,
-            high=m.h,
-            low=m.l,
-            close=m.c,
-            volume=m.v,
-            trade_count=m.n,
-            vwap=m.vw,
-        )
+        return bar_from(cls, m.S, m)
 
     return convert
 
