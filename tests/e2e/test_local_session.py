@@ -141,3 +141,35 @@ def test_replay_of_run_bars_gives_the_same_fills(session: dict[str, Any], tmp_pa
             tuple(r[f] for f in fields) for r in live
         ]
         assert replayed[m["key"]]["realised_pnl"] == pytest.approx(m["realised_pnl"])
+
+
+def test_a_second_run_on_a_busy_home_is_refused_naming_the_first(
+    session: dict[str, Any],
+) -> None:
+    import signal
+    import time
+
+    from algostack.local.session import HomeLock
+
+    home: Path = session["home"]
+    env = dict(os.environ, ALGOSTACK_HOME=str(home))
+    first = subprocess.Popen(
+        [sys.executable, "-c", "from algostack.cli import main; main()",
+         "run", "--day", DAY, "--speed", "1", "--no-progress", "--no-report", "--home", str(home)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        lock = home / ".lock"
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None and time.monotonic() < deadline, "first run never locked"
+            time.sleep(0.05)
+        second = _algostack("run", "--day", DAY, "--max-speed", "--no-progress", home=home)
+        assert second.returncode == 2
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, second.stderr
+        assert f"another algostack run (PID {first.pid}) is using {home}" in lines[0]
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+    HomeLock(home).acquire().release()  # free again once the first run has ended

@@ -118,7 +118,7 @@ def run(
     if replay is not None:
         kind = ls.SourceKind.REPLAY
     try:
-        paths, cfg, specs = _prepare(
+        paths, cfg, specs, _lock = _prepare(
             settings,
             err,
             kind=kind,
@@ -162,7 +162,7 @@ def run(
     finish(summary, as_json=as_json, exit_code=code)
 
 
-def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, Any, list[Any]]:
+def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, Any, list[Any], Any]:
     from algostack.adapters.storage import LocalDirStore
     from algostack.errors import ConfigError
     from algostack.local import session as ls
@@ -173,6 +173,7 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     home = Path(opts["home"] or settings.home).resolve()
     store_dir = resolve_store_root(opts["models_dir"]).resolve() if opts["models_dir"] else None
     paths = ls.RunPaths(home, ls.new_run_id(), store_dir=store_dir)
+    lock = ls.HomeLock(home).acquire()  # held by run() until the process ends
     day = ls.parse_day(opts["day"])
     if day is None and opts["replay"] is not None:
         from algostack.local.replay import load_bars
@@ -205,7 +206,7 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     specs = [e.spec for e in catalog.entries if e.ok]
     if not specs:
         raise ConfigError(f"no usable models under {paths.store / 'models'}")
-    return paths, cfg, specs
+    return paths, cfg, specs, lock
 
 
 def _drive(desk: LocalDesk, err: Any, show: bool, asyncio: Any) -> tuple[list[str], int]:

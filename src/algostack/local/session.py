@@ -13,6 +13,7 @@ Pure apart from path arithmetic: nothing is created here (``RunPaths.create`` do
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -73,6 +74,42 @@ def new_run_id(now: float | None = None) -> str:
     """A sortable run id from the wall clock: ``20240315T143000-123``."""
     t = time.time() if now is None else now
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"-{int(t * 1000) % 1000:03d}"
+
+
+class HomeLock:
+    """One ``algostack run`` per state directory: an exclusive ``flock`` on ``<home>/.lock``
+    (holding the run's PID), held until the process ends. Two runs on one home would share
+    one JetStream store and overwrite each other's bucket files."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> HomeLock:
+        """Take the lock; ``ConfigError`` naming the other run's PID when it is held."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"another algostack run (PID {other}) is using {self.path.parent}: wait for it "
+                "to finish or give this run another --home"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Let another run have the home (the lock also ends with the process)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True)
