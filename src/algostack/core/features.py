@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 
 import numpy as np
 
@@ -390,6 +391,7 @@ def _make(fd: FeatureDef) -> _Feature:
 
 
 _INF = math.inf
+_value = attrgetter("value")
 
 
 def _broken_part(bar: Bar) -> str:
@@ -418,6 +420,7 @@ class FeatureEngine:
         self.names = tuple(names)
         self.warmup_bars = max(d.warmup for d in self.defs)
         self._features = [_make(d) for d in self.defs]
+        self._one = np.empty(1)
         self.symbol: str | None = None
         self.last_ts: int | None = None
         self.count = 0
@@ -468,9 +471,13 @@ class FeatureEngine:
             if self.count < self.warmup_bars or not all(f.defined for f in features):
                 return None
             self.ready = True
-        if len(features) == 1:
-            return np.array([features[0].value])
-        return np.array([f.value for f in features])
+        # A new float64 vector either way; each form is ~0.1 µs cheaper than np.array(list).
+        n = len(features)
+        if n == 1:
+            one = self._one
+            one[0] = features[0].value
+            return one.copy()
+        return np.fromiter(map(_value, features), np.float64, n)
 
     def warm_up(self, bars: Iterable[Bar]) -> int:
         """Feed historical bars (e.g. the day's stream so far) without producing decisions.
