@@ -36,3 +36,9 @@ class AuthError(FatalError):
 class DataError(AlgostackError):
     """Input data (a frame, a file, an artifact, a venue report) is malformed or impossible;
     the message names it. Retrying the same input cannot help; skipping it may."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """A command's exit code for ``exc``: 2 when the user's input is at fault (an option,
+    a setting, a file: ``ConfigError``, ``DataError``), 1 for anything else."""
+    return 2 if isinstance(exc, ConfigError | DataError) else 1

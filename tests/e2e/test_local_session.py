@@ -173,3 +173,25 @@ def test_a_second_run_on_a_busy_home_is_refused_naming_the_first(
         first.send_signal(signal.SIGINT)
         first.wait(timeout=60)
     HomeLock(home).acquire().release()  # free again once the first run has ended
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--speed", "0"], "--speed must be a positive number, got 0.0"),
+        (["run", "--replay", "{bad}"], "no usable bars"),
+        (["replay", "--bars", "{bad}", "--models", "{home}"], "no usable bars"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_naming_it(
+    session: dict[str, Any], tmp_path: Path, args: list[str], message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,timestamp,open,high,low,close,volume\nAAPL,notatime,1,1,1,1,1\n")
+    home = tmp_path / "home"
+    argv = [a.format(bad=bad, home=session["home"]) for a in args]
+    proc = _algostack(*argv, "--no-progress" if argv[0] == "run" else "--no-report",
+                      "--home", str(home), home=home, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and message in errors[0], proc.stderr

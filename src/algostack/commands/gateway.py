@@ -117,7 +117,7 @@ def gateway(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError
+    from algostack.errors import AlgostackError, ConfigError, exit_code
     from algostack.logs import setup_logging
 
     err = Console(stderr=True)
@@ -164,7 +164,7 @@ def gateway(
         )
     except (AlgostackError, ValueError) as exc:
         err.print(f"[red]gateway failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, ValueError | ConfigError) else 1) from None
+        raise typer.Exit(2 if isinstance(exc, ValueError) else exit_code(exc)) from None
     Console().print(" ".join(f"{k}={v}" for k, v in counters.items()), highlight=False)
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from algostack.errors import AlgostackError, ConfigError, FatalError
+from algostack.errors import AlgostackError, ConfigError, FatalError, exit_code
 
 if TYPE_CHECKING:
     from algostack.services import node as node_types
@@ -273,7 +273,7 @@ def run_node(
         )
     except AlgostackError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return 2 if isinstance(exc, ConfigError) else 1
+        return exit_code(exc)
 
     def show(unit: str) -> node.UnitState:
         argv = ["systemctl", "show", unit]

@@ -36,7 +36,7 @@ def replay(
 
     from algostack.commands.run import _write_summary, finish
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError
+    from algostack.errors import AlgostackError, ConfigError, exit_code
     from algostack.local import session as ls
     from algostack.local.replay import (
         load_bars,
@@ -74,7 +74,7 @@ def replay(
         )
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
     notes += [f"model skipped: {p}: {m}" for p, m in problems.items()]
     if bad_rows:

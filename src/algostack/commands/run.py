@@ -105,7 +105,7 @@ def run(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError
+    from algostack.errors import AlgostackError, exit_code
     from algostack.local import session as ls
 
     err = Console(stderr=True)
@@ -124,7 +124,7 @@ def run(
             kind=kind,
             home=home,
             day=day,
-            speed=None if max_speed else (speed or ls.DEFAULT_SPEED),
+            speed=None if max_speed else (ls.DEFAULT_SPEED if speed is None else speed),
             replay=replay,
             models_dir=models_dir,
             packed=packed,
@@ -138,7 +138,7 @@ def run(
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        raise typer.Exit(exit_code(exc)) from None
 
     err.print(
         f"algostack run {cfg.day_text}: {len(specs)} models on {', '.join(desk.symbols)}, "
