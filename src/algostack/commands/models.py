@@ -132,31 +132,41 @@ def validate_cmd(
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title=f"validation of {store.url}")
-        table.add_column("model", overflow="fold")
-        table.add_column("result", overflow="fold")
-        for col in ("folds", "formats"):
-            table.add_column(col)
-        table.add_column("features", overflow="fold")
-        for col in ("score(0)", "load ms"):
-            table.add_column(col)
-        for r in results:
-            table.add_row(
-                r.prefix,
-                "[green]OK[/]" if r.ok else f"[red]{r.message}[/]",
-                str(r.folds),
-                ",".join(r.formats),
-                ",".join(r.features),
-                "" if r.score is None else f"{r.score:.6g}",
-                f"{r.load_ms:.1f}" if r.ok else "",
-            )
         console = Console()
-        console.print(table)
+        if console.is_terminal:
+            console.print(_validation_table(store.url, results))
+        else:  # a pipe or a CI log: one line per model, never wrapped
+            for r in results:
+                verdict = "OK" if r.ok else f"FAILED: {r.message}"
+                typer.echo(f"{r.prefix}  {verdict}  folds={r.folds} formats={','.join(r.formats)}")
         bad = sum(not r.ok for r in results)
-        console.print(f"{len(results) - bad} OK, {bad} failed")
+        typer.echo(f"{len(results) - bad} OK, {bad} failed")
     if not results:
         raise _fail(f"no models under {store.url}/models/")
     if any(not r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _validation_table(url: str, results: list[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"validation of {url}")
+    table.add_column("model", overflow="fold")
+    table.add_column("result", overflow="fold")
+    for col in ("folds", "formats"):
+        table.add_column(col)
+    table.add_column("features", overflow="fold")
+    for col in ("score(0)", "load ms"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            r.prefix,
+            "[green]OK[/]" if r.ok else f"[red]{r.message}[/]",
+            str(r.folds),
+            ",".join(r.formats),
+            ",".join(r.features),
+            "" if r.score is None else f"{r.score:.6g}",
+            f"{r.load_ms:.1f}" if r.ok else "",
+        )
+    return table

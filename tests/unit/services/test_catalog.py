@@ -157,9 +157,14 @@ def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) ->
     assert ok.exit_code == 0, ok.output
     assert all(r["ok"] for r in orjson.loads(ok.stdout)["results"])
     store.put_bytes("models/bad/AAPL/model_5-outer_0_inner_0.json", b"{")
-    bad = runner.invoke(app, ["models", "validate", "--dir", str(tmp_path)], env={"COLUMNS": "250"})
+    bad = runner.invoke(app, ["models", "validate", "--dir", str(tmp_path)], env={"COLUMNS": "80"})
     assert bad.exit_code == 1
-    assert "1 failed" in bad.stdout
+    # Not a terminal (a pipe, a CI log): one line per model, however long the reason.
+    lines = bad.stdout.splitlines()
+    failed = [line for line in lines if "FAILED" in line]
+    assert len(failed) == 1 and failed[0].startswith("models/bad/AAPL/model_5  FAILED: ")
+    assert len(lines) == len(orjson.loads(ok.stdout)["results"]) + 2  # + the bad one + total
+    assert lines[-1] == f"{len(lines) - 2} OK, 1 failed"
 
 
 @pytest.mark.parametrize(
