@@ -61,6 +61,18 @@ class _Booked(NamedTuple):
     realised_pnl: float
 
 
+class Submitted(NamedTuple):
+    """What became of one order a decision made (a column group of the decision log)."""
+
+    status: str
+    """``submitted``, ``duplicate`` (the broker already held it), ``rejected``, ``risk``."""
+    reason: str
+    """Why it was refused (empty when submitted)."""
+    qty: int
+    """Shares sent (0 when refused)."""
+    client_order_id: str
+
+
 class ModelRunner:
     """One model's decisions, orders, fills and journals (no NATS; see module docstring).
 
@@ -440,15 +452,15 @@ class ModelRunner:
 
     async def _submit(
         self, intent: OrderIntent, exposure: int, bar: Bar, now: int, latency_us: float
-    ) -> tuple[str, str, int, str]:
-        """Risk-check and submit; returns (status, reason, shares sent, client order id).
+    ) -> Submitted:
+        """Risk-check and submit; what happened to the order (``Submitted``).
 
         The id is the broker's ack's (the id it holds the order under; every broker echoes
         ``intent.client_order_id``), so it is derived once per order (a SHA-256), not twice.
         """
         verdict = self.risk.check(intent, position=exposure, price=bar.close, now_ns=now)
         if not verdict.approved:
-            return "risk", verdict.reason, 0, intent.client_order_id
+            return Submitted("risk", verdict.reason, 0, intent.client_order_id)
         if verdict.qty != intent.qty:
             intent = msgspec.structs.replace(intent, qty=verdict.qty)
         ack = None
@@ -471,7 +483,7 @@ class ModelRunner:
                 extra={"fields": {"model": self.key, "bar_ts": intent.bar_ts}},
             )
             self.needs_commit = True
-            return "rejected", why, 0, cid
+            return Submitted("rejected", why, 0, cid)
         self.needs_commit = True
         self.pending[cid] = PendingOrder(
             intent=intent, broker_order_id=ack.broker_order_id, latency_us=latency_us
@@ -484,7 +496,7 @@ class ModelRunner:
                 ack.broker_order_id,
                 extra={"fields": {"model": self.key}},
             )
-            return "duplicate", ack.message, intent.qty, cid
+            return Submitted("duplicate", ack.message, intent.qty, cid)
         self.stats.orders += 1
         if log.isEnabledFor(logging.INFO):  # a replay trades thousands of times, quietly
             log.info(
@@ -498,7 +510,7 @@ class ModelRunner:
                     "fields": {"model": self.key, "score": intent.score, "reason": intent.reason}
                 },
             )
-        return "submitted", "", intent.qty, cid
+        return Submitted("submitted", "", intent.qty, cid)
 
     # -- fills ---------------------------------------------------------------------------------
 
