@@ -128,7 +128,11 @@ def validate_cmd(
     if as_json:
         import orjson
 
-        doc = {"store": store.url, "results": [r.to_dict() for r in results]}
+        doc = {
+            "store": store.url,
+            "results": [r.to_dict() for r in results],
+            "ignored": [{"key": k, "reason": v} for k, v in sorted(catalog.ignored.items())],
+        }
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         from rich.console import Console
@@ -140,8 +144,10 @@ def validate_cmd(
             for r in results:
                 verdict = "OK" if r.ok else f"FAILED: {r.message}"
                 typer.echo(f"{r.prefix}  {verdict}  folds={r.folds} formats={','.join(r.formats)}")
+        for key, why in sorted(catalog.ignored.items()):
+            typer.echo(f"{key}  IGNORED: {why}")
         bad = sum(not r.ok for r in results)
-        typer.echo(f"{len(results) - bad} OK, {bad} failed")
+        typer.echo(f"{len(results) - bad} OK, {bad} failed, {len(catalog.ignored)} ignored")
     if not results:
         raise _fail(f"no models under {store.url}/models/")
     if any(not r.ok for r in results):

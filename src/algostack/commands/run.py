@@ -204,6 +204,8 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
         ensure_demo_models(paths.store, seed=cfg.seed, before=cfg.day)
     catalog = list_catalog(LocalDirStore(paths.store), environment="dev")
     specs = [e.spec for e in catalog.entries if e.ok]
+    for key, why in sorted(catalog.ignored.items()):  # never silently: the user put it there
+        err.print(f"ignored {key}: {why}", highlight=False, soft_wrap=True)
     if not specs:
         raise ConfigError(f"no usable models under {paths.store / 'models'}")
     return paths, cfg, specs, lock

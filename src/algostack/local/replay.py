@@ -104,6 +104,7 @@ def load_store_models(
     catalog = list_catalog(store, environment="dev")
     specs = [e.spec for e in catalog.entries if e.ok]
     problems = {e.spec.prefix: "; ".join(e.problems) for e in catalog.entries if not e.ok}
+    problems.update({key: f"ignored: {why}" for key, why in catalog.ignored.items()})
     if only:
         wanted = set(only)
         specs = [s for s in specs if s.prefix in wanted or s.key in wanted]

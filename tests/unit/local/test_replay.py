@@ -150,3 +150,13 @@ async def test_replay_one_model_alone_or_beside_another_symbol_same_fills(
     key = next(iter(a.brokers))
     assert a.brokers[key].fills == b.brokers[key].fills != []
     assert a.bar_events == 120 and b.bar_events == 240
+
+
+def test_a_key_the_catalog_ignores_is_reported_not_dropped_silently(tmp_path: Path) -> None:
+    root = _store(tmp_path)
+    stray = root / "models" / "sma" / "AAPL" / "model-outer_0_inner_0.json"  # no number
+    stray.write_bytes((root / KEY).read_bytes())
+    models, problems = load_store_models(root)
+    assert len(models) == 1
+    assert list(problems) == ["models/sma/AAPL/model-outer_0_inner_0.json"]
+    assert problems["models/sma/AAPL/model-outer_0_inner_0.json"].startswith("ignored: ")

@@ -163,8 +163,12 @@ def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) ->
     lines = bad.stdout.splitlines()
     failed = [line for line in lines if "FAILED" in line]
     assert len(failed) == 1 and failed[0].startswith("models/bad/AAPL/model_5  FAILED: ")
-    assert len(lines) == len(orjson.loads(ok.stdout)["results"]) + 2  # + the bad one + total
-    assert lines[-1] == f"{len(lines) - 2} OK, 1 failed"
+    doc = orjson.loads(ok.stdout)
+    ignored = [line for line in lines if "  IGNORED: " in line]
+    assert len(ignored) == len(doc["ignored"]) == 3  # never silent about a key it skips
+    assert any("no trailing number" in line for line in ignored)
+    assert len(lines) == len(doc["results"]) + 1 + 3 + 1  # + the bad one, ignored, total
+    assert lines[-1] == f"{len(doc['results'])} OK, 1 failed, 3 ignored"
 
 
 @pytest.mark.parametrize(
