@@ -181,6 +181,7 @@ def test_a_second_run_on_a_busy_home_is_refused_naming_the_first(
         (["run", "--speed", "0"], "--speed must be a positive number, got 0.0"),
         (["run", "--replay", "{bad}"], "no usable bars"),
         (["replay", "--bars", "{bad}", "--models", "{home}"], "no usable bars"),
+        (["replay", "--bars", "{other}", "--models", "{home}"], "none of its symbols (ZZZ)"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_it(
@@ -189,7 +190,10 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     bad = tmp_path / "bad.csv"
     bad.write_text("symbol,timestamp,open,high,low,close,volume\nAAPL,notatime,1,1,1,1,1\n")
     home = tmp_path / "home"
-    argv = [a.format(bad=bad, home=session["home"]) for a in args]
+    other = tmp_path / "other.csv"
+    other.write_text("symbol,timestamp,open,high,low,close,volume\n"
+                     "ZZZ,2024-03-15T13:30:00Z,1,1,1,1,1\n")  # fmt: skip
+    argv = [a.format(bad=bad, other=other, home=session["home"]) for a in args]
     proc = _algostack(*argv, "--no-progress" if argv[0] == "run" else "--no-report",
                       "--home", str(home), home=home, timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stderr

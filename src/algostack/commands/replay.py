@@ -36,7 +36,7 @@ def replay(
 
     from algostack.commands.run import _write_summary, finish
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError, exit_code
+    from algostack.errors import AlgostackError, ConfigError, DataError, exit_code
     from algostack.local import session as ls
     from algostack.local.replay import (
         load_bars,
@@ -60,6 +60,13 @@ def replay(
         wanted = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
         loaded, problems = load_store_models(root, only=wanted)
         bar_list, bad_rows = load_bars(bars)
+        traded = {spec.symbol for spec, _ in loaded}
+        if not traded & {b.symbol for b in bar_list}:
+            held = ", ".join(sorted({b.symbol for b in bar_list})[:10])
+            raise DataError(
+                f"{bars}: none of its symbols ({held}) is traded by the models "
+                f"({', '.join(sorted(traded))}): nothing to replay"
+            )
         if slippage_bps < 0 or commission < 0:
             raise ConfigError("--slippage-bps and --commission must be >= 0")
         outcome = asyncio.run(
