@@ -199,3 +199,36 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_ctrl_c_twice_still_writes_the_summary_and_exits_130(
+    session: dict[str, Any], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    shutil_copy_models(session["home"], home)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from algostack.cli import main; main()",
+         "run", "--day", DAY, "--speed", "60", "--no-progress", "--json", "--home", str(home)],
+        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not list((home / "journals").glob("*/*/trades_*.csv")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run never traded"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # the second Ctrl-C, 0.5 s later
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 130
+    summary = json.loads(out)
+    assert summary["interrupted"] and Path(summary["summary_path"]).is_file()
+
+
+def shutil_copy_models(src: Path, dst: Path) -> None:
+    import shutil
+
+    shutil.copytree(src / "models", dst / "models")

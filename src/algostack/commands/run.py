@@ -133,7 +133,7 @@ def run(
             seed=seed,
             slippage_bps=slippage_bps,
         )
-        from algostack.local.desk import LocalDesk
+        from algostack.local.desk import EXIT_INTERRUPTED, LocalDesk
 
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:
@@ -158,8 +158,10 @@ def run(
         except Exception as exc:  # a chart must never hide the summary
             summary.report = ""
             summary.notes.append(f"report not written: {exc}")
+    if desk.interrupted:  # a signal in the report phase is noted, not obeyed
+        summary.interrupted, code = True, EXIT_INTERRUPTED
     _write_summary(paths.summary_json, summary)
-    finish(summary, as_json=as_json, exit_code=code)
+    finish(summary, as_json=as_json, exit_code=EXIT_INTERRUPTED if desk.interrupted else code)
 
 
 def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, Any, list[Any], Any]:

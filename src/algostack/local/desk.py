@@ -105,10 +105,17 @@ class LocalDesk:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
 
-    def _remove_signals(self) -> None:
+    def _defer_signals(self) -> None:
+        """From here to the end of the process a signal is noted, not obeyed: the bars, the
+        summary and the report are written whatever comes (the exit code says interrupted)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+            signal.signal(sig, self._note_signal)
+
+    def _note_signal(self, signum: int, frame: object) -> None:
+        del signum, frame
+        self.interrupted = True
 
     # -- children ------------------------------------------------------------------------------
 
@@ -350,7 +357,7 @@ class LocalDesk:
                         await bus.close(timeout_s=2.0)
                 await self.supervisor.stop_all()  # no-op unless an exception skipped it
                 server.stop()
-                self._remove_signals()
+                self._defer_signals()
         if self.collector.bar_log:
             from algostack.adapters.offline.bars_file import write_bars
 
