@@ -8,6 +8,7 @@ fills), the live log against the CSV, the fleet ``algostack models list --dir`` 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -232,3 +233,40 @@ def shutil_copy_models(src: Path, dst: Path) -> None:
     import shutil
 
     shutil.copytree(src / "models", dst / "models")
+
+
+def test_a_run_whose_trader_stalls_exits_1_naming_it(
+    session: dict[str, Any], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    shutil_copy_models(session["home"], home)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from algostack.cli import main; main()",
+         "run", "--day", DAY, "--speed", "780", "--no-progress", "--json", "--home", str(home)],
+        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    stalled = 0
+    try:
+        deadline = time.monotonic() + 90
+        while not stalled:
+            assert proc.poll() is None and time.monotonic() < deadline, "no trader started"
+            found = subprocess.run(["pgrep", "-f", f"trade .*{home}"], capture_output=True,
+                                   text=True, check=False).stdout.split()  # fmt: skip
+            if found and list((home / "journals").glob("*/*/trades_*.csv")):
+                stalled = int(found[0])
+            time.sleep(0.1)
+        os.kill(stalled, signal.SIGSTOP)  # hangs: decides nothing more, yet lives
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if stalled:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stalled, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    summary = json.loads(out)
+    assert any("run incomplete" in n for n in summary["notes"]), summary["notes"]

@@ -81,6 +81,9 @@ class LocalDesk:
         self.supervisor = Supervisor(stop_timeout_s=cfg.stop_timeout_s)
         self.stop_requested = asyncio.Event()
         self.interrupted = False
+        self.incomplete = False
+        """Set when a trader did not decide every bar, or booked fewer fills than reported:
+        the run exits 1 (the notes say which models)."""
         self.started = time.monotonic()
         self.phase = "starting"
         self._on_progress = on_progress
@@ -337,8 +340,13 @@ class LocalDesk:
                 self.phase = "catching up"
                 if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
                     lagging = [s.key for s in self.specs if not col.caught_up(s.key, s.symbol)]
-                    notes.append(f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging}")
+                    notes.append(
+                        f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging} did not "
+                        "decide the session's last bars (run incomplete)"
+                    )
+                    self.incomplete = True
                 elif not await self._until(self._settled, cfg.catch_up_timeout_s, 0.05):
+                    self.incomplete = True
                     unsettled = [s.key for s in self.specs if not col.settled(s.key)]
                     notes.append(f"fills reported by the gateway not booked: {unsettled}")
             self.phase = "stopping"
@@ -369,7 +377,7 @@ class LocalDesk:
             self.supervisor.kill_all()
         comps = self.supervisor.components()
         code = 0
-        if any(c.failed for c in comps):
+        if self.incomplete or any(c.failed for c in comps):
             code = EXIT_FAILED
         if self.interrupted:
             code = EXIT_INTERRUPTED
