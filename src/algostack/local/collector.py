@@ -51,8 +51,9 @@ class TraderView:
     fills_reported: int = 0
     """Fills the execution gateway reported to this model."""
     risk_events: list[str] = field(default_factory=list)
-    decisions_heard: int = 0
-    """Decision events received (heartbeats are periodic; this counts every bar decided)."""
+    decided: set[int] = field(default_factory=set)
+    """The bars (start ns) a decision was heard for: a trader that restarts decides again
+    the bars its last commit did not cover, so events alone would count them twice."""
 
     @property
     def pnl(self) -> float:
@@ -151,7 +152,7 @@ class Collector:
         elif isinstance(ev, Decision):
             v.symbol = ev.symbol
             v.last_bar_ts = max(v.last_bar_ts, ev.bar_ts)
-            v.decisions_heard += 1
+            v.decided.add(ev.bar_ts)
             if ev.latency_us > 0:
                 v.latencies_us.append(ev.latency_us)
             else:

@@ -435,7 +435,7 @@ class LocalDesk:
                 fills,
                 col.prices.get(spec.symbol, []),
                 view.latencies_us,
-                decisions=max(view.decisions, view.decisions_heard),
+                decisions=len(view.decided) or view.decisions,
             )
             models.append(s)
             curves.append(c)
