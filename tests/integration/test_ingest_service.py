@@ -366,3 +366,26 @@ async def test_ingest_alpaca_receive_time_is_per_websocket_frame(bus: NatsBus) -
     got = list((await recv_by_ts(bus, "market.bars.AAPL")).values())
     first, second = (calls_before + 1) * 1000, (calls_before + 2) * 1000
     assert got == [first, first, second, second, second]
+
+
+async def test_a_restarted_ingest_resumes_where_the_stream_stands(
+    bus: NatsBus, embedded_nats: EmbeddedNats, tmp_path: Path
+) -> None:
+    from algostack.services.ingest import run_ingest
+
+    day = SyntheticSource(["AAPL", "MSFT"], day=DAY, include_trades=False)
+    bars = [e async for b in day.stream() for e in b if isinstance(e, Bar)]
+    first, whole = tmp_path / "first.csv", tmp_path / "whole.csv"
+    write_bars(first, bars[:400])  # 200 minutes of 2 symbols, then the ingest "died"
+    write_bars(whole, bars)
+    await IngestService(ReplaySource(first), bus).run()
+    # Restarted, it re-sends only the stream's last minute (de-duplicated) and goes on from
+    # there, instead of the whole session again (at its pace: minutes of a paced run).
+    stats = await run_ingest(
+        ReplaySource(whole),
+        nats_url=embedded_nats.url, user=embedded_nats.user, password=embedded_nats.password,
+        handle_signals=False, max_age_s=86_400.0,
+    )  # fmt: skip
+    assert stats.received == 2 * (390 - 199) and stats.duplicates == 2
+    counts = await subject_counts(bus)
+    assert counts["market.bars.AAPL"] == counts["market.bars.MSFT"] == 390

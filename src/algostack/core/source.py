@@ -44,3 +44,9 @@ class MarketSource(Protocol):
     async def aclose(self) -> None:
         """Stop producing and release connections; ``stream()`` then ends."""
         ...
+
+    def resume_after(self, ts_ns: int) -> None:
+        """Before ``stream()``: the bus already holds everything up to ``ts_ns`` (a restarted
+        ingest), so an offline source starts after it, at its pace from there; a live source
+        ignores it (it starts from now)."""
+        ...

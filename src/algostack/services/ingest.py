@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
-from algostack.core.market import NS_PER_S, Bar
+from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
 from algostack.core.market_bus import MarketBus
 from algostack.core.source import MarketSource
 
@@ -219,6 +219,11 @@ async def run_ingest(
             await bus.ensure_market_stream(
                 max_age_s=max_age_s, duplicate_window_s=duplicate_window_s
             )
+            if last := await bus.last_market_ts():
+                # A restarted ingest: the bus has the session up to ``last``. Re-send only its
+                # last minute (de-duplicated), which may have been cut short mid-batch.
+                source.resume_after(last - NS_PER_MIN)
+                log.info("resuming after the stream's last event", extra={"fields": {"ts": last}})
             service = IngestService(source, bus, log_every_s=log_every_s)
             # Imports, settings and connections are long-lived: move them out of the GC's
             # generations so no collection rescans them mid-stream (see docs/ingest.md).

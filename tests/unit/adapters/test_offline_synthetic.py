@@ -100,6 +100,26 @@ async def test_synthetic_paced_speed_sleeps_one_minute_over_n_per_batch() -> Non
     assert slept == pytest.approx([1.0] * 5)
 
 
+async def test_synthetic_resumed_skips_what_the_bus_holds_and_paces_from_there() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    whole = [b async for b in SyntheticSource(["AAPL"], day=DAY).stream()]
+    src = SyntheticSource(["AAPL"], day=DAY, speed=60.0, clock=lambda: now[0], sleep=fake_sleep)
+    src.resume_after(whole[198][-1].ts)  # the bus holds minutes 0..198
+    got = []
+    async for batch in src.stream():
+        got.append(batch)
+        if len(got) == 3:
+            break
+    assert got == whole[199:202]  # the same walk: the skipped minutes were still built
+    assert slept == pytest.approx([1.0] * 3)  # one minute per second from the resume point
+
+
 async def test_synthetic_aclose_ends_stream_and_cuts_a_paced_wait() -> None:
     src = SyntheticSource(["AAPL"], day=DAY, speed=0.001)  # one minute every ~17 hours
     await src.aclose()

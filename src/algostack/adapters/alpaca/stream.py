@@ -253,6 +253,10 @@ class AlpacaStreamSource:
             if await sleep_unless(self._closed, delay, self._sleep):
                 break
 
+    def resume_after(self, ts_ns: int) -> None:
+        """Live: the stream starts from now whatever the bus holds (gaps are backfilled)."""
+        del ts_ns
+
     async def aclose(self) -> None:
         """Stop: close the socket (``stream()`` then ends) and an owned REST session."""
         self._closed.set()

@@ -485,6 +485,14 @@ class NatsBus:
         """The last sequence stored in the MARKET stream (0 when empty)."""
         return await _feed.last_stream_seq(self._nc)
 
+    async def last_market_ts(self) -> int:
+        """The timestamp of the last event stored in ``MARKET`` (0 when it holds none)."""
+        last = await self.last_stream_seq()
+        if not last:
+            return 0
+        msg = await self._nc.jsm().get_msg(codec.STREAM_NAME, last)
+        return int(codec.decode(msg.data or b"").ts)
+
     async def read_history(
         self, subject: str, upto_seq: int, *, timeout_s: float = 30.0
     ) -> list[BusMessage]:

@@ -138,6 +138,11 @@ class ReplaySource:
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
         self.batches: list[list[MarketEvent]] = self._load()
+        self._resume_after = -1
+
+    def resume_after(self, ts_ns: int) -> None:
+        """Skip the timestamps at or before ``ts_ns`` (already on the bus)."""
+        self._resume_after = ts_ns
 
     def _problem(self, row_no: int, reason: str) -> None:
         msg = f"{self.path} row {row_no}: {reason}"
@@ -199,11 +204,12 @@ class ReplaySource:
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per timestamp, in time order, until the file ends or ``aclose()``."""
-        if not self.batches:
+        batches = [b for b in self.batches if b[0].ts > self._resume_after]
+        if not batches:
             return
-        first_ts = self.batches[0][0].ts
+        first_ts = batches[0][0].ts
         started = self._clock()
-        for i, batch in enumerate(self.batches):
+        for i, batch in enumerate(batches):
             if self._pacer.closed.is_set():
                 return
             if self.speed is not None:

@@ -121,6 +121,11 @@ class SyntheticSource:
         self._wall_ns = wall_ns
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
+        self._resume_after = -1
+
+    def resume_after(self, ts_ns: int) -> None:
+        """Skip the minutes starting at or before ``ts_ns`` (already on the bus)."""
+        self._resume_after = ts_ns
 
     @property
     def minutes(self) -> int:
@@ -135,11 +140,14 @@ class SyntheticSource:
         """Yield one batch per session minute until the close (or ``aclose()``)."""
         open_ts = int(self.session.open.timestamp()) * NS_PER_S
         n = self.minutes
-        started = self._clock()
+        first = max(0, (self._resume_after - open_ts) // NS_PER_MIN + 1)
+        started = self._clock() - first * 60.0 / self.speed if self.speed else self._clock()
         for minute in range(n):
             if self._pacer.closed.is_set():
                 return
             batch = self.minute_batch(open_ts + minute * NS_PER_MIN, minute / max(n - 1, 1))
+            if minute < first:
+                continue  # built all the same: the random walk must reach the same prices
             if self.speed is not None:
                 # A bar is published after its minute ends: minute m is due at (m+1) * 60/N.
                 await self._pacer.pause(started + (minute + 1) * 60.0 / self.speed - self._clock())
