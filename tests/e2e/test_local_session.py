@@ -209,13 +209,7 @@ def test_ctrl_c_twice_still_writes_the_summary_and_exits_130(
     import time
 
     home = tmp_path / "home"
-    shutil_copy_models(session["home"], home)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from algostack.cli import main; main()",
-         "run", "--day", DAY, "--speed", "60", "--no-progress", "--json", "--home", str(home)],
-        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    proc = _start_run(session["home"], home, speed="60")
     deadline = time.monotonic() + 90
     while not list((home / "journals").glob("*/*/trades_*.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, "the run never traded"
@@ -229,10 +223,18 @@ def test_ctrl_c_twice_still_writes_the_summary_and_exits_130(
     assert summary["interrupted"] and Path(summary["summary_path"]).is_file()
 
 
-def shutil_copy_models(src: Path, dst: Path) -> None:
+def _start_run(models_home: Path, home: Path, *, speed: str) -> subprocess.Popen[str]:
+    """``algostack run --json`` on a new home holding ``models_home``'s models, in the
+    background (stdout piped: the summary)."""
     import shutil
 
-    shutil.copytree(src / "models", dst / "models")
+    shutil.copytree(models_home / "models", home / "models")
+    return subprocess.Popen(
+        [sys.executable, "-c", "from algostack.cli import main; main()",
+         "run", "--day", DAY, "--speed", speed, "--no-progress", "--json", "--home", str(home)],
+        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
 
 
 def test_a_run_whose_trader_stalls_exits_1_naming_it(
@@ -242,13 +244,7 @@ def test_a_run_whose_trader_stalls_exits_1_naming_it(
     import time
 
     home = tmp_path / "home"
-    shutil_copy_models(session["home"], home)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from algostack.cli import main; main()",
-         "run", "--day", DAY, "--speed", "780", "--no-progress", "--json", "--home", str(home)],
-        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    proc = _start_run(session["home"], home, speed="780")
     stalled = 0
     try:
         deadline = time.monotonic() + 90
