@@ -179,7 +179,7 @@ def test_a_second_run_on_a_busy_home_is_refused_naming_the_first(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--speed", "0"], "--speed must be a positive number, got 0.0"),
+        (["run", "--speed", "0"], "--speed must be a positive number of times real time, got 0.0"),
         (["run", "--replay", "{bad}"], "no usable bars"),
         (["replay", "--bars", "{bad}", "--models", "{home}"], "no usable bars"),
         (["replay", "--bars", "{other}", "--models", "{home}"], "none of its symbols (ZZZ)"),

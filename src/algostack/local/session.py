@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from algostack.adapters.offline.synthetic import check_speed
 from algostack.core.sessions import Session, new_york_date, previous_session, session
 from algostack.errors import ConfigError
 
@@ -59,15 +60,6 @@ def parse_day(text: str | None) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--day must be YYYY-MM-DD, got {text!r}") from None
-
-
-def check_speed(speed: float | None) -> float | None:
-    """A positive finite speed, or ``None`` (as fast as possible); ``ConfigError`` otherwise."""
-    if speed is None:
-        return None
-    if not (speed > 0 and speed != float("inf")):
-        raise ConfigError(f"--speed must be a positive number, got {speed!r}")
-    return float(speed)
 
 
 def new_run_id(now: float | None = None) -> str:

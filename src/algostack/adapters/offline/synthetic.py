@@ -64,7 +64,7 @@ def validate_symbols(symbols: Sequence[str]) -> list[str]:
 def check_speed(speed: float | None) -> float | None:
     """Accept ``None`` (as fast as possible) or a positive finite multiple of real time."""
     if speed is not None and not (math.isfinite(speed) and speed > 0):
-        raise ConfigError(f"speed must be a positive number of times real time, got {speed}")
+        raise ConfigError(f"--speed must be a positive number of times real time, got {speed}")
     return speed
 
 
