@@ -183,6 +183,9 @@ def test_a_second_run_on_a_busy_home_is_refused_naming_the_first(
         (["run", "--replay", "{bad}"], "no usable bars"),
         (["replay", "--bars", "{bad}", "--models", "{home}"], "no usable bars"),
         (["replay", "--bars", "{other}", "--models", "{home}"], "none of its symbols (ZZZ)"),
+        (["run", "--slippage-bps", "-5"], "--slippage-bps must be >= 0, got -5.0"),
+        (["run", "--dashboard-port", "99999"], "--dashboard-port must be 1-65535, got 99999"),
+        (["run", "--max-speed", "--models", "{corrupt}"], "1 model(s) cannot trade: "),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_it(
@@ -194,7 +197,10 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     other = tmp_path / "other.csv"
     other.write_text("symbol,timestamp,open,high,low,close,volume\n"
                      "ZZZ,2024-03-15T13:30:00Z,1,1,1,1,1\n")  # fmt: skip
-    argv = [a.format(bad=bad, other=other, home=session["home"]) for a in args]
+    corrupt = tmp_path / "store"
+    (corrupt / "models/onnx/AAPL").mkdir(parents=True)
+    (corrupt / "models/onnx/AAPL/model_1-outer_0_inner_0.onnx").write_bytes(b"not onnx")
+    argv = [a.format(bad=bad, other=other, home=session["home"], corrupt=corrupt) for a in args]
     proc = _algostack(*argv, "--no-progress" if argv[0] == "run" else "--no-report",
                       "--home", str(home), home=home, timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stderr

@@ -170,7 +170,7 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     from algostack.local import session as ls
     from algostack.local.replay import resolve_store_root
     from algostack.logs import setup_logging
-    from algostack.services.catalog import list_catalog
+    from algostack.services.catalog import list_catalog, validate_catalog
 
     home = Path(opts["home"] or settings.home).resolve()
     store_dir = resolve_store_root(opts["models_dir"]).resolve() if opts["models_dir"] else None
@@ -204,7 +204,16 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
         if not paths.models.is_dir() or not any(paths.models.iterdir()):
             err.print(f"first run: training demo models into {paths.models} ...", highlight=False)
         ensure_demo_models(paths.store, seed=cfg.seed, before=cfg.day)
-    catalog = list_catalog(LocalDirStore(paths.store), environment="dev")
+    store = LocalDirStore(paths.store)
+    catalog = list_catalog(store, environment="dev")
+    # Every model loaded and scored before any process starts (as `models validate` does):
+    # a corrupt artifact is one line and exit 2 now, not a trader's log line after the run.
+    broken = [v for v in validate_catalog(store, catalog) if not v.ok]
+    if broken:
+        raise ConfigError(
+            f"{len(broken)} model(s) cannot trade: "
+            + "; ".join(f"{v.prefix}: {v.message}" for v in broken)
+        )
     specs = [e.spec for e in catalog.entries if e.ok]
     for key, why in sorted(catalog.ignored.items()):  # never silently: the user put it there
         err.print(f"ignored {key}: {why}", highlight=False, soft_wrap=True)

@@ -203,6 +203,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_speed(self.speed)
+        if not (self.slippage_bps >= 0 and self.slippage_bps < float("inf")):
+            raise ConfigError(f"--slippage-bps must be >= 0, got {self.slippage_bps}")
+        if not 1 <= self.dashboard_port <= 65535:
+            raise ConfigError(f"--dashboard-port must be 1-65535, got {self.dashboard_port}")
         if self.source is SourceKind.REPLAY and self.replay_file is None:
             raise ConfigError("--replay needs a bars file (.csv or .parquet)")
         if self.replay_file is not None and not Path(self.replay_file).is_file():
