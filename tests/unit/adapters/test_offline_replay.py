@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from algostack.adapters.offline.bars_file import ReplaySource, parse_timestamp, write_bars
+from algostack.adapters.offline.bars_file import (
+    ROWS_LOGGED,
+    ReplaySource,
+    parse_timestamp,
+    write_bars,
+)
 from algostack.adapters.offline.synthetic import SyntheticSource
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts
 from algostack.errors import ConfigError, DataError
@@ -157,3 +162,29 @@ def test_parse_timestamp_accepts_iso_offsets_naive_and_epoch_ns() -> None:
     assert parse_timestamp(datetime(2024, 3, 15, 13, 30)) == T0
     with pytest.raises(ValueError, match="neither ISO"):
         parse_timestamp("13:30")
+
+
+def test_an_unsorted_file_is_one_error_not_hundreds_of_skipped_rows(tmp_path: Path) -> None:
+    path = tmp_path / "reversed.csv"
+    rows = [f"AAPL,{T0 + i * NS_PER_MIN},10,11,9,10,100\n" for i in range(100)]
+    path.write_text(HEADER + "".join(reversed(rows)))
+    with pytest.raises(DataError, match=r"99 of 100 rows go back in time .* sort the file"):
+        ReplaySource(path)
+
+
+def test_many_bad_rows_are_logged_a_few_then_counted_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "nan.csv"
+    rows = [
+        f"AAPL,{T0 + i * NS_PER_MIN},10,11,9,{'nan' if i % 2 else '10'},100\n" for i in range(40)
+    ]
+    path.write_text(HEADER + "".join(rows))
+    with caplog.at_level(logging.WARNING):
+        src = ReplaySource(path)
+    assert len(src.problems) == 20 and len(src.batches) == 20
+    skipped = [r.getMessage() for r in caplog.records if "replay row" in r.getMessage()]
+    assert len(skipped) == ROWS_LOGGED + 1
+    assert skipped[-1] == (
+        f"replay rows skipped: 20 in all (the first {ROWS_LOGGED} are logged above)"
+    )

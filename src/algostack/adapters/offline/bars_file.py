@@ -26,6 +26,8 @@ from algostack.core.source import SourceStats
 from algostack.errors import DataError
 
 log = logging.getLogger("algostack.offline.replay")
+ROWS_LOGGED = 3
+"""Refused rows logged one by one; the others are counted and summed up in one line."""
 
 REQUIRED = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
 OPTIONAL = ("trade_count", "vwap")
@@ -150,7 +152,8 @@ class ReplaySource:
             raise DataError(msg)
         self.problems.append(msg)
         self.stats.malformed += 1
-        log.warning("replay row skipped: %s", msg, extra={"fields": {"file": str(self.path)}})
+        if len(self.problems) <= ROWS_LOGGED:  # the rest are counted, then summed up once
+            log.warning("replay row skipped: %s", msg, extra={"fields": {"file": str(self.path)}})
 
     def _load(self) -> list[list[MarketEvent]]:
         if not self.path.is_file():
@@ -168,10 +171,12 @@ class ReplaySource:
         wanted = set(self.symbols) if self.symbols is not None else None
         last: dict[str, int] = {}
         by_ts: dict[int, list[MarketEvent]] = {}
+        total = backwards = 0
         try:
             # Row numbers count the header as row 1 in CSV, like a spreadsheet.
             first_row = 2 if self.path.suffix.lower() == ".csv" else 1
             for row_no, row in enumerate(rows, start=first_row):
+                total += 1
                 try:
                     bar = parse_row(row)
                 except ValueError as exc:
@@ -181,6 +186,7 @@ class ReplaySource:
                     continue
                 prev = last.get(bar.symbol)
                 if prev is not None and bar.ts <= prev:
+                    backwards += 1
                     self._problem(
                         row_no,
                         f"{bar.symbol} timestamp {ts_to_datetime(bar.ts).isoformat()} does not "
@@ -191,6 +197,19 @@ class ReplaySource:
                 by_ts.setdefault(bar.ts, []).append(bar)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DataError(f"{self.path}: cannot parse: {exc}") from exc
+        bad = len(self.problems)
+        if bad > ROWS_LOGGED:
+            log.warning(
+                "replay rows skipped: %d in all (the first %d are logged above)",
+                bad,
+                ROWS_LOGGED,
+                extra={"fields": {"file": str(self.path)}},
+            )
+        if backwards * 2 > total:  # not a few bad rows: the file is not in time order
+            raise DataError(
+                f"{self.path}: {backwards} of {total} rows go back in time within their "
+                "symbol: sort the file by timestamp (per symbol) and try again"
+            )
         return [by_ts[ts] for ts in sorted(by_ts)]
 
     @property
