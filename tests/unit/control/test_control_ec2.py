@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from control_fakes import Aws
 
 from algostack.control import ec2 as ec2h
 from algostack.control.failures import InstanceNotFoundError
 from algostack.core.backoff import Backoff
-from conftest import Aws
 
 
 def fixed() -> Backoff:

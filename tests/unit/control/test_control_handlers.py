@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from control_fakes import Aws
 
 from algostack.control import handlers
 from algostack.control.config import ControlConfig
 from algostack.control.requests import parse_event
 from algostack.control.runtime import Clients
 from algostack.errors import ConfigError, DataError
-from conftest import Aws
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)

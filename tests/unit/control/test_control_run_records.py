@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from control_fakes import Aws
+
 from algostack.control.run_records import FAILED, SUCCEEDED, RunRecord, RunState
-from conftest import Aws
 
 DAY = date(2026, 11, 27)
 

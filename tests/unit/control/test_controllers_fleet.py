@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from control_fakes import Aws
 
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import run_shutdown, run_trading
 from algostack.control.failures import FleetError
 from algostack.control.fakes import Outcome
 from algostack.control.requests import Request
-from conftest import Aws
 
 FRIDAY = date(2026, 11, 27)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from control_fakes import Aws
 
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import run_ingest
@@ -12,7 +13,6 @@ from algostack.control.failures import ControlError, InstanceNotFoundError
 from algostack.control.fakes import Outcome
 from algostack.control.requests import Request
 from algostack.control.run_records import RunState
-from conftest import Aws
 
 
 def req(day: date, rid: str = "req-1", **flags: bool) -> Request:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
+from control_fakes import Aws
 from typer.testing import CliRunner
 
 from algostack.commands import fleet
-from conftest import Aws
 
 
 def app() -> typer.Typer:
