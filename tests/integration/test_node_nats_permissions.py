@@ -108,6 +108,18 @@ def _bar(ts: int, symbol: str = "SPY") -> Bar:
     )
 
 
+async def test_a_restarted_ingest_may_read_where_market_stands(
+    server: str, ingest: NatsBus
+) -> None:
+    await ingest.publish_events([_bar(7), _bar(8)])
+    await ingest.flush_acks()
+    again = await _bus(server, "ingest")  # the ingest restarted (day two on AWS)
+    try:
+        assert await again.last_market_ts() >= _bar(8).ts
+    finally:
+        await again.close()
+
+
 async def test_trader_reads_through_its_durable_consumer_and_heartbeats(
     server: str, ingest: NatsBus
 ) -> None:

@@ -22,6 +22,7 @@ from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
 from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
 from algostack.core.market_bus import MarketBus
 from algostack.core.source import MarketSource
+from algostack.errors import RetryableError
 
 log = logging.getLogger("algostack.ingest")
 
@@ -219,7 +220,14 @@ async def run_ingest(
             await bus.ensure_market_stream(
                 max_age_s=max_age_s, duplicate_window_s=duplicate_window_s
             )
-            if last := await bus.last_market_ts():
+            try:
+                last = await bus.last_market_ts()
+            except RetryableError as exc:
+                # Resuming saves time, nothing more: without it the session is sent again
+                # and de-duplicated.
+                log.warning("cannot read where MARKET stands (%s): sending from the start", exc)
+                last = 0
+            if last:
                 # A restarted ingest: the bus has the session up to ``last``. Re-send only its
                 # last minute (de-duplicated), which may have been cut short mid-batch.
                 source.resume_after(last - NS_PER_MIN)

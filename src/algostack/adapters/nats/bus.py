@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -486,12 +487,16 @@ class NatsBus:
         return await _feed.last_stream_seq(self._nc)
 
     async def last_market_ts(self) -> int:
-        """The timestamp of the last event stored in ``MARKET`` (0 when it holds none)."""
-        last = await self.last_stream_seq()
-        if not last:
-            return 0
-        msg = await self._nc.jsm().get_msg(codec.STREAM_NAME, last)
-        return int(codec.decode(msg.data or b"").ts)
+        """The timestamp of the last event stored in ``MARKET`` (0 when it holds none);
+        ``RetryableError`` when the server does not say (a timeout, no permission)."""
+        try:
+            last = await self.last_stream_seq()
+            if not last:
+                return 0
+            msg = await self._nc.jsm().get_msg(codec.STREAM_NAME, last)
+            return int(codec.decode(msg.data or b"").ts)
+        except (nats.errors.Error, nats.js.errors.Error, msgspec.DecodeError) as exc:
+            raise RetryableError(f"MARKET's last message: {type(exc).__name__}: {exc}") from exc
 
     async def read_history(
         self, subject: str, upto_seq: int, *, timeout_s: float = 30.0

@@ -63,6 +63,8 @@ def nats_permissions(role: str, environment: str) -> Permissions:
                     f"$JS.API.STREAM.CREATE.{MARKET}",
                     f"$JS.API.STREAM.UPDATE.{MARKET}",
                     f"$JS.API.STREAM.INFO.{MARKET}",
+                    # the stream's last message: where a restarted ingest resumes
+                    f"$JS.API.STREAM.MSG.GET.{MARKET}",
                 ]
             },
             "subscribe": {"allow": ["_INBOX.>"]},
