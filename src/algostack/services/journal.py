@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from algostack.core.orders import Fill
-from algostack.errors import DataError
+from algostack.errors import DataError, FatalError
 from algostack.logs import JsonFormatter
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,30 @@ def repair_partial_tail(path: Path) -> int:
     return removed
 
 
+class JournalWriteError(FatalError):
+    """A journal line could not be written (a full disk, a file-size limit, an I/O error);
+    the file was cut back to its last whole line."""
+
+
+def append_whole(fd: int, data: bytes | memoryview, path: Path) -> None:
+    """Append ``data`` (whole lines) to ``fd`` (opened ``O_APPEND``) completely or not at all.
+
+    A write that fails part-way (the disk filled up) is cut back on the spot, so the file
+    keeps ending in a whole line; ``JournalWriteError`` names the path and the cause.
+    """
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        os.ftruncate(fd, start)
+        raise JournalWriteError(
+            f"{path}: {exc.strerror or exc}: {len(view)} byte(s) not written; the file was cut "
+            "back to its last whole line"
+        ) from exc
+
+
 class _AppendFile:
     """An ``O_APPEND`` descriptor: one ``os.write`` per whole line (then fsync, if asked)."""
 
@@ -103,9 +127,7 @@ class _AppendFile:
         with self._lock:
             if self._fd is None:
                 raise DataError(f"{self.path} is closed")
-            n = os.write(self._fd, data)
-            if n != len(data):  # pragma: no cover - regular files write fully or raise
-                raise DataError(f"{self.path}: short write ({n} of {len(data)} bytes)")
+            append_whole(self._fd, data, self.path)
             if self.fsync:
                 os.fsync(self._fd)
 

@@ -159,3 +159,51 @@ def test_journal_kill_9_mid_stream_leaves_only_whole_lines(tmp_path: Path) -> No
     rows = list(csv.DictReader(data.decode().splitlines()))
     assert len(rows) > 100
     assert [int(r["qty"]) for r in rows] == list(range(1, len(rows) + 1))
+
+
+_FULL_DISK_CHILD = """
+import resource, signal, sys
+from pathlib import Path
+from algostack.core.orders import Fill, Side
+from algostack.services.journal import JournalWriteError, TradeJournal
+from algostack.services.trader.state import DecisionLog
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+root = Path(sys.argv[1])
+with TradeJournal(root, "2024-01-03", fsync=False) as j:
+    try:
+        for i in range(1, 10_000):
+            fill = Fill(client_order_id=f"cid-{i}", broker_order_id=f"sim-{i:08d}", model="m",
+                        symbol="AAPL", side=Side.BUY, qty=100, price=185.25 + i,
+                        ts=1_704_294_000_000_000_000 + i * 60_000_000_000)
+            j.append(fill, score=0.5, latency_us=1.0, position_after=i, realised_pnl=0.0)
+    except JournalWriteError as exc:
+        print("trades:", exc)
+log = DecisionLog(root, "2024-01-03")
+try:
+    for i in range(10_000):
+        log.append((i, "185.25", "0.5", 1, 100, 0, 100, f"cid-{i}", "submitted", "1.0", "signal"))
+        log.write()
+except JournalWriteError as exc:
+    print("decisions:", exc)
+"""
+
+
+@pytest.mark.parametrize("limit", [1500, 4096, 10_001])
+def test_a_full_disk_leaves_every_journal_line_complete(tmp_path: Path, limit: int) -> None:
+    # RLIMIT_FSIZE stands in for a full disk: the write that crosses it is cut short (the
+    # kernel writes what fits), the next fails, as ENOSPC does on a full file system.
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path), str(limit)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+    for name, kind in ((f"trades_{DAY}.csv", "trades"), (f"decisions_{DAY}.csv", "decisions")):
+        data = (tmp_path / name).read_bytes()
+        assert data.endswith(b"\n") and len(data) <= limit
+        assert said[kind].startswith(f"{tmp_path / name}: File too large: ")
+        assert "cut back to its last whole line" in said[kind]
+        assert all(len(row) == len(next(csv.reader([data.decode().splitlines()[0]])))
+                   for row in csv.reader(data.decode().splitlines()))  # fmt: skip

@@ -25,7 +25,7 @@ import msgspec
 
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.errors import DataError
-from algostack.services.journal import COLUMNS, trades_file_name
+from algostack.services.journal import COLUMNS, append_whole, trades_file_name
 
 log = logging.getLogger("algostack.trader.state")
 
@@ -214,7 +214,7 @@ class DecisionLog:
 
     def _write(self, line: str) -> None:
         data = line.encode()
-        os.write(self._fd, data)
+        append_whole(self._fd, data, self.path)
         self.offset += len(data)
 
     def append(self, values: tuple[object, ...]) -> None:
@@ -231,10 +231,9 @@ class DecisionLog:
         """Write every appended line to the file (one system call for all of them)."""
         if not self._unwritten:
             return
-        data = memoryview(b"".join(self._unwritten))
+        data = b"".join(self._unwritten)
         self._unwritten.clear()
-        while data:
-            data = data[os.write(self._fd, data) :]
+        append_whole(self._fd, data, self.path)
 
     def sync(self) -> None:
         """fsync what was written so far (call ``write`` first, on the thread that appends)."""
