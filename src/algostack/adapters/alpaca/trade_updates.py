@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from websockets.exceptions import WebSocketException
 
+from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order
 from algostack.adapters.alpaca.websocket import connect_ws
 from algostack.adapters.alpaca.wire import rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
@@ -83,23 +84,9 @@ class TradeUpdate(msgspec.Struct, frozen=True):
     position_qty: int | None = None
 
 
-Number = str | int | float | None
-
-
-class _WOrder(msgspec.Struct):
-    id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: Number = None
-    filled_qty: Number = None
-    filled_avg_price: Number = None
-    status: str = ""
-
-
 class _WUpdate(msgspec.Struct):
     event: str
-    order: _WOrder
+    order: WireOrder
     timestamp: str | None = None
     execution_id: str | None = None
     price: Number = None
@@ -137,16 +124,16 @@ def parse_update(data: bytes | msgspec.Raw) -> TradeUpdate:
     """Turn the ``data`` of a ``trade_updates`` message into a ``TradeUpdate``."""
     try:
         w = _UPDATE.decode(data)
-        o = w.order
+        o = broker_order(w.order)
         return TradeUpdate(
             event=w.event,
             order_id=o.id,
             client_order_id=o.client_order_id,
             symbol=o.symbol,
             side=o.side,
-            order_qty=_int(o.qty),
-            filled_qty=_int(o.filled_qty),
-            filled_avg_price=_float(o.filled_avg_price),
+            order_qty=o.qty,
+            filled_qty=o.filled_qty,
+            filled_avg_price=o.filled_avg_price,
             status=o.status,
             execution_id=w.execution_id or "",
             price=_float(w.price),

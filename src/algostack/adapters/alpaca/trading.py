@@ -121,16 +121,22 @@ class BrokerOrder(msgspec.Struct, frozen=True):
     """UTC ns of ``filled_at``, else ``updated_at``."""
 
 
-class _WOrder(msgspec.Struct):
+Number = str | int | float | None
+"""Alpaca sends quantities and prices as strings; numbers and null are read too."""
+
+
+class WireOrder(msgspec.Struct):
+    """An Alpaca order as the REST API and the ``trade_updates`` stream send it."""
+
     id: str
     client_order_id: str
     symbol: str
     side: str
-    status: str
-    updated_at: str
-    qty: str | None = None
-    filled_qty: str | None = None
-    filled_avg_price: str | None = None
+    status: str = ""
+    updated_at: str | None = None
+    qty: Number = None
+    filled_qty: Number = None
+    filled_avg_price: Number = None
     filled_at: str | None = None
 
 
@@ -159,7 +165,9 @@ class _WError(msgspec.Struct):
     message: str = ""
 
 
-def _order(w: _WOrder) -> BrokerOrder:
+def broker_order(w: WireOrder) -> BrokerOrder:
+    """The figures of an Alpaca order (``ValueError`` on a malformed number or time)."""
+    at = w.filled_at or w.updated_at
     return BrokerOrder(
         id=w.id,
         client_order_id=w.client_order_id,
@@ -169,7 +177,7 @@ def _order(w: _WOrder) -> BrokerOrder:
         qty=int(float(w.qty or 0)),
         filled_qty=int(float(w.filled_qty or 0)),
         filled_avg_price=float(w.filled_avg_price or 0.0),
-        ts=rfc3339_to_ns(w.filled_at or w.updated_at),
+        ts=rfc3339_to_ns(at) if at else 0,
     )
 
 
@@ -323,7 +331,7 @@ class AlpacaBroker:
                 raise
             return _ack(found, duplicate=False, message="resolved by client id lookup")
         if reply.status == 200:
-            return _ack(_order(_decode("submit order", reply, _WOrder)), duplicate=False)
+            return _ack(broker_order(_decode("submit order", reply, WireOrder)), duplicate=False)
         code, message = _error(reply)
         if reply.status == 422 and code == DUPLICATE_CODE and DUPLICATE_MESSAGE in message:
             found = await self.order_by_client_id(cid)
@@ -345,7 +353,7 @@ class AlpacaBroker:
         if reply.status != 200:
             code, message = _error(reply)
             raise FatalError(f"alpaca {what}: HTTP {reply.status} {code}: {message}")
-        return _order(_decode(what, reply, _WOrder))
+        return broker_order(_decode(what, reply, WireOrder))
 
     # -- account ---------------------------------------------------------------------------
 
