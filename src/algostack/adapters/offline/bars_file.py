@@ -223,7 +223,8 @@ class ReplaySource:
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per timestamp, in time order, until the file ends or ``aclose()``."""
-        batches = [b for b in self.batches if b[0].ts > self._resume_after]
+        after = self._resume_after
+        batches = self.batches if after < 0 else [b for b in self.batches if b[0].ts > after]
         if not batches:
             return
         first_ts = batches[0][0].ts
