@@ -63,7 +63,7 @@ def test_run_fresh_home_completes_session_with_summary(session: dict[str, Any]) 
         assert m["latency_p50_us"] is not None and m["latency_p50_us"] > 0
         assert m["final_position"] == 0  # flattened before the close
     kinds = {c["kind"] for c in s["components"]}
-    assert kinds == {"trader", "gateway", "ingest"}
+    assert kinds == {"nats", "trader", "gateway", "ingest"}
     assert all(c["status"] in ("ok", "stopped") and c["restarts"] == 0 for c in s["components"])
     assert Path(s["report"]).read_text().count("data:image/png;base64,") == 3
     assert json.loads(Path(s["summary_path"]).read_text())["run_id"] == s["run_id"]

@@ -422,3 +422,34 @@ async def test_reset_stream_never_brings_back_the_old_messages(bus: NatsBus) -> 
     await bus.publish_events(make_bars("AAPL", 3))
     await bus.flush_acks()
     assert (await bus.stream_info()).state.messages == 3 and bus.stats.duplicates == 0
+
+
+async def test_embedded_nats_restart_after_sigkill_keeps_port_store_and_clients(
+    tmp_path: object,
+) -> None:
+    import os
+    import signal
+    from pathlib import Path
+
+    server = EmbeddedNats(Path(str(tmp_path)) / "js").start()
+    b = await NatsBus.connect(server.url, user=server.user, password=server.password)
+    try:
+        await b.ensure_market_stream()
+        events = make_bars("MSFT", 40)
+        await b.publish_events(events[:20], recv_ns=1)
+        await b.flush_acks(timeout_s=10)
+        port, pid = server.port, server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while server.running:  # poll() reaps it
+            await asyncio.sleep(0.02)
+        assert not server.running and server.returncode == -signal.SIGKILL
+        server.restart()
+        assert server.running and server.port == port and server.pid != pid
+        await b.publish_events(events[20:], recv_ns=1)
+        await b.flush_acks(timeout_s=30)
+        assert (await b.stream_info()).state.messages == 40  # the store survived the kill
+        assert b.stats.reconnects >= 1
+    finally:
+        await b.close(timeout_s=5)
+        server.stop()

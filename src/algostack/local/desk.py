@@ -25,14 +25,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from algostack.core.naming import ModelSpec
 from algostack.errors import ConfigError
 from algostack.local.collector import Collector
 from algostack.local.session import RunConfig, SourceKind
-from algostack.local.summary import ModelCurve, ModelSummary, RunSummary, summarize_model
-from algostack.local.supervisor import ChildSpec, Supervisor
+from algostack.local.summary import (
+    ComponentSummary,
+    ModelCurve,
+    ModelSummary,
+    RunSummary,
+    summarize_model,
+)
+from algostack.local.supervisor import ChildSpec, Supervisor, last_error
 
 log = logging.getLogger("algostack.local.desk")
 
@@ -42,6 +49,10 @@ SETTLE_S = 0.3
 """After the last bar: how long the gateway must have sent no report before traders stop."""
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
+NATS_MAX_RESTARTS = 2
+"""How often a dead nats-server is started again before the run gives up (each restart keeps
+its port, store and credentials: clients reconnect and resume from the durable state)."""
+NATS_POLL_S = 0.2
 
 
 def algostack_argv(*args: str) -> list[str]:
@@ -82,6 +93,11 @@ class LocalDesk:
         self.stop_requested = asyncio.Event()
         self.interrupted = False
         self.incomplete = False
+        self.abort_reason: str | None = None
+        """Why the run stopped itself (a component it cannot do without is gone): exit 1."""
+        self.nats_restarts = 0
+        self.nats_exit_codes: list[int] = []
+        self.nats_failed = False
         """Set when a trader did not decide every bar, or booked fewer fills than reported:
         the run exits 1 (the notes say which models)."""
         self.started = time.monotonic()
@@ -101,6 +117,14 @@ class LocalDesk:
         self.interrupted = True
         if self._signals > 1:
             self.supervisor.kill_all()
+        self.stop_requested.set()
+
+    def abort(self, reason: str) -> None:
+        """Stop the run because it cannot go on (not a user's signal): the stop sequence
+        runs, the journals are synced, and the run exits 1 with ``reason``."""
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            log.error("run aborted: %s", reason)
         self.stop_requested.set()
 
     def _install_signals(self) -> None:
@@ -277,6 +301,51 @@ class LocalDesk:
         done = all(col.settled(s.key) for s in self.specs) and col.quiet_for() >= SETTLE_S
         return done or not self.traders_alive()
 
+    # -- nats-server ---------------------------------------------------------------------------
+
+    async def _supervise_nats(self, server: Any) -> None:
+        """Restart a nats-server that died (same port, store and credentials), up to
+        ``NATS_MAX_RESTARTS`` times; past that, abort the run."""
+        from algostack.adapters.nats.server import NatsServerError
+
+        while True:
+            await asyncio.sleep(NATS_POLL_S)
+            if server.running:
+                continue
+            rc = server.returncode
+            self.nats_exit_codes.append(rc if rc is not None else -1)
+            if self.nats_restarts >= NATS_MAX_RESTARTS:
+                self.nats_failed = True
+                self.abort(
+                    f"nats-server died {len(self.nats_exit_codes)} times (last exit code {rc}); "
+                    f"restart budget of {NATS_MAX_RESTARTS} spent"
+                )
+                return
+            self.nats_restarts += 1
+            log.warning(
+                "nats-server exited with %s; restart %d of %d",
+                rc,
+                self.nats_restarts,
+                NATS_MAX_RESTARTS,
+            )
+            try:
+                server.restart()  # on the loop's thread: PR_SET_PDEATHSIG follows the forker
+            except NatsServerError as exc:
+                self.nats_failed = True
+                self.abort(f"nats-server died (exit code {rc}) and could not restart: {exc}")
+                return
+
+    def nats_component(self) -> ComponentSummary:
+        """The embedded nats-server as a component of the summary."""
+        return ComponentSummary(
+            name="nats",
+            kind="nats",
+            status="failed" if self.nats_failed else "stopped",
+            exit_code=self.nats_exit_codes[-1] if self.nats_exit_codes else None,
+            restarts=self.nats_restarts,
+            errors=len(self.nats_exit_codes),
+        )
+
     # -- the run -------------------------------------------------------------------------------
 
     async def run(self) -> tuple[list[str], int]:
@@ -290,6 +359,7 @@ class LocalDesk:
         server = EmbeddedNats(cfg.paths.nats, password=self._nats_password)
         server.start()  # from the main thread: PR_SET_PDEATHSIG follows the forking thread
         bus = None
+        watcher = asyncio.create_task(self._supervise_nats(server))
         try:
             self.nats_url = server.url
             bus = await NatsBus.connect(
@@ -358,12 +428,18 @@ class LocalDesk:
             self.phase = "syncing"
             self._tick()
             try:
-                notes.extend(self.final_sync())
+                sync_notes = self.final_sync()
+                if sync_notes:  # a journal not in the bucket: the run did not finish its job
+                    self.incomplete = True
+                    notes.extend(sync_notes)
             finally:
                 if bus is not None:
                     with contextlib.suppress(Exception):
                         await bus.close(timeout_s=2.0)
                 await self.supervisor.stop_all()  # no-op unless an exception skipped it
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
                 server.stop()
                 self._defer_signals()
         if self.collector.bar_log:
@@ -375,14 +451,26 @@ class LocalDesk:
         if survivors:
             notes.append(f"process groups still alive after stop: {survivors} (killed)")
             self.supervisor.kill_all()
-        comps = self.supervisor.components()
+        comps = self.components()
+        for c in comps:
+            if c.failed and c.kind != "nats":
+                why = last_error(Path(c.log)) if c.log else ""
+                notes.append(
+                    f"{c.name} failed (exit code {c.exit_code})" + (f": {why}" if why else "")
+                )
         code = 0
-        if self.incomplete or any(c.failed for c in comps):
+        if self.incomplete or self.abort_reason or any(c.failed for c in comps):
             code = EXIT_FAILED
+        if self.abort_reason:
+            notes.insert(0, f"run aborted: {self.abort_reason}")
         if self.interrupted:
             code = EXIT_INTERRUPTED
         self.phase = "done"
         return notes, code
+
+    def components(self) -> list[ComponentSummary]:
+        """Every component of the run, the nats-server first."""
+        return [self.nats_component(), *self.supervisor.components()]
 
     def final_sync(self) -> list[str]:
         """Sync every model's journals into the local bucket (``final``: with manifest)."""
@@ -447,7 +535,7 @@ class LocalDesk:
             wall_s=round(time.monotonic() - self.started, 3),
             bars=col.bars,
             models=models,
-            components=self.supervisor.components(),
+            components=self.components(),
             interrupted=self.interrupted,
             bucket=str(self.cfg.paths.bucket),
             notes=notes,

@@ -122,6 +122,31 @@ def count_errors(path: Path | None) -> int:
     return n
 
 
+def last_error(path: Path) -> str:
+    """The message of the last error line of a child's log (JSON ``msg`` and ``error``, or a
+    traceback's last line), one line; "" when there is none."""
+    import orjson
+
+    found = ""
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                line = raw.strip()
+                if line.startswith(b"{") and any(m in line for m in _ERROR_MARKERS[:2]):
+                    try:
+                        rec = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    exc_lines = str(rec.get("exc") or "").strip().splitlines()
+                    extra = rec.get("error") or (exc_lines[-1] if exc_lines else "")
+                    found = str(rec.get("msg", "")) + (f": {extra}" if extra else "")
+                elif raw[:1].isalpha() and not line.startswith(b"Traceback") and b"Error" in line:
+                    found = line.decode(errors="replace")  # a traceback's last line
+    except OSError:
+        return ""
+    return " ".join(found.split())[:300]
+
+
 class Supervisor:
     """Start, watch, restart and stop child processes (see the module docstring)."""
 

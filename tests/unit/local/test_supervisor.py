@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from algostack.local.supervisor import ChildSpec, Supervisor, count_errors, group_alive
+from algostack.local.supervisor import (
+    ChildSpec,
+    Supervisor,
+    count_errors,
+    group_alive,
+    last_error,
+)
 
 PY = sys.executable
 
@@ -116,3 +122,25 @@ def test_count_errors_counts_error_lines_only(tmp_path: Path) -> None:
     assert count_errors(log) == 2
     assert count_errors(tmp_path / "missing.log") == 0
     assert count_errors(None) == 0
+
+
+def test_last_error_is_one_line_from_the_last_error_record_or_traceback(tmp_path: Path) -> None:
+    log = tmp_path / "trader.log"
+    log.write_text(
+        '{"level":"ERROR","msg":"first"}\n'
+        '{"level":"INFO","msg":"fine"}\n'
+        '{"level":"CRITICAL","msg":"journal write failed","exc":"Traceback (most recent call'
+        ' last):\\n  File \\"x\\"\\nJournalWriteError: cannot write /h/t.csv: disk full"}\n'
+        '{"level":"INFO","msg":"after"}\n'
+    )
+    assert last_error(log) == (
+        "journal write failed: JournalWriteError: cannot write /h/t.csv: disk full"
+    )
+    crash = tmp_path / "crash.log"
+    crash.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "a.py", line 1, in <module>\n'
+        "OSError: [Errno 28] No space left on device\n"
+    )
+    assert last_error(crash) == "OSError: [Errno 28] No space left on device"
+    assert last_error(tmp_path / "missing.log") == ""

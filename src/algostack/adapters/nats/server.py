@@ -210,6 +210,20 @@ class EmbeddedNats:
                 )
             time.sleep(0.01)
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code of a server that died (``None`` while it runs or before a start)."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def restart(self) -> Self:
+        """Start again on the same port, store and credentials (after the process died or to
+        recover it), so connected clients reconnect by themselves and JetStream resumes from
+        its store. Only a server with a ``store_dir`` keeps its streams across a restart."""
+        port = self.port or self.requested_port
+        self.stop()
+        self.requested_port = port
+        return self.start()
+
     def stop(self) -> None:
         """Terminate the server, wait for it, and remove its run directory; idempotent."""
         if self._finalizer is not None:
