@@ -33,6 +33,11 @@ class AuthError(FatalError):
     """Credentials were refused or lack the needed subscription or scope."""
 
 
+class FileWriteError(FatalError):
+    """A file could not be written (a full disk, a file-size limit, an I/O error); the message
+    is one line naming the path and the OS error. What was there before is left as it was."""
+
+
 class DataError(AlgostackError):
     """Input data (a frame, a file, an artifact, a venue report) is malformed or impossible;
     the message names it. Retrying the same input cannot help; skipping it may."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from algostack.core.atomic_file import TMP_PREFIX, replace_file
 from algostack.errors import ConfigError, DataError, RetryableError
 
 
@@ -76,7 +77,7 @@ class LocalDirStore:
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(TMP_PREFIX):
                     continue
                 rel = Path(dirpath, name).relative_to(self.root).as_posix()
                 if rel.startswith(prefix):
@@ -92,15 +93,10 @@ class LocalDirStore:
             raise DataError(f"{self.url}: no object {key!r}") from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """Write through a temporary file and rename, so a crash never leaves half a file."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        """Write through a temporary file and rename, so a crash never leaves half a file;
+        a failed write (a full disk) leaves the old file, no temporary file, and raises
+        ``FileWriteError`` naming the file and the OS error."""
+        replace_file(self._path(key), data)
 
     def stat(self, key: str) -> ObjectInfo | None:
         """Size and MD5 of a file, or ``None``."""

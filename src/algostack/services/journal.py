@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from algostack.core.orders import Fill
-from algostack.errors import DataError, FatalError
+from algostack.errors import DataError, FileWriteError
 from algostack.logs import JsonFormatter
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def repair_partial_tail(path: Path) -> int:
     return removed
 
 
-class JournalWriteError(FatalError):
+class JournalWriteError(FileWriteError):
     """A journal line could not be written (a full disk, a file-size limit, an I/O error);
     the file was cut back to its last whole line."""
 

@@ -6,6 +6,11 @@ What the trading host runs every 15 minutes (and once more, ``final``, at shutdo
 object; a second run with nothing new uploads nothing. Only whole lines are uploaded (a line
 being appended while we read is left for the next run).
 
+A file that cannot be stored (a full disk under a local bucket, a lost connection to S3)
+does not stop the others: every file is tried, temporary files are removed, and then
+``SyncIncompleteError`` names each file that was not stored and why, on one line (a final
+sync with a failure writes no ``manifest.json``: the day is not complete in the bucket).
+
 Where the store's ETag is not an MD5 (S3 with SSE-KMS), a small state file in the journal
 directory remembers which local MD5 produced which remote (size, ETag), so unchanged files
 are still recognised.
@@ -17,14 +22,14 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from algostack.adapters.storage import BucketStore, md5_hex
-from algostack.errors import ConfigError
+from algostack.core.atomic_file import os_error_text, replace_file
+from algostack.errors import ConfigError, FatalError, FileWriteError, RetryableError
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,21 @@ def journal_day(journal_dir: Path) -> str | None:
 
 @dataclass
 class SyncReport:
-    """Keys uploaded and keys found unchanged, in name order."""
+    """Keys uploaded, keys found unchanged and keys that failed, in name order."""
 
     uploaded: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     bytes_uploaded: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    """Key -> why it was not stored (one line naming the file and the error)."""
+
+
+class SyncIncompleteError(FatalError):
+    """Some journal files were not stored (every other one was); ``report`` tells which."""
+
+    def __init__(self, message: str, report: SyncReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def journal_files(journal_dir: Path, day: str | None = None) -> list[Path]:
@@ -96,9 +111,7 @@ def _exclusive(journal_dir: Path) -> Iterator[None]:
 
 
 def _save_state(journal_dir: Path, state: dict[str, list[object]]) -> None:
-    tmp = journal_dir / f".tmp-{STATE_FILE}-{os.getpid()}"
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    os.replace(tmp, journal_dir / STATE_FILE)
+    replace_file(journal_dir / STATE_FILE, json.dumps(state, sort_keys=True).encode())
 
 
 def sync_journals(
@@ -113,6 +126,9 @@ def sync_journals(
 
     ``final`` also writes ``manifest.json`` (name, size, MD5 of every file) so a reader knows
     the day is complete; it is deterministic, so a repeated final sync uploads nothing.
+    A file that fails (``FileWriteError``, ``RetryableError``, a journal it cannot read) is
+    recorded and the rest are tried; then ``SyncIncompleteError`` (carrying the report) names
+    every failure, and a final sync leaves the manifest out.
     """
     journal_dir = Path(journal_dir)
     prefix = live_prefix.rstrip("/")
@@ -126,14 +142,31 @@ def sync_journals(
     with _exclusive(journal_dir):
         state = _load_state(journal_dir)
         for path in files:
-            data = _whole_lines(path)
+            key = f"{prefix}/{path.name}"
+            try:
+                data = _whole_lines(path)
+            except OSError as exc:
+                report.failed[key] = f"cannot read {path}: {os_error_text(exc)}"
+                continue
             digest = md5_hex(data)
             manifest[path.name] = {"size": len(data), "md5": digest}
-            _put_if_changed(store, f"{prefix}/{path.name}", data, digest, state, report)
-        if final:
+            _put_if_changed(store, key, data, digest, state, report)
+        if final and not report.failed:
             body = json.dumps({"files": manifest}, sort_keys=True, indent=1).encode() + b"\n"
             _put_if_changed(store, f"{prefix}/{MANIFEST}", body, md5_hex(body), state, report)
-        _save_state(journal_dir, state)
+        try:
+            _save_state(journal_dir, state)
+        except FileWriteError as exc:  # it only spares re-uploads: the next sync sends more
+            log.warning("sync state not saved: %s", exc)
+    if report.failed:
+        tried = len(report.failed) + len(report.uploaded) + len(report.unchanged)
+        raise SyncIncompleteError(
+            f"{len(report.failed)} of {tried} file(s) not synced to {store.url}/{prefix}"
+            + (f" ({MANIFEST} not written)" if final else "")
+            + ": "
+            + "; ".join(report.failed.values()),
+            report,
+        )
     log.info(
         "synced %d file(s) to %s/%s (%d unchanged)",
         len(report.uploaded),
@@ -159,7 +192,11 @@ def _put_if_changed(
         if remote.md5 == digest or remembered == [digest, remote.size, remote.md5]:
             report.unchanged.append(key)
             return
-    store.put_bytes(key, data)
+    try:
+        store.put_bytes(key, data)
+    except (FileWriteError, RetryableError) as exc:
+        report.failed[key] = str(exc)
+        return
     after = store.stat(key)
     if after is not None:
         state[key] = [digest, after.size, after.md5]

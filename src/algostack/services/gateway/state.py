@@ -8,6 +8,9 @@ and renaming a file costs ~200 µs here, on the order path); the last complete l
 so a save cut short by a crash leaves the one before it; past ``COMPACT_BYTES`` the file
 is rewritten to its last line (atomically). Writes reach the page cache at once (a killed
 process loses nothing); ``sync()`` fsyncs, from a worker thread, every ``FSYNC_EVERY_S``.
+A write that fails (a full disk) leaves whole lines only (``append_whole`` cuts a partial
+one back on the spot; the rewrite removes its temporary file) and raises a
+``FileWriteError`` naming the file.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pathlib import Path
 
 import msgspec
 
+from algostack.core.atomic_file import replace_file, write_error
 from algostack.core.desk_risk import DeskSnapshot
 from algostack.core.execution import Execution
 from algostack.core.orders import OrderIntent
+from algostack.services.journal import append_whole
 
 STATE_NAME = "gateway-state.jsonl"
 COMPACT_BYTES = 4_000_000
@@ -89,9 +94,14 @@ class StateFile:
     def append_seen(self, cid: str) -> None:
         """Add one client order id (page cache at once; fsynced by ``sync``)."""
         if self._seen_fd is None:
-            self.seen_path.parent.mkdir(parents=True, exist_ok=True)
-            self._seen_fd = os.open(self.seen_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self._seen_fd, cid.encode() + b"\n")
+            try:
+                self.seen_path.parent.mkdir(parents=True, exist_ok=True)
+                self._seen_fd = os.open(
+                    self.seen_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+                )
+            except OSError as exc:
+                raise write_error(self.seen_path, exc) from exc
+        append_whole(self._seen_fd, cid.encode() + b"\n", self.seen_path)
 
     def clear_seen(self) -> None:
         """A new day: forget the ids."""
@@ -134,24 +144,18 @@ class StateFile:
         if self._fd is None or self._size + len(data) > COMPACT_BYTES:
             self._rewrite(data)
             return
-        os.write(self._fd, data)
+        append_whole(self._fd, data, self.path)
         self._size += len(data)
 
     def _rewrite(self, data: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        tmp = self.path.with_name(f".{STATE_NAME}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        replace_file(self.path, data, tmp_name=f".{STATE_NAME}.tmp", fsync=self.fsync, mode=0o600)
         try:
-            os.write(fd, data)
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
         self._size = len(data)
 
     def sync(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from algostack.core.atomic_file import replace_file
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.errors import DataError
 from algostack.services.journal import COLUMNS, append_whole, trades_file_name
@@ -30,6 +31,7 @@ from algostack.services.journal import COLUMNS, append_whole, trades_file_name
 log = logging.getLogger("algostack.trader.state")
 
 STATE_FILE = ".trader-state.json"
+STATE_TMP = ".trader-state.tmp"
 STATE_VERSION = 1
 
 DECISION_COLUMNS: tuple[str, ...] = (
@@ -89,14 +91,6 @@ _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder(RunnerState)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_path(path: Path) -> None:
     """fsync a file by path (flushes what any descriptor of it wrote); no-op when missing."""
     try:
@@ -110,20 +104,10 @@ def fsync_path(path: Path) -> None:
 
 
 def save_state(dir: Path, state: RunnerState, *, fsync: bool = True) -> None:
-    """Replace ``dir/.trader-state.json`` atomically (and durably unless ``fsync=False``)."""
-    path = Path(dir) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    data = _ENC.encode(state)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(path.parent)
+    """Replace ``dir/.trader-state.json`` atomically (and durably unless ``fsync=False``)
+    through ``.trader-state.tmp``; a failed write leaves the previous state and no temporary
+    file, and raises ``FileWriteError``."""
+    replace_file(Path(dir) / STATE_FILE, _ENC.encode(state), tmp_name=STATE_TMP, fsync=fsync)
 
 
 def load_state(dir: Path, model: str) -> RunnerState | None:
