@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,7 +25,7 @@ from nats.js import api
 
 from algostack.adapters.nats import feed_consumer as _feed
 from algostack.adapters.nats.feed_consumer import FeedConsumer
-from algostack.adapters.nats.publisher import AckWindowPublisher
+from algostack.adapters.nats.publisher import AckWindowPublisher, store_full_error
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market_bus import BusMessage, BusStats, MarketBus, StreamMissingError
@@ -54,6 +54,18 @@ class Subscription:
     async def unsubscribe(self) -> None:
         """Stop receiving messages."""
         await self._sub.unsubscribe()
+
+
+@contextlib.contextmanager
+def _store_full_is_fatal(doing: str) -> Iterator[None]:
+    """Raise a JetStream API error that says the store is full as ``JetStreamStoreFullError``."""
+    try:
+        yield
+    except nats.js.errors.APIError as exc:
+        full = store_full_error(exc.err_code, exc.description, doing)
+        if full is None:
+            raise
+        raise full from exc
 
 
 def redact_url(url: str) -> str:
@@ -318,7 +330,8 @@ class NatsBus:
         """Create a file-backed stream, or verify it and update its limits to these values.
 
         A stream of that name with other subjects or memory storage is a ``ConfigError``:
-        changing those would lose data, so a human decides.
+        changing those would lose data, so a human decides. A full JetStream store is a
+        ``JetStreamStoreFullError``.
         """
         if duplicate_window_s > max_age_s:
             raise ConfigError("duplicate_window_s must not exceed max_age_s")
@@ -335,7 +348,8 @@ class NatsBus:
             info = await manager.stream_info(name)
         except nats.js.errors.NotFoundError:
             try:
-                info = await manager.add_stream(wanted)
+                with _store_full_is_fatal(f"creating stream {name}"):
+                    info = await manager.add_stream(wanted)
             except nats.js.errors.BadRequestError:  # created meanwhile by another process
                 info = await manager.stream_info(name)
             else:
@@ -352,9 +366,10 @@ class NatsBus:
                 f"expected {wanted.subjects} on file storage: delete or fix it by hand"
             )
         if cfg.max_age != max_age_s or cfg.duplicate_window != duplicate_window_s:
-            info = await manager.update_stream(
-                cfg.evolve(max_age=max_age_s, duplicate_window=duplicate_window_s)
-            )
+            with _store_full_is_fatal(f"updating stream {name}"):
+                info = await manager.update_stream(
+                    cfg.evolve(max_age=max_age_s, duplicate_window=duplicate_window_s)
+                )
             log.info("updated JetStream stream %s limits", name)
         return info
 

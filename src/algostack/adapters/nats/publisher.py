@@ -13,6 +13,10 @@ frame holding it (UTC ns), the start of the tick-to-decision latency; and ``Algo
 which lets a trader prove a live message is the next one (``core/live_gate.py``); and, once
 JetStream has acked message ``n - 1`` of the subject, ``Algostack-Prev-Seq``: its stream
 sequence, which gives the trader its resume point without reading the stream.
+
+An ack saying the store is full (nats-server's "insufficient resources") is not a message
+refused like any other: the first one makes every later publish, and ``flush_acks()``, raise
+``JetStreamStoreFullError`` (fatal: nothing more can be stored until space is freed).
 """
 
 from __future__ import annotations
@@ -63,6 +67,30 @@ class PublishError(FatalError):
     message says which)."""
 
 
+class JetStreamStoreFullError(FatalError):
+    """nats-server's JetStream store is full ("insufficient resources"): nothing more can be
+    stored until space is freed, so retrying cannot help."""
+
+
+STORE_FULL_CODES = {10023, 10047}
+"""JetStream API error codes of a full store, as nats-server answers them: 10023 (503
+"insufficient resources") for a publish into a full store, 10047 (500 "insufficient storage
+resources available") for a stream whose limits no longer fit."""
+
+
+def store_full_error(
+    err_code: object, description: object, doing: str
+) -> JetStreamStoreFullError | None:
+    """The ``JetStreamStoreFullError`` for a JetStream API error that says the store is full
+    (``doing``: e.g. ``publishing to market.bars.AAPL``), ``None`` for any other error."""
+    if err_code not in STORE_FULL_CODES:
+        return None
+    return JetStreamStoreFullError(
+        f"JetStream store full ({description or 'insufficient resources'}) {doing}: free space "
+        "on nats-server's store disk (or raise its max_file_store)"
+    )
+
+
 class AckTimeoutError(RetryableError):
     """Some messages got no JetStream ack in time (NATS unreachable or slow): they may not be
     stored; publishing them again is safe (de-duplication) and may succeed."""
@@ -111,6 +139,8 @@ class AckWindowPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         """Set by ``close()``: publishing raises ``PublishError``."""
+        self.store_full: JetStreamStoreFullError | None = None
+        """Set by the first ack saying the store is full: every publish raises it from then."""
 
     async def start(self) -> None:
         """Subscribe the wildcard ack inbox every message's reply subject lives under."""
@@ -141,6 +171,8 @@ class AckWindowPublisher:
         """
         if self.closed:
             raise PublishError("bus is closed")
+        if self.store_full is not None:
+            raise self.store_full
         pending = self._pending
         publish = self._nc.publish
         prefix = self._ack_prefix
@@ -153,6 +185,8 @@ class AckWindowPublisher:
         for event in events:
             if len(pending) >= limit:
                 await self._wait_window()
+                if self.store_full is not None:
+                    raise self.store_full
             payload = encode(event)
             subj = subject_of(event)
             mid = msg_id(event)
@@ -211,6 +245,11 @@ class AckWindowPublisher:
                 err = orjson.loads(data).get("error", {})
             except orjson.JSONDecodeError:
                 err = {"description": data[:200].decode("utf-8", "replace")}
+            full = store_full_error(
+                err.get("err_code"), err.get("description"), f"publishing to {entry.subject}"
+            )
+            if full is not None and self.store_full is None:
+                self.store_full = full
             self._fail(entry, f"{err.get('code')} {err.get('description')}")
             self._settle(seq)
             return
@@ -283,7 +322,8 @@ class AckWindowPublisher:
         """Wait until every published message is acked; re-send on ack timeouts.
 
         Raises ``AckTimeoutError`` when messages stayed unacked past ``timeout_s`` (default:
-        ``ack_timeout_s * (max_resends + 1)``), ``PublishError`` when some were refused.
+        ``ack_timeout_s * (max_resends + 1)``), ``JetStreamStoreFullError`` when the store
+        was full, ``PublishError`` when some were refused for another reason.
         """
         budget = timeout_s if timeout_s is not None else self.ack_timeout_s * (self.max_resends + 1)
         deadline = time.monotonic() + budget
@@ -299,6 +339,9 @@ class AckWindowPublisher:
             except TimeoutError:
                 if self.connected:
                     await self.resend_unacked()
+        if self.store_full is not None:
+            self._errors = []
+            raise self.store_full
         if self._errors:
             errors, self._errors = self._errors, []
             raise PublishError(f"JetStream refused {len(errors)} message(s); first: {errors[0]}")
