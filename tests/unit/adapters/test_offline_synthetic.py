@@ -132,7 +132,7 @@ async def test_synthetic_aclose_ends_stream_and_cuts_a_paced_wait() -> None:
         ({"symbols": ["aapl"]}, "invalid symbol 'aapl'"),
         ({"symbols": []}, "no symbols"),
         ({"symbols": ["AAPL"], "day": date(2024, 12, 25)}, "not an NYSE session"),
-        ({"symbols": ["AAPL"], "day": date(1990, 1, 2)}, "outside the calendar"),
+        ({"symbols": ["AAPL"], "day": date(1969, 12, 31)}, "outside the NYSE session calendar"),
         ({"symbols": ["AAPL"], "speed": 0.0}, "speed must be a positive"),
         ({"symbols": ["AAPL"], "start_prices": {"AAPL": -1.0}}, "start price of AAPL"),
     ],

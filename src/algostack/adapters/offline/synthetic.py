@@ -26,7 +26,7 @@ from datetime import date
 
 from algostack.adapters.offline.pacing import Pacer
 from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar, MarketEvent, Trade, validate_symbol
-from algostack.core.sessions import Session, session
+from algostack.core.sessions import OutsideCalendarError, Session, session
 from algostack.core.source import SourceStats
 from algostack.errors import ConfigError
 
@@ -99,7 +99,7 @@ class SyntheticSource:
         self.symbols = validate_symbols(symbols)
         try:
             sess = session(day)
-        except ValueError as exc:
+        except OutsideCalendarError as exc:
             raise ConfigError(str(exc)) from exc
         if sess is None:
             raise ConfigError(
