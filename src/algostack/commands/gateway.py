@@ -115,10 +115,11 @@ def gateway(
 ) -> None:
     """Net the models' intents, send them to the broker, attribute fills back (docs/gateway.md)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, ConfigError, exit_code
-    from algostack.logs import setup_logging
+    from algostack.logs import redact, setup_logging
 
     err = Console(stderr=True)
     try:
@@ -162,9 +163,18 @@ def gateway(
                 status_every_s=status_every_s,
             )
         )
-    except (AlgostackError, ValueError) as exc:
-        err.print(f"[red]gateway failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, ValueError) else exit_code(exc)) from None
+    except (AlgostackError, ValueError, OSError) as exc:
+        # One line, secrets masked as in the logs; a state file it cannot write (a full
+        # disk) is a FileWriteError naming the file: exit 1. OSError: a write no adapter
+        # wrapped.
+        err.print(
+            f"[red]gateway failed:[/red] {escape(redact(str(exc).replace(chr(10), ' ')))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(
+            2 if isinstance(exc, ValueError) else 1 if isinstance(exc, OSError) else exit_code(exc)
+        ) from None
     Console().print(" ".join(f"{k}={v}" for k, v in counters.items()), highlight=False)
 
 

@@ -160,11 +160,12 @@ def trade(
 ) -> None:
     """Trade models from NATS: features -> ensemble -> thresholds -> risk -> broker."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError
-    from algostack.logs import setup_logging
+    from algostack.logs import redact, setup_logging
 
     err = Console(stderr=True)
     try:
@@ -193,11 +194,14 @@ def trade(
                 ack_wait_s=ack_wait_s,
             )
         )
-    except AlgostackError as exc:
-        err.print(f"[red]trade failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except ValueError as exc:  # bad risk limits, thresholds, ... from core
-        err.print(f"[red]trade failed:[/red] {exc}", highlight=False, soft_wrap=True)
+    except (AlgostackError, ValueError, OSError) as exc:
+        # ValueError: bad risk limits, thresholds, ... from core; OSError: a write no
+        # adapter wrapped. One line (a journal it cannot write: FileWriteError names it).
+        err.print(
+            f"[red]trade failed:[/red] {escape(redact(str(exc).replace(chr(10), ' ')))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
     table = Table(title="algostack trade")
     for col in ("model", "bars", "decisions", "orders", "fills", "refused", "position"):

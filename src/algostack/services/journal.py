@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -217,14 +218,21 @@ class FsyncLineHandler(logging.Handler):
         super().__init__()
         self.path = path
         self._file = _AppendFile(path, fsync=fsync)
+        self.failed = False
+        """A write failed: later records are dropped (the cause was said once)."""
         self.setFormatter(JsonFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Write one record as one line."""
+        """Write one record as one line; a file it cannot write (a full disk) is said once,
+        in one line on stderr, and its records are dropped (never a traceback per record)."""
         try:
             # JsonFormatter escapes newlines inside strings, so a record is one line.
             self._file.write_line(self.format(record))
-        except Exception:  # logging must never take the trader down
+        except JournalWriteError as exc:  # logging must never take the trader down
+            if not self.failed:
+                self.failed = True
+                sys.stderr.write(f"live log not written from here on: {exc}\n")
+        except Exception:
             self.handleError(record)
 
     def close(self) -> None:

@@ -764,10 +764,20 @@ class GatewayService:
         log.info("gateway stopped", extra={"fields": dict(self.counters)})
 
     async def run(self) -> None:
-        """``start``, wait for ``stop()``, ``shutdown``."""
+        """``start``, wait for ``stop()``, ``shutdown``.
+
+        A task of the gateway that ends first (the dispatch loop could not write the state:
+        a full disk) ends the run too, with its error as ``failure``."""
         try:
             await self.start()
-            await self._stop.wait()
+            stopped = asyncio.ensure_future(self._stop.wait())
+            try:
+                await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+            ended = [t for t in self._tasks if t.done() and not t.cancelled()]
+            if self.failure is None and ended and ended[0].exception() is not None:
+                self.failure = ended[0].exception()
         finally:
             await self.shutdown()
 

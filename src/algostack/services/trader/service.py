@@ -536,13 +536,20 @@ class TraderService:
         log.info("trader stopped", extra={"fields": {"models": list(self.slots)}})
 
     async def run(self) -> None:
-        """``start``, wait for ``stop()``, ``shutdown``."""
+        """``start``, wait for ``stop()``, ``shutdown``.
+
+        A task of the service that ends first (a model's feed that met a journal it cannot
+        write, a full disk) ends the run too: ``shutdown`` raises its error."""
         try:
             await self.start()
             # Models, features and imports are long-lived: keep them out of the GC's scans
             # so a full collection never pauses a decision for milliseconds.
             gc.collect()
             gc.freeze()
-            await self.wait()
+            stopped = asyncio.ensure_future(self.wait())
+            try:
+                await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
         finally:
             await self.shutdown()
