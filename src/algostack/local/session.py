@@ -211,7 +211,8 @@ class RunConfig:
             raise ConfigError("--replay needs a bars file (.csv or .parquet)")
         if self.replay_file is not None and not Path(self.replay_file).is_file():
             raise ConfigError(f"replay file {self.replay_file} does not exist")
-        if self.source is SourceKind.SYNTHETIC and self.session is None:
+        sess = self.session  # any source: a day outside the calendar is one line here
+        if self.source is SourceKind.SYNTHETIC and sess is None:
             raise ConfigError(
                 f"{self.day.isoformat()} is not an NYSE session (weekend or holiday): "
                 "pick a trading day with --day"
