@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proctree import alive, cmdline, descendants
+from algostack.testing.proctree import alive, cmdline, descendants
 
 from algostack.core.naming import group_models
 from algostack.services.dashboard.launch import wait_healthy

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from proctree import alive, cmdline, descendants
+from algostack.testing.proctree import alive, cmdline, descendants
 
 DAY = "2024-03-15"
 
