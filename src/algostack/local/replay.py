@@ -3,7 +3,14 @@
 Each model gets its own ``ModelRunner`` (``services.trader.runner``, the class the live
 trader runs) and its own ``SimBroker``, exactly as one trader process would; the bars are
 fed in time order as fast as possible, in this process, without NATS. The summary is built
-by the same function as a live run's, so backtest and live cannot drift apart.
+by the same bookkeeping as a live run's (``local.summary.ModelBook``), so backtest and live
+cannot drift apart.
+
+A replay streams: ``replay_bars`` takes any iterable of bars (``open_bars(path).bars()``
+reads the file as it goes) and keeps per-model state only -- the runner, its broker, the
+fills (per trade) and a ``ModelBook`` fed bar by bar -- plus, for the report, each curve and
+price series downsampled to ``local.summary.CURVE_POINTS`` points. Memory does not grow with
+the number of bars.
 
 A decision's latency here is the pipeline's own time per bar (the bar is handed over ->
 decision made): the live figure adds the NATS hop.
@@ -12,24 +19,30 @@ decision made): the live figure adds the NATS hop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from algostack.adapters.broker import SimBroker
 from algostack.core.market import Bar
 from algostack.core.naming import ModelSpec
+from algostack.core.orders import Fill
 from algostack.core.risk import RiskLimits
 from algostack.errors import ConfigError, DataError
 from algostack.local.summary import (
+    CURVE_POINTS,
+    Downsampled,
+    ModelBook,
     ModelCurve,
     ModelSummary,
     PricePoint,
-    price_points,
-    summarize_model,
 )
 from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.types import ScoringModel
+
+if TYPE_CHECKING:
+    from algostack.adapters.offline.bars_file import ReplaySource
 
 
 @dataclass(repr=False)
@@ -39,13 +52,15 @@ class ReplayOutcome:
     models: list[ModelSummary]
     curves: list[ModelCurve]
     prices: dict[str, list[PricePoint]]
+    """Per symbol, ``(ts, open, close)`` downsampled to at most ``CURVE_POINTS`` points."""
     runners: dict[str, ModelRunner]
     brokers: dict[str, SimBroker]
     bars: int
     bar_events: int
     """Bars handed to runners (a bar counts once per model of its symbol)."""
     loop_s: float
-    """Wall time of the per-bar loop alone (no loading, no summary)."""
+    """Wall time of the per-bar loop: the models, the summary's bookkeeping, and the reading
+    of the file when ``bars`` reads it as it goes (no model loading, no report)."""
     notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # asyncio reprs task results: keep it cheap
@@ -59,17 +74,25 @@ class ReplayOutcome:
         return self.bars / self.loop_s if self.loop_s > 0 else 0.0
 
 
-def load_bars(path: Path) -> tuple[list[Bar], list[str]]:
-    """Read a bar file (``adapters.offline.bars_file`` rules); return bars and row problems."""
+def open_bars(path: Path) -> ReplaySource:
+    """Check a bar file (``adapters.offline.bars_file`` rules: one pass, nothing held) and
+    return its source; ``src.bars()`` then reads it again as it is consumed. A file without
+    a usable bar is a ``DataError``."""
     from algostack.adapters.offline.bars_file import ReplaySource
 
     src = ReplaySource(Path(path))
-    bars = [ev for batch in src.batches for ev in batch if type(ev) is Bar]
-    if not bars:
+    if not src.bar_count:
         raise DataError(
             f"{path}: no usable bars" + (f" ({src.problems[0]})" if src.problems else "")
         )
-    return bars, list(src.problems)
+    return src
+
+
+def load_bars(path: Path) -> tuple[list[Bar], list[str]]:
+    """Read a whole bar file into a list (what a short file or a test wants; a replay
+    streams ``open_bars(path).bars()`` instead); return bars and the row problems kept."""
+    src = open_bars(path)
+    return list(src.bars()), list(src.problems)
 
 
 def resolve_store_root(directory: Path) -> Path:
@@ -120,7 +143,7 @@ def load_store_models(
 
 
 async def replay_bars(
-    bars: Sequence[Bar],
+    bars: Iterable[Bar],
     models: Sequence[tuple[ModelSpec, ScoringModel]],
     *,
     limits: RiskLimits | None = None,
@@ -130,15 +153,20 @@ async def replay_bars(
     fsync: bool = False,
     clock: Callable[[], int] = time.time_ns,
     timer: Callable[[], float] = time.perf_counter,
+    curve_points: int = CURVE_POINTS,
 ) -> ReplayOutcome:
     """Run ``bars`` (time order) through one ``ModelRunner`` + ``SimBroker`` per model.
 
+    ``bars`` is consumed once, as the loop goes (a list or a file's ``bars()``): nothing per
+    bar is kept. Each model's fills are booked bar by bar (``ModelBook``); its equity curve
+    and each symbol's prices are downsampled to ``curve_points`` points for the report.
     ``journal_root`` writes each model's journals under ``journal_root/<model key>`` (as a
     live trader would); ``None`` keeps them in memory, which is what a backtest wants.
     """
     runners: dict[str, ModelRunner] = {}
     brokers: dict[str, SimBroker] = {}
-    by_symbol: dict[str, list[ModelRunner]] = {}
+    lanes: dict[str, _Lane] = {}
+    by_symbol: dict[str, list[_Lane]] = {}
     for spec, model in models:
         broker = SimBroker(slippage_bps, commission_per_share, model=spec.key)
         runner = ModelRunner(
@@ -150,40 +178,63 @@ async def replay_bars(
             fsync=fsync,
             clock=clock,
         )
+        book = ModelBook(spec.symbol, curve_points=curve_points)
         runners[spec.key], brokers[spec.key] = runner, broker
-        by_symbol.setdefault(spec.symbol, []).append(runner)
-    events = 0
-    empty: list[ModelRunner] = []
+        lanes[spec.key] = _Lane(runner, broker.fills, book)
+        by_symbol.setdefault(spec.symbol, []).append(lanes[spec.key])
+    prices: dict[str, Downsampled] = {}
+    count = events = 0
+    empty: list[_Lane] = []
     t0 = timer()
     try:
         if len(runners) == 1:  # a backtest of one model: no per-bar lookup
-            (runner,) = runners.values()
-            on_bar, symbol = runner.on_bar, runner.symbol
+            ((symbol, (lane,)),) = by_symbol.items()
+            on_bar, fills, book = lane.runner.on_bar, lane.fills, lane.book
+            series = prices[symbol] = Downsampled(curve_points)
+            seen = 0
             for bar in bars:
+                count += 1
+                if not count % TRIM_EVERY:
+                    _trim(runners)
                 if bar.symbol == symbol:
                     await on_bar(bar, clock())
                     events += 1
+                    if len(fills) > seen:
+                        book.add_fills(fills[seen:])
+                        seen = len(fills)
+                    book.on_bar(bar.ts, bar.close)
+                    series.add((bar.ts, bar.open, bar.close))
+                else:
+                    other = prices.get(bar.symbol)
+                    if other is None:
+                        other = prices[bar.symbol] = Downsampled(curve_points)
+                    other.add((bar.ts, bar.open, bar.close))
+            lane.seen = seen
         else:
             for bar in bars:
-                for runner in by_symbol.get(bar.symbol, empty):
-                    await runner.on_bar(bar, clock())
+                count += 1
+                if not count % TRIM_EVERY:
+                    _trim(runners)
+                sym = bar.symbol
+                for lane in by_symbol.get(sym, empty):
+                    await lane.runner.on_bar(bar, clock())
                     events += 1
+                    lane.take(bar)
+                points = prices.get(sym)
+                if points is None:
+                    points = prices[sym] = Downsampled(curve_points)
+                points.add((bar.ts, bar.open, bar.close))
     finally:
         for runner in runners.values():
             runner.close()
     loop_s = timer() - t0
-    prices = price_points(bars)
     summaries: list[ModelSummary] = []
     curves: list[ModelCurve] = []
     for key, runner in sorted(runners.items(), key=lambda kv: kv[1].spec.prefix):
-        s, c = summarize_model(
-            key,
-            runner.spec.prefix,
-            runner.symbol,
-            brokers[key].fills,
-            prices.get(runner.symbol, []),
-            runner.latencies_us,
-            decisions=runner.stats.decisions,
+        lane = lanes[key]
+        lane.book.add_fills(lane.fills[lane.seen :])  # fills after the symbol's last bar
+        s, c = lane.book.finish(
+            key, runner.spec.prefix, runner.latencies_us, decisions=runner.stats.decisions
         )
         summaries.append(s)
         curves.append(c)
@@ -191,5 +242,42 @@ async def replay_bars(
         f"{k}: no bars of {r.symbol} in the file" for k, r in runners.items() if r.stats.bars == 0
     ]
     return ReplayOutcome(
-        summaries, curves, prices, runners, brokers, len(bars), events, loop_s, notes
+        summaries,
+        curves,
+        {sym: list(series.points) for sym, series in sorted(prices.items())},
+        runners,
+        brokers,
+        count,
+        events,
+        loop_s,
+        notes,
     )
+
+
+TRIM_EVERY = 4096
+"""Bars between two trims of what the runners keep per bar (``_trim``)."""
+
+
+def _trim(runners: dict[str, ModelRunner]) -> None:
+    # ``core.portfolio.Portfolio.equity_curve`` appends a point per mark (per bar) and
+    # nothing reads it back (the drawdown and the PnL live in their own fields); a live
+    # trader lives one session, a replay may span years: drop the points as they come.
+    for runner in runners.values():
+        runner.portfolio.equity_curve.clear()
+
+
+class _Lane:
+    """One model in the loop: its runner, its broker's fill list and its book."""
+
+    __slots__ = ("book", "fills", "runner", "seen")
+
+    def __init__(self, runner: ModelRunner, fills: list[Fill], book: ModelBook) -> None:
+        self.runner, self.fills, self.book, self.seen = runner, fills, book, 0
+
+    def take(self, bar: Bar) -> None:
+        """Book the fills the bar brought, then mark the bar."""
+        fills = self.fills
+        if len(fills) > self.seen:
+            self.book.add_fills(fills[self.seen :])
+            self.seen = len(fills)
+        self.book.on_bar(bar.ts, bar.close)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,6 +139,165 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+CURVE_POINTS = 2000
+"""Points a drawn curve keeps per series (a report chart is ~700 px wide): past it the series
+is downsampled as it grows (``Downsampled``), whatever the length of the run."""
+
+
+class Downsampled:
+    """A series kept in bounded memory as points are added one at a time.
+
+    Every ``stride``-th point is kept, the stride doubling (and every other kept point
+    dropped) each time more than ``limit`` points are held, so at most ``limit`` points
+    spaced evenly over the whole series remain. Points added with ``keep=True`` (fills:
+    per trade, not per bar) are always kept. A series of at most ``limit`` points is kept
+    whole.
+    """
+
+    def __init__(self, limit: int = CURVE_POINTS) -> None:
+        self.limit = max(2, limit)
+        self.stride = 1
+        self.points: list[Any] = []
+        self._tags: list[int] = []  # the point's index among the sampled ones; -1: kept
+        self._added = 0
+        self._sampled = 0
+
+    def add(self, point: Any, *, keep: bool = False) -> None:
+        """Add the next point of the series."""
+        if keep:
+            self.points.append(point)
+            self._tags.append(-1)
+            return
+        n = self._added
+        self._added = n + 1
+        if n % self.stride:
+            return
+        self.points.append(point)
+        self._tags.append(n)
+        self._sampled += 1
+        if self._sampled > self.limit:
+            self.stride *= 2
+            stride = self.stride
+            kept = [(p, t) for p, t in zip(self.points, self._tags, strict=True)
+                    if t < 0 or t % stride == 0]  # fmt: skip
+            self.points = [p for p, _ in kept]
+            self._tags = [t for _, t in kept]
+            self._sampled = sum(1 for t in self._tags if t >= 0)
+
+
+class ModelBook:
+    """One model's fills booked against its symbol's bars as they come, in bounded memory.
+
+    Fills are booked with ``core.portfolio.Position`` (the trader's bookkeeping). A fill at a
+    bar's open is booked before that bar's close marks the position. The figures (PnL,
+    drawdown, exposure, round trips) are exact over every bar; the equity (PnL) curve kept
+    for the report has one point per fill and at most ``curve_points`` per-bar points (at the
+    bar's end), downsampled as the run grows (``Downsampled``). What is held grows with the
+    trades, not with the bars.
+    """
+
+    def __init__(self, symbol: str, *, curve_points: int = CURVE_POINTS) -> None:
+        self.symbol = symbol
+        self.pos = Position(symbol)
+        self.commissions = 0.0
+        self.curve = Downsampled(curve_points)
+        self.fills: list[Fill] = []
+        """Fills booked so far, in time order."""
+        self._pending: deque[Fill] = deque()
+        self.peak = 0.0  # equity starts at 0 (PnL): a loss from the start is a drawdown
+        self.max_dd = 0.0
+        self.exposed = 0
+        self.bars = 0
+        self.max_notional = 0.0
+        self.trips = 0
+        self.wins = 0
+        self._trip_start = 0.0
+
+    def add_fills(self, fills: Iterable[Fill]) -> None:
+        """Queue fills to book at the first bar at or after their time."""
+        pending = self._pending
+        for f in fills:
+            if pending and f.ts < pending[-1].ts:  # out of time order: rare, keep the queue sorted
+                self._pending = pending = deque(sorted([*pending, f], key=lambda x: x.ts))
+            else:
+                pending.append(f)
+
+    def _book(self, f: Fill) -> None:
+        pos = self.pos
+        before = pos.qty
+        pos.apply(f.signed_qty, f.price)
+        self.commissions += f.commission
+        after = pos.qty
+        realised = pos.realised_pnl - self.commissions
+        if before != 0 and (after == 0 or (after > 0) != (before > 0)):
+            self.trips += 1
+            if realised - self._trip_start > 0:
+                self.wins += 1
+        if after != 0 and (before == 0 or (after > 0) != (before > 0)):
+            self._trip_start = realised
+        eq = realised + pos.unrealised_pnl
+        self.curve.add((f.ts, eq), keep=True)
+        self.fills.append(f)
+        self.peak = max(self.peak, eq)
+        self.max_dd = max(self.max_dd, self.peak - eq)
+
+    def on_bar(self, ts: int, close: float) -> None:
+        """Book the queued fills up to ``ts``, then mark the position at the bar's close."""
+        pending = self._pending
+        while pending and pending[0].ts <= ts:
+            self._book(pending.popleft())
+        pos = self.pos
+        qty = pos.qty
+        pos.last_price = close
+        eq = pos.realised_pnl - self.commissions
+        if qty:
+            self.exposed += 1
+            eq += (close - pos.avg_price) * qty
+            self.max_notional = max(self.max_notional, abs(qty) * close)
+        self.bars += 1
+        self.curve.add((ts + NS_PER_MIN, eq))
+        if eq > self.peak:
+            self.peak = eq
+        elif self.peak - eq > self.max_dd:
+            self.max_dd = self.peak - eq
+
+    def finish(
+        self,
+        key: str,
+        prefix: str,
+        latencies_us: Sequence[float] = (),
+        *,
+        decisions: int = 0,
+    ) -> tuple[ModelSummary, ModelCurve]:
+        """Book the fills after the last bar (no price to mark them); the figures and curve."""
+        for f in self._pending:
+            self._book(f)
+        self._pending.clear()
+        pos, commissions = self.pos, self.commissions
+        summary = ModelSummary(
+            key=key,
+            prefix=prefix,
+            symbol=self.symbol,
+            trades=len(self.fills),
+            round_trips=self.trips,
+            realised_pnl=pos.realised_pnl - commissions,
+            unrealised_pnl=pos.unrealised_pnl,
+            total_pnl=pos.realised_pnl - commissions + pos.unrealised_pnl,
+            max_drawdown=self.max_dd,
+            exposure=self.exposed / self.bars if self.bars else 0.0,
+            max_notional=self.max_notional,
+            hit_rate=self.wins / self.trips if self.trips else None,
+            latency_p50_us=percentile(latencies_us, 0.5),
+            latency_p99_us=percentile(latencies_us, 0.99),
+            decisions=decisions,
+            final_position=pos.qty,
+            commissions=commissions,
+        )
+        curve = ModelCurve(key, self.symbol, list(self.curve.points), self.fills,
+                           list(latencies_us))  # fmt: skip
+        return summary, curve
+
+
 def summarize_model(
     key: str,
     prefix: str,
@@ -148,81 +308,13 @@ def summarize_model(
     *,
     decisions: int = 0,
 ) -> tuple[ModelSummary, ModelCurve]:
-    """Book ``fills`` against the bars in ``prices`` and compute the model's figures.
-
-    Fills are booked with ``core.portfolio.Position`` (the trader's bookkeeping). A fill at a
-    bar's open is booked before that bar's close marks the position; the equity (PnL) curve
-    has one point per bar (at the bar's end) plus one per fill.
-    """
-    pos = Position(symbol)
-    commissions = 0.0
-    ordered = sorted(fills, key=lambda f: f.ts)
-    curve: list[tuple[int, float]] = []
-    peak = 0.0  # equity starts at 0 (PnL): a loss from the start is a drawdown
-    max_dd = 0.0
-    exposed = 0
-    max_notional = 0.0
-    trips = wins = 0
-    trip_start = 0.0
-
-    def book(f: Fill) -> None:
-        nonlocal trips, wins, trip_start, commissions, peak, max_dd
-        before = pos.qty
-        pos.apply(f.signed_qty, f.price)
-        commissions += f.commission
-        after = pos.qty
-        realised = pos.realised_pnl - commissions
-        if before != 0 and (after == 0 or (after > 0) != (before > 0)):
-            trips += 1
-            if realised - trip_start > 0:
-                wins += 1
-        if after != 0 and (before == 0 or (after > 0) != (before > 0)):
-            trip_start = realised
-        eq = realised + pos.unrealised_pnl
-        curve.append((f.ts, eq))
-        peak = max(peak, eq)
-        max_dd = max(max_dd, peak - eq)
-
-    i, n_fills = 0, len(ordered)
+    """Book ``fills`` against the bars in ``prices`` and compute the model's figures
+    (``ModelBook``, which a replay feeds bar by bar instead)."""
+    book = ModelBook(symbol)
+    book.add_fills(sorted(fills, key=lambda f: f.ts))
     for ts, _open, close in sorted(prices):
-        while i < n_fills and ordered[i].ts <= ts:
-            book(ordered[i])
-            i += 1
-        qty = pos.qty
-        pos.last_price = close
-        eq = pos.realised_pnl - commissions
-        if qty:
-            exposed += 1
-            eq += (close - pos.avg_price) * qty
-            max_notional = max(max_notional, abs(qty) * close)
-        curve.append((ts + NS_PER_MIN, eq))
-        if eq > peak:
-            peak = eq
-        elif peak - eq > max_dd:
-            max_dd = peak - eq
-    for f in ordered[i:]:  # fills after the last known bar (no price to mark them)
-        book(f)
-    bars = len(prices)
-    summary = ModelSummary(
-        key=key,
-        prefix=prefix,
-        symbol=symbol,
-        trades=len(ordered),
-        round_trips=trips,
-        realised_pnl=pos.realised_pnl - commissions,
-        unrealised_pnl=pos.unrealised_pnl,
-        total_pnl=pos.realised_pnl - commissions + pos.unrealised_pnl,
-        max_drawdown=max_dd,
-        exposure=exposed / bars if bars else 0.0,
-        max_notional=max_notional,
-        hit_rate=wins / trips if trips else None,
-        latency_p50_us=percentile(latencies_us, 0.5),
-        latency_p99_us=percentile(latencies_us, 0.99),
-        decisions=decisions,
-        final_position=pos.qty,
-        commissions=commissions,
-    )
-    return summary, ModelCurve(key, symbol, curve, ordered, list(latencies_us))
+        book.on_bar(ts, close)
+    return book.finish(key, prefix, latencies_us, decisions=decisions)
 
 
 def price_points(bars: Iterable[Bar]) -> dict[str, list[PricePoint]]:

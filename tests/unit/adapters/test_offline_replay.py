@@ -182,7 +182,7 @@ def test_many_bad_rows_are_logged_a_few_then_counted_once(
     path.write_text(HEADER + "".join(rows))
     with caplog.at_level(logging.WARNING):
         src = ReplaySource(path)
-    assert len(src.problems) == 20 and len(src.batches) == 20
+    assert len(src.problems) == 20 and src.bar_count == 20
     skipped = [r.getMessage() for r in caplog.records if "replay row" in r.getMessage()]
     assert len(skipped) == ROWS_LOGGED + 1
     assert skipped[-1] == (

@@ -1,17 +1,24 @@
 """Replay minute bars from a CSV or Parquet file, as fast as possible or paced.
 
-The whole file is read and checked when the source is built, so bad input is reported before
-anything connects (with ``strict=True`` the first bad row raises a ``DataError``); ``stream()``
-yields one batch per timestamp, symbols merged by time. Columns, timestamps and what makes a
-row bad: docs/ingest.md, "Replay files".
+The file is read twice, never held: building the source reads it once to check it, so bad
+input is reported before anything connects (with ``strict=True`` the first bad row raises a
+``DataError``), keeping only per-symbol state (the last timestamp, the counts); ``stream()``
+(or ``bars()``) reads it again, ``BATCH_ROWS`` rows at a time, and yields one batch per
+timestamp, symbols merged by time. A file in time order is merged as it is read; a file
+sorted by symbol then time is merged with one cursor per symbol (each reads the file and
+parses only its symbol's rows). Memory does not grow with the file's length. Columns,
+timestamps and what makes a row bad: docs/ingest.md, "Replay files".
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import heapq
+import itertools
 import logging
 import math
+import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -28,10 +35,18 @@ from algostack.errors import DataError
 log = logging.getLogger("algostack.offline.replay")
 ROWS_LOGGED = 3
 """Refused rows logged one by one; the others are counted and summed up in one line."""
+PROBLEMS_KEPT = 100
+"""Refused rows whose message ``problems`` keeps; past it they are only counted."""
+BATCH_ROWS = 4096
+"""Rows read from a Parquet file at a time (a CSV file is read line by line)."""
 
 REQUIRED = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
 OPTIONAL = ("trade_count", "vwap")
+_FIELDS = (*REQUIRED, *OPTIONAL)
 _PARQUET = (".parquet", ".pq")
+
+Row = tuple[Any, ...]
+"""The values of ``REQUIRED + OPTIONAL`` in one file row (``None`` for a missing column)."""
 
 
 def parse_timestamp(value: Any) -> int:
@@ -51,10 +66,9 @@ def parse_timestamp(value: Any) -> int:
     return datetime_to_ts(dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC))
 
 
-def _number(row: dict[str, Any], col: str) -> float:
-    raw = row.get(col)
+def _number(raw: Any, col: str) -> float:
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{col}={raw!r} is not a number") from None
     if not math.isfinite(value):
@@ -62,54 +76,108 @@ def _number(row: dict[str, Any], col: str) -> float:
     return value
 
 
+class _RowParser:
+    """Turns ``Row`` values into a ``Bar`` (``ValueError`` says what is wrong), remembering
+    the symbols already validated and the previous row's timestamp text: in a file of N
+    symbols N rows in a row share one timestamp."""
+
+    def __init__(self) -> None:
+        self._symbols: set[str] = set()
+        self._ts_text = ""
+        self._ts = 0
+
+    def __call__(self, row: Row) -> Bar:
+        raw_symbol, raw_ts, raw_o, raw_h, raw_lo, raw_c, raw_v, tc_raw, vw_raw = row
+        symbol = str(raw_symbol or "").strip()
+        if symbol not in self._symbols:
+            _validate_symbol(symbol)
+            if len(self._symbols) < 4096:
+                self._symbols.add(symbol)
+        if type(raw_ts) is str and raw_ts == self._ts_text and raw_ts:
+            ts = self._ts
+        else:
+            ts = parse_timestamp(raw_ts)
+            if type(raw_ts) is str:
+                self._ts_text, self._ts = raw_ts, ts
+        o = _number(raw_o, "open")
+        h = _number(raw_h, "high")
+        lo = _number(raw_lo, "low")
+        c = _number(raw_c, "close")
+        volume = _number(raw_v, "volume")
+        if h < lo or not (lo <= o <= h and lo <= c <= h):
+            raise ValueError(f"inconsistent prices open={o} high={h} low={lo} close={c}")
+        if volume < 0 or min(o, h, lo, c) <= 0:
+            raise ValueError("prices must be positive and volume not negative")
+        trade_count = int(_number(tc_raw, "trade_count")) if tc_raw not in (None, "") else 0
+        vwap = _number(vw_raw, "vwap") if vw_raw not in (None, "") else 0.0
+        return Bar(
+            symbol=symbol,
+            ts=ts,
+            open=o,
+            high=h,
+            low=lo,
+            close=c,
+            volume=volume,
+            trade_count=trade_count,
+            vwap=vwap,
+        )
+
+
 def parse_row(row: dict[str, Any]) -> Bar:
     """Turn one file row into a ``Bar``; ``ValueError`` says what is wrong with it."""
-    symbol = _validate_symbol(str(row.get("symbol") or "").strip())
-    ts = parse_timestamp(row.get("timestamp"))
-    o, h, lo, c = (_number(row, k) for k in ("open", "high", "low", "close"))
-    volume = _number(row, "volume")
-    if h < lo or not (lo <= o <= h and lo <= c <= h):
-        raise ValueError(f"inconsistent prices open={o} high={h} low={lo} close={c}")
-    if volume < 0 or min(o, h, lo, c) <= 0:
-        raise ValueError("prices must be positive and volume not negative")
-    tc_raw = row.get("trade_count")
-    vw_raw = row.get("vwap")
-    trade_count = int(_number(row, "trade_count")) if tc_raw not in (None, "") else 0
-    vwap = _number(row, "vwap") if vw_raw not in (None, "") else 0.0
-    return Bar(
-        symbol=symbol,
-        ts=ts,
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        volume=volume,
-        trade_count=trade_count,
-        vwap=vwap,
-    )
+    return _RowParser()(tuple(row.get(f) for f in _FIELDS))
 
 
-def _read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, Any]]]:
+def _columns(path: Path) -> list[str]:
+    """The file's column names (its CSV header or Parquet schema); nothing else is read."""
     if path.suffix.lower() in _PARQUET:
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
+            return list(pq.ParquetFile(path).schema_arrow.names)
         except Exception as exc:  # pyarrow raises many types for a bad file
             raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
-        return list(table.column_names), iter(table.to_pylist())
     if path.suffix.lower() != ".csv":
         raise DataError(f"{path}: unknown format {path.suffix!r}: use .csv or .parquet")
-    handle = path.open(newline="", encoding="utf-8")
-    reader = csv.DictReader(handle)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [c.strip() for c in next(csv.reader(handle), [])]
 
-    def rows() -> Iterator[dict[str, Any]]:
-        with handle:
-            yield from reader
 
-    return columns, rows()
+def _rows(path: Path, columns: Sequence[str]) -> Iterator[Row]:
+    """The file's rows as ``Row`` tuples, read as they are consumed (the file is opened on the
+    first ``next`` and closed at the end or when the iterator is closed)."""
+    at = {name: i for i, name in enumerate(columns)}  # a repeated name: the last wins
+    if path.suffix.lower() in _PARQUET:
+        yield from _parquet_rows(path, [f for f in _FIELDS if f in at])
+        return
+    idx = [at.get(f) for f in _FIELDS]
+    width = len(columns)
+    get = operator.itemgetter(*(i if i is not None else 0 for i in idx))
+    complete = None not in idx
+
+    def pick(rec: list[str]) -> Row:
+        return tuple(rec[i] if i is not None and i < len(rec) else None for i in idx)
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)  # the header
+        for rec in reader:
+            if not rec:
+                continue  # a blank line is no row (as csv.DictReader has it)
+            yield get(rec) if complete and len(rec) >= width else pick(rec)
+
+
+def _parquet_rows(path: Path, present: list[str]) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=present)
+        for batch in batches:
+            cols = {name: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
+            none = [None] * batch.num_rows
+            yield from zip(*(cols.get(f, none) for f in _FIELDS), strict=True)
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
 
 
 class ReplaySource:
@@ -134,13 +202,23 @@ class ReplaySource:
         self.strict = strict
         self.stats = SourceStats()
         self.problems: list[str] = []
+        """The first ``PROBLEMS_KEPT`` refused rows (``stats.malformed`` counts them all)."""
         self._clock = clock
         self._pacer = Pacer(sleep)
         self._wall_ns = wall_ns
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
-        self.batches: list[list[MarketEvent]] = self._load()
         self._resume_after = -1
+        self.bar_count = 0
+        """Bars that passed the checks (what ``stream()`` will yield)."""
+        self.file_symbols: list[str] = []
+        """Symbols with at least one bar that passed, in the order the file first has them."""
+        self.first_ts: int | None = None
+        """The earliest timestamp of a bar that passed (``None``: no bar did)."""
+        self.in_time_order = True
+        """True when the bars that passed are in time order across symbols (one cursor)."""
+        self._columns: list[str] = []
+        self._check()
 
     def resume_after(self, ts_ns: int) -> None:
         """Skip the timestamps at or before ``ts_ns`` (already on the bus)."""
@@ -150,17 +228,65 @@ class ReplaySource:
         msg = f"{self.path} row {row_no}: {reason}"
         if self.strict:
             raise DataError(msg)
-        self.problems.append(msg)
         self.stats.malformed += 1
-        if len(self.problems) <= ROWS_LOGGED:  # the rest are counted, then summed up once
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(msg)
+        if self.stats.malformed <= ROWS_LOGGED:  # the rest are counted, then summed up once
             log.warning("replay row skipped: %s", msg, extra={"fields": {"file": str(self.path)}})
 
-    def _load(self) -> list[list[MarketEvent]]:
+    def _accept(
+        self, *, symbol: str | None = None, check: bool = False
+    ) -> Iterator[tuple[int, Bar]]:
+        """The bars of the file that pass the rules, with their row numbers, read as consumed.
+
+        ``symbol`` keeps one symbol's rows (the others are not parsed); ``check`` records the
+        refused rows (the first pass). Every pass applies the same rules to the same rows, so
+        every pass refuses the same rows.
+        """
+        parse = _RowParser()
+        wanted = set(self.symbols) if self.symbols is not None else None
+        last: dict[str, int] = {}
+        # Row numbers count the header as row 1 in CSV, like a spreadsheet.
+        first_row = 2 if self.path.suffix.lower() == ".csv" else 1
+        rows = _rows(self.path, self._columns)
+        try:
+            for row_no, row in enumerate(rows, start=first_row):
+                if symbol is not None and str(row[0] or "").strip() != symbol:
+                    continue
+                if check:
+                    self._rows_read += 1
+                try:
+                    bar = parse(row)
+                except ValueError as exc:
+                    if check:
+                        self._problem(row_no, str(exc))
+                    continue
+                if wanted is not None and bar.symbol not in wanted:
+                    continue
+                prev = last.get(bar.symbol)
+                if prev is not None and bar.ts <= prev:
+                    if check:
+                        self._backwards += 1
+                        self._problem(
+                            row_no,
+                            f"{bar.symbol} timestamp {ts_to_datetime(bar.ts).isoformat()} does "
+                            f"not increase (previous {ts_to_datetime(prev).isoformat()})",
+                        )
+                    continue
+                last[bar.symbol] = bar.ts
+                yield row_no, bar
+        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+            raise DataError(f"{self.path}: cannot parse: {exc}") from exc
+        finally:
+            rows.close()  # type: ignore[attr-defined]
+
+    def _check(self) -> None:
+        """The first pass: every rule on every row, keeping per-symbol state only."""
         if not self.path.is_file():
             raise DataError(f"{self.path}: replay file not found")
         try:
-            columns, rows = _read_rows(self.path)
-        except (OSError, UnicodeDecodeError) as exc:
+            columns = _columns(self.path)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{self.path}: cannot read: {exc}") from exc
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
@@ -168,36 +294,21 @@ class ReplaySource:
                 f"{self.path}: missing column(s) {', '.join(missing)}; "
                 f"expected {', '.join(REQUIRED)}[, {', '.join(OPTIONAL)}]"
             )
-        wanted = set(self.symbols) if self.symbols is not None else None
-        last: dict[str, int] = {}
-        by_ts: dict[int, list[MarketEvent]] = {}
-        total = backwards = 0
-        try:
-            # Row numbers count the header as row 1 in CSV, like a spreadsheet.
-            first_row = 2 if self.path.suffix.lower() == ".csv" else 1
-            for row_no, row in enumerate(rows, start=first_row):
-                total += 1
-                try:
-                    bar = parse_row(row)
-                except ValueError as exc:
-                    self._problem(row_no, str(exc))
-                    continue
-                if wanted is not None and bar.symbol not in wanted:
-                    continue
-                prev = last.get(bar.symbol)
-                if prev is not None and bar.ts <= prev:
-                    backwards += 1
-                    self._problem(
-                        row_no,
-                        f"{bar.symbol} timestamp {ts_to_datetime(bar.ts).isoformat()} does not "
-                        f"increase (previous {ts_to_datetime(prev).isoformat()})",
-                    )
-                    continue
-                last[bar.symbol] = bar.ts
-                by_ts.setdefault(bar.ts, []).append(bar)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.path}: cannot parse: {exc}") from exc
-        bad = len(self.problems)
+        self._columns = columns
+        self._rows_read = self._backwards = 0
+        seen: dict[str, None] = {}
+        count, prev_ts, first_ts, in_order = 0, -(2**63), None, True
+        for _row_no, bar in self._accept(check=True):
+            count += 1
+            if bar.ts < prev_ts:
+                in_order = False
+            else:
+                prev_ts = bar.ts
+            if first_ts is None or bar.ts < first_ts:
+                first_ts = bar.ts
+            if bar.symbol not in seen:
+                seen[bar.symbol] = None
+        bad = self.stats.malformed
         if bad > ROWS_LOGGED:
             log.warning(
                 "replay rows skipped: %d in all (the first %d are logged above)",
@@ -205,17 +316,41 @@ class ReplaySource:
                 ROWS_LOGGED,
                 extra={"fields": {"file": str(self.path)}},
             )
-        if backwards * 2 > total:  # not a few bad rows: the file is not in time order
+        if self._backwards * 2 > self._rows_read:  # not a few bad rows: not in time order
             raise DataError(
-                f"{self.path}: {backwards} of {total} rows go back in time within their "
-                "symbol: sort the file by timestamp (per symbol) and try again"
+                f"{self.path}: {self._backwards} of {self._rows_read} rows go back in time "
+                "within their symbol: sort the file by timestamp (per symbol) and try again"
             )
-        return [by_ts[ts] for ts in sorted(by_ts)]
+        self.bar_count, self.first_ts, self.in_time_order = count, first_ts, in_order
+        self.file_symbols = list(seen)
 
-    @property
-    def bar_count(self) -> int:
-        """Bars that passed the checks (what ``stream()`` will yield)."""
-        return sum(len(b) for b in self.batches)
+    def iter_batches(self) -> Iterator[list[Bar]]:
+        """Read the file again and yield one batch per timestamp, in time order (no pacing,
+        no counters: what ``stream()`` paces). Holds one batch and one read buffer."""
+        if self.in_time_order:
+            bars: Iterator[tuple[int, Bar]] = self._accept()
+        else:  # sorted per symbol only: one cursor per symbol, merged by (time, row)
+            cursors = [self._accept(symbol=s) for s in self.file_symbols]
+            bars = heapq.merge(*cursors, key=lambda rb: (rb[1].ts, rb[0]))
+        after = self._resume_after
+        batch: list[Bar] = []
+        ts = None
+        for _row_no, bar in bars:
+            if bar.ts <= after:
+                continue
+            if bar.ts != ts:
+                if batch:
+                    yield batch
+                batch, ts = [bar], bar.ts
+            else:
+                batch.append(bar)
+        if batch:
+            yield batch
+
+    def bars(self) -> Iterator[Bar]:
+        """Every bar that passed, in time order (symbols merged), read as consumed."""
+        for batch in self.iter_batches():
+            yield from batch
 
     async def aclose(self) -> None:
         """Stop: ``stream()`` ends before its next batch (a paced wait is cut short)."""
@@ -223,15 +358,13 @@ class ReplaySource:
 
     async def stream(self) -> AsyncIterator[Sequence[MarketEvent]]:
         """Yield one batch per timestamp, in time order, until the file ends or ``aclose()``."""
-        after = self._resume_after
-        batches = self.batches if after < 0 else [b for b in self.batches if b[0].ts > after]
-        if not batches:
-            return
-        first_ts = batches[0][0].ts
-        started = self._clock()
-        for i, batch in enumerate(batches):
+        first_ts = 0
+        started = 0.0
+        for i, batch in enumerate(self.iter_batches()):
             if self._pacer.closed.is_set():
                 return
+            if i == 0:
+                first_ts, started = batch[0].ts, self._clock()
             if self.speed is not None:
                 due = started + (batch[0].ts - first_ts) / NS_PER_S / self.speed
                 await self._pacer.pause(due - self._clock())
@@ -252,42 +385,53 @@ def _iso_or_ns(ts: int) -> str:
     return ts_to_datetime(ts).isoformat().replace("+00:00", "Z")
 
 
+def _record(b: Bar) -> dict[str, Any]:
+    return {
+        "symbol": b.symbol,
+        "timestamp": b.ts,
+        "open": b.open,
+        "high": b.high,
+        "low": b.low,
+        "close": b.close,
+        "volume": b.volume,
+        "trade_count": b.trade_count,
+        "vwap": b.vwap,
+    }
+
+
 def write_bars(path: Path, bars: Iterable[Bar]) -> int:
-    """Write bars to ``path`` (.csv or .parquet) in the replay format; return the row count."""
+    """Write bars to ``path`` (.csv or .parquet) in the replay format; return the row count.
+
+    ``bars`` is consumed as it is written (``BATCH_ROWS`` at a time for Parquet), so a
+    generator of any length writes in bounded memory.
+    """
     path = Path(path)
-    rows = [
-        {
-            "symbol": b.symbol,
-            "timestamp": b.ts,
-            "open": b.open,
-            "high": b.high,
-            "low": b.low,
-            "close": b.close,
-            "volume": b.volume,
-            "trade_count": b.trade_count,
-            "vwap": b.vwap,
-        }
-        for b in bars
-    ]
-    columns = [*REQUIRED, *OPTIONAL]
     if path.suffix.lower() in _PARQUET:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows, schema=_parquet_schema(pa)) if rows else None
-        if table is None:
-            table = pa.table({c: [] for c in columns}, schema=_parquet_schema(pa))
-        pq.write_table(table, path)
-        return len(rows)
+        schema = _parquet_schema(pa)
+        n = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            it = iter(bars)
+            while chunk := [_record(b) for b in itertools.islice(it, BATCH_ROWS)]:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                n += len(chunk)
+            if n == 0:
+                writer.write_table(schema.empty_table())
+        return n
     if path.suffix.lower() != ".csv":
         raise DataError(f"{path}: unknown format {path.suffix!r}: use .csv or .parquet")
+    n = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer = csv.DictWriter(fh, fieldnames=list(_FIELDS))
         writer.writeheader()
-        for row in rows:
-            row["timestamp"] = _iso_or_ns(int(str(row["timestamp"])))
+        for b in bars:
+            row = _record(b)
+            row["timestamp"] = _iso_or_ns(b.ts)
             writer.writerow(row)
-    return len(rows)
+            n += 1
+    return n
 
 
 def _parquet_schema(pa: Any) -> Any:
