@@ -2,19 +2,21 @@
 
 One API, two backings, chosen once by what is installed rather than by each caller:
 
-- ``calendar_history`` -- exchange_calendars' XNYS history (1970-2035), used wherever that
-  module is shipped: the replay, training, features, the trader, every command;
-- the stdlib table in ``calendar_data`` (2015-2035), used where it is not: the Lambda zip,
-  which holds only the standard library and boto3 (``control.package.CORE_FILES`` leaves
-  ``calendar_history`` out, and a test imports the unpacked zip with third-party packages
-  blocked).
+- ``calendar_history.History`` -- exchange_calendars' XNYS history (1970-2035), used
+  wherever that module is shipped: the replay, training, features, the trader, every
+  command;
+- ``TableBacking``, the stdlib table in ``calendar_data`` (2015-2035), used where it is not:
+  the Lambda zip, which holds only the standard library and boto3
+  (``control.package.CORE_FILES`` leaves ``calendar_history`` out, and a test imports the
+  unpacked zip with third-party packages blocked).
 
-So no caller picks a backing and none can pick the wrong one; a missing exchange_calendars
-outside the Lambda is a broken install and fails loudly instead of shrinking the calendar
-to the table's years. ``tests/unit/core/test_sessions.py`` holds the two backings equal,
-session by session, over the table's years.
+So no caller picks a backing and none can pick the wrong one. ``tests/unit/core/
+test_sessions.py`` holds the two equal session by session over the table's years, which is
+also why ``History`` reads those years from the table and loads exchange_calendars (pandas:
+~0.5 s, ~85 MiB) only for a year outside them: a live trader asking about today stays small,
+and every answer is exchange_calendars' either way.
 
-The backing is loaded on the first question (importing this module costs nothing) and each
+The backing is chosen on the first question (importing this module costs nothing) and each
 year is read from it once into a cache of ``Session`` objects, so ``session(day)`` on a hot
 path is two dict lookups. A date outside the backing's years is an ``OutsideCalendarError``
 (a ``DataError``: one line naming the date and the years known).
@@ -180,15 +182,15 @@ _calendar: Calendar | None = None
 
 
 def default_backing() -> Backing:
-    """exchange_calendars' XNYS history, or the stdlib table where ``calendar_history`` is
-    not shipped (the Lambda zip)."""
+    """exchange_calendars' XNYS history, or the stdlib table alone where ``calendar_history``
+    is not shipped (the Lambda zip)."""
     try:
         import algostack.core.calendar_history as calendar_history
     except ModuleNotFoundError as exc:
         if exc.name != "algostack.core.calendar_history":
             raise
         return TableBacking()
-    return calendar_history.XnysHistory()
+    return calendar_history.History(TableBacking())
 
 
 def calendar() -> Calendar:

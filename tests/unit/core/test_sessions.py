@@ -13,14 +13,37 @@ import pytest
 
 from algostack.control import package
 from algostack.core import calendar_data, sessions
-from algostack.core.calendar_history import XnysHistory
+from algostack.core.calendar_history import History, XnysHistory
 from algostack.errors import DataError
 
 TABLE = sessions.Calendar(sessions.TableBacking())
 
 
 def test_default_backing_outside_the_lambda_is_exchange_calendars_history() -> None:
-    assert isinstance(sessions.calendar().backing, XnysHistory)
+    backing = sessions.calendar().backing
+    assert isinstance(backing, History) and isinstance(backing.table, sessions.TableBacking)
+    assert (backing.first_year, backing.last_year) == (1970, 2035)
+
+
+HOT_PATH_PROBE = r"""
+import sys
+from datetime import date
+from algostack.core import sessions
+assert sessions.session(date(2026, 11, 27)).minutes == 210
+assert sessions.previous_session(date(2015, 1, 5)).day == date(2015, 1, 2)
+assert "pandas" not in sys.modules and "exchange_calendars" not in sys.modules
+assert not sessions.is_session(date(2004, 7, 5))
+assert "exchange_calendars" in sys.modules
+print("ok")
+"""
+
+
+def test_exchange_calendars_is_loaded_only_for_a_year_outside_the_table() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", HOT_PATH_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
 
 
 def test_table_and_history_are_equal_session_by_session_over_the_table_years() -> None:
