@@ -37,7 +37,7 @@ ROWS_LOGGED = 3
 """Refused rows logged one by one; the others are counted and summed up in one line."""
 PROBLEMS_KEPT = 100
 """Refused rows whose message ``problems`` keeps; past it they are only counted."""
-BATCH_ROWS = 4096
+BATCH_ROWS = 1024
 """Rows read from a Parquet file at a time (a CSV file is read line by line)."""
 
 REQUIRED = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
