@@ -19,6 +19,13 @@ baseline's indicator is ``features_batch.sma_ratio_series`` -- the batch twin ou
 feature equals bit for bit (exact window sums, the same IEEE expression) -- and both sides
 decide with ``ratio > 0``. Trades are compared exactly on entry/exit bar index and price.
 
+Memory: ``algostack replay`` (report included) run as a fresh child process over 1 month
+(21 sessions) and 1 year (252 sessions) of minute bars of 5 symbols with 10 models (an SMA
+and an EMA cross per symbol), generated into a temp dir by this process first (generation
+is not counted); each child's peak RSS is its own ``VmHWM`` (``/proc/self/status``), which
+it writes at exit. The replay streams its file, so the year's peak should be within 1.3x of
+the month's. The quick mode runs the same real year (~40 s of the quick run).
+
 Timing: pairs alternate ours/theirs after a warm-up. A pair where either run got less than
 90 % of a CPU (``process_time`` / wall: another process ran) counts as disturbed; more pairs
 run, up to a time budget, and the figures are the medians of the undisturbed pairs (of all
@@ -33,6 +40,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -40,6 +48,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -109,6 +118,114 @@ def write_store(root: Path) -> None:
     path = root / MODEL_KEY
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+# -- memory: a month and a year of minute bars, 5 symbols, 10 models ------------------------
+
+RSS_SYMBOLS = ("AAPL", "IWM", "MSFT", "QQQ", "SPY")
+RSS_FEATURES = ("sma_ratio_10_30", "ema_ratio_12_26")
+MONTH_SESSIONS, YEAR_SESSIONS = 21, 252
+
+
+def minute_bars(sessions: int, seed: int) -> Iterator[Bar]:
+    """``sessions`` NYSE sessions of random-walk minute bars of ``RSS_SYMBOLS``, generated
+    as they are consumed (time order, symbols interleaved, prices in cents)."""
+    rng = np.random.default_rng(seed)
+    last = [100.0 + 40.0 * i for i in range(len(RSS_SYMBOLS))]
+    day = date(2024, 1, 2)
+    for _ in range(sessions):
+        s = next_session(day)
+        open_ts = int(s.open.timestamp()) * NS_PER_S
+        n = s.minutes
+        steps = rng.normal(0.0, 8e-4, size=(n, len(RSS_SYMBOLS)))
+        wicks = np.abs(rng.normal(0.0, 3e-4, size=(n, len(RSS_SYMBOLS), 2)))
+        volumes = rng.integers(1_000, 50_000, size=(n, len(RSS_SYMBOLS)))
+        for m in range(n):
+            ts = open_ts + m * NS_PER_MIN
+            for j, sym in enumerate(RSS_SYMBOLS):
+                o = last[j]
+                c = round(o * math.exp(steps[m, j]), 2)
+                hi = round(max(o, c) * (1.0 + wicks[m, j, 0]), 2)
+                lo = round(min(o, c) * (1.0 - wicks[m, j, 1]), 2)
+                last[j] = c
+                yield Bar(symbol=sym, ts=ts, open=o, high=max(hi, o, c), low=min(lo, o, c),
+                          close=c, volume=float(volumes[m, j]))  # fmt: skip
+        day = s.day.fromordinal(s.day.toordinal() + 1)
+
+
+def write_rss_store(root: Path) -> None:
+    """Ten native JSON models: an SMA and an EMA cross on each of ``RSS_SYMBOLS``."""
+    n = 0
+    for sym in RSS_SYMBOLS:
+        for feature in RSS_FEATURES:
+            n += 1
+            data = dump_native(kind="linear", features=[feature], coef=[1.0], intercept=0.0,
+                               thresholds={"long_entry": 0.0, "long_exit": 0.0})  # fmt: skip
+            path = root / "models" / "cross" / sym / f"model_{n}-outer_0_inner_0.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+class ReplayRun(NamedTuple):
+    peak_rss_mb: float
+    wall_s: float
+    """Wall time of the child process, start to exit."""
+    summary_wall_s: float
+    """The wall time ``algostack replay`` printed."""
+    bars: int
+    trades: int
+
+
+# The child records its own VmHWM at exit: ``ru_maxrss`` from ``wait4`` would not do, as
+# Linux carries the forking process's high-water mark over ``exec`` into the child's.
+CHILD = """
+import atexit, sys
+out = sys.argv.pop(1)
+def hwm():
+    with open("/proc/self/status") as fh:
+        kib = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    with open(out, "w") as fh:
+        fh.write(kib)
+atexit.register(hwm)
+sys.argv[0] = "algostack"
+from algostack.cli import main
+main()
+"""
+
+
+def replay_child(bars_file: Path, store: Path, home: Path) -> ReplayRun:
+    """``algostack replay`` (report included) in a fresh child process: its own peak RSS."""
+    hwm = home.parent / f"{home.name}.hwm"
+    cmd = [sys.executable, "-c", CHILD, str(hwm), "replay", "--bars", str(bars_file),
+           "--models", str(store), "--json"]  # fmt: skip
+    env = dict(os.environ, ALGOSTACK_HOME=str(home))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"algostack replay failed ({proc.returncode}): {proc.stderr}")
+    doc = json.loads(proc.stdout)
+    return ReplayRun(
+        int(hwm.read_text()) / 1024,  # KiB
+        wall,
+        float(doc["wall_s"]),
+        int(doc["bars"]),
+        int(sum(m["trades"] for m in doc["models"])),
+    )
+
+
+def measure_memory(seed: int) -> tuple[ReplayRun, ReplayRun]:
+    """Peak RSS and timing of ``algostack replay`` over a month and a year of minute bars."""
+    with tempfile.TemporaryDirectory(prefix="bench-replay-rss-") as tmp:
+        root = Path(tmp)
+        write_rss_store(root)
+        runs = []
+        for sessions in (MONTH_SESSIONS, YEAR_SESSIONS):
+            bars_file = root / f"minute_{sessions}.csv"
+            write_bars(bars_file, minute_bars(sessions, seed))
+            runs.append(replay_child(bars_file, root, root / f"home_{sessions}"))
+            bars_file.unlink()
+    return runs[0], runs[1]
 
 
 # -- ours ---------------------------------------------------------------------------------------
@@ -325,6 +442,8 @@ def main() -> None:
         load1 = os.getloadavg()[0]
         indicators_s = indicator_seconds(df)
         via_cli = cli_trades(bars_file, root)
+    month, year = measure_memory(args.seed)
+    rss_ratio = year.peak_rss_mb / month.peak_rss_mb
 
     undisturbed = [(o, t, lp) for o, t, lp in pairs if o.undisturbed and t.undisturbed]
     used = undisturbed if len(undisturbed) >= 3 else pairs
@@ -363,6 +482,18 @@ def main() -> None:
         ("same trades (entry/exit bar and price, exactly)", str(same_trades)),
         ("algostack replay CLI trades (default risk limits)", str(via_cli)),
         ("load average before / after", f"{load0:.2f} / {load1:.2f}"),
+        (
+            f"algostack replay, 1 month ({MONTH_SESSIONS} sessions x 5 symbols, 10 models)",
+            f"{month.bars:,} bars, peak RSS {month.peak_rss_mb:.0f} MB, "
+            f"{month.wall_s:.1f} s ({month.summary_wall_s:.1f} s printed)",
+        ),
+        (
+            f"algostack replay, 1 year ({YEAR_SESSIONS} sessions x 5 symbols, 10 models)",
+            f"{year.bars:,} bars, peak RSS {year.peak_rss_mb:.0f} MB, "
+            f"{year.wall_s:.1f} s ({year.summary_wall_s:.1f} s printed), "
+            f"{year.bars / year.wall_s:,.0f} bars/s, {year.trades:,} trades",
+        ),
+        ("peak RSS year / month (target <= 1.3)", f"{rss_ratio:.2f}x"),
     ]
     if not same_trades and first_diff is not None:
         rows.append(
@@ -393,6 +524,10 @@ def main() -> None:
                 "pairs": len(pairs),
                 "undisturbed_pairs": len(undisturbed),
                 "cli_trades": via_cli,
+                "minute_1m_peak_rss_mb": round(month.peak_rss_mb, 1),
+                "minute_1y_peak_rss_mb": round(year.peak_rss_mb, 1),
+                "minute_1y_bars_per_s": round(year.bars / year.wall_s, 1),
+                "rss_year_over_month": round(rss_ratio, 3),
             }
         )
     )
