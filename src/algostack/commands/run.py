@@ -133,12 +133,18 @@ def run(
             seed=seed,
             slippage_bps=slippage_bps,
         )
-        from algostack.local.desk import EXIT_INTERRUPTED, LocalDesk
+        from algostack.local.desk import EXIT_FAILED, EXIT_INTERRUPTED, LocalDesk
 
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
+    except OSError as exc:  # the home cannot be written (a full disk, a read-only mount)
+        from algostack.core.atomic_file import write_error
+
+        err.print(f"[red]error:[/red] {write_error(Path(exc.filename or home or '.'), exc)}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1) from None
 
     err.print(
         f"algostack run {cfg.day_text}: {len(specs)} models on {', '.join(desk.symbols)}, "
@@ -158,9 +164,21 @@ def run(
         except Exception as exc:  # a chart must never hide the summary
             summary.report = ""
             summary.notes.append(f"report not written: {exc}")
+            if isinstance(exc, OSError):
+                paths.report_html.unlink(missing_ok=True)  # no half page
     if desk.interrupted:  # a signal in the report phase is noted, not obeyed
         summary.interrupted, code = True, EXIT_INTERRUPTED
-    _write_summary(paths.summary_json, summary)
+    try:
+        _write_summary(paths.summary_json, summary)
+    except OSError as exc:  # a full disk: the summary still goes to stdout
+        from algostack.core.atomic_file import write_error
+
+        summary.summary_path = ""
+        summary.notes.append(f"summary not written: {write_error(paths.summary_json, exc)}")
+        code = code or EXIT_FAILED
+    if code == EXIT_FAILED:  # the first cause, on one line, where a pipe or CI log shows it
+        why = summary.notes[0] if summary.notes else "a component failed (see the summary)"
+        err.print(f"[red]error:[/red] run failed: {why}", highlight=False, soft_wrap=True)
     finish(summary, as_json=as_json, exit_code=EXIT_INTERRUPTED if desk.interrupted else code)
 
 

@@ -444,25 +444,34 @@ class LocalDesk:
                 self._defer_signals()
         if self.collector.bar_log:
             from algostack.adapters.offline.bars_file import write_bars
+            from algostack.core.atomic_file import write_error
 
             # the exact bars of this run: `algostack replay --bars` on it is the backtest twin
-            write_bars(cfg.paths.bars_csv, self.collector.bar_log)
+            try:
+                write_bars(cfg.paths.bars_csv, self.collector.bar_log)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    cfg.paths.bars_csv.unlink()  # no half file: replaying it would mislead
+                notes.append(f"bars not written: {write_error(cfg.paths.bars_csv, exc)}")
+                self.incomplete = True
         survivors = self.supervisor.survivors()
         if survivors:
             notes.append(f"process groups still alive after stop: {survivors} (killed)")
             self.supervisor.kill_all()
         comps = self.components()
-        for c in comps:
+        causes = [f"run aborted: {self.abort_reason}"] if self.abort_reason else []
+        for c in sorted(comps, key=lambda c: self.supervisor.failed_at(c.name)):
             if c.failed and c.kind != "nats":
                 why = last_error(Path(c.log)) if c.log else ""
-                notes.append(
+                if "JetStream store full" in why:
+                    why += f" (the store: {self.cfg.paths.nats})"
+                causes.append(
                     f"{c.name} failed (exit code {c.exit_code})" + (f": {why}" if why else "")
                 )
+        notes[0:0] = causes  # the causes first: `run` prints the first one as its error line
         code = 0
-        if self.incomplete or self.abort_reason or any(c.failed for c in comps):
+        if self.incomplete or causes:
             code = EXIT_FAILED
-        if self.abort_reason:
-            notes.insert(0, f"run aborted: {self.abort_reason}")
         if self.interrupted:
             code = EXIT_INTERRUPTED
         self.phase = "done"

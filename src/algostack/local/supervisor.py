@@ -64,6 +64,8 @@ class Child:
     failed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = 0.0
+    failed_at: float = float("inf")
+    """When it failed for good (monotonic): the first to fail is the likely cause."""
 
     @property
     def exit_code(self) -> int | None:
@@ -123,8 +125,9 @@ def count_errors(path: Path | None) -> int:
 
 
 def last_error(path: Path) -> str:
-    """The message of the last error line of a child's log (JSON ``msg`` and ``error``, or a
-    traceback's last line), one line; "" when there is none."""
+    """The message of the last error line of a child's log (a JSON record's ``msg`` with its
+    ``error``, ``reason`` or exception; a command's ``error: ...`` line; a traceback's last
+    line), on one line; "" when there is none."""
     import orjson
 
     found = ""
@@ -138,8 +141,14 @@ def last_error(path: Path) -> str:
                     except orjson.JSONDecodeError:
                         continue
                     exc_lines = str(rec.get("exc") or "").strip().splitlines()
-                    extra = rec.get("error") or (exc_lines[-1] if exc_lines else "")
+                    extra = (
+                        rec.get("error")
+                        or rec.get("reason")
+                        or (exc_lines[-1] if exc_lines else "")
+                    )
                     found = str(rec.get("msg", "")) + (f": {extra}" if extra else "")
+                elif line[:6].lower() == b"error:":  # a command's own one-line error
+                    found = line[6:].strip().decode(errors="replace")
                 elif raw[:1].isalpha() and not line.startswith(b"Traceback") and b"Error" in line:
                     found = line.decode(errors="replace")  # a traceback's last line
     except OSError:
@@ -218,7 +227,7 @@ class Supervisor:
                 self._event(spec.name, "finished")
                 break
             if child.restarts >= spec.max_restarts:
-                child.failed = True
+                child.failed, child.failed_at = True, time.monotonic()
                 self._event(spec.name, f"failed with exit code {rc}, no restarts left")
                 break
             child.restarts += 1
@@ -229,7 +238,7 @@ class Supervisor:
             try:
                 await self._spawn(child)
             except OSError as exc:
-                child.failed = True
+                child.failed, child.failed_at = True, time.monotonic()
                 self._event(spec.name, f"cannot restart: {exc}")
                 break
         child.done.set()
@@ -284,6 +293,11 @@ class Supervisor:
         for c in self.children.values():
             for pgid in c.pgids:
                 _signal_group(pgid, signal.SIGKILL)
+
+    def failed_at(self, name: str) -> float:
+        """When ``name`` failed for good (``inf`` when it did not, or is not ours)."""
+        child = self.children.get(name)
+        return child.failed_at if child is not None else float("inf")
 
     def survivors(self) -> list[int]:
         """Process groups of ours that still have a live process."""

@@ -144,3 +144,11 @@ def test_last_error_is_one_line_from_the_last_error_record_or_traceback(tmp_path
     )
     assert last_error(crash) == "OSError: [Errno 28] No space left on device"
     assert last_error(tmp_path / "missing.log") == ""
+    ingest = tmp_path / "ingest.log"
+    ingest.write_text(
+        '{"level":"ERROR","msg":"JetStream refused a message","reason":"503 insufficient"}\n'
+        "error: JetStream store full (insufficient resources) publishing to market.bars.A\n"
+    )
+    assert last_error(ingest) == (
+        "JetStream store full (insufficient resources) publishing to market.bars.A"
+    )

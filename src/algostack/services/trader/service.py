@@ -31,6 +31,7 @@ from algostack.core.market import Bar, TradingStatus
 from algostack.core.market_bus import BusMessage, recv_ns_of
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
+from algostack.errors import FatalError
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner
@@ -141,6 +142,9 @@ class TraderService:
         self.slots: dict[str, ModelSlot] = {}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        """The first error that ended the service (a journal it cannot write): ``run``
+        raises it once everything else is shut down."""
         self._kill_sub: Subscription | None = None
         self._outbox: list[tuple[str, bytes]] = []
         self.events_flush_s = events_flush_s
@@ -313,10 +317,22 @@ class TraderService:
             task = slot.reports_task
             if task is None or task.done():
                 slot.reports_task = asyncio.get_running_loop().create_task(take())
+                slot.reports_task.add_done_callback(self._task_ended)
             else:
                 slot.reports_again = True
 
         return wake
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A task that failed stops the service (its error is raised by ``run``)."""
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())
+
+    def _fail(self, exc: BaseException | None) -> None:
+        if exc is not None and self._failure is None:
+            self._failure = exc
+            log.error("trader stopping: %s", exc)
+        self._stop.set()
 
     def _on_gap(self) -> None:
         for slot in self.slots.values():
@@ -502,8 +518,12 @@ class TraderService:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # finish the shutdown of every model, then raise it
+                self._fail(exc)
         if self._kill_sub is not None:
             with contextlib.suppress(Exception):
                 await self._kill_sub.unsubscribe()
@@ -512,7 +532,10 @@ class TraderService:
                 with contextlib.suppress(Exception):
                     await slot.commit_task
             slot.runner.needs_commit = True
-            await self._commit(slot)
+            try:
+                await self._commit(slot)
+            except FatalError as exc:  # a full disk: the other models still commit
+                self._fail(exc)
             gate = slot.feed.gate
             log.info(
                 "model feed: %d live, %d confirmed, %d gate closes",
@@ -522,7 +545,10 @@ class TraderService:
                 extra={"fields": {"model": slot.spec.key, "live": gate.live,
                                   "confirmed": gate.confirmed, "closes": gate.closes}},
             )  # fmt: skip
-            slot.runner.close()
+            try:
+                slot.runner.close()
+            except FatalError as exc:
+                self._fail(exc)
             await slot.broker.close()
             logging.getLogger("algostack.trader").removeHandler(slot.log_handler)
             slot.log_handler.close()
@@ -534,12 +560,15 @@ class TraderService:
                 await drain
         await self._drain_outbox()
         log.info("trader stopped", extra={"fields": {"models": list(self.slots)}})
+        if self._failure is not None:
+            raise self._failure
 
     async def run(self) -> None:
         """``start``, wait for ``stop()``, ``shutdown``.
 
-        A task of the service that ends first (a model's feed that met a journal it cannot
-        write, a full disk) ends the run too: ``shutdown`` raises its error."""
+        A task of the service that ends first or fails (a model's feed or a report taker that
+        met a journal it cannot write, a full disk) ends the run too: ``shutdown`` finishes
+        every model and then raises the first such error."""
         try:
             await self.start()
             # Models, features and imports are long-lived: keep them out of the GC's scans
