@@ -97,7 +97,10 @@ def _print_catalog(catalog: Any) -> None:
             "; ".join(e.problems),
         )
     console.print(table)
-    if catalog.ignored:
+    if catalog.ignored and not console.is_terminal:  # a pipe or a CI log: never cut or folded
+        for line in catalog.ignored_lines():
+            console.print(line, highlight=False, soft_wrap=True)
+    elif catalog.ignored:
         ign = Table(title=f"ignored keys ({len(catalog.ignored)})")
         ign.add_column("key", overflow="fold")
         ign.add_column("reason")
@@ -144,8 +147,8 @@ def validate_cmd(
             for r in results:
                 verdict = "OK" if r.ok else f"FAILED: {r.message}"
                 typer.echo(f"{r.prefix}  {verdict}  folds={r.folds} formats={','.join(r.formats)}")
-        for key, why in sorted(catalog.ignored.items()):
-            typer.echo(f"{key}  IGNORED: {why}")
+        for line in catalog.ignored_lines():
+            typer.echo(line)
         bad = sum(not r.ok for r in results)
         typer.echo(f"{len(results) - bad} OK, {bad} failed, {len(catalog.ignored)} ignored")
     if not results:

@@ -233,8 +233,8 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
             + "; ".join(f"{v.prefix}: {v.message}" for v in broken)
         )
     specs = [e.spec for e in catalog.entries if e.ok]
-    for key, why in sorted(catalog.ignored.items()):  # never silently: the user put it there
-        err.print(f"ignored {key}: {why}", highlight=False, soft_wrap=True)
+    for line in catalog.ignored_lines():
+        err.print(line, highlight=False, soft_wrap=True)
     if not specs:
         raise ConfigError(f"no usable models under {paths.store / 'models'}")
     return paths, cfg, specs, lock

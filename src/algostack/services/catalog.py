@@ -51,6 +51,11 @@ class Catalog:
         """The model specs in prefix order."""
         return [e.spec for e in self.entries]
 
+    def ignored_lines(self) -> list[str]:
+        """``ignored <key>: <reason>``, one line per ignored key, sorted: what every command
+        that reads the store says about them (never silently: the user put them there)."""
+        return [f"ignored {key}: {why}" for key, why in sorted(self.ignored.items())]
+
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view (``algostack models list --json``)."""
         return {

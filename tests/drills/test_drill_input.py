@@ -1,0 +1,113 @@
+"""Bad input and a busy home: exit 2 (or the refusal) on one line naming the file, key or
+option, before any process starts and with nothing lost."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from drill_kit import Run, algostack, copy_models
+
+from algostack.local.session import HomeLock
+
+HEADER = "symbol,timestamp,open,high,low,close,volume\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--speed", "0"], "--speed must be a positive number of times real time, got 0.0"),
+        (["run", "--replay", "{bad}"], "no usable bars"),
+        (["replay", "--bars", "{bad}", "--models", "{models}"], "no usable bars"),
+        (["replay", "--bars", "{other}", "--models", "{models}"], "none of its symbols (ZZZ)"),
+        (["replay", "--bars", "{unsorted}", "--models", "{models}"], "sort the file"),
+        (["run", "--replay", "{unsorted}"], "sort the file"),
+        (["run", "--slippage-bps", "-5"], "--slippage-bps must be >= 0, got -5.0"),
+        (["run", "--dashboard-port", "99999"], "--dashboard-port must be 1-65535, got 99999"),
+        (["run", "--max-speed", "--models", "{corrupt}"], "1 model(s) cannot trade: "),
+    ],
+)
+def test_drill_bad_input_exits_2_with_one_line_naming_it(
+    models_home: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "AAPL,notatime,1,1,1,1,1\n")
+    other = tmp_path / "other.csv"
+    other.write_text(HEADER + "ZZZ,2024-03-15T13:30:00Z,1,1,1,1,1\n")
+    unsorted = tmp_path / "unsorted.csv"
+    unsorted.write_text(HEADER + "".join(
+        f"AAPL,2024-03-15T{13 + (59 - m) // 60:02d}:{(59 - m) % 60:02d}:00Z,1,1,1,1,1\n"
+        for m in range(60)))  # fmt: skip
+    corrupt = tmp_path / "store"
+    (corrupt / "models/onnx/AAPL").mkdir(parents=True)
+    (corrupt / "models/onnx/AAPL/model_1-outer_0_inner_0.onnx").write_bytes(b"not onnx")
+    names = {"bad": bad, "other": other, "unsorted": unsorted, "corrupt": corrupt}
+    argv = [a.format(models=models_home, **names) for a in args]
+    home = tmp_path / "home"
+    proc = algostack(*argv, "--no-progress" if argv[0] == "run" else "--no-report",
+                     "--home", str(home), home=home)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not list((home / "journals").glob("*/*")), "a process started on bad input"
+
+
+def test_drill_a_model_key_the_catalog_ignores_is_reported_by_every_command(
+    models_home: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(models_home / "models", store / "models")
+    first = next((store / "models").rglob("*.onnx"))
+    stray = first.with_name("nonumber-outer_0_inner_0.onnx")
+    shutil.copy(first, stray)
+    key = stray.relative_to(store).as_posix()
+    for argv in (
+        ["models", "list", "--dir", str(store)],
+        ["models", "validate", "--dir", str(store)],
+    ):
+        proc = algostack(*argv, home=tmp_path)
+        said = proc.stderr + proc.stdout
+        assert key in said and "no trailing number" in said, (argv, said)
+
+
+def test_drill_a_second_run_on_a_busy_home_is_refused_naming_the_first(
+    models_home: Path, tmp_path: Path
+) -> None:
+    home = copy_models(models_home, tmp_path / "home")
+    first = Run(home, speed="1")
+    try:
+        lock = home / ".lock"
+        first.wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.proc.pid),
+                       "the first run's lock", timeout=60)  # fmt: skip
+        second = algostack("run", "--day", "2024-03-15", "--max-speed", "--no-progress",
+                           "--home", str(home), home=home)  # fmt: skip
+        assert second.returncode == 2
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, second.stderr
+        assert f"another algostack run (PID {first.proc.pid}) is using {home}" in lines[0]
+    finally:
+        first.proc.send_signal(signal.SIGINT)
+        first.finish(timeout=60)
+        first.close()
+    HomeLock(home).acquire().release()  # free again once the first run has ended
+
+
+def test_drill_ctrl_c_twice_still_writes_the_summary_and_exits_130(
+    models_home: Path, tmp_path: Path
+) -> None:
+    home = copy_models(models_home, tmp_path / "home")
+    run = Run(home, speed="60")
+    try:
+        run.wait_trading(fills=1)
+        run.proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        run.proc.send_signal(signal.SIGINT)  # the second Ctrl-C, 0.5 s later
+        out = run.finish(timeout=90)
+    finally:
+        run.close()
+    assert out.code == 130
+    assert out.summary is not None and out.summary["interrupted"]
+    assert Path(out.summary["summary_path"]).is_file()
