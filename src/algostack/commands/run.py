@@ -196,11 +196,12 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     lock = ls.HomeLock(home).acquire()  # held by run() until the process ends
     day = ls.parse_day(opts["day"])
     if day is None and opts["replay"] is not None:
-        from algostack.local.replay import load_bars
+        from algostack.local.replay import open_bars
         from algostack.local.session import new_york_date_of_ts
 
-        bars, _problems = load_bars(opts["replay"])
-        day = new_york_date_of_ts(bars[0].ts)
+        first_ts = open_bars(opts["replay"]).first_ts  # one pass, nothing held
+        assert first_ts is not None  # open_bars refuses a file without a usable bar
+        day = new_york_date_of_ts(first_ts)
     cfg = ls.RunConfig(
         paths=paths,
         day=day or ls.latest_session_day(),

@@ -74,8 +74,6 @@ class Portfolio:
     starting_equity: float = 0.0
     positions: dict[str, Position] = field(default_factory=dict)
     commissions: float = 0.0
-    equity_curve: list[tuple[int, float]] = field(default_factory=list)
-    """``(ts_ns, equity)`` points, one per fill or mark."""
     peak_equity: float | None = None
     max_drawdown: float = 0.0
     """Largest fall from a previous equity peak, in currency (>= 0)."""
@@ -156,10 +154,10 @@ class Portfolio:
         return self._record_pnl(ts, self._realised + self.unrealised_pnl)
 
     def _record_pnl(self, ts: int, pnl: float) -> float:
-        """Book the total PnL ``pnl`` at ``ts``: equity curve, peak, drawdown; the equity."""
+        """Book the total PnL ``pnl`` at ``ts``: peak, drawdown; the equity. Nothing is kept
+        per mark (a replay may mark years of bars; curves are the summary's, downsampled)."""
         self.last_pnl = pnl
         eq = self.starting_equity + pnl
-        self.equity_curve.append((ts, eq))
         peak = self.peak_equity
         if peak is None:
             peak = self.starting_equity  # a loss from the start is a drawdown

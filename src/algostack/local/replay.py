@@ -194,8 +194,6 @@ async def replay_bars(
             seen = 0
             for bar in bars:
                 count += 1
-                if not count % TRIM_EVERY:
-                    _trim(runners)
                 if bar.symbol == symbol:
                     await on_bar(bar, clock())
                     events += 1
@@ -213,8 +211,6 @@ async def replay_bars(
         else:
             for bar in bars:
                 count += 1
-                if not count % TRIM_EVERY:
-                    _trim(runners)
                 sym = bar.symbol
                 for lane in by_symbol.get(sym, empty):
                     await lane.runner.on_bar(bar, clock())
@@ -252,18 +248,6 @@ async def replay_bars(
         loop_s,
         notes,
     )
-
-
-TRIM_EVERY = 4096
-"""Bars between two trims of what the runners keep per bar (``_trim``)."""
-
-
-def _trim(runners: dict[str, ModelRunner]) -> None:
-    # ``core.portfolio.Portfolio.equity_curve`` appends a point per mark (per bar) and
-    # nothing reads it back (the drawdown and the PnL live in their own fields); a live
-    # trader lives one session, a replay may span years: drop the points as they come.
-    for runner in runners.values():
-        runner.portfolio.equity_curve.clear()
 
 
 class _Lane:

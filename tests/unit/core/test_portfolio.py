@@ -48,7 +48,7 @@ def test_portfolio_pnl_commission_equity_and_drawdown() -> None:
     pf.apply_fill(_fill(Side.SELL, 10, 95.0, ts=4, commission=1.0))
     assert pf.realised_pnl == pytest.approx(-52.0) and pf.qty("AAPL") == 0
     assert pf.equity == pytest.approx(948.0)
-    assert [t for t, _ in pf.equity_curve] == [1, 2, 3, 4]
+    assert pf.last_pnl == pytest.approx(-52.0)
 
 
 def test_portfolio_loss_from_start_counts_as_drawdown() -> None:
@@ -79,11 +79,13 @@ def test_portfolio_single_symbol_mark_equals_general_path() -> None:
     one = Portfolio("m", starting_equity=50.0)
     two = Portfolio("m", starting_equity=50.0)
     two.position("ZZZ")  # a second, flat position sends every mark down the general path
-    for pf in (one, two):
+    paths: list[list[float]] = [[], []]
+    for pf, path in zip((one, two), paths, strict=True):
         pf.apply_fill(_fill(Side.BUY, 7, 100.0, ts=1, commission=0.5))
         for t, px in enumerate([101.1, 99.3, 98.7, 102.2, 100.0]):
             pf.mark("AAPL", px, 2 + t)
-    assert one.equity_curve == two.equity_curve
+            path.append(pf.equity)
+    assert paths[0] == paths[1]
     assert (one.peak_equity, one.max_drawdown, one.last_pnl) == (
         two.peak_equity,
         two.max_drawdown,
@@ -94,7 +96,8 @@ def test_portfolio_single_symbol_mark_equals_general_path() -> None:
 def test_portfolio_bad_mark_refused_and_unchanged() -> None:
     pf = Portfolio("m")
     pf.apply_fill(_fill(Side.BUY, 1, 100.0))
-    before = list(pf.equity_curve)
+    before = (pf.equity, pf.last_pnl, pf.max_drawdown)
     with pytest.raises(ValueError, match="positive"):
         pf.mark("AAPL", 0.0, 5)
-    assert pf.equity_curve == before and pf.position("AAPL").last_price == 100.0
+    assert (pf.equity, pf.last_pnl, pf.max_drawdown) == before
+    assert pf.position("AAPL").last_price == 100.0

@@ -26,6 +26,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
+from algostack.adapters.nats.publisher import store_full_error
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.market import Bar
 from algostack.core.naming import safe_token
@@ -96,6 +97,11 @@ async def publish(bus: NatsBus, subject: str, payload: bytes, msg_id: str) -> bo
             subject, payload, stream=STREAM, headers={MSG_ID: msg_id}
         )
         ack = await asyncio.wait_for(fut, ACK_WAIT_S)
+    except nats.js.errors.APIError as exc:
+        full = store_full_error(exc.err_code, exc.description, f"publishing to {subject}")
+        if full is not None:  # a full store is not cured by sending again
+            raise full from exc
+        raise RetryableError(f"publish to {subject} failed: {type(exc).__name__}: {exc}") from exc
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
         raise RetryableError(f"publish to {subject} failed: {type(exc).__name__}: {exc}") from exc
     return bool(ack.duplicate)

@@ -208,7 +208,9 @@ class ReplaySource:
         self._wall_ns = wall_ns
         self.last_recv_ns = 0
         """Wall time (UTC ns) the batch just yielded was produced."""
-        self._resume_after = -1
+        self._resume_after: int | None = None
+        """Skip bars at or before this time (``resume_after``); ``None``: skip nothing (a
+        negative timestamp is a bar before 1970, not a marker)."""
         self.bar_count = 0
         """Bars that passed the checks (what ``stream()`` will yield)."""
         self.file_symbols: list[str] = []
@@ -336,7 +338,7 @@ class ReplaySource:
         batch: list[Bar] = []
         ts = None
         for _row_no, bar in bars:
-            if bar.ts <= after:
+            if after is not None and bar.ts <= after:
                 continue
             if bar.ts != ts:
                 if batch:
