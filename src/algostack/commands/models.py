@@ -55,7 +55,8 @@ def list_cmd(
     env: EnvOpt = "dev",
     as_json: AsJson = False,
 ) -> None:
-    """Show one row per model with its trading instance Name tag, and every ignored key."""
+    """Show one row per model with its trading instance Name tag, its sizing and key limits
+    (``trading.json``), and every ignored key."""
     from algostack.errors import AlgostackError
     from algostack.services.catalog import list_catalog
 
@@ -81,7 +82,7 @@ def _print_catalog(catalog: Any) -> None:
     console = Console()
     table = Table(title=f"models in {catalog.store_url} (environment {catalog.environment})")
     table.add_column("instance Name tag", overflow="fold")
-    for col in ("type", "symbol", "model id", "#", "folds", "formats"):
+    for col in ("type", "symbol", "model id", "#", "folds", "formats", "sizing", "limits"):
         table.add_column(col)
     table.add_column("problems", style="red")
     for e in catalog.entries:
@@ -94,6 +95,8 @@ def _print_catalog(catalog: Any) -> None:
             str(s.model_number),
             str(len(s.folds)),
             ",".join(e.formats),
+            "" if e.config_error else e.trading.sizing_text,
+            "" if e.config_error else _limits_text(e.trading.limits),
             "; ".join(e.problems),
         )
     console.print(table)
@@ -108,6 +111,14 @@ def _print_catalog(catalog: Any) -> None:
             ign.add_row(key, reason)
         console.print(ign)
     console.print(f"{len(catalog.entries)} model(s), {len(catalog.ignored)} ignored key(s)")
+
+
+def _limits_text(limits: Any) -> str:
+    """The key limits in a few words: position cap, notional cap, daily loss."""
+    return (
+        f"{limits.max_position_shares} sh, ${limits.max_notional:,.0f}, "
+        f"loss ${limits.daily_loss_limit:,.0f}"
+    )
 
 
 @models_app.command("validate")

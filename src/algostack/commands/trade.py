@@ -164,7 +164,7 @@ def trade(
     from rich.table import Table
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError
+    from algostack.errors import AlgostackError, exit_code
     from algostack.logs import redact, setup_logging
 
     err = Console(stderr=True)
@@ -175,9 +175,11 @@ def trade(
         setup_logging(settings.log_level)
         prefixes = parse_prefixes(model, models)
         from algostack.adapters.storage import open_store
+        from algostack.services.catalog import with_trading
 
         store = open_store(bucket)
-        specs = find_specs(store, prefixes)
+        # each model with its trading config, checked before anything connects
+        specs = [with_trading(store, s) for s in find_specs(store, prefixes)]
         import uvloop
 
         summary = uvloop.run(
@@ -202,7 +204,7 @@ def trade(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     table = Table(title="algostack trade")
     for col in ("model", "bars", "decisions", "orders", "fills", "refused", "position"):
         table.add_column(col)

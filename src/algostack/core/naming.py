@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from algostack.errors import DataError
+
+if TYPE_CHECKING:  # stdlib only at run time (the Lambda zip imports this module)
+    from algostack.core.trading_config import TradingConfig
 
 # models/<model_type>/<symbol>/<model_id>-outer_<X>_inner_<Y><rest>; no '/' inside a part.
 # The same pattern (RE2-compatible) is used by Terraform's regex().
 MODEL_KEY_PATTERN = r"^models/([^/]+)/([^/]+)/([^/]+?)-outer_([0-9]+)_inner_([0-9]+)([^/]*)$"
 _MODEL_KEY_RE = re.compile(MODEL_KEY_PATTERN)
 _TRAILING_INT_RE = re.compile(r"([0-9]+)$")
+# <model prefix>/trading.json: a model's trading config (core.trading_config), in a folder
+# under the prefix like the live outputs, so neither grammar nor Terraform ever sees it.
+_TRADING_KEY_RE = re.compile(r"^(models/[^/]+/[^/]+/[^/]+)/trading\.json$")
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 INGEST_NAME_FMT = "alpaca-websocket-ingest-{environment}"
@@ -54,6 +61,11 @@ class ModelSpec:
     model_id: str
     model_number: int
     folds: tuple[ArtifactKey, ...] = field(default=())
+    trading_key: str = field(default="", compare=False)
+    """``<prefix>/trading.json`` when the store holds one ('' otherwise)."""
+    trading: TradingConfig | None = field(default=None, compare=False)
+    """The parsed trading config (``services.catalog.with_trading``); ``None``: not loaded
+    or no file, so the defaults."""
 
     @property
     def prefix(self) -> str:
@@ -97,13 +109,19 @@ def model_number(model_id: str) -> int:
 def group_models(keys: list[str]) -> tuple[list[ModelSpec], dict[str, str]]:
     """Group artifact keys into models.
 
-    Returns the models (sorted by prefix) and every ignored key with the reason.
+    Returns the models (sorted by prefix) and every ignored key with the reason. A
+    ``<prefix>/trading.json`` belongs to the model of that prefix (``ModelSpec.trading_key``).
     """
     folds: dict[str, list[ArtifactKey]] = {}
+    configs: dict[str, str] = {}
     ignored: dict[str, str] = {}
     for key in keys:
         if key.endswith("/"):
             ignored[key] = "folder marker"
+            continue
+        cfg = _TRADING_KEY_RE.match(key)
+        if cfg is not None:
+            configs[cfg.group(1)] = key
             continue
         art = parse_artifact_key(key)
         if art is None:
@@ -123,8 +141,18 @@ def group_models(keys: list[str]) -> tuple[list[ModelSpec], dict[str, str]]:
                 ignored[a.key] = str(exc)
             continue
         models.append(
-            ModelSpec(first.model_type, first.symbol, first.model_id, number, tuple(arts))
+            ModelSpec(
+                first.model_type,
+                first.symbol,
+                first.model_id,
+                number,
+                tuple(arts),
+                trading_key=configs.pop(prefix, ""),
+            )
         )
+    for prefix, key in configs.items():
+        why = ignored.get(next((a.key for a in folds.get(prefix, ())), ""), "")
+        ignored[key] = f"trading config of no model: {why or f'no artifacts under {prefix}'}"
     return models, ignored
 
 

@@ -61,6 +61,44 @@ class RiskLimits:
             raise ConfigError("invalid risk limits: " + "; ".join(problems))
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """The shares a signal asks for at a price, before the caps (``core.trading_config``).
+
+    ``shares`` (fixed) or ``notional`` dollars (``fixed_notional``, or ``allocation`` times
+    ``fraction``); neither: as many as the caps allow (``RiskLimits`` alone, the default).
+    ``field`` and ``source`` (the config's key) name where it came from in errors.
+    """
+
+    shares: int = 0
+    notional: float = 0.0
+    allocation: float = 0.0
+    fraction: float = 0.0
+    field: str = ""
+    source: str = ""
+
+    @property
+    def capped(self) -> bool:
+        """True when the caps alone size positions (no fixed shares or dollars)."""
+        return self.shares <= 0 and self.notional <= 0
+
+    def qty(self, price: float) -> int:
+        """Shares asked for at ``price`` (``price`` positive and finite); 0 when ``capped``."""
+        if self.shares > 0:
+            return self.shares
+        return int(self.notional // price) if self.notional > 0 else 0
+
+    def describe(self) -> str:
+        """A few words: ``7 shares``, ``$5,000``, ``0.25 of $20,000``, ``up to the caps``."""
+        if self.shares > 0:
+            return f"{self.shares} shares"
+        if self.fraction > 0:
+            return f"{self.fraction:g} of ${self.allocation:,.0f}"
+        if self.notional > 0:
+            return f"${self.notional:,.0f}"
+        return "up to the caps"
+
+
 class RiskState(StrEnum):
     """The model's trading state."""
 
@@ -122,9 +160,12 @@ class RiskEngine:
         limits: RiskLimits,
         model: str,
         *,
+        sizing: Sizing | None = None,
         on_event: Callable[[RiskEvent], None] | None = None,
     ) -> None:
+        """``sizing``: the model's sizing (``None``: as many shares as the caps allow)."""
         self.limits = limits
+        self.sizing_rule = sizing if sizing is not None and not sizing.capped else None
         self.model = model
         self.state = _ACTIVE
         self.killed = False
@@ -213,6 +254,9 @@ class RiskEngine:
         if phase != _TRADE or direction == 0:
             return 0, phase == _FLAT
         cap = self.max_abs_qty(price)
+        rule = self.sizing_rule
+        if rule is not None:
+            cap = self._sized(rule, cap, price, position)
         if self.state is _REDUCING:
             if position * direction <= 0:
                 return 0, False
@@ -220,6 +264,17 @@ class RiskEngine:
                 position = -position
             return direction * (cap if cap < position else position), False
         return direction * cap, False
+
+    def _sized(self, rule: Sizing, cap: int, price: float, position: int) -> int:
+        """``cap`` lowered to the model's sizing at ``price``; a sizing that buys no share
+        while the model is flat is a ``ConfigError`` (nothing traded on it)."""
+        want = rule.qty(price)
+        if want == 0 and position == 0:
+            raise ConfigError(
+                f"{rule.source}: field {rule.field!r}: {rule.describe()} buys 0 shares of "
+                f"{self.model} at {price:g}"
+            )
+        return want if want < cap else cap
 
     def target_qty(
         self, direction: int, price: float, now_ns: int, *, position: int | None = None

@@ -116,15 +116,23 @@ def load_store_models(
 ) -> tuple[list[tuple[ModelSpec, ScoringModel]], dict[str, str]]:
     """Load every model of the store at ``root``; return (spec, model) pairs and problems.
 
-    ``only`` keeps the models whose prefix or key is listed. A store without a usable model
-    is a ``ConfigError``.
+    Each spec carries its trading config (``services.catalog.list_catalog``). ``only`` keeps
+    the models whose prefix or key is listed. A store without a usable model, or a model
+    kept whose ``trading.json`` cannot be used, is a ``ConfigError``.
     """
     from algostack.adapters.artifacts.loader import load_models
     from algostack.adapters.storage import LocalDirStore
+    from algostack.core.trading_config import TradingConfigError
     from algostack.services.catalog import list_catalog
 
     store = LocalDirStore(Path(root))
-    catalog = list_catalog(store, environment="dev")
+    catalog = list_catalog(store, environment="dev")  # each spec with its trading config
+    wanted_entries = [
+        e for e in catalog.entries if not only or e.spec.prefix in only or e.spec.key in only
+    ]
+    bad_config = next((e.config_error for e in wanted_entries if e.config_error), "")
+    if bad_config:  # nothing replays on a half-understood model
+        raise TradingConfigError(bad_config)
     specs = [e.spec for e in catalog.entries if e.ok]
     problems = {e.spec.prefix: "; ".join(e.problems) for e in catalog.entries if not e.ok}
     problems.update({key: f"ignored: {why}" for key, why in catalog.ignored.items()})

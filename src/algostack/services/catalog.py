@@ -1,7 +1,9 @@
 """The model catalog: list a store into models (the fleet Terraform creates) and validate them.
 
 Listing uses the one key parser (``core.naming``); every key that is not used is reported
-with its reason. Validation loads every model and scores a zero vector without trading.
+with its reason. Listing also reads each model's trading config (``<prefix>/trading.json``,
+``core.trading_config``): ``with_trading`` is the one loader that ``trade``, ``run`` and
+``replay`` use. Validation loads every model and scores a zero vector without trading.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,6 +20,12 @@ from algostack.adapters.artifacts.model import ArtifactError
 from algostack.adapters.storage import BucketStore
 from algostack.core.market import validate_symbol
 from algostack.core.naming import ModelSpec, group_models
+from algostack.core.trading_config import (
+    DEFAULT_TRADING,
+    TradingConfig,
+    TradingConfigError,
+    parse_trading_config,
+)
 
 MODELS_PREFIX = "models/"
 
@@ -30,6 +38,13 @@ class CatalogEntry:
     instance_name: str
     formats: tuple[str, ...]
     problems: tuple[str, ...] = ()
+    config_error: str = ""
+    """The trading config's error line (also in ``problems``); '' when it is usable."""
+
+    @property
+    def trading(self) -> TradingConfig:
+        """The model's trading config (the defaults without a file or before loading)."""
+        return self.spec.trading or DEFAULT_TRADING
 
     @property
     def ok(self) -> bool:
@@ -71,6 +86,7 @@ class Catalog:
                     "instance_name": e.instance_name,
                     "folds": [a.key for a in e.spec.folds],
                     "formats": list(e.formats),
+                    "trading": e.trading.to_dict(),
                     "problems": list(e.problems),
                 }
                 for e in self.entries
@@ -117,9 +133,30 @@ def build_catalog(keys: list[str], *, environment: str, store_url: str = "") -> 
 
 
 def list_catalog(store: BucketStore, *, environment: str = "dev") -> Catalog:
-    """List ``models/`` in ``store`` (paginated on S3) into a catalog."""
+    """List ``models/`` in ``store`` (paginated on S3) into a catalog, each model with its
+    trading config; a config that cannot be used is the entry's ``config_error``."""
     keys = list(store.list_keys(MODELS_PREFIX))
-    return build_catalog(keys, environment=environment, store_url=store.url)
+    catalog = build_catalog(keys, environment=environment, store_url=store.url)
+    entries = []
+    for e in catalog.entries:
+        try:
+            entries.append(replace(e, spec=with_trading(store, e.spec)))
+        except TradingConfigError as exc:
+            entries.append(replace(e, problems=(*e.problems, str(exc)), config_error=str(exc)))
+    return replace(catalog, entries=tuple(entries))
+
+
+def load_trading_config(store: BucketStore, spec: ModelSpec) -> TradingConfig:
+    """The trading config of ``spec`` (``DEFAULT_TRADING`` when it has no ``trading.json``);
+    ``TradingConfigError`` naming the key and the field when the file cannot be used."""
+    if not spec.trading_key:
+        return DEFAULT_TRADING
+    return parse_trading_config(spec.trading_key, store.get_bytes(spec.trading_key))
+
+
+def with_trading(store: BucketStore, spec: ModelSpec) -> ModelSpec:
+    """``spec`` carrying its trading config (what ``ModelRunner`` sizes and limits by)."""
+    return replace(spec, trading=load_trading_config(store, spec))
 
 
 @dataclass(frozen=True)

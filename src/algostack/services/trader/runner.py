@@ -104,8 +104,16 @@ class ModelRunner:
         self.fsync = fsync
         self._emit = emit
         self._clock = clock
-        self.limits = limits or RiskLimits()
-        self.risk = RiskEngine(self.limits, self.key, on_event=self._on_risk_event)
+        # The model's trading config (services.catalog.with_trading); ``limits`` overrides its
+        # limits (a bench, a test), no config is RiskLimits() sized up to the caps.
+        trading = spec.trading
+        self.limits = limits or (trading.limits if trading is not None else RiskLimits())
+        self.risk = RiskEngine(
+            self.limits,
+            self.key,
+            sizing=trading.sizing if trading is not None else None,
+            on_event=self._on_risk_event,
+        )
         self.portfolio = Portfolio(self.key, starting_equity=starting_equity)
         self._pos = self.portfolio.position(self.symbol)  # the one position this model holds
         self.features = FeatureEngine(model.features)
