@@ -75,7 +75,11 @@ def test_drill_trader_killed_is_restarted_and_trades_equal(
     finally:
         run.close()
     _recovered(out, undisturbed, tmp_path)
-    assert sum(c["restarts"] for c in out.summary["components"] if c["kind"] == "trader") == 1  # type: ignore[index]
+    assert out.summary is not None
+    assert sum(c["restarts"] for c in out.summary["components"] if c["kind"] == "trader") == 1
+    for m in out.summary["models"]:  # each bar's decision counted once across the restart
+        log = next((tmp_path / "journals").glob(f"*/{m['key']}/decisions_*.csv"))
+        assert m["decisions"] == len(log.read_text().splitlines()) - 1, m["key"]
 
 
 def test_drill_ingest_killed_resumes_where_the_stream_stands(

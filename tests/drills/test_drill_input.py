@@ -73,6 +73,21 @@ def test_drill_a_model_key_the_catalog_ignores_is_reported_by_every_command(
         assert key in said and "no trailing number" in said, (argv, said)
 
 
+def test_drill_models_validate_in_a_pipe_is_one_line_per_model(
+    models_home: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(models_home / "models", store / "models")
+    broken = next((store / "models").rglob("*.onnx"))
+    broken.write_bytes(b"not onnx " * 500)  # a long reason: it must not wrap
+    proc = algostack("models", "validate", "--dir", str(store), home=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    failed = [line for line in lines if "FAILED" in line]
+    assert len(failed) == 1 and len(lines) == 4 + 1, proc.stdout  # one per model + the total
+    assert lines[-1] == "3 OK, 1 failed, 0 ignored"
+
+
 def test_drill_a_second_run_on_a_busy_home_is_refused_naming_the_first(
     models_home: Path, tmp_path: Path
 ) -> None:
