@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "trade",
     "gateway",
     "models",
+    "data",
     "sync",
     "dashboard",
     "fleet",

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     """``ALGOSTACK_HOME``: the state directory (runs, journals, embedded NATS data)."""
     log_level: str = "INFO"
     """``ALGOSTACK_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``."""
+    archive: str | None = None
+    """``ALGOSTACK_ARCHIVE``: where the ingest archives market data (``s3://<bucket>`` or a
+    local directory laid out like it; ``--archive``); no archive when unset."""
     alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
     """The ``AlpacaSettings`` (their own variables)."""
     nats: NatsSettings = Field(default_factory=NatsSettings)

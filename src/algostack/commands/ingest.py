@@ -15,6 +15,7 @@ from algostack.commands.options import NatsUrl
 if TYPE_CHECKING:
     from algostack.config import Settings
     from algostack.core.source import MarketSource
+    from algostack.services.archive import ArchiveWriter
 
 
 class SourceName(StrEnum):
@@ -135,6 +136,13 @@ def ingest(
     connect_timeout: Annotated[
         float | None, typer.Option(help="Give up on NATS after this many seconds.")
     ] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            help="Archive bars and statuses as Parquet into s3://<bucket> or a local bucket "
+            "directory (default ALGOSTACK_ARCHIVE; none when unset)."
+        ),
+    ] = None,
 ) -> None:
     """Stream market data into NATS JetStream (stream MARKET, subjects market.>)."""
     import asyncio
@@ -166,6 +174,7 @@ def ingest(
             feed=feed,
         )
         password = settings.nats.password.get_secret_value() if settings.nats.password else None
+        writer = open_archive(archive or settings.archive)
         from algostack.services.ingest import run_ingest
 
         coro = run_ingest(
@@ -177,6 +186,7 @@ def ingest(
             embedded=embedded_nats,
             store_dir=settings.home / "nats" if embedded_nats else None,
             log_every_s=log_every,
+            archive=writer,
         )
         try:
             import uvloop
@@ -195,7 +205,36 @@ def ingest(
         highlight=False,
         soft_wrap=True,
     )
+    if writer is not None:
+        verdict = "complete" if stats.archive_complete else "NOT complete (see the log)"
+        err.print(
+            f"archive: {stats.archived} event(s) in {writer.store.url}, {verdict}",
+            highlight=False,
+            soft_wrap=True,
+        )
     sys.stderr.flush()
+    if writer is not None and not stats.archive_complete:
+        raise typer.Exit(1)
+
+
+def open_archive(url: str | None) -> ArchiveWriter | None:
+    """The archive writer for ``--archive`` (``None`` without one). A local directory is
+    created; an S3 bucket is listed once, so a missing bucket or a denied key is a
+    ``ConfigError`` before anything connects."""
+    if not url:
+        return None
+    from algostack.adapters.storage import open_store
+    from algostack.errors import ConfigError
+    from algostack.services.archive import ROOT, ArchiveWriter
+
+    store = open_store(url)
+    if not url.startswith("s3://"):
+        try:
+            Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--archive {url}: cannot create the directory: {exc}") from None
+    next(iter(store.list_keys(f"{ROOT}/_probe")), None)  # lists (almost) nothing
+    return ArchiveWriter(store)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,8 @@
 ``IngestService`` moves each batch of a ``MarketSource`` (Alpaca, synthetic, replay) into
 ``MARKET`` through a ``MarketBus`` (``NatsBus`` in production), stamped with the time its
 frame was received; it logs progress, and after ``stop()`` waits for every ack so nothing
-received is left unflushed (docs/ingest.md).
+received is left unflushed (docs/ingest.md). With an ``ArchiveWriter`` it also archives the
+session's bars and statuses to the bucket as it publishes them (docs/data.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
 from algostack.core.market_bus import MarketBus
 from algostack.core.source import MarketSource
 from algostack.errors import RetryableError
+from algostack.services.archive import ArchiveWriter
 
 log = logging.getLogger("algostack.ingest")
 
@@ -47,6 +49,11 @@ class IngestStats:
     """Source reconnects plus NATS reconnects."""
     batches: int = 0
     elapsed_s: float = 0.0
+    archived: int = 0
+    """Bars and statuses written to the archive (0 without one)."""
+    archive_complete: bool | None = None
+    """Whether the archive wrote everything and marked its days complete (``None``: no
+    archive, or not finished yet)."""
     last_bar_ts: dict[str, int] = field(default_factory=dict)
     """Per symbol, the start (UTC ns) of the newest bar published."""
 
@@ -68,8 +75,10 @@ class IngestService:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         wall_ns: Callable[[], int] = time.time_ns,
+        archive: ArchiveWriter | None = None,
     ) -> None:
         self.source = source
+        self.archive = archive
         self.stop_grace_s = stop_grace_s
         self.bus = bus
         self.log_every_s = log_every_s
@@ -86,6 +95,8 @@ class IngestService:
         s.published, s.duplicates, s.failed = b.published, b.duplicates, b.failed
         s.malformed = src.malformed
         s.reconnects = src.reconnects + b.reconnects
+        if self.archive is not None:
+            s.archived = self.archive.stats.archived
         return s
 
     def snapshot(self) -> dict[str, Any]:
@@ -104,6 +115,7 @@ class IngestService:
         next_log = self._clock() + self.log_every_s
         source = self.source
         wall_ns = self._wall_ns
+        archive = self.archive
         async for batch in source.stream():
             # Read at once: the source sets it just before yielding this batch.
             recv_ns: int = getattr(source, "last_recv_ns", 0) or wall_ns()
@@ -112,6 +124,8 @@ class IngestService:
             stats.received += len(batch)
             stats.batches += 1
             await publish(batch, recv_ns=recv_ns)
+            if archive is not None:
+                archive.add(batch, recv_ns)
             for ev in batch:
                 if type(ev) is Bar and ev.ts > last_bar.get(ev.symbol, 0):
                     last_bar[ev.symbol] = ev.ts
@@ -137,6 +151,9 @@ class IngestService:
         finally:
             self.stats.elapsed_s = round(self._clock() - started, 3)
         await self.bus.flush_acks()
+        if self.archive is not None:
+            # Every event is on the bus: finish the archive's days (parts + complete manifest).
+            self.stats.archive_complete = await self.archive.close(complete=True)
         self._refresh()
         log.info("ingest finished", extra={"fields": self.snapshot()})
         return self.stats
@@ -191,12 +208,14 @@ async def run_ingest(
     duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
     handle_signals: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    archive: ArchiveWriter | None = None,
 ) -> IngestStats:
     """Connect (or start an embedded nats-server), ensure MARKET, ingest, flush, close.
 
     SIGTERM and SIGINT stop the service gracefully: the source ends, every outstanding ack
     is awaited, the connection drains, and the function returns normally. ``on_ready`` gets
-    the (credential-free) NATS URL once the stream is ready.
+    the (credential-free) NATS URL once the stream is ready. ``archive`` archives the bars
+    and statuses; a run that fails writes the archive's buffer but leaves its days incomplete.
     """
     from algostack.adapters.nats.server import EmbeddedNats
 
@@ -232,7 +251,7 @@ async def run_ingest(
                 # last minute (de-duplicated), which may have been cut short mid-batch.
                 source.resume_after(last - NS_PER_MIN)
                 log.info("resuming after the stream's last event", extra={"fields": {"ts": last}})
-            service = IngestService(source, bus, log_every_s=log_every_s)
+            service = IngestService(source, bus, log_every_s=log_every_s, archive=archive)
             # Imports, settings and connections are long-lived: move them out of the GC's
             # generations so no collection rescans them mid-stream (see docs/ingest.md).
             gc.collect()
@@ -254,5 +273,7 @@ async def run_ingest(
             await source.aclose()
             await bus.close()
     finally:
+        if archive is not None:
+            await archive.close(complete=False)  # no-op after a finished run
         if server is not None:
             await asyncio.to_thread(server.stop)

@@ -1,0 +1,206 @@
+"""Reading the market-data archive (layout: ``algostack.services.archive``, docs/data.md).
+
+``scan`` says what days, kinds and symbols the bucket holds and whether each day is complete
+(its manifest marked complete and listing every part present); ``read_bars`` reads one day's
+bars of some symbols in time order, checking what a reader must be able to trust: no part
+out of order, no bar twice (across parts), no bar outside its day's partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from algostack.adapters.storage import BucketStore
+from algostack.core.market import Bar, ts_to_datetime
+from algostack.core.sessions import new_york_date_of_ns, new_york_day_bounds_ns
+from algostack.errors import DataError
+from algostack.services.archive import (
+    KINDS,
+    ROOT,
+    DayManifest,
+    day_prefix,
+    decode_part,
+    manifest_key,
+    parse_key,
+)
+
+
+@dataclass
+class SymbolListing:
+    """One symbol of a listed day: events (rows) and the keys of its parts."""
+
+    rows: int = 0
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DayListing:
+    """One kind's day as the bucket holds it."""
+
+    kind: str
+    day: date
+    complete: bool
+    problem: str
+    """Why the day is not complete ('' when it is)."""
+    symbols: dict[str, SymbolListing] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Events of every symbol."""
+        return sum(s.rows for s in self.symbols.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``algostack data list --json`` prints)."""
+        return {
+            "date": self.day.isoformat(),
+            "kind": self.kind,
+            "complete": self.complete,
+            "problem": self.problem,
+            "rows": self.rows,
+            "symbols": {
+                s: {"rows": v.rows, "parts": len(v.parts)} for s, v in sorted(self.symbols.items())
+            },
+        }
+
+
+def _part_rows(store: BucketStore, key: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(pa.BufferReader(store.get_bytes(key))).num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{store.url}/{key}: cannot read Parquet: {exc}") from exc
+
+
+def scan(
+    store: BucketStore, *, day: date | None = None, kind: str | None = None
+) -> list[DayListing]:
+    """Every archived (kind, day), sorted by day then kind; only ``day``/``kind`` when given.
+
+    Rows come from the manifest; a part the manifest does not list (written after it, by an
+    ingest that did not finish) is read for its row count and makes the day incomplete.
+    """
+    if kind is not None and day is not None:
+        prefixes = [day_prefix(kind, day)]
+    elif kind is not None:
+        prefixes = [f"{ROOT}/{kind}/"]
+    else:
+        prefixes = [f"{ROOT}/{k}/" + (f"date={day.isoformat()}/" if day else "") for k in KINDS]
+    found: dict[tuple[str, date], list[tuple[str, Any]]] = {}
+    for prefix in prefixes:
+        for key in store.list_keys(prefix):
+            ak = parse_key(key)
+            if ak is not None:
+                found.setdefault((ak.kind, ak.day), []).append((key, ak))
+    out = []
+    for (k, d), entries in sorted(found.items(), key=lambda kv: (kv[0][1], KINDS.index(kv[0][0]))):
+        out.append(_listing(store, k, d, entries))
+    return out
+
+
+def _listing(
+    store: BucketStore, kind: str, day: date, entries: list[tuple[str, Any]]
+) -> DayListing:
+    mkey = manifest_key(kind, day)
+    parts = sorted(((ak.symbol, ak.seq), key) for key, ak in entries if ak.is_part)
+    has_manifest = any(not ak.is_part for _, ak in entries)
+    manifest = (
+        DayManifest.from_json(store.get_bytes(mkey), f"{store.url}/{mkey}")
+        if has_manifest
+        else None
+    )
+    listed = {(s, p): d for s, d in manifest.symbols.items() for p in d.parts} if manifest else {}
+    listing = DayListing(kind, day, False, "")
+    unlisted = 0
+    for (symbol, seq), key in parts:
+        sl = listing.symbols.setdefault(symbol, SymbolListing())
+        sl.parts.append(key)
+        if (symbol, seq) not in listed:
+            unlisted += 1
+            sl.rows += _part_rows(store, key)
+    if manifest is not None:
+        for symbol, sd in manifest.symbols.items():
+            listing.symbols.setdefault(symbol, SymbolListing()).rows += sd.rows
+    present = {sp for sp, _ in parts}
+    missing = [f"{s}/part-{p:05d}" for s, p in sorted(listed) if (s, p) not in present]
+    if manifest is None:
+        listing.problem = "no completion marker (no manifest): the ingest did not finish it"
+    elif missing:
+        listing.problem = f"manifest lists {len(missing)} part(s) that are missing: {missing[0]}"
+    elif not manifest.complete:
+        listing.problem = "not marked complete: the ingest that wrote it did not finish"
+    elif unlisted:
+        listing.problem = f"{unlisted} part(s) written after the completion marker"
+    listing.complete = not listing.problem
+    return listing
+
+
+def _iso(ts: int) -> str:
+    return ts_to_datetime(ts).isoformat().replace("+00:00", "Z")
+
+
+def read_bars(
+    store: BucketStore,
+    day: date,
+    *,
+    symbols: Sequence[str] | None = None,
+    partial: bool = False,
+) -> list[Bar]:
+    """One day's bars of ``symbols`` (default: all archived), sorted by time then symbol.
+
+    ``DataError`` (one line naming the key) for a missing day or symbol, a day that is not
+    complete (unless ``partial``), a part out of order, a bar twice or outside its day.
+    """
+    kind = "bars"
+    listings = scan(store, day=day, kind=kind)
+    if not listings:
+        days = sorted({lst.day.isoformat() for lst in scan(store, kind=kind)})
+        known = f"archived days: {', '.join(days[-5:])}" if days else "the archive is empty"
+        raise DataError(f"{store.url}/{day_prefix(kind, day)}: no archived {kind} ({known})")
+    listing = listings[0]
+    if not listing.complete and not partial:
+        raise DataError(
+            f"{store.url}/{day_prefix(kind, day)}: {day} is incomplete ({listing.problem}); "
+            "--partial reads what is there"
+        )
+    wanted = list(symbols) if symbols else sorted(listing.symbols)
+    absent = [s for s in wanted if s not in listing.symbols]
+    if absent:
+        raise DataError(
+            f"{store.url}/{day_prefix(kind, day)}: no {kind} of {', '.join(absent)} "
+            f"(archived: {', '.join(sorted(listing.symbols))})"
+        )
+    lo, hi = new_york_day_bounds_ns(day)
+    out: list[Bar] = []
+    for symbol in wanted:
+        where_of: dict[int, str] = {}
+        for key in listing.symbols[symbol].parts:
+            where = f"{store.url}/{key}"
+            prev = None
+            for i, (ev, _recv) in enumerate(decode_part(kind, symbol, store.get_bytes(key), where)):
+                ts = ev.ts
+                if not lo <= ts < hi:
+                    raise DataError(
+                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} belongs to "
+                        f"date={new_york_date_of_ns(ts)}, not date={day} (across a day boundary)"
+                    )
+                if prev is not None and ts <= prev:
+                    raise DataError(
+                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} is out of order "
+                        f"(after {_iso(prev)})"
+                    )
+                if ts in where_of:
+                    raise DataError(
+                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} is duplicated "
+                        f"(also in {where_of[ts]})"
+                    )
+                where_of[ts] = key
+                prev = ts
+                out.append(ev)  # type: ignore[arg-type]  # a part of bars decodes to Bars
+    order = {s: i for i, s in enumerate(wanted)}
+    out.sort(key=lambda b: (b.ts, order[b.symbol]))
+    return out
