@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.algostack-installed
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck bench clean venv tools lambdas
+.PHONY: run test lint typecheck bench clean venv tools lambdas drills
 
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -56,6 +56,10 @@ lambdas: $(STAMP)
 
 test: $(STAMP) tools lint typecheck lambdas
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Faults and bad input against real runs (also part of `make test`): tests/drills.
+drills: $(STAMP)
+	$(BIN)/python -m pytest -m drills tests/drills
 
 bench: $(STAMP)
 	@for f in bench/[a-z]*.py; do echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
