@@ -315,6 +315,11 @@ class ArchiveWriter:
             items, self._buf = self._buf, []
             self._pool.submit(self._write, items, False)
 
+    async def drain(self) -> None:
+        """Wait until the writer thread has written everything handed to it so far."""
+        if not self._closed:
+            await asyncio.wrap_future(self._pool.submit(lambda: None))
+
     async def close(self, *, complete: bool = True) -> bool:
         """Write what is buffered and, with ``complete``, mark every day written complete.
         Returns True when everything was written (and marked). A second call does nothing."""

@@ -199,6 +199,7 @@ def render_ingest(
             notify=True,
             after=[nats_unit],
             requires=[nats_unit],
+            environment=[f"ALGOSTACK_ARCHIVE=s3://{cfg.bucket}"],  # docs/data.md
         ),
         gateway_unit: _service(
             f"algostack execution gateway ({gateway.broker}"
