@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from algostack.testing.proctree import alive, cmdline, descendants
 
 from algostack.core.naming import group_models
 from algostack.services.dashboard.launch import wait_healthy
+from algostack.testing.proctree import alive, cmdline, descendants
 
 pytestmark = pytest.mark.browser
 

@@ -441,7 +441,9 @@ async def test_embedded_nats_restart_after_sigkill_keeps_port_store_and_clients(
         port, pid = server.port, server.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        while server.running:  # poll() reaps it
+        for _ in range(500):  # poll() reaps it
+            if not server.running:
+                break
             await asyncio.sleep(0.02)
         assert not server.running and server.returncode == -signal.SIGKILL
         server.restart()
