@@ -207,6 +207,8 @@ def ingest(
     )
     if writer is not None:
         verdict = "complete" if stats.archive_complete else "NOT complete (see the log)"
+        if not stats.archive_complete and writer.stats.last_error:
+            verdict += f"; last error: {writer.stats.last_error}"
         err.print(
             f"archive: {stats.archived} event(s) in {writer.store.url}, {verdict}",
             highlight=False,

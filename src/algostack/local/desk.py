@@ -223,6 +223,7 @@ class LocalDesk:
             args += ["--day", cfg.day_text, "--seed", str(cfg.seed)]
         if cfg.source is SourceKind.REPLAY:
             args += ["--replay-file", str(cfg.replay_file)]
+        args += ["--archive", str(cfg.paths.bucket)]  # market/ beside the models' live/
         # A restarted ingest re-sends from the start; the duplicate window drops the re-sends.
         return ChildSpec(
             "ingest", "ingest", algostack_argv(*args), env, cfg.paths.logs / "ingest.log"

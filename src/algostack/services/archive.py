@@ -255,6 +255,8 @@ class ArchiveStats:
     """Events dropped because their kind, symbol and time were archived already (a re-send)."""
     failed_writes: int = 0
     """Writes that failed (their events are tried again at the next flush)."""
+    last_error: str = ""
+    """The last failed write, one line naming the key or file and the error."""
     complete: bool = False
     """True once ``close()`` wrote every event and marked every day complete."""
 
@@ -421,8 +423,9 @@ class ArchiveWriter:
             self.stats.complete = ok
             if not ok:
                 log.error(
-                    "archive not complete: %d event(s) not written",
+                    "archive not complete: %d event(s) not written (last error: %s)",
                     len(self._unwritten),
+                    self.stats.last_error or "none",
                     extra={"fields": {"store": self.store.url}},
                 )
         return ok
@@ -454,6 +457,9 @@ class ArchiveWriter:
 
     def _failed(self, where: str, exc: Exception) -> None:
         self.stats.failed_writes += 1
+        self.stats.last_error = (
+            str(exc) if str(exc).startswith("cannot write") else f"{where}: {exc}"
+        )
         log.error(
             "archive write failed (tried again at the next flush): %s: %s",
             where,
