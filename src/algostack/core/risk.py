@@ -4,8 +4,10 @@ States: ``ACTIVE`` trades normally; ``REDUCING`` (the day's loss reached ``reduc
 of the limit) only lets exposure shrink; ``HALTED`` (loss limit, kill switch) allows nothing
 but flattening. Trading-status halts block a symbol until it resumes. From
 ``flatten_before_close_min`` minutes before the session's close (early closes included)
-only flattening is allowed, and outside the regular session nothing is. Every state change
-is recorded as a ``RiskEvent`` with its reason.
+only flattening is allowed, and outside the regular session nothing is. A model that holds
+positions overnight (``flatten_before_close=False``) is never forced flat and may also trade
+at the close itself (a decision at 16:00, a daily model's, fills at the next open). Every
+state change is recorded as a ``RiskEvent`` with its reason.
 """
 
 from __future__ import annotations
@@ -161,10 +163,14 @@ class RiskEngine:
         model: str,
         *,
         sizing: Sizing | None = None,
+        flatten_before_close: bool = True,
         on_event: Callable[[RiskEvent], None] | None = None,
     ) -> None:
-        """``sizing``: the model's sizing (``None``: as many shares as the caps allow)."""
+        """``sizing``: the model's sizing (``None``: as many shares as the caps allow).
+        ``flatten_before_close``: flat from ``limits.flatten_before_close_min`` before the
+        close; ``False`` holds positions overnight and lets the model trade at the close."""
         self.limits = limits
+        self.flatten_before_close = flatten_before_close
         self.sizing_rule = sizing if sizing is not None and not sizing.capped else None
         self.model = model
         self.state = _ACTIVE
@@ -205,18 +211,22 @@ class RiskEngine:
         s = sessions.session(d)
         if s is None:
             self._open_ns = self._close_ns = self._flatten_ns = lo
-        else:
+        elif self.flatten_before_close:
             flat = s.close - timedelta(minutes=self.limits.flatten_before_close_min)
             self._open_ns = datetime_to_ts(s.open)
             self._close_ns = datetime_to_ts(s.close)
             self._flatten_ns = datetime_to_ts(flat)
+        else:  # the close itself is in: a decision at the close fills at the next open
+            self._open_ns = datetime_to_ts(s.open)
+            self._close_ns = self._flatten_ns = datetime_to_ts(s.close) + 1
         self._day_lo = lo
         self._day_hi = datetime_to_ts(
             datetime.combine(d + timedelta(days=1), time(0), sessions.NEW_YORK)
         )
 
     def in_session(self, now_ns: int) -> bool:
-        """True inside the regular session (holidays and early closes included)."""
+        """True inside the regular session (holidays and early closes included; the close
+        itself too when the model holds positions overnight)."""
         return self._phase(now_ns) != _OUT
 
     def must_flatten(self, now_ns: int) -> bool:

@@ -14,6 +14,12 @@ the number of bars.
 
 A decision's latency here is the pipeline's own time per bar (the bar is handed over ->
 decision made): the live figure adds the NATS hop.
+
+Minute bars go to ``ModelRunner.on_bar`` as the trader's do: a model of another timeframe
+builds its bars from them. A file of daily bars (a symbol whose first bar is labelled at
+midnight New York of a session, as Alpaca labels its ``1Day`` bars) is replayed through
+``ModelRunner.on_built_bar``, each bar ending at its session's close, for ``1Day`` models
+only (docs/models.md, "Timeframes").
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from algostack.adapters.broker import SimBroker
-from algostack.core.market import Bar
+from algostack.core import sessions
+from algostack.core.market import Bar, datetime_to_ts, ts_to_datetime
 from algostack.core.naming import ModelSpec
 from algostack.core.orders import Fill
 from algostack.core.risk import RiskLimits
+from algostack.core.timeframes import NS_PER_HOUR
 from algostack.errors import ConfigError, DataError
 from algostack.local.summary import (
     CURVE_POINTS,
@@ -150,6 +158,56 @@ def load_store_models(
     return [(m.spec, m) for m in loaded], problems
 
 
+def daily_session_close(ts: int) -> int | None:
+    """The close (UTC ns) of the session whose daily bar ``ts`` labels, or ``None`` when
+    ``ts`` is not midnight New York of a session date (Alpaca's ``1Day`` label; never a
+    minute bar's time: extended hours run 04:00-20:00)."""
+    if ts % NS_PER_HOUR:  # midnight New York is a whole UTC hour: most bars stop here
+        return None
+    day = sessions.new_york_date_of_ns(ts)
+    if sessions.new_york_day_bounds_ns(day)[0] != ts:
+        return None
+    s = sessions.session(day)
+    return datetime_to_ts(s.close) if s is not None else None
+
+
+class _DailyFeed:
+    """A daily symbol in the replay: each bar checked to be daily and given its close."""
+
+    __slots__ = ("symbol",)
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+
+    def end(self, bar: Bar) -> int:
+        """The close of ``bar``'s session; ``DataError`` for a bar that is not daily."""
+        end = daily_session_close(bar.ts)
+        if end is None:
+            when = ts_to_datetime(bar.ts).astimezone(sessions.NEW_YORK).isoformat()
+            raise DataError(
+                f"{bar.symbol} bar at {when} is not a daily bar (midnight New York of an NYSE "
+                f"session) in a file whose first {bar.symbol} bar is: daily and minute bars "
+                "mixed"
+            )
+        return end
+
+
+def _daily_feed(bar: Bar, runners: Sequence[ModelRunner]) -> _DailyFeed | None:
+    """Judge a symbol by its first bar: a ``_DailyFeed`` when it is a daily bar (every model
+    of the symbol must then be a ``1Day`` model: ``DataError`` otherwise), else ``None``."""
+    if daily_session_close(bar.ts) is None:
+        return None
+    day = sessions.new_york_date_of_ns(bar.ts).isoformat()
+    for runner in runners:
+        if not runner.timeframe.daily:
+            raise DataError(
+                f"{bar.symbol} bars are daily (the first is labelled {day} at midnight New "
+                f"York): model {runner.spec.prefix} trades {runner.timeframe} bars, built from "
+                "minute bars: replay it on minute bars"
+            )
+    return _DailyFeed(bar.symbol)
+
+
 async def replay_bars(
     bars: Iterable[Bar],
     models: Sequence[tuple[ModelSpec, ScoringModel]],
@@ -170,6 +228,9 @@ async def replay_bars(
     and each symbol's prices are downsampled to ``curve_points`` points for the report.
     ``journal_root`` writes each model's journals under ``journal_root/<model key>`` (as a
     live trader would); ``None`` keeps them in memory, which is what a backtest wants.
+    A symbol whose first bar is a daily bar (``daily_session_close``) is replayed as daily
+    bars: a model of it that is not ``1Day``, or a later bar of it that is not daily, is a
+    ``DataError``.
     """
     runners: dict[str, ModelRunner] = {}
     brokers: dict[str, SimBroker] = {}
@@ -200,10 +261,17 @@ async def replay_bars(
             on_bar, fills, book = lane.runner.on_bar, lane.fills, lane.book
             series = prices[symbol] = Downsampled(curve_points)
             seen = 0
+            judged = False
+            daily: _DailyFeed | None = None
             for bar in bars:
                 count += 1
                 if bar.symbol == symbol:
-                    await on_bar(bar, clock())
+                    if not judged:
+                        daily, judged = _daily_feed(bar, (lane.runner,)), True
+                    if daily is None:
+                        await on_bar(bar, clock())
+                    else:
+                        await lane.runner.on_built_bar(bar, daily.end(bar), clock())
                     events += 1
                     if len(fills) > seen:
                         book.add_fills(fills[seen:])
@@ -217,13 +285,24 @@ async def replay_bars(
                     other.add((bar.ts, bar.open, bar.close))
             lane.seen = seen
         else:
+            feeds: dict[str, _DailyFeed | None] = {}
             for bar in bars:
                 count += 1
                 sym = bar.symbol
-                for lane in by_symbol.get(sym, empty):
-                    await lane.runner.on_bar(bar, clock())
-                    events += 1
-                    lane.take(bar)
+                here = by_symbol.get(sym, empty)
+                if here:
+                    if sym in feeds:
+                        feed = feeds[sym]
+                    else:
+                        feed = feeds[sym] = _daily_feed(bar, [lane.runner for lane in here])
+                    end = feed.end(bar) if feed is not None else 0
+                    for lane in here:
+                        if feed is None:
+                            await lane.runner.on_bar(bar, clock())
+                        else:
+                            await lane.runner.on_built_bar(bar, end, clock())
+                        events += 1
+                        lane.take(bar)
                 points = prices.get(sym)
                 if points is None:
                     points = prices[sym] = Downsampled(curve_points)

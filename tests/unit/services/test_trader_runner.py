@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from algostack.adapters.artifacts.loader import parse_fold
-from algostack.adapters.artifacts.model import EnsembleModel
+from algostack.adapters.artifacts.model import ArtifactError, EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
 from algostack.adapters.broker import SimBroker
 from algostack.core.market import NS_PER_MIN, Bar, TradingStatus, datetime_to_ts
@@ -29,7 +29,6 @@ from algostack.services.trader.state import (
     read_journal_fills,
     save_state,
 )
-from algostack.services.trader.types import timeframe_ns
 
 DAY = "2024-03-05"
 OPEN_NS = datetime_to_ts(datetime(2024, 3, 5, 14, 30, tzinfo=UTC))  # 09:30 New York
@@ -149,10 +148,19 @@ async def test_runner_wrong_symbol_or_misaligned_bar_refused(tmp_path: Path) -> 
     assert runner.stats.wrong_bars == 2 and runner.stats.decisions == 0
 
 
-def test_runner_non_minute_timeframe_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="5Min"):
-        timeframe_ns("5Min")
-    assert timeframe_ns("1Min") == NS_PER_MIN
+def test_runner_timeframe_it_cannot_build_is_a_config_error() -> None:
+    spec, model = make_model()
+    model.timeframe = "1Week"
+    with pytest.raises(ConfigError, match="timeframe '1Week'.*accepted: '<n>Min'"):
+        ModelRunner(spec, model, SimBroker())
+
+
+def test_artifact_timeframe_the_trader_cannot_build_is_refused_at_load() -> None:
+    data = dump_native(kind="linear", features=["ret_1"], coef=[1.0], intercept=0.0,
+                       thresholds={"long_entry": 0.0, "long_exit": 0.0})  # fmt: skip
+    bad = data.replace(b'"1Min"', b'"2Day"')
+    with pytest.raises(ArtifactError, match=f"^{KEY}: timeframe '2Day'.*only '1Day'"):
+        parse_fold(KEY, bad)
 
 
 class RejectingBroker(SimBroker):

@@ -8,7 +8,6 @@ them: linear folds collapse into one dot product, logistic folds into one matrix
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,9 +16,8 @@ import numpy as np
 from algostack.core.features import UnknownFeatureError, parse_feature
 from algostack.core.naming import ModelSpec
 from algostack.core.signals import Thresholds
-from algostack.errors import DataError
-
-_TIMEFRAME_RE = re.compile(r"^[1-9][0-9]*(Min|Hour|Day|Week|Month)$")
+from algostack.core.timeframes import ACCEPTED, parse_timeframe
+from algostack.errors import ConfigError, DataError
 
 
 class ArtifactError(DataError):
@@ -79,10 +77,12 @@ def check_metadata(key: str, features: object, timeframe: object) -> tuple[tuple
             raise ArtifactError(f"{key}: {exc}") from None
     if len(set(features)) != len(features):
         raise ArtifactError(f"{key}: duplicate feature names {list(features)}")
-    if not isinstance(timeframe, str) or not _TIMEFRAME_RE.match(timeframe):
-        raise ArtifactError(
-            f"{key}: timeframe {timeframe!r} is not a bar timeframe like '1Min', '5Min', '1Hour'"
-        )
+    if not isinstance(timeframe, str):
+        raise ArtifactError(f"{key}: timeframe {timeframe!r} is not text; accepted: {ACCEPTED}")
+    try:
+        parse_timeframe(timeframe)  # what the trader builds, refused at load (models validate)
+    except ConfigError as exc:
+        raise ArtifactError(f"{key}: {exc}") from None
     return tuple(features), timeframe
 
 

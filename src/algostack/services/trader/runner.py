@@ -6,10 +6,17 @@
 (``service.py``) feeds it from a durable consumer, a replay loop feeds it from a list, both
 get the same decisions.
 
+A ``1Min`` model decides on each minute bar as it comes. Every other timeframe
+(``core.timeframes``) is built from the minute bars by a ``BarBuilder``: the broker sees every
+session minute bar (an order fills at the open of the first minute bar after its decision),
+and the model decides on each bar the builder completes, at that bar's ``end``
+(docs/models.md, "Timeframes"). ``on_built_bar`` takes a bar already at the model's
+timeframe (a replay of a daily file).
+
 Bad input never reaches the broker: a bar of another symbol or kind, with NaN/inf or
-impossible prices, misaligned with the model's timeframe, duplicate or out of order is
-refused, counted in ``stats`` and logged once with the reason. A bar at or before
-``last_decided_ts`` (NATS redelivering after a restart) only updates the features.
+impossible prices, not on a whole minute, duplicate or out of order is refused, counted in
+``stats`` and logged once with the reason. A bar at or before ``last_decided_ts`` (NATS
+redelivering after a restart) only updates the features.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -31,15 +38,16 @@ from algostack.adapters.broker import Broker
 from algostack.core import sessions
 from algostack.core.events import Decision, PnlUpdate, RiskUpdate
 from algostack.core.features import BadBarError, FeatureEngine
-from algostack.core.market import Bar, TradingStatus
+from algostack.core.market import NS_PER_MIN, Bar, TradingStatus
 from algostack.core.naming import ModelSpec
 from algostack.core.orders import Fill, OrderAck, OrderIntent, OrderStatus, Portfolio, Side
 from algostack.core.risk import RiskEngine, RiskEvent, RiskLimits
 from algostack.core.signals import target_direction
+from algostack.core.timeframes import BarBuilder, BuiltBar, parse_timeframe
 from algostack.errors import RetryableError
 from algostack.services.journal import TradeJournal
 from algostack.services.trader.state import DecisionLog, PendingOrder, RunnerState
-from algostack.services.trader.types import RunnerStats, ScoringModel, timeframe_ns
+from algostack.services.trader.types import RunnerStats, ScoringModel
 
 log = logging.getLogger("algostack.trader")
 
@@ -77,7 +85,8 @@ class ModelRunner:
     """One model's decisions, orders, fills and journals (no NATS; see module docstring).
 
     ``journal_dir=None`` keeps everything in memory (fast replays). ``fsync=False`` writes the
-    journals without fsync. ``clock`` gives the wall time in UTC ns for latency figures.
+    journals without fsync. ``clock`` gives the wall time in UTC ns for latency figures. A
+    timeframe the trader cannot build is a ``ConfigError`` (one line).
     """
 
     def __init__(
@@ -98,7 +107,15 @@ class ModelRunner:
         self.symbol = spec.symbol
         self.model = model
         self.broker = broker
-        self.bar_ns = timeframe_ns(model.timeframe)
+        self.timeframe = parse_timeframe(model.timeframe)
+        self.bar_ns = NS_PER_MIN  # bars are minute bars, or built on whole minutes
+        self._builder: BarBuilder | None = (
+            None
+            if self.timeframe.width_ns == NS_PER_MIN
+            else BarBuilder(self.timeframe, spec.symbol)
+        )
+        """Builds the model's bars from minute bars (``None`` for ``1Min``: each minute bar
+        is decided as it comes, today's path and cost)."""
         self.thresholds = model.thresholds
         self.journal_dir = Path(journal_dir) if journal_dir is not None else None
         self.fsync = fsync
@@ -108,10 +125,19 @@ class ModelRunner:
         # limits (a bench, a test), no config is RiskLimits() sized up to the caps.
         trading = spec.trading
         self.limits = limits or (trading.limits if trading is not None else RiskLimits())
+        daily = self.timeframe.daily
+        flatten = trading.flatten_before_close if trading is not None else None
+        self.flatten_before_close = (not daily) if flatten is None else flatten
+        """Flat before each close (the default of minute and hour models), or positions held
+        overnight (the default of daily ones)."""
+        # A session holds one daily bar: a daily model's features always run across sessions.
+        self.continuous = daily or (trading is not None and trading.features == "continuous")
+        """Features (and the signal's direction) run across sessions instead of restarting."""
         self.risk = RiskEngine(
             self.limits,
             self.key,
             sizing=trading.sizing if trading is not None else None,
+            flatten_before_close=self.flatten_before_close,
             on_event=self._on_risk_event,
         )
         self.portfolio = Portfolio(self.key, starting_equity=starting_equity)
@@ -183,8 +209,9 @@ class ModelRunner:
             # the loss limit watches the day's PnL: measure it from the last mark of the day
             # before (a restart's portfolio holds only its own day's fills: baseline 0)
             self._pnl_day_start = self.portfolio.last_pnl
-            self.features = FeatureEngine(self.model.features)
-            self.direction = 0
+            if not self.continuous:
+                self.features = FeatureEngine(self.model.features)
+                self.direction = 0
         self.day = day
         self._day_lo, self._day_hi = sessions.new_york_day_bounds_ns(day)
         if self.journal_dir is not None:
@@ -215,7 +242,7 @@ class ModelRunner:
         belong to bars NATS will redeliver: when the broker reports them again they move the
         position but are not journaled twice.
         """
-        cut = state.last_decided_ts if state is not None else None
+        cut = self._fills_covered(state.last_decided_ts) if state is not None else None
         done: dict[str, int] = {}
         for f in journal_fills:
             if f.model != self.key:
@@ -243,6 +270,26 @@ class ModelRunner:
         if state.day:
             self._decisions_committed = state.decisions_offset
             self._roll_day(date.fromisoformat(state.day))
+
+    def _fills_covered(self, last_decided_ts: int) -> int:
+        """The last fill time a commit made after deciding ``last_decided_ts`` covers.
+
+        A minute model's orders fill on later minute bars: its last decided bar. A built
+        bar's orders fill from its end on, and the minutes between two decisions fill them:
+        a commit covers every fill before the end of the bar after its last decided one (an
+        order of that bar, decided after the commit, fills at its end or later).
+        """
+        if self._builder is None or not last_decided_ts:
+            return last_decided_ts
+        tf = self.timeframe
+        day = sessions.new_york_date_of_ns(last_decided_ts)
+        today = sessions.session(day)
+        if today is not None:
+            for label, _start, end in tf.bins(today):
+                if label > last_decided_ts:
+                    return end - 1
+        after = sessions.next_session(day + timedelta(days=1))
+        return tf.bins(after)[0][2] - 1
 
     async def restore_broker(self, seq: int) -> None:
         """Start the broker with what ``restore`` rebuilt: the open orders, the position, and
@@ -293,24 +340,29 @@ class ModelRunner:
 
     # -- bars ----------------------------------------------------------------------------------
 
-    def _take(self, bar: Bar) -> np.ndarray | _Refused | None:
-        """Check ``bar`` and feed it to the features: the feature vector (``None`` while they
-        warm up), or ``_REFUSED`` (counted in ``stats``, logged with the reason).
+    def _wrong(self, bar: object) -> _Refused:
+        """Refuse a bar of another symbol or kind (counted, logged)."""
+        self.stats.wrong_bars += 1
+        log.warning(
+            "bar refused: %s %s is not a minute bar of %s",
+            type(bar).__name__,
+            getattr(bar, "symbol", "?"),
+            self.symbol,
+            extra={"fields": {"model": self.key}},
+        )
+        return _REFUSED
 
-        The runner's own rules (a minute bar of the model's symbol, aligned to its timeframe,
-        not of a day before the current one) are checked here, the bar's values and its order
-        by ``FeatureEngine.update``; nothing else sees a bar before this accepted it.
+    def _take(self, bar: Bar) -> np.ndarray | _Refused | None:
+        """Check ``bar`` (a minute bar, or a bar of the model's timeframe) and feed it to the
+        features: the feature vector (``None`` while they warm up), or ``_REFUSED`` (counted
+        in ``stats``, logged with the reason).
+
+        The runner's own rules (a bar of the model's symbol, on a whole minute, not of a day
+        before the current one) are checked here, the bar's values and its order by
+        ``FeatureEngine.update``; nothing else sees a bar before this accepted it.
         """
         if type(bar) is not Bar or bar.symbol != self.symbol:
-            self.stats.wrong_bars += 1
-            log.warning(
-                "bar refused: %s %s is not a minute bar of %s",
-                type(bar).__name__,
-                getattr(bar, "symbol", "?"),
-                self.symbol,
-                extra={"fields": {"model": self.key}},
-            )
-            return _REFUSED
+            return self._wrong(bar)
         ts = bar.ts
         if ts % self.bar_ns:
             self.stats.wrong_bars += 1
@@ -351,19 +403,65 @@ class ModelRunner:
         self.last_bar_ts = ts
         return x
 
+    def _push(self, builder: BarBuilder, bar: Bar) -> tuple[tuple[BuiltBar, ...], bool]:
+        """Feed a minute bar of the symbol to the builder: the bars it completed, and True
+        when the bar went into a bin (a session minute bar, in order, on a whole minute).
+        The bars the builder ignores are counted (and logged, but for the ones outside the
+        session, which every pre-market minute is)."""
+        outside, stale = builder.outside, builder.stale
+        built = builder.push(bar)
+        if builder.outside != outside:
+            self.stats.outside_bars += 1
+            return built, False
+        if builder.stale != stale:
+            self.stats.skipped_bars += 1
+            log.warning(
+                "bar refused: %s @ %d is a duplicate, out of order or late for its %s bar",
+                bar.symbol,
+                bar.ts,
+                self.timeframe,
+                extra={"fields": {"model": self.key}},
+            )
+            return built, False
+        if bar.ts % NS_PER_MIN:
+            self.stats.wrong_bars += 1
+            log.warning(
+                "bar refused: %s @ %d is not on a whole minute",
+                bar.symbol,
+                bar.ts,
+                extra={"fields": {"model": self.key}},
+            )
+            return built, False
+        return built, True
+
     def warm(self, bar: Bar) -> None:
-        """Feed a historical bar to the features only (no fills, no decision, no order)."""
-        if self._take(bar) is not _REFUSED:
-            self.stats.warmup_bars += 1
+        """Feed a historical minute bar to the features only (no fills, no decision, no
+        order). A model whose bars are built builds them, so a restart that re-feeds the
+        session's minute bars rebuilds the bar it was in the middle of."""
+        builder = self._builder
+        if builder is None:
+            if self._take(bar) is not _REFUSED:
+                self.stats.warmup_bars += 1
+            return
+        if type(bar) is not Bar or bar.symbol != self.symbol:
+            self._wrong(bar)
+            return
+        for built in self._push(builder, bar)[0]:
+            if self._take(built.bar) is not _REFUSED:
+                self.stats.warmup_bars += 1
 
     async def on_bar(self, bar: Bar, recv_ns: int = 0) -> bool:
-        """Process one bar; True when it was decided (False: refused or redelivered).
+        """Process one minute bar; True when a bar was decided (False: refused, redelivered,
+        or a minute inside a bar of the model's timeframe still being built).
 
         ``recv_ns`` is when the ingest received the frame (UTC ns, 0 when unknown): the
         decision's latency is measured from it. A bar is decided while the features warm up
         too (NaN score, no order). With ``emit`` set, each decision is emitted as a
         ``Decision``; without it none is built (the replay's hot path).
         """
+        builder = self._builder
+        if builder is not None:
+            return await self._on_minute(builder, bar, recv_ns)
         x = self._take(bar)  # before anything else sees the bar
         if x is _REFUSED:
             return False
@@ -372,8 +470,77 @@ class ModelRunner:
             self.stats.redelivered += 1  # decided before a restart: features rebuilt, no more
             return False
         booked = await self._collect(bar) if self.pending else []
+        await self._decide(bar, x, ts + NS_PER_MIN, booked, recv_ns)
+        return True
+
+    async def _on_minute(self, builder: BarBuilder, bar: Bar, recv_ns: int) -> bool:
+        """``on_bar`` of a model whose bars are built: the minute bar goes to the builder and,
+        a session minute bar, to the broker (the next bar that fills earlier orders); each
+        bar it completed is decided at its end."""
+        if type(bar) is not Bar or bar.symbol != self.symbol:
+            self._wrong(bar)
+            return False
+        built, taken = self._push(builder, bar)
+        decided = False
+        late = 1 if built and built[0].end <= bar.ts else 0
+        if late:
+            # completed by this later bar (its last minutes never came): decided first, so
+            # its order fills at this bar's open, the next bar after its end
+            decided = await self._decide_built(built[0], recv_ns)
+        if taken:
+            ts = bar.ts
+            if not self._day_lo <= ts < self._day_hi:
+                day = sessions.new_york_date_of_ns(ts)
+                if self.day is None or day > self.day:
+                    self._roll_day(day)  # before the fills at the session's first minute
+            if self.pending:
+                booked = await self._collect(bar)
+                if booked:
+                    self._journal_fills(booked)
+        for done in built[late:]:
+            decided = await self._decide_built(done, recv_ns) or decided
+        return decided
+
+    async def _decide_built(self, built: BuiltBar, recv_ns: int) -> bool:
+        """Decide a bar the builder completed, at its end (its minutes went to the broker)."""
+        bar = built.bar
+        x = self._take(bar)
+        if x is _REFUSED:
+            return False
+        if bar.ts <= self.last_decided_ts:
+            self.stats.redelivered += 1  # decided before a restart: features rebuilt, no more
+            return False
+        await self._decide(bar, x, built.end, [], recv_ns)
+        return True
+
+    async def on_built_bar(self, bar: Bar, end: int, recv_ns: int = 0) -> bool:
+        """Process one bar already at the model's timeframe (a bar of a daily file), whose
+        bin ends at ``end`` (UTC ns: a daily bar's session close); True when decided.
+
+        The broker sees the bar itself (orders decided on the bar before fill at its open),
+        then the model decides on it at ``end``, as on a bar it built.
+        """
+        x = self._take(bar)
+        if x is _REFUSED:
+            return False
+        if bar.ts <= self.last_decided_ts:
+            self.stats.redelivered += 1
+            return False
+        booked = await self._collect(bar) if self.pending else []
+        await self._decide(bar, x, end, booked, recv_ns)
+        return True
+
+    async def _decide(
+        self, bar: Bar, x: np.ndarray | None, now: int, booked: list[_Booked], recv_ns: int
+    ) -> None:
+        """Decide on ``bar`` (its features ``x``) at ``now``, its end: mark, score, size, order.
+
+        The order's ``bar_ts`` is the start of the bar's last minute (``now`` - 1 minute; a
+        minute bar's own start), so a broker filling "at the next bar after ``bar_ts``"
+        fills at the first minute bar from ``now`` on, never at a minute inside the bar.
+        """
+        ts = bar.ts
         c = bar.close
-        now = ts + self.bar_ns  # decisions happen at the bar's end
         portfolio, risk = self.portfolio, self.risk
         portfolio.mark(self.symbol, c, now)
         risk.on_mark(portfolio.last_pnl - self._pnl_day_start, now)
@@ -407,7 +574,7 @@ class ModelRunner:
                 symbol=self.symbol,
                 side=Side.for_delta(delta),
                 qty=abs(delta),
-                bar_ts=ts,
+                bar_ts=now - NS_PER_MIN,
                 decided_ns=decided_ns,
                 score=score if finite else 0.0,
                 reason="flatten" if target == 0 and flatten else "signal",
@@ -456,7 +623,6 @@ class ModelRunner:
         # Fills are journaled after the decision so their fsync does not delay it.
         if booked:
             self._journal_fills(booked)
-        return True
 
     async def _submit(
         self, intent: OrderIntent, exposure: int, bar: Bar, now: int, latency_us: float

@@ -1,18 +1,16 @@
-"""What ``ModelRunner`` needs of a model, what it counts, and the bar lengths it trades."""
+"""What ``ModelRunner`` needs of a model and what it counts.
+
+The bar lengths a model trades are ``core.timeframes.parse_timeframe``'s (the runner builds
+them from minute bars with ``BarBuilder``)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from algostack.core.market import NS_PER_MIN
 from algostack.core.signals import Thresholds
-from algostack.errors import ConfigError
-
-_TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)Min$")
 
 
 class ScoringModel(Protocol):
@@ -21,26 +19,11 @@ class ScoringModel(Protocol):
     features: tuple[str, ...]
     thresholds: Thresholds
     timeframe: str
+    """``<n>Min``, ``<n>Hour`` or ``1Day`` (``core.timeframes.parse_timeframe``)."""
 
     def score(self, x: np.ndarray) -> float:
         """Score one feature vector."""
         ...
-
-
-def timeframe_ns(timeframe: str) -> int:
-    """Bar length of a minute timeframe (``1Min`` -> 60 s); ``ConfigError`` otherwise."""
-    m = _TIMEFRAME_RE.match(timeframe)
-    if m is None:
-        raise ConfigError(
-            f"timeframe {timeframe!r}: the trader reads minute bars from market.bars.*, so only "
-            "'<n>Min' models can trade; retrain the model on 1Min bars"
-        )
-    n = int(m.group(1))
-    if n != 1:
-        raise ConfigError(
-            f"timeframe {timeframe!r}: only 1Min models are supported (no bar aggregation yet)"
-        )
-    return n * NS_PER_MIN
 
 
 @dataclass
@@ -63,6 +46,9 @@ class RunnerStats:
     skipped_bars: int = 0
     """Duplicate or out-of-order bars."""
     wrong_bars: int = 0
-    """Bars of another symbol, or not aligned with the timeframe."""
+    """Bars of another symbol or kind, or not on a whole minute."""
+    outside_bars: int = 0
+    """Minute bars outside the regular session, ignored by a model whose bars are built
+    (every timeframe but ``1Min``, which decides on each minute bar as it comes)."""
     redelivered: int = 0
     """Bars at or before the last decided one (NATS redelivery after a restart)."""
