@@ -151,7 +151,7 @@ async def test_runner_wrong_symbol_or_misaligned_bar_refused(tmp_path: Path) -> 
 def test_runner_timeframe_it_cannot_build_is_a_config_error() -> None:
     spec, model = make_model()
     model.timeframe = "1Week"
-    with pytest.raises(ConfigError, match="timeframe '1Week'.*accepted: '<n>Min'"):
+    with pytest.raises(ConfigError, match=r"timeframe '1Week'.*accepted: '<n>Min'"):
         ModelRunner(spec, model, SimBroker())
 
 
