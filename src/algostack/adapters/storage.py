@@ -73,7 +73,7 @@ class LocalDirStore:
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Yield every file's key under ``prefix``, sorted (S3 order)."""
         if not self.root.is_dir():
-            raise ConfigError(f"model store {self.root} does not exist or is not a directory")
+            raise ConfigError(f"bucket directory {self.root} does not exist or is not a directory")
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from algostack.commands.options import AsJson
+from algostack.commands.options import AsJson, BucketOpt, DirOpt, open_bucket
 
 if TYPE_CHECKING:
     from algostack.services.archive_reader import DayListing
@@ -18,13 +18,6 @@ data_app = typer.Typer(
     help="List the archived market data (days, kinds, symbols) and pull a day as a bars file.",
     no_args_is_help=True,
 )
-
-BucketOpt = Annotated[
-    str | None, typer.Option("--bucket", help="S3 bucket holding market/, e.g. s3://my-bucket")
-]
-DirOpt = Annotated[
-    str | None, typer.Option("--dir", help="A local directory laid out like the bucket")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -60,13 +53,12 @@ def list_cmd(
     as_json: AsJson = False,
 ) -> None:
     """One row per archived day and kind: complete or not (and why), symbols, rows, parts."""
-    from algostack.commands.models import _open
     from algostack.errors import AlgostackError, DataError
     from algostack.services.archive import ROOT
     from algostack.services.archive_reader import scan
 
     try:
-        store = _open(bucket, directory)
+        store = open_bucket(bucket, directory)
         wanted = _day(day)
         listings = scan(store, day=wanted)
         if wanted is not None and not listings:
@@ -135,13 +127,12 @@ def pull_cmd(
 
     from algostack.adapters.offline.bars_file import write_bars
     from algostack.commands.ingest import parse_symbols
-    from algostack.commands.models import _open
     from algostack.core.atomic_file import write_error
     from algostack.errors import AlgostackError, ConfigError
     from algostack.services.archive_reader import read_bars
 
     try:
-        store = _open(bucket, directory)
+        store = open_bucket(bucket, directory)
         when = _day(day)
         assert when is not None
         path = out or Path(f"bars_{when.isoformat()}.parquet")

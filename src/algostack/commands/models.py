@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from algostack.commands.options import AsJson, TrustPickle
+from algostack.commands.options import AsJson, BucketOpt, DirOpt, TrustPickle, open_bucket
 
 models_app = typer.Typer(
     name="models",
@@ -14,12 +14,6 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-BucketOpt = Annotated[
-    str | None, typer.Option("--bucket", help="S3 bucket holding models/, e.g. s3://my-bucket")
-]
-DirOpt = Annotated[
-    str | None, typer.Option("--dir", help="A local directory laid out like the bucket")
-]
 EnvOpt = Annotated[
     str, typer.Option("--env", help="Environment whose instance names to show (dev|qa|prod)")
 ]
@@ -37,17 +31,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open(bucket: str | None, directory: str | None) -> Any:
-    from algostack.adapters.storage import open_store
-    from algostack.errors import ConfigError
-
-    if (bucket is None) == (directory is None):
-        raise ConfigError("give exactly one of --bucket s3://<bucket> or --dir <directory>")
-    if bucket is not None and not bucket.startswith("s3://"):
-        raise ConfigError(f"--bucket {bucket!r}: expected s3://<bucket>")
-    return open_store(bucket if bucket is not None else str(directory))
-
-
 @models_app.command("list")
 def list_cmd(
     bucket: BucketOpt = None,
@@ -61,7 +44,7 @@ def list_cmd(
     from algostack.services.catalog import list_catalog
 
     try:
-        store = _open(bucket, directory)
+        store = open_bucket(bucket, directory)
         catalog = list_catalog(store, environment=env)
     except AlgostackError as exc:
         raise _fail(str(exc)) from None
@@ -134,7 +117,7 @@ def validate_cmd(
     from algostack.services.catalog import list_catalog, validate_catalog
 
     try:
-        store = _open(bucket, directory)
+        store = open_bucket(bucket, directory)
         catalog = list_catalog(store, environment=env)
         results = validate_catalog(store, catalog, trust_pickle=trust_pickle)
     except AlgostackError as exc:

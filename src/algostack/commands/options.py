@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from algostack.adapters.storage import BucketStore
 
 NatsUrl = Annotated[
     str | None, typer.Option("--nats-url", help="NATS URL (default ALGOSTACK_NATS_URL).")
@@ -30,3 +33,21 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tabl
 Report = Annotated[
     bool, typer.Option("--report/--no-report", help="Write report.html with charts.")
 ]
+BucketOpt = Annotated[
+    str | None, typer.Option("--bucket", help="The S3 bucket, e.g. s3://my-bucket")
+]
+DirOpt = Annotated[
+    str | None, typer.Option("--dir", help="A local directory laid out like the bucket")
+]
+
+
+def open_bucket(bucket: str | None, directory: str | None) -> BucketStore:
+    """The store of ``--bucket s3://...`` or ``--dir DIR`` (exactly one; ``ConfigError``)."""
+    from algostack.adapters.storage import open_store
+    from algostack.errors import ConfigError
+
+    if (bucket is None) == (directory is None):
+        raise ConfigError("give exactly one of --bucket s3://<bucket> or --dir <directory>")
+    if bucket is not None and not bucket.startswith("s3://"):
+        raise ConfigError(f"--bucket {bucket!r}: expected s3://<bucket>")
+    return open_store(bucket if bucket is not None else str(directory))

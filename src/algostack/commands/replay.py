@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
 from algostack.commands.options import AsJson, Home, Report, SlippageBps
 
+if TYPE_CHECKING:
+    from algostack.core.market import Bar
+
 
 def replay(
-    bars: Annotated[Path, typer.Option("--bars", help="Bars file (.csv or .parquet).")],
     models: Annotated[
         Path, typer.Option("--models", help="Model store (a directory holding models/).")
     ],
+    bars: Annotated[
+        Path | None, typer.Option("--bars", help="Bars file (.csv or .parquet).")
+    ] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="The market-data archive (s3://<bucket> or a bucket directory) to replay "
+            "--day (to --to) from, instead of --bars.",
+        ),
+    ] = None,
+    day: Annotated[
+        str | None, typer.Option("--day", help="With --archive: the first session YYYY-MM-DD.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="With --archive: the last session (default --day).")
+    ] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="With --archive: replay unfinished days as they are.")
+    ] = False,
     only: Annotated[
         str | None, typer.Option("--only", help="Comma-separated model prefixes or keys.")
     ] = None,
@@ -41,7 +64,6 @@ def replay(
     from algostack.local import session as ls
     from algostack.local.replay import (
         load_store_models,
-        open_bars,
         replay_bars,
         resolve_store_root,
     )
@@ -59,12 +81,12 @@ def replay(
         root = resolve_store_root(models)
         wanted = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
         loaded, problems = load_store_models(root, only=wanted)
-        source = open_bars(bars)  # checked in one pass; replay_bars reads it again as it goes
         traded = {spec.symbol for spec, _ in loaded}
-        if not traded & set(source.file_symbols):
-            held = ", ".join(sorted(source.file_symbols)[:10])
+        source = _source(bars, archive, day, to, partial, sorted(traded))
+        if not traded & set(source.symbols):
+            held = ", ".join(sorted(source.symbols)[:10]) or "none of them"
             raise DataError(
-                f"{bars}: none of its symbols ({held}) is traded by the models "
+                f"{source.where}: none of its symbols ({held}) is traded by the models "
                 f"({', '.join(sorted(traded))}): nothing to replay"
             )
         if slippage_bps < 0 or commission < 0:
@@ -84,8 +106,8 @@ def replay(
         raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
     notes += [f"model skipped: {p}: {m}" for p, m in problems.items()]
-    if source.stats.malformed:
-        notes.append(f"{source.stats.malformed} bad row(s) skipped, first: {source.problems[0]}")
+    if source.skipped:
+        notes.append(source.skipped)
     notes.append(
         f"replay loop (file read included): {outcome.bars:,} bars in {outcome.loop_s:.3f} s "
         f"({outcome.bars_per_s:,.0f} bars/s)"
@@ -93,8 +115,8 @@ def replay(
     summary = RunSummary(
         mode="replay",
         run_id=paths.run_id,
-        day=ls.new_york_date_of_ts(source.first_ts or 0).isoformat(),
-        source=str(bars),
+        day=ls.new_york_date_of_ts(source.first_ts).isoformat(),
+        source=source.where,
         wall_s=round(time.monotonic() - started, 3),
         bars=outcome.bars,
         models=outcome.models,
@@ -114,6 +136,55 @@ def replay(
     summary.wall_s = round(time.monotonic() - started, 3)
     _write_summary(paths.summary_json, summary)
     finish(summary, as_json=as_json, exit_code=0)
+
+
+class _Input(NamedTuple):
+    """What the replay reads, whichever it comes from."""
+
+    where: str
+    symbols: list[str]
+    first_ts: int
+    bars: Callable[[], Iterable[Bar]]
+    skipped: str
+    """The note on bad rows skipped ("" when none)."""
+
+
+def _source(
+    bars: Path | None,
+    archive: str | None,
+    day: str | None,
+    to: str | None,
+    partial: bool,
+    symbols: list[str],
+) -> _Input:
+    """The bars to replay: a file (``--bars``) or archived sessions (``--archive --day``)."""
+    from algostack.errors import ConfigError
+
+    if (bars is None) == (archive is None):
+        raise ConfigError("give exactly one of --bars FILE or --archive s3://<bucket>|DIR --day D")
+    if bars is not None:
+        from algostack.local.replay import open_bars
+
+        if day or to or partial:
+            raise ConfigError("--day, --to and --partial go with --archive, not --bars")
+        src = open_bars(bars)  # checked in one pass; replay_bars reads it again as it goes
+        skipped = src.stats.malformed
+        note = f"{skipped} bad row(s) skipped, first: {src.problems[0]}" if skipped else ""
+        return _Input(str(bars), list(src.file_symbols), src.first_ts or 0, src.bars, note)
+    from algostack.adapters.storage import open_store
+    from algostack.local.session import parse_day
+    from algostack.services.archive_reader import ArchiveRange
+
+    first = parse_day(day)
+    if first is None:
+        raise ConfigError("--archive needs --day YYYY-MM-DD (and --to for a range)")
+    try:
+        last = parse_day(to) or first
+    except ConfigError:
+        raise ConfigError(f"--to must be YYYY-MM-DD, got {to!r}") from None
+    assert archive is not None
+    rng = ArchiveRange(open_store(archive), first, last, symbols, partial).check()
+    return _Input(rng.url, rng.file_symbols, rng.first_ts(), rng.bars, "")
 
 
 def register(app: typer.Typer) -> None:

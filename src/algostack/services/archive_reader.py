@@ -8,7 +8,7 @@ out of order, no bar twice (across parts), no bar outside its day's partition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -204,3 +204,76 @@ def read_bars(
     order = {s: i for i, s in enumerate(wanted)}
     out.sort(key=lambda b: (b.ts, order[b.symbol]))
     return out
+
+
+@dataclass
+class ArchiveRange:
+    """The archived minute bars of the sessions ``first`` .. ``last`` (inclusive), read a day
+    at a time as they are consumed (a replay of a year holds one day of bars, not the year).
+
+    ``symbols`` are the ones wanted (the models' symbols); each day yields those of them that
+    were archived that day. Every session day in the range must be archived (and complete,
+    unless ``partial``): the first that is not is a ``DataError`` naming its key, raised
+    before anything is replayed (``check``) or, for a day that breaks while it is read, then.
+    """
+
+    store: BucketStore
+    first: date
+    last: date
+    symbols: Sequence[str]
+    partial: bool = False
+    days: list[tuple[date, list[str]]] = field(default_factory=list)
+    """The session days of the range with the wanted symbols archived that day (``check``)."""
+    file_symbols: list[str] = field(default_factory=list)
+    """The wanted symbols archived on at least one day of the range."""
+
+    @property
+    def url(self) -> str:
+        """Where the bars come from, for a summary: ``<store>/market/bars <first>..<last>``."""
+        span = self.first.isoformat()
+        if self.last != self.first:
+            span += f"..{self.last.isoformat()}"
+        return f"{self.store.url}/{ROOT}/bars {span}"
+
+    def check(self) -> ArchiveRange:
+        """Find the range's sessions and make sure each is archived (and complete)."""
+        from datetime import timedelta
+
+        from algostack.core.sessions import next_session
+
+        if self.last < self.first:
+            raise DataError(f"--to {self.last} is before --day {self.first}")
+        day = next_session(self.first).day  # on or after
+        days = []
+        while day <= self.last:
+            days.append(day)
+            day = next_session(day + timedelta(days=1)).day
+        if not days:
+            raise DataError(f"no NYSE session from {self.first} to {self.last}")
+        found: set[str] = set()
+        held = []
+        for d in days:
+            listing = scan(self.store, day=d, kind="bars")
+            if not listing:
+                raise DataError(f"{self.store.url}/{day_prefix('bars', d)}: no archived bars")
+            if not listing[0].complete and not self.partial:
+                raise DataError(
+                    f"{self.store.url}/{day_prefix('bars', d)}: {d} is incomplete "
+                    f"({listing[0].problem}); --partial reads what is there"
+                )
+            symbols = [s for s in self.symbols if s in listing[0].symbols]
+            found.update(symbols)
+            held.append((d, symbols))
+        self.days = held
+        self.file_symbols = sorted(found)
+        return self
+
+    def first_ts(self) -> int:
+        """The start of the range's first session day (UTC ns)."""
+        return new_york_day_bounds_ns(self.days[0][0] if self.days else self.first)[0]
+
+    def bars(self) -> Iterator[Bar]:
+        """The bars in time order, one day read at a time."""
+        for d, symbols in self.days:
+            if symbols:
+                yield from read_bars(self.store, d, symbols=symbols, partial=self.partial)
