@@ -6,6 +6,7 @@ merged into the record. Anything that looks like an Alpaca key or a password is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -48,9 +49,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that says once, on one line, that its file cannot be written (a full
+    disk) and drops its records from then on, instead of a traceback per record."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+        elif not self.failed:
+            self.failed = True
+            name = getattr(self.stream, "name", "the log")
+            with contextlib.suppress(OSError):  # stderr may be that very file
+                sys.stderr.write(f"log not written from here on: {name}: {exc}\n")
+
+
 def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send every algostack log record to ``stream`` (stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("algostack")
     root.handlers[:] = [handler]

@@ -205,12 +205,17 @@ def ingest(
         highlight=False,
         soft_wrap=True,
     )
-    if writer is not None:
-        verdict = "complete" if stats.archive_complete else "NOT complete (see the log)"
-        if not stats.archive_complete and writer.stats.last_error:
-            verdict += f"; last error: {writer.stats.last_error}"
+    if writer is not None and stats.archive_complete:
         err.print(
-            f"archive: {stats.archived} event(s) in {writer.store.url}, {verdict}",
+            f"archive: {stats.archived} event(s) in {writer.store.url}, complete",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif writer is not None:  # the verdict the ingest exits 1 for: one line, the cause in it
+        why = writer.stats.last_error or "see the log"
+        err.print(
+            f"[red]error:[/red] archive in {writer.store.url} not complete "
+            f"({writer.stats.archived} event(s) written): {why}",
             highlight=False,
             soft_wrap=True,
         )

@@ -125,12 +125,12 @@ def count_errors(path: Path | None) -> int:
 
 
 def last_error(path: Path) -> str:
-    """The message of the last error line of a child's log (a JSON record's ``msg`` with its
-    ``error``, ``reason`` or exception; a command's ``error: ...`` line; a traceback's last
-    line), on one line; "" when there is none."""
+    """Why a child failed, on one line, from its log: the command's own last ``error: ...``
+    line (the error it exited for) or else the last error record (a JSON record's ``msg``
+    with its ``error``, ``reason`` or exception; a traceback's last line); "" when none."""
     import orjson
 
-    found = ""
+    found = verdict = ""
     try:
         with path.open("rb") as fh:
             for raw in fh:
@@ -147,13 +147,13 @@ def last_error(path: Path) -> str:
                         or (exc_lines[-1] if exc_lines else "")
                     )
                     found = str(rec.get("msg", "")) + (f": {extra}" if extra else "")
-                elif line[:6].lower() == b"error:":  # a command's own one-line error
-                    found = line[6:].strip().decode(errors="replace")
+                elif line[:6].lower() == b"error:":  # the command's own verdict: the cause
+                    verdict = line[6:].strip().decode(errors="replace")
                 elif raw[:1].isalpha() and not line.startswith(b"Traceback") and b"Error" in line:
                     found = line.decode(errors="replace")  # a traceback's last line
     except OSError:
         return ""
-    return " ".join(found.split())[:300]
+    return " ".join((verdict or found).split())[:600]
 
 
 class Supervisor:

@@ -457,12 +457,11 @@ class ArchiveWriter:
 
     def _failed(self, where: str, exc: Exception) -> None:
         self.stats.failed_writes += 1
-        self.stats.last_error = (
-            str(exc) if str(exc).startswith("cannot write") else f"{where}: {exc}"
-        )
+        text = str(exc)
+        # a write error names its file already (``cannot write <path>: <error>``)
+        self.stats.last_error = text if text.startswith("cannot write") else f"{where}: {text}"
         log.error(
-            "archive write failed (tried again at the next flush): %s: %s",
-            where,
-            exc,
+            "archive write failed (tried again at the next flush): %s",
+            self.stats.last_error,
             extra={"fields": {"store": self.store.url}},
         )

@@ -148,7 +148,8 @@ def test_last_error_is_one_line_from_the_last_error_record_or_traceback(tmp_path
     ingest.write_text(
         '{"level":"ERROR","msg":"JetStream refused a message","reason":"503 insufficient"}\n'
         "error: JetStream store full (insufficient resources) publishing to market.bars.A\n"
-    )
+        '{"level":"ERROR","msg":"archive write failed","error":"cannot write part-1"}\n'
+    )  # the command's verdict wins over what it logged while shutting down
     assert last_error(ingest) == (
         "JetStream store full (insufficient resources) publishing to market.bars.A"
     )
