@@ -400,7 +400,8 @@ class ModelRunner:
             )
             return _REFUSED
         self.stats.bars += 1
-        self.last_bar_ts = ts
+        if ts > self.last_bar_ts:  # a built bar's label is before the minutes already seen
+            self.last_bar_ts = ts
         return x
 
     def _push(self, builder: BarBuilder, bar: Bar) -> tuple[tuple[BuiltBar, ...], bool]:
@@ -481,6 +482,8 @@ class ModelRunner:
             self._wrong(bar)
             return False
         built, taken = self._push(builder, bar)
+        if bar.ts > self.last_bar_ts:
+            self.last_bar_ts = bar.ts  # progress reported in heartbeats: every minute seen
         decided = False
         late = 1 if built and built[0].end <= bar.ts else 0
         if late:
