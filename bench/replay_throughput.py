@@ -214,6 +214,55 @@ def replay_child(bars_file: Path, store: Path, home: Path) -> ReplayRun:
     )
 
 
+DAILY_YEARS = 10
+
+
+def daily_bars(years: int, seed: int) -> Iterator[Bar]:
+    """``years`` of daily random-walk bars of ``RSS_SYMBOLS`` from 2010, one per NYSE session,
+    labelled at midnight New York as Alpaca labels ``1Day`` bars."""
+    from algostack.core.sessions import new_york_day_bounds_ns
+
+    rng = np.random.default_rng(seed)
+    last = [100.0 + 40.0 * i for i in range(len(RSS_SYMBOLS))]
+    day, end = date(2010, 1, 4), date(2010 + years, 1, 1)
+    while True:
+        s = next_session(day)
+        if s.day >= end:
+            return
+        ts = new_york_day_bounds_ns(s.day)[0]
+        for j, sym in enumerate(RSS_SYMBOLS):
+            o = last[j]
+            c = round(o * math.exp(rng.normal(0.0, 0.015)), 2)
+            hi, lo = round(max(o, c) * 1.005, 2), round(min(o, c) * 0.995, 2)
+            last[j] = c
+            yield Bar(symbol=sym, ts=ts, open=o, high=hi, low=lo, close=c, volume=1e6)
+        day = s.day.fromordinal(s.day.toordinal() + 1)
+
+
+def write_daily_store(root: Path) -> None:
+    """Ten daily models (1Day): an SMA and an EMA cross on each of ``RSS_SYMBOLS``."""
+    n = 0
+    for sym in RSS_SYMBOLS:
+        for feature in RSS_FEATURES:
+            n += 1
+            data = dump_native(kind="linear", features=[feature], coef=[1.0], intercept=0.0,
+                               thresholds={"long_entry": 0.0, "long_exit": 0.0},
+                               timeframe="1Day")  # fmt: skip
+            path = root / "models" / "daily" / sym / f"model_{n}-outer_0_inner_0.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+def measure_daily(seed: int) -> ReplayRun:
+    """``algostack replay`` of ten years of daily bars through ten daily models."""
+    with tempfile.TemporaryDirectory(prefix="bench-replay-daily-") as tmp:
+        root = Path(tmp)
+        write_daily_store(root)
+        bars_file = root / "daily.csv"
+        write_bars(bars_file, daily_bars(DAILY_YEARS, seed))
+        return replay_child(bars_file, root, root / "home")
+
+
 def measure_memory(seed: int) -> tuple[ReplayRun, ReplayRun]:
     """Peak RSS and timing of ``algostack replay`` over a month and a year of minute bars."""
     with tempfile.TemporaryDirectory(prefix="bench-replay-rss-") as tmp:
@@ -444,6 +493,7 @@ def main() -> None:
         via_cli = cli_trades(bars_file, root)
     month, year = measure_memory(args.seed)
     rss_ratio = year.peak_rss_mb / month.peak_rss_mb
+    daily = measure_daily(args.seed)
 
     undisturbed = [(o, t, lp) for o, t, lp in pairs if o.undisturbed and t.undisturbed]
     used = undisturbed if len(undisturbed) >= 3 else pairs
@@ -494,6 +544,12 @@ def main() -> None:
             f"{year.bars / year.wall_s:,.0f} bars/s, {year.trades:,} trades",
         ),
         ("peak RSS year / month (target <= 1.3)", f"{rss_ratio:.2f}x"),
+        (
+            f"algostack replay, {DAILY_YEARS} years of daily bars (5 symbols, 10 1Day models)",
+            f"{daily.bars:,} bars, peak RSS {daily.peak_rss_mb:.0f} MB, {daily.wall_s:.1f} s "
+            f"({daily.bars / daily.wall_s:,.0f} bars/s, process start-up included), "
+            f"{daily.trades:,} trades",
+        ),
     ]
     if not same_trades and first_diff is not None:
         rows.append(
@@ -528,6 +584,8 @@ def main() -> None:
                 "minute_1y_peak_rss_mb": round(year.peak_rss_mb, 1),
                 "minute_1y_bars_per_s": round(year.bars / year.wall_s, 1),
                 "rss_year_over_month": round(rss_ratio, 3),
+                "daily_10y_bars_per_s": round(daily.bars / daily.wall_s, 1),
+                "daily_10y_peak_rss_mb": round(daily.peak_rss_mb, 1),
             }
         )
     )
