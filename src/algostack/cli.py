@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "run",
     "replay",
+    "drift",
     "ingest",
     "trade",
     "gateway",
