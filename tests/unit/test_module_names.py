@@ -9,6 +9,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "algostack"
 
 PARALLEL = {
+    "drift.py": {"commands/drift.py", "local/drift.py"},
     "config.py": {"config.py", "control/config.py", "services/node/config.py"},
     "service.py": {"services/gateway/service.py", "services/trader/service.py"},
     "state.py": {"services/gateway/state.py", "services/trader/state.py"},
