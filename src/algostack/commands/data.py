@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -34,17 +33,6 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(exit_code(exc))
 
 
-def _day(text: str | None) -> date | None:
-    from algostack.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--day must be YYYY-MM-DD, got {text!r}") from None
-
-
 @data_app.command("list")
 def list_cmd(
     bucket: BucketOpt = None,
@@ -54,12 +42,13 @@ def list_cmd(
 ) -> None:
     """One row per archived day and kind: complete or not (and why), symbols, rows, parts."""
     from algostack.errors import AlgostackError, DataError
+    from algostack.local.session import parse_day
     from algostack.services.archive import ROOT
     from algostack.services.archive_reader import scan
 
     try:
         store = open_bucket(bucket, directory)
-        wanted = _day(day)
+        wanted = parse_day(day)
         listings = scan(store, day=wanted)
         if wanted is not None and not listings:
             raise DataError(f"{store.url}/{ROOT}/: nothing archived on {wanted}")
@@ -129,11 +118,12 @@ def pull_cmd(
     from algostack.commands.ingest import parse_symbols
     from algostack.core.atomic_file import write_error
     from algostack.errors import AlgostackError, ConfigError
+    from algostack.local.session import parse_day
     from algostack.services.archive_reader import read_bars
 
     try:
         store = open_bucket(bucket, directory)
-        when = _day(day)
+        when = parse_day(day)
         assert when is not None
         path = out or Path(f"bars_{when.isoformat()}.parquet")
         if path.suffix.lower() not in (".parquet", ".pq", ".csv"):

@@ -178,10 +178,7 @@ def _source(
     first = parse_day(day)
     if first is None:
         raise ConfigError("--archive needs --day YYYY-MM-DD (and --to for a range)")
-    try:
-        last = parse_day(to) or first
-    except ConfigError:
-        raise ConfigError(f"--to must be YYYY-MM-DD, got {to!r}") from None
+    last = parse_day(to, "--to") or first
     assert archive is not None
     rng = ArchiveRange(open_store(archive), first, last, symbols, partial).check()
     return _Input(rng.url, rng.file_symbols, rng.first_ts(), rng.bars, "")

@@ -52,14 +52,14 @@ def new_york_date_of_ts(ts: int) -> date:
     return new_york_date(datetime.fromtimestamp(ts / 1e9, UTC))
 
 
-def parse_day(text: str | None) -> date | None:
-    """``YYYY-MM-DD`` -> date (``None`` passes through); ``ConfigError`` otherwise."""
+def parse_day(text: str | None, option: str = "--day") -> date | None:
+    """``YYYY-MM-DD`` -> date (``None`` passes through); ``ConfigError`` naming ``option``."""
     if text is None:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--day must be YYYY-MM-DD, got {text!r}") from None
+        raise ConfigError(f"{option} must be YYYY-MM-DD, got {text!r}") from None
 
 
 def new_run_id(now: float | None = None) -> str:

@@ -8,22 +8,14 @@ import sys
 from pathlib import Path
 
 import algostack.control
+from algostack.testing.lambda_imports import BLOCK_THIRD_PARTY
 
 CONTROL = Path(algostack.control.__file__).parent
 SRC = CONTROL.parents[1]
 
-BLOCKER = r"""
-import importlib.abc, sys, sysconfig
-ALLOWED = {"algostack", "boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer",
-           "six"}
-STDLIB = set(sys.stdlib_module_names)
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top in STDLIB or top in ALLOWED or top.startswith("_"):
-            return None
-        raise ImportError(f"blocked third-party import: {name}")
-sys.meta_path.insert(0, Block())
+BLOCKER = (
+    BLOCK_THIRD_PARTY
+    + r"""
 import importlib
 for mod in sys.argv[1:]:
     importlib.import_module(mod)
@@ -33,6 +25,7 @@ core = sorted(m for m in sys.modules if m.startswith("algostack.core."))
 print("core:", ",".join(core))
 assert not bad, bad
 """
+)
 
 
 def test_control_modules_import_with_only_stdlib_and_boto3() -> None:

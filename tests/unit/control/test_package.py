@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from algostack.commands import lambdas
 from algostack.control import package
 from algostack.errors import ConfigError
+from algostack.testing.lambda_imports import BLOCK_THIRD_PARTY
 
 ROOT = package.find_root()
 SRC = ROOT / "src"
@@ -79,20 +80,11 @@ def test_a_changed_source_changes_the_hash(tmp_path: Path) -> None:
     assert before != after
 
 
-BLOCKER = r"""
-import importlib.abc, sys
+BLOCKER = (
+    BLOCK_THIRD_PARTY
+    + r"""
 task_root = sys.argv[1]
 sys.path.insert(0, task_root)
-ALLOWED = {"algostack", "boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer",
-           "six"}
-STDLIB = set(sys.stdlib_module_names)
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top in STDLIB or top in ALLOWED or top.startswith("_"):
-            return None
-        raise ImportError(f"blocked third-party import: {name}")
-sys.meta_path.insert(0, Block())
 import algostack.control.handlers as h
 for name in ("ingest_handler", "trading_handler", "shutdown_handler"):
     assert callable(getattr(h, name)), name
@@ -101,6 +93,7 @@ outside = sorted(m for m, mod in sys.modules.items() if m.split(".")[0] == "algo
 assert not outside, outside
 print("ok")
 """
+)
 
 
 @pytest.mark.parametrize("module", sorted(package.MODULES))

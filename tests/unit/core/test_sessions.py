@@ -15,6 +15,7 @@ from algostack.control import package
 from algostack.core import calendar_data, sessions
 from algostack.core.calendar_history import History, XnysHistory
 from algostack.errors import DataError
+from algostack.testing.lambda_imports import BLOCK_THIRD_PARTY
 
 TABLE = sessions.Calendar(sessions.TableBacking())
 
@@ -181,19 +182,10 @@ def test_the_table_names_its_own_range_outside_it() -> None:
     )
 
 
-LAMBDA_PROBE = r"""
-import importlib.abc, sys
+LAMBDA_PROBE = (
+    BLOCK_THIRD_PARTY
+    + r"""
 sys.path.insert(0, sys.argv[1])
-ALLOWED = {"algostack", "boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer",
-           "six"}
-STDLIB = set(sys.stdlib_module_names)
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top in STDLIB or top in ALLOWED or top.startswith("_"):
-            return None
-        raise ImportError(f"blocked third-party import: {name}")
-sys.meta_path.insert(0, Block())
 from datetime import date
 import algostack.control.handlers
 from algostack.core import sessions
@@ -206,6 +198,7 @@ except sessions.OutsideCalendarError as exc:
     print(exc)
 assert "exchange_calendars" not in sys.modules and "pandas" not in sys.modules
 """
+)
 
 
 def test_the_lambda_zip_answers_from_the_stdlib_table(tmp_path: Path) -> None:
