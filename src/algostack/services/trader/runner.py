@@ -149,6 +149,8 @@ class ModelRunner:
         self._day_hi = 0
         """``[lo, hi)``: the current New York day in UTC ns (one date conversion per day)."""
         self._pnl_day_start = 0.0
+        self._carried: tuple[int, float] | None = None
+        """A position restored from earlier sessions, until the first mark rebases the day."""
         """Total PnL at the previous day's last mark: the loss limit watches the day's PnL."""
         self.direction = 0
         self.last_decided_ts = 0
@@ -235,13 +237,25 @@ class ModelRunner:
 
     # -- restart -------------------------------------------------------------------------------
 
-    def restore(self, state: RunnerState | None, journal_fills: list[Fill]) -> None:
+    def restore(
+        self,
+        state: RunnerState | None,
+        journal_fills: list[Fill],
+        carried: tuple[int, float] = (0, 0.0),
+    ) -> None:
         """Resume from the last commit and the fill journal of ``state.day`` (call first).
 
-        Fills up to the last committed bar rebuild the position. Fills journaled after it
-        belong to bars NATS will redeliver: when the broker reports them again they move the
-        position but are not journaled twice.
+        ``carried`` is the position held into that day from earlier sessions (shares, average
+        entry price: ``state.carried_position``), for a model that holds overnight; it opens
+        the book, and the day's PnL (what the daily loss limit watches) counts the carried
+        shares from the first price the restarted trader sees. Fills up to the last committed
+        bar rebuild the position. Fills journaled after it belong to bars NATS will redeliver:
+        when the broker reports them again they move the position but are not journaled twice.
         """
+        qty, avg = carried
+        if qty:
+            self._pos.apply(qty, avg)  # opens from flat: realises nothing
+            self._carried = carried
         cut = self._fills_covered(state.last_decided_ts) if state is not None else None
         done: dict[str, int] = {}
         for f in journal_fills:
@@ -546,6 +560,10 @@ class ModelRunner:
         c = bar.close
         portfolio, risk = self.portfolio, self.risk
         portfolio.mark(self.symbol, c, now)
+        if self._carried is not None:  # the overnight move up to now is not today's PnL
+            shares, entry = self._carried
+            self._pnl_day_start += shares * (c - entry)
+            self._carried = None
         risk.on_mark(portfolio.last_pnl - self._pnl_day_start, now)
 
         position = self._pos.qty

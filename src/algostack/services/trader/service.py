@@ -36,6 +36,7 @@ from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import (
+    carried_position,
     fsync_path,
     load_state,
     read_journal_fills,
@@ -236,7 +237,7 @@ class TraderService:
         state = load_state(slot.journal_dir, spec.key)
         day = state.day if state and state.day else new_york_date(datetime.now(UTC)).isoformat()
         fills = read_journal_fills(slot.journal_dir, day)
-        runner.restore(state, fills)
+        runner.restore(state, fills, carried_position(slot.journal_dir, day, spec.symbol))
         await runner.restore_broker(state.broker_seq if state else 0)
         start_seq, existed = await self.bus.resume_point(
             spec.key, committed_seq=state.stream_seq if state else 0

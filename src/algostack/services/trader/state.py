@@ -25,6 +25,7 @@ import msgspec
 
 from algostack.core.atomic_file import replace_file
 from algostack.core.orders import Fill, OrderIntent, Side
+from algostack.core.portfolio import Position
 from algostack.errors import DataError
 from algostack.services.journal import COLUMNS, append_whole, trades_file_name
 
@@ -129,6 +130,21 @@ def load_state(dir: Path, model: str) -> RunnerState | None:
     if state.model != model:
         raise DataError(f"{path}: state of model {state.model!r}, expected {model!r}")
     return state
+
+
+def carried_position(dir: Path, day: str, symbol: str) -> tuple[int, float]:
+    """The position held into ``day`` from the earlier sessions journaled in ``dir``: every
+    fill of ``symbol`` in ``trades_<d>.csv`` for ``d`` before ``day``, in order (the first
+    journal starts flat); (shares, average entry price), (0, 0.0) when flat."""
+    pos = Position(symbol)
+    days = sorted(p.name[len("trades_") : -len(".csv")] for p in Path(dir).glob("trades_*.csv"))
+    for d in days:
+        if d >= day:
+            break
+        for f in read_journal_fills(dir, d):
+            if f.symbol == symbol:
+                pos.apply(f.signed_qty, f.price)
+    return pos.qty, pos.avg_price if pos.qty else 0.0
 
 
 def read_journal_fills(dir: Path, day: str) -> list[Fill]:
