@@ -119,18 +119,45 @@ class BarHistory:
             del ts[: self.keep], bars[: self.keep]
         return True
 
-    def first_after(self, symbol: str, ts: int) -> Bar | None:
-        """The first kept bar of ``symbol`` starting after ``ts``."""
+    def first_after(
+        self, symbol: str, ts: int, accept: Callable[[int], bool] | None = None
+    ) -> Bar | None:
+        """The first kept bar of ``symbol`` starting after ``ts`` (and ``accept``-ed)."""
         stamps = self._ts.get(symbol)
         if not stamps:
             return None
-        i = bisect.bisect_right(stamps, ts)
-        return self._bars[symbol][i] if i < len(stamps) else None
+        bars = self._bars[symbol]
+        for i in range(bisect.bisect_right(stamps, ts), len(stamps)):
+            if accept is None or accept(stamps[i]):
+                return bars[i]
+        return None
 
     def last(self, symbol: str) -> Bar | None:
         """The latest bar of ``symbol``."""
         bars = self._bars.get(symbol)
         return bars[-1] if bars else None
+
+
+class RegularSession:
+    """Is a bar start inside NYSE's regular session? (one calendar look-up per New York
+    day). A market order sent outside it waits for the next open, as Alpaca queues one
+    without ``extended_hours``: the simulator never fills on a pre-market or after-hours bar."""
+
+    def __init__(self) -> None:
+        self._day = (0, 0)
+        self._open = (0, 0)
+
+    def __call__(self, ts: int) -> bool:
+        lo, hi = self._day
+        if not lo <= ts < hi:
+            from algostack.core import sessions
+            from algostack.core.market import datetime_to_ts
+
+            day = sessions.new_york_date_of_ns(ts)
+            self._day = sessions.new_york_day_bounds_ns(day)
+            s = sessions.session(day)
+            self._open = (datetime_to_ts(s.open), datetime_to_ts(s.close)) if s else (0, 0)
+        return self._open[0] <= ts < self._open[1]
 
 
 class SimVenue:
@@ -154,6 +181,7 @@ class SimVenue:
         self._known: set[str] = set()
         self._positions: dict[str, int] = {}
         self._on_update: OnUpdate | None = None
+        self._regular = RegularSession()
 
     @property
     def ready(self) -> bool:
@@ -176,7 +204,7 @@ class SimVenue:
         if order.qty <= 0:
             return f"qty must be positive, got {order.qty}"
         self._known.add(order.client_order_id)
-        bar = self.history.first_after(order.symbol, order.bar_ts)
+        bar = self.history.first_after(order.symbol, order.bar_ts, self._regular)
         if bar is None:
             self._pending[order.client_order_id] = order
         else:
@@ -189,8 +217,9 @@ class SimVenue:
             await self.place(order)
 
     async def on_bar(self, bar: Bar) -> None:
-        """Fill every pending order of ``bar``'s symbol decided before it, in order."""
-        if not self._pending:
+        """Fill every pending order of ``bar``'s symbol decided before it, in order (on a bar
+        of the regular session only)."""
+        if not self._pending or not self._regular(bar.ts):
             return
         due = [o for o in self._pending.values() if o.symbol == bar.symbol and bar.ts > o.bar_ts]
         for order in due:
