@@ -253,6 +253,11 @@ def test_qa_each_trader_has_its_own_role_writing_only_its_live_prefix(qa: Deploy
         )
         listing = stmts["ListOwnModel"]["Condition"]["StringLike"]["s3:prefix"]
         assert sorted(listing) == sorted([prefix, f"{prefix}-outer_*", f"{prefix}/*"])
+        # the archived minute bars, read only (warm-up across sessions); nothing else of it
+        assert stmts["ReadArchivedBars"]["Resource"] == f"{bucket}/market/bars/*"
+        assert stmts["ReadArchivedBars"]["Action"] == "s3:GetObject"
+        archived = stmts["ListArchivedBars"]["Condition"]["StringLike"]["s3:prefix"]
+        assert archived in ("market/bars/*", ["market/bars/*"])
         secrets = json.dumps(stmts["ReadSecrets"]["Resource"])
         assert ":secret:github/ssh-key-" in secrets
         assert ":secret:algostack/qa/nats/trader-" in secrets

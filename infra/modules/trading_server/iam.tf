@@ -49,6 +49,25 @@ data "aws_iam_policy_document" "trader" {
     }
   }
 
+  # The archived minute bars (read only; market data, the same for every model): a model whose
+  # features run across sessions warms up from the sessions before today (docs/data.md).
+  statement {
+    sid       = "ListArchivedBars"
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}"]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["market/bars/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadArchivedBars"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}/market/bars/*"]
+  }
+
   statement {
     sid     = "ReadOwnModel"
     actions = ["s3:GetObject"]

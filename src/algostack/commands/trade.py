@@ -94,6 +94,7 @@ async def _serve(
     warmup: bool,
     trust_pickle: bool,
     ack_wait_s: float,
+    archive: BucketStore | None = None,
 ) -> dict[str, dict[str, int]]:
     from algostack.adapters.artifacts.loader import load_model
     from algostack.adapters.nats.bus import NatsBus
@@ -110,6 +111,7 @@ async def _serve(
         env=settings.env,
         warmup=warmup,
         ack_wait_s=ack_wait_s,
+        archive=archive,
     )
     await serve_until_signalled(service, bus)
     return {
@@ -157,6 +159,14 @@ def trade(
     ack_wait_s: Annotated[
         float, typer.Option("--ack-wait-s", help="JetStream redelivery wait for unacked bars")
     ] = 30.0,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="Market-data archive (s3://<bucket> or a directory; default ALGOSTACK_ARCHIVE): "
+            "models whose features run across sessions warm up from the sessions before today.",
+        ),
+    ] = None,
 ) -> None:
     """Trade models from NATS: features -> ensemble -> thresholds -> risk -> broker."""
     from rich.console import Console
@@ -194,6 +204,7 @@ def trade(
                 warmup=warmup,
                 trust_pickle=trust_pickle,
                 ack_wait_s=ack_wait_s,
+                archive=open_store(where) if (where := archive or settings.archive) else None,
             )
         )
     except (AlgostackError, ValueError, OSError) as exc:

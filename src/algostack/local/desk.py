@@ -184,6 +184,8 @@ class LocalDesk:
                 "gateway",
                 "--env",
                 cfg.env,
+                "--archive",  # models whose features run across sessions warm up from it
+                str(cfg.paths.bucket),
             )
             log_name = name.replace(":", "-") + ".log"
             out.append(

@@ -187,6 +187,8 @@ def test_render_trader_units_run_trade_sync_timer_and_final_sync() -> None:
         "/opt/algostack/state/journals/xgb-SPY-model_7",
     ]
     assert _argv(trader, "ExecStopPost") == [*sync, "--final"]
+    # warm-up across sessions reads the archive the ingest host writes into the same bucket
+    assert "Environment=ALGOSTACK_ARCHIVE=s3://" in plan.units["algostack-trader.service"]
     assert _argv(plan.units["algostack-sync.service"]) == sync
     assert _unit(plan.units["algostack-sync.service"])["Service"]["Type"] == "oneshot"
     timer = _unit(plan.units["algostack-sync.timer"])

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from test_trader_runner_timeframes import DAYS, minute_bars, runner_for
 
+from algostack.core import sessions
 from algostack.core.orders import Fill, Side
 from algostack.services.journal import TradeJournal
+from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import carried_position
 
 
@@ -62,3 +64,25 @@ def test_a_restarted_trader_on_a_later_day_holds_what_it_carried(tmp_path: Path)
     asyncio.run(next_day())
     assert second.portfolio.unrealised_pnl != 0.0
     assert second.risk.daily_pnl == 0.0
+
+
+def test_a_daily_model_warmed_from_earlier_sessions_decides_on_its_first_live_close() -> None:
+    cold, warm = runner_for("1Day"), runner_for("1Day")
+    assert warm.sessions_to_warm() == 4  # sma_ratio_2_4: four daily bars
+    assert runner_for("5Min").sessions_to_warm() == 0  # its features restart each session
+    bars = minute_bars(DAYS[:4])  # four sessions of an up trend
+    today = sessions.new_york_day_bounds_ns(DAYS[3])[0]
+    earlier, live = [b for b in bars if b.ts < today], [b for b in bars if b.ts >= today]
+    used = warm.warm_history(earlier)  # what the archive holds
+    assert used == 3 and warm.position == 0 and warm.day is None  # features only
+
+    async def trade(runner: ModelRunner) -> None:
+        for bar in live:
+            await runner.on_bar(bar)
+
+    asyncio.run(trade(cold))
+    asyncio.run(trade(warm))
+    # the warmed model decided its first live close on four daily bars (three from the
+    # archive) and bought into the trend; the cold one is still warming up (one of four)
+    assert warm.stats.orders == 1 and warm.pending_qty > 0
+    assert cold.stats.orders == 0

@@ -337,6 +337,8 @@ def render_trader(
         cfg,
         env_file=layout.env_file(trader_unit),
         notify=True,
+        # models whose features run across sessions warm up from the archived sessions
+        environment=[f"ALGOSTACK_ARCHIVE={bucket_url}"],
         # The final sync runs whenever the trader stops, including at instance shutdown.
         extra=[f"ExecStopPost={sync} --final", "TimeoutStopSec=120"],
     )

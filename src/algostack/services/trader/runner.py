@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from enum import Enum
 from pathlib import Path
@@ -464,6 +464,35 @@ class ModelRunner:
         for built in self._push(builder, bar)[0]:
             if self._take(built.bar) is not _REFUSED:
                 self.stats.warmup_bars += 1
+
+    def sessions_to_warm(self) -> int:
+        """Earlier sessions of minute bars this model's features need before its first live
+        bar can be decided (0 when its features restart each session)."""
+        if not self.continuous:
+            return 0
+        tf = self.timeframe
+        per_session = 1 if tf.daily else max(1, 390 * NS_PER_MIN // tf.width_ns)
+        return -(-self.features.warmup_bars // per_session)
+
+    def warm_history(self, bars: Iterable[Bar]) -> int:
+        """Feed earlier sessions' minute bars (in time order, before any of the current
+        session's) to the features only: no day roll, no journal, no broker. For a model
+        whose features run across sessions (``sessions_to_warm``); the bars it used."""
+        used = 0
+        builder = self._builder
+        features = self.features
+        for bar in bars:
+            if type(bar) is not Bar or bar.symbol != self.symbol:
+                continue
+            done = [bar] if builder is None else [b.bar for b in builder.push(bar)]
+            for one in done:
+                try:
+                    features.update(one)
+                except BadBarError:
+                    continue
+                used += 1
+        self.stats.warmup_bars += used
+        return used
 
     async def on_bar(self, bar: Bar, recv_ns: int = 0) -> bool:
         """Process one minute bar; True when a bar was decided (False: refused, redelivered,

@@ -25,6 +25,7 @@ import msgspec
 from algostack.adapters.broker import Broker
 from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed_consumer import Delivery
+from algostack.adapters.storage import BucketStore
 from algostack.core import codec
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
@@ -127,6 +128,7 @@ class TraderService:
         events_flush_s: float = EVENTS_FLUSH_S,
         ack_wait_s: float = 30.0,
         runner_kwargs: dict[str, Any] | None = None,
+        archive: BucketStore | None = None,
     ) -> None:
         keys = [s.key for s, _ in models]
         if len(set(keys)) != len(keys):
@@ -134,6 +136,9 @@ class TraderService:
         self.bus = bus
         self.env = env
         self.warmup = warmup
+        self.archive = archive
+        """The market-data archive: a model whose features run across sessions warms up from
+        the sessions before the current one (``_warm_from_archive``); ``None``: it does not."""
         self.heartbeat_s = heartbeat_s
         self.commit_interval_s = commit_interval_s
         self.live = live
@@ -248,6 +253,8 @@ class TraderService:
             start_seq = warm_upto + 1
             if not self.warmup:
                 warm_upto = 0
+        if self.archive is not None and runner.sessions_to_warm():
+            await asyncio.to_thread(self._warm_from_archive, runner, spec, day)
         history = await self.bus.read_history(codec.subject_for("bars", spec.symbol), warm_upto)
         for msg in history:
             try:
@@ -268,6 +275,39 @@ class TraderService:
             runner.position,
             "resumed" if existed or state else "first start",
             extra={"fields": {"model": spec.key, "symbol": spec.symbol}},
+        )
+
+    def _warm_from_archive(self, runner: ModelRunner, spec: ModelSpec, day: str) -> None:
+        """Feed the ``sessions_to_warm`` sessions before ``day`` from the archive (a session
+        it does not hold is logged and skipped: the model then warms up later, live)."""
+        from datetime import date
+
+        from algostack.core.sessions import previous_session
+        from algostack.errors import AlgostackError
+        from algostack.services.archive_reader import read_bars
+
+        assert self.archive is not None
+        wanted = runner.sessions_to_warm()
+        days: list[date] = []
+        d = date.fromisoformat(day)
+        for _ in range(wanted):
+            d = previous_session(d).day
+            days.append(d)
+        found = used = 0
+        for d in reversed(days):
+            try:
+                bars = read_bars(self.archive, d, symbols=[spec.symbol], partial=True)
+            except AlgostackError as exc:
+                log.warning("warm-up: %s", exc, extra={"fields": {"model": spec.key}})
+                continue
+            found += 1
+            used += runner.warm_history(bars)
+        log.info(
+            "warm-up from the archive: %d of %d sessions, %d bars of the model",
+            found,
+            wanted,
+            used,
+            extra={"fields": {"model": spec.key, "sessions": found, "bars": used}},
         )
 
     # -- messages ------------------------------------------------------------------------------
