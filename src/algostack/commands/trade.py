@@ -95,6 +95,7 @@ async def _serve(
     trust_pickle: bool,
     ack_wait_s: float,
     archive: BucketStore | None = None,
+    day: str | None = None,
 ) -> dict[str, dict[str, int]]:
     from algostack.adapters.artifacts.loader import load_model
     from algostack.adapters.nats.bus import NatsBus
@@ -112,6 +113,7 @@ async def _serve(
         warmup=warmup,
         ack_wait_s=ack_wait_s,
         archive=archive,
+        session_day=day,
     )
     await serve_until_signalled(service, bus)
     return {
@@ -167,6 +169,10 @@ def trade(
             "models whose features run across sessions warm up from the sessions before today.",
         ),
     ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--day", help="The session traded, YYYY-MM-DD (default: today in New York)."),
+    ] = None,
 ) -> None:
     """Trade models from NATS: features -> ensemble -> thresholds -> risk -> broker."""
     from rich.console import Console
@@ -185,6 +191,7 @@ def trade(
         setup_logging(settings.log_level)
         prefixes = parse_prefixes(model, models)
         from algostack.adapters.storage import open_store
+        from algostack.local.session import parse_day
         from algostack.services.catalog import with_trading
 
         store = open_store(bucket)
@@ -205,6 +212,7 @@ def trade(
                 trust_pickle=trust_pickle,
                 ack_wait_s=ack_wait_s,
                 archive=open_store(where) if (where := archive or settings.archive) else None,
+                day=str(parse_day(day)) if day else None,  # YYYY-MM-DD, checked
             )
         )
     except (AlgostackError, ValueError, OSError) as exc:

@@ -186,6 +186,8 @@ class LocalDesk:
                 cfg.env,
                 "--archive",  # models whose features run across sessions warm up from it
                 str(cfg.paths.bucket),
+                "--day",
+                cfg.day_text,
             )
             log_name = name.replace(":", "-") + ".log"
             out.append(

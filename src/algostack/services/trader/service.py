@@ -129,6 +129,7 @@ class TraderService:
         ack_wait_s: float = 30.0,
         runner_kwargs: dict[str, Any] | None = None,
         archive: BucketStore | None = None,
+        session_day: str | None = None,
     ) -> None:
         keys = [s.key for s, _ in models]
         if len(set(keys)) != len(keys):
@@ -137,6 +138,8 @@ class TraderService:
         self.env = env
         self.warmup = warmup
         self.archive = archive
+        self.session_day = session_day
+        """The session being traded (``YYYY-MM-DD``); ``None``: today in New York."""
         """The market-data archive: a model whose features run across sessions warms up from
         the sessions before the current one (``_warm_from_archive``); ``None``: it does not."""
         self.heartbeat_s = heartbeat_s
@@ -254,7 +257,8 @@ class TraderService:
             if not self.warmup:
                 warm_upto = 0
         if self.archive is not None and runner.sessions_to_warm():
-            await asyncio.to_thread(self._warm_from_archive, runner, spec, day)
+            today = self.session_day or new_york_date(datetime.now(UTC)).isoformat()
+            await asyncio.to_thread(self._warm_from_archive, runner, spec, today)
         history = await self.bus.read_history(codec.subject_for("bars", spec.symbol), warm_upto)
         for msg in history:
             try:
