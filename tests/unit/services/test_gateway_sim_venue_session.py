@@ -22,19 +22,25 @@ def _at(day: date, minutes_from_open: int, price: float) -> Bar:
     return Bar(symbol="AAPL", ts=ts, open=price, high=price, low=price, close=price, volume=1.0)
 
 
+async def _started(history: BarHistory) -> tuple[SimVenue, list[VenueUpdate]]:
+    """A simulated account over ``history``, started; the updates it sends."""
+    venue = SimVenue(history, slippage_bps=0.0)
+    updates: list[VenueUpdate] = []
+
+    async def on_update(u: VenueUpdate) -> None:
+        updates.append(u)
+
+    async def ready() -> None:
+        return None
+
+    await venue.start(on_update, ready)
+    return venue, updates
+
+
 def test_an_order_decided_at_the_close_fills_at_the_next_sessions_open() -> None:
     async def go() -> list[VenueUpdate]:
         history = BarHistory()
-        venue = SimVenue(history, slippage_bps=0.0)
-        updates: list[VenueUpdate] = []
-
-        async def on_update(u: VenueUpdate) -> None:
-            updates.append(u)
-
-        async def ready() -> None:
-            return None
-
-        await venue.start(on_update, ready)
+        venue, updates = await _started(history)
         last = _at(FRI, 389, 100.0)  # 15:59, the session's last minute
         history.add(last)
         await venue.on_bar(last)
@@ -58,16 +64,7 @@ def test_an_order_placed_after_bars_it_missed_takes_the_first_regular_one() -> N
         history = BarHistory()
         for bar in (_at(FRI, 389, 100.0), _at(FRI, 395, 101.0), _at(MON, 0, 104.0)):
             history.add(bar)
-        venue = SimVenue(history, slippage_bps=0.0)
-        updates: list[VenueUpdate] = []
-
-        async def on_update(u: VenueUpdate) -> None:
-            updates.append(u)
-
-        async def ready() -> None:
-            return None
-
-        await venue.start(on_update, ready)
+        venue, updates = await _started(history)
         order = VenueOrder(client_order_id="c2", symbol="AAPL", side=Side.SELL, qty=2,
                            bar_ts=_at(FRI, 389, 0.0).ts)  # fmt: skip
         await venue.place(order)
