@@ -102,10 +102,14 @@ async def ingest(server: str) -> AsyncIterator[NatsBus]:
         await bus.close()
 
 
-def _bar(ts: int, symbol: str = "SPY") -> Bar:
-    return Bar(
-        symbol=symbol, ts=ts * 60_000_000_000, open=1.0, high=2.0, low=0.5, close=1.5, volume=100.0
-    )
+OPEN_NS = 1_710_509_400_000_000_000  # 2024-03-15 09:30 New York: the simulator fills only
+# on bars of the regular session
+
+
+def _bar(minute: int, symbol: str = "SPY") -> Bar:
+    """A bar ``minute`` minutes into the 2024-03-15 session."""
+    ts = OPEN_NS + minute * 60_000_000_000
+    return Bar(symbol=symbol, ts=ts, open=1.0, high=2.0, low=0.5, close=1.5, volume=100.0)
 
 
 async def test_a_restarted_ingest_may_read_where_market_stands(
@@ -297,7 +301,7 @@ async def test_the_gateway_trades_a_models_intent_with_no_permission_violation(
         )  # fmt: skip
         await trader.publish(trader_subject(ENV, model, "heartbeat"), encode_event(hb))
         await _until(lambda: gateway.models.get(model) == symbol, "the gateway hears heartbeats")
-        bar_ts = 100 * 60_000_000_000
+        bar_ts = _bar(100).ts
         await broker.submit(
             OrderIntent(model=model, symbol=symbol, side=Side.BUY, qty=7, bar_ts=bar_ts, price=1.5)
         )
