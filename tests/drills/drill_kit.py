@@ -82,6 +82,7 @@ class Run:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_at_a_terminal,
         )
 
     def pids(self, what: str) -> list[int]:
@@ -137,6 +138,13 @@ class Run:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.proc.communicate(timeout=10)
+
+
+def _as_at_a_terminal() -> None:  # runs in the child before exec
+    """SIGINT as a user's terminal delivers it: a test run started in the background (nohup,
+    ``make test &``) hands its children SIGINT ignored, and a Ctrl-C drill would then be sent
+    to a run that never hears it until its own handler is installed."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def copy_models(models_home: Path, home: Path) -> Path:
