@@ -149,6 +149,7 @@ def read_bars(
     *,
     symbols: Sequence[str] | None = None,
     partial: bool = False,
+    listing: DayListing | None = None,
 ) -> list[Bar]:
     """One day's bars of ``symbols`` (default: all archived), sorted by time then symbol.
 
@@ -156,7 +157,7 @@ def read_bars(
     complete (unless ``partial``), a part out of order, a bar twice or outside its day.
     """
     kind = "bars"
-    listings = scan(store, day=day, kind=kind)
+    listings = [listing] if listing is not None else scan(store, day=day, kind=kind)
     if not listings:
         days = sorted({lst.day.isoformat() for lst in scan(store, kind=kind)})
         known = f"archived days: {', '.join(days[-5:])}" if days else "the archive is empty"
@@ -222,8 +223,9 @@ class ArchiveRange:
     last: date
     symbols: Sequence[str]
     partial: bool = False
-    days: list[tuple[date, list[str]]] = field(default_factory=list)
-    """The session days of the range with the wanted symbols archived that day (``check``)."""
+    days: list[tuple[DayListing, list[str]]] = field(default_factory=list)
+    """Each session day's listing with the wanted symbols archived that day (``check``; the
+    reads reuse the listing rather than list the day again)."""
     file_symbols: list[str] = field(default_factory=list)
     """The wanted symbols archived on at least one day of the range."""
 
@@ -263,17 +265,19 @@ class ArchiveRange:
                 )
             symbols = [s for s in self.symbols if s in listing[0].symbols]
             found.update(symbols)
-            held.append((d, symbols))
+            held.append((listing[0], symbols))
         self.days = held
         self.file_symbols = sorted(found)
         return self
 
     def first_ts(self) -> int:
         """The start of the range's first session day (UTC ns)."""
-        return new_york_day_bounds_ns(self.days[0][0] if self.days else self.first)[0]
+        return new_york_day_bounds_ns(self.days[0][0].day if self.days else self.first)[0]
 
     def bars(self) -> Iterator[Bar]:
         """The bars in time order, one day read at a time."""
-        for d, symbols in self.days:
+        for listing, symbols in self.days:
             if symbols:
-                yield from read_bars(self.store, d, symbols=symbols, partial=self.partial)
+                yield from read_bars(
+                    self.store, listing.day, symbols=symbols, partial=self.partial, listing=listing
+                )
