@@ -8,6 +8,8 @@ Adapters raise these at the edge; the one retrier (``core.backoff.retry_sync`` a
 
 from __future__ import annotations
 
+import errno
+
 
 class AlgostackError(Exception):
     """Base of every error algostack raises on purpose."""
@@ -33,7 +35,13 @@ class AuthError(FatalError):
     """Credentials were refused or lack the needed subscription or scope."""
 
 
-class FileWriteError(FatalError):
+class ResourceError(FatalError):
+    """Something the process needs is exhausted or refuses to store (a full disk, a full or
+    silent JetStream store): a restart of the process cannot help until someone frees or fixes
+    it. Commands exit ``EXIT_NO_RESTART`` for it, so no supervisor restarts them in a loop."""
+
+
+class FileWriteError(ResourceError):
     """A file could not be written (a full disk, a file-size limit, an I/O error); the message
     is one line naming the path and the OS error. What was there before is left as it was."""
 
@@ -43,7 +51,25 @@ class DataError(AlgostackError):
     the message names it. Retrying the same input cannot help; skipping it may."""
 
 
+EXIT_FAILED = 1
+"""A runtime failure a restart may cure (NATS unreachable, a crash): supervisors restart."""
+EXIT_BAD_INPUT = 2
+"""The user's input is at fault (an option, a setting, a file): fixed by the user."""
+EXIT_NO_RESTART = 3
+"""A failure a restart cannot cure (a full disk or JetStream store, refused credentials): the
+local run's supervisor and systemd (``RestartPreventExitStatus``) leave the component failed."""
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 def exit_code(exc: BaseException) -> int:
-    """A command's exit code for ``exc``: 2 when the user's input is at fault (an option,
-    a setting, a file: ``ConfigError``, ``DataError``), 1 for anything else."""
-    return 2 if isinstance(exc, ConfigError | DataError) else 1
+    """A command's exit code for ``exc``: ``EXIT_BAD_INPUT`` (2) for ``ConfigError`` and
+    ``DataError``, ``EXIT_NO_RESTART`` (3) for ``ResourceError``, ``AuthError`` and an OS
+    error of a full or read-only disk, ``EXIT_FAILED`` (1) for anything else."""
+    if isinstance(exc, ConfigError | DataError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, ResourceError | AuthError):
+        return EXIT_NO_RESTART
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        return EXIT_NO_RESTART
+    return EXIT_FAILED

@@ -267,6 +267,14 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
     try:
         host = desk.spec(prefix).instance_name(desk.env)
         error = _fails(_trading(desk, day, ingest), host, "algostack-trader")
+        # the operator sees it too: `fleet status` reads the host's units from its systemd
+        status = desk.fleet_status(day)
+        (row,) = [r for r in status["instances"] if r["name"] == host]
+        (unit,) = [u for u in row["units"] if u["unit"] == "algostack-trader.service"]
+        assert unit["failing"] and unit["verdict"].startswith(("failed", "restarting")), unit
+        assert any(
+            f.startswith(f"{host}: algostack-trader.service") for f in status["failing_units"]
+        )
     finally:
         for key, body in original.items():
             s3.put_object(Bucket=desk.bucket, Key=key, Body=body)
@@ -279,6 +287,9 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
         assert desk.spec(other).instance_name(desk.env) not in error
     again = _trading(desk, day, ingest)
     assert again.ok, again.error
+    (row,) = [r for r in desk.fleet_status(day)["instances"] if r["name"] == host]
+    (unit,) = [u for u in row["units"] if u["unit"] == "algostack-trader.service"]
+    assert (unit["active"], unit["sub"]) == ("active", "running"), unit
 
 
 def test_drill_status_checks_never_pass(desk: AwsDay) -> None:

@@ -29,6 +29,7 @@ from algostack.adapters.nats import order_channel as orders
 from algostack.adapters.nats.bus import NatsBus
 from algostack.adapters.nats.server import EmbeddedNats
 from algostack.adapters.storage import LocalDirStore
+from algostack.core.events import Heartbeat, decode_event
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.market_bus import BusMessage
 from algostack.core.naming import ModelSpec, parse_artifact_key, trader_subject
@@ -102,7 +103,7 @@ def start_trader(
     cmd = [
         str(Path(sys.executable).parent / "algostack"), "trade",
         "--model", PREFIX, "--bucket", str(bucket), "--journal-dir", str(journal),
-        "--nats-url", server.url, "--broker", broker,
+        "--nats-url", server.url, "--broker", broker, "--day", DAY,
     ]  # fmt: skip
     return subprocess.Popen(cmd, env=_env(server), stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
@@ -165,6 +166,7 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
         await bus.publish_events(bars[KILL_AFTER:])  # the session goes on while it is down
         await bus.flush_acks()
 
+        first_life = [decode_event(b) for b in beats]
         beats.clear()
         proc = start_trader(embedded_nats, bucket, journal, log, broker)
         await wait_for(lambda: bool(beats), proc=proc)
@@ -178,6 +180,9 @@ async def test_trader_sigkill_mid_session_resumes_without_duplicate_or_missed_ba
             await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log.read_text()[-2000:]
+        # the dashboard learns of the restart: the day's first life said 0, the second 1
+        assert {e.restarts for e in first_life if isinstance(e, Heartbeat)} == {0}
+        assert {decode_event(b).restarts for b in beats} == {1}
     finally:
         for p in (proc, gateway):
             if p is not None and p.poll() is None:

@@ -45,7 +45,7 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
 
-async def test_trader_on_a_full_disk_exits_1_with_one_line_naming_the_file(
+async def test_trader_on_a_full_disk_exits_3_with_one_line_naming_the_file(
     embedded_nats: EmbeddedNats, bus: NatsBus, tmp_path: Path
 ) -> None:
     bucket = tmp_path / "bucket"
@@ -88,7 +88,7 @@ async def test_trader_on_a_full_disk_exits_1_with_one_line_naming_the_file(
                 proc.wait()
         jdir = journal / key
         left = {p.name for p in jdir.iterdir()} | {p.name for p in journal.iterdir()}
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # a full disk: no supervisor restarts it (errors.exit_code)
     text = (tmp_path / "trader.err").read_text()
     assert "Traceback" not in text, text
     last = text.strip().splitlines()[-1]

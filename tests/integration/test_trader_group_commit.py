@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
 from algostack.adapters.artifacts.native_json import dump_native
@@ -15,6 +17,7 @@ from algostack.adapters.broker import SimBroker
 from algostack.adapters.nats.bus import NatsBus
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts
 from algostack.core.naming import ModelSpec, parse_artifact_key
+from algostack.errors import FileWriteError
 from algostack.services.trader.service import TraderService
 from algostack.services.trader.state import STATE_FILE, load_state
 
@@ -53,7 +56,7 @@ async def wait_for(cond: Callable[[], bool], limit_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def make_service(bus: NatsBus, root: Path) -> TraderService:
+def make_service(bus: NatsBus, root: Path, commit_grace_s: float = 10.0) -> TraderService:
     return TraderService(
         bus,
         [model_for(s, i + 1) for i, s in enumerate(SYMBOLS)],
@@ -62,6 +65,7 @@ def make_service(bus: NatsBus, root: Path) -> TraderService:
         fsync=True,
         heartbeat_s=5.0,
         commit_interval_s=0.1,
+        commit_grace_s=commit_grace_s,
         follow_interval_s=0.05,
     )
 
@@ -135,3 +139,20 @@ async def test_trader_group_commit_failed_write_not_acked_others_are(
         await service.shutdown()
     state = load_state(bad.journal_dir, bad.spec.key)
     assert state is not None and state.stream_seq == bad.feed.gate.safe_seq
+
+
+async def test_trader_commits_failing_past_the_grace_stop_it_naming_the_file(
+    bus: NatsBus, tmp_path: Path
+) -> None:
+    service = make_service(bus, tmp_path, commit_grace_s=0.5)
+    bad = next(iter(service.slots.values()))
+    (bad.journal_dir / STATE_FILE).with_suffix(".tmp").mkdir(parents=True)  # never recovers
+    run = asyncio.create_task(service.run())
+    await wait_for(lambda: all(s.feed.consumer is not None for s in service.slots.values()))
+    await bus.publish_events([b for s in SYMBOLS for b in bars(s, 6)])
+    await bus.flush_acks()
+    with pytest.raises(FileWriteError, match=str(bad.journal_dir / STATE_FILE)):
+        await asyncio.wait_for(run, 30)  # it stops by itself: nothing of the model is durable
+    for slot in service.slots.values():  # the others still made their last commit
+        state = load_state(slot.journal_dir, slot.spec.key)
+        assert (state is None) == (slot is bad)

@@ -62,3 +62,27 @@ def test_the_rule_catches_an_unclassified_error() -> None:
         pass
 
     assert [sum(issubclass(c, k) for k in KINDS) for c in (Unclassified, Both)] == [0, 2]
+
+
+def test_exit_codes_say_whether_a_restart_can_help() -> None:
+    import errno
+
+    from algostack.adapters.nats.bus import NatsUnreachableError
+    from algostack.adapters.nats.publisher import JetStreamStoreFullError, PublishError
+    from algostack.errors import AuthError, ConfigError, FileWriteError, exit_code
+    from algostack.services.journal import JournalWriteError
+
+    bad_input = [ConfigError("x"), DataError("x")]
+    hopeless = [
+        FileWriteError("x"),
+        JournalWriteError("x"),
+        JetStreamStoreFullError("x"),
+        PublishError("x"),
+        AuthError("x"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EROFS, "Read-only file system"),
+    ]
+    curable = [NatsUnreachableError("x"), RetryableError("x"), OSError(errno.EIO, "x"), KeyError()]
+    assert [exit_code(e) for e in bad_input] == [2] * len(bad_input)
+    assert [exit_code(e) for e in hopeless] == [3] * len(hopeless)
+    assert [exit_code(e) for e in curable] == [1] * len(curable)

@@ -48,6 +48,19 @@ def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> N
     Console().print(table)
 
 
+def _units_cell(row: dict[str, Any]) -> str:
+    """A host's units in one cell: ``units ok (4)``, the failing ones, or why none were read."""
+    if "units_error" in row:
+        return str(row["units_error"])
+    found = row.get("units")
+    if found is None:
+        return "units: -"
+    bad = [f"{u['unit']} {u['verdict']}" for u in found if u["failing"]]
+    if bad:
+        return "FAILING " + "; ".join(bad)
+    return f"units ok ({len(found)})" if found else "no algostack units"
+
+
 def broker_tags(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
     """Each instance's ``Broker`` tag (set by Terraform on the ingest host, whose gateway
     holds the account: alpaca, sim, live)."""
@@ -107,15 +120,23 @@ def register(app: typer.Typer) -> None:
     def status(
         env: Annotated[Env, typer.Option("--env", help=ENV_HELP)],
         region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+        units: Annotated[
+            bool,
+            typer.Option(
+                "--units/--no-units",
+                help="Also read each running host's algostack units (one read-only SSM command).",
+            ),
+        ] = True,
     ) -> None:
-        """Show every instance of the environment: state, health, SSM agent, last command."""
+        """Show every instance of the environment: state, health, SSM agent, last command, and
+        its algostack units; exit 1 when a unit failed or restarted."""
         from algostack.control.status import fleet_status
         from algostack.core.sessions import new_york_date
         from algostack.errors import AlgostackError
 
         try:
             clients, cfg = setup(env, region)
-            out = fleet_status(clients, cfg, new_york_date(datetime.now(UTC)))
+            out = fleet_status(clients, cfg, new_york_date(datetime.now(UTC)), units=units)
         except AlgostackError as exc:
             _fail(exc)
             return
@@ -134,13 +155,20 @@ def register(app: typer.Typer) -> None:
                     if r["last_command"]
                     else "-"
                 ),
-                "detail": r["role"],
+                "detail": f"{r['role']}; {_units_cell(r)}" if units else r["role"],
             }
             for r in out["instances"]
         ]
         _table(f"algostack {env.value} fleet ({out['trading_day']})", rows, broker=True)
         for comp, rec in out["runs"].items():
             typer.echo(f"{comp} run: {rec['status'] + ' ' + rec['updated_at'] if rec else 'none'}")
+        if out["failing_units"]:
+            from rich.console import Console
+
+            err = Console(stderr=True)
+            for line in out["failing_units"]:
+                err.print(f"[bold red]failing unit:[/] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1)
 
     @fleet.command("start")
     def start(

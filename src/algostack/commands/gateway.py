@@ -165,16 +165,14 @@ def gateway(
         )
     except (AlgostackError, ValueError, OSError) as exc:
         # One line, secrets masked as in the logs; a state file it cannot write (a full
-        # disk) is a FileWriteError naming the file: exit 1. OSError: a write no adapter
-        # wrapped.
+        # disk) is a FileWriteError naming the file: exit 3, not restarted. OSError: a write
+        # no adapter wrapped.
         err.print(
             f"[red]gateway failed:[/red] {escape(redact(str(exc).replace(chr(10), ' ')))}",
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(
-            2 if isinstance(exc, ValueError) else 1 if isinstance(exc, OSError) else exit_code(exc)
-        ) from None
+        raise typer.Exit(2 if isinstance(exc, ValueError) else exit_code(exc)) from None
     Console().print(" ".join(f"{k}={v}" for k, v in counters.items()), highlight=False)
 
 

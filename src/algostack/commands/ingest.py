@@ -221,7 +221,7 @@ def ingest(
         )
     sys.stderr.flush()
     if writer is not None and not stats.archive_complete:
-        raise typer.Exit(1)
+        raise typer.Exit(writer.stats.last_exit_code or 1)  # 3 on a full disk: not restarted
 
 
 def open_archive(url: str | None) -> ArchiveWriter | None:

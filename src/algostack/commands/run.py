@@ -133,7 +133,8 @@ def run(
             seed=seed,
             slippage_bps=slippage_bps,
         )
-        from algostack.local.desk import EXIT_FAILED, EXIT_INTERRUPTED, LocalDesk
+        from algostack.errors import EXIT_FAILED
+        from algostack.local.desk import EXIT_INTERRUPTED, LocalDesk
 
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:

@@ -1,6 +1,8 @@
-"""Fleet status: every instance of an environment with its state, health and last command.
+"""Fleet status: every instance of an environment with its state, health and last command,
+and the algostack units on each running host.
 
-Read-only (Describe*/List*/GetParameter). Stdlib + boto3 only.
+Read-only: Describe*/List*/GetParameter, plus (``units=True``) one SSM RunShellScript per
+running host that only reads systemd's state (``systemctl show``). Stdlib + boto3 only.
 """
 
 from __future__ import annotations
@@ -11,10 +13,82 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from algostack.control import ec2 as ec2h
+from algostack.control import ssm as ssmh
 from algostack.control.config import ControlConfig
 from algostack.control.controllers import INGEST, TRADING
 from algostack.control.run_records import RunState
-from algostack.control.runtime import Clients
+from algostack.control.runtime import Clients, Deadline, Runtime
+
+UNIT_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus")
+UNITS_SCRIPT = (
+    "systemctl show --no-pager "
+    + " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
+    + (" 'algostack-*.service'")
+)
+"""Reads every algostack service's state on a host; changes nothing."""
+UNITS_TIMEOUT_S = 60.0
+
+
+def parse_units(text: str) -> list[dict[str, Any]]:
+    """``systemctl show`` output (blocks of ``Key=Value`` lines) as one row per unit, with
+    ``failing`` set for a unit that failed, is waiting to restart, or restarted since boot, and
+    ``verdict`` saying which (e.g. ``failed: exit-code, exit 3``, ``restarting (4 restarts)``)."""
+    rows: list[dict[str, Any]] = []
+    for block in text.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if not props.get("Id"):
+            continue
+        active, sub = props.get("ActiveState", ""), props.get("SubState", "")
+        result, status = props.get("Result", ""), props.get("ExecMainStatus", "")
+        restarts = int(props.get("NRestarts") or 0)
+        if active == "failed":
+            verdict = f"failed: {result}" + (f", exit {status}" if status not in ("", "0") else "")
+        elif sub == "auto-restart":
+            verdict = f"restarting ({restarts} restarts)"
+        elif restarts:
+            verdict = f"{active}, restarted {restarts}x"
+        else:
+            verdict = active
+        failing = active == "failed" or sub == "auto-restart" or restarts > 0
+        rows.append(
+            {
+                "unit": props["Id"],
+                "active": active,
+                "sub": sub,
+                "result": result,
+                "restarts": restarts,
+                "exit_status": status,
+                "failing": failing,
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def unit_health(
+    ssm: Any, instance_ids: list[str], *, runtime: Runtime, timeout_s: float = UNITS_TIMEOUT_S
+) -> dict[str, dict[str, Any]]:
+    """``{instance id: {"units": [...]} | {"error": "..."}}``: each host's algostack units
+    (``parse_units``), read with one SSM command; a host that did not answer says why."""
+    deadline = Deadline.after(timeout_s, runtime.clock)
+    invs = ssmh.run_script(
+        ssm,
+        instance_ids,
+        UNITS_SCRIPT,
+        deadline=deadline,
+        runtime=runtime,
+        comment="algostack fleet status: read units",
+        execution_timeout_s=30,
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for iid in instance_ids:
+        inv = invs[iid]
+        if inv.ok:
+            out[iid] = {"units": parse_units(inv.stdout)}
+        else:
+            why = inv.error or f"{inv.status} {inv.status_details}".strip()
+            out[iid] = {"error": f"units not read: {why}"}
+    return out
 
 
 def last_command(ssm: Any, instance_id: str) -> dict[str, Any] | None:
@@ -37,8 +111,17 @@ def last_command(ssm: Any, instance_id: str) -> dict[str, Any] | None:
     }
 
 
-def fleet_status(clients: Clients, cfg: ControlConfig, day: date) -> dict[str, Any]:
-    """Describe every instance of the environment and today's run records."""
+def fleet_status(
+    clients: Clients,
+    cfg: ControlConfig,
+    day: date,
+    *,
+    units: bool = True,
+    runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    """Describe every instance of the environment and today's run records; with ``units``,
+    each running host's algostack units (``unit_health``: ``units`` or ``units_error`` per
+    row, and ``failing_units`` naming every unit that failed or restarted)."""
     instances = ec2h.find_instances(
         clients.ec2, [cfg.ingest_instance_name, cfg.trader_name_pattern], cfg.environment
     )
@@ -58,6 +141,20 @@ def fleet_status(clients: Clients, cfg: ControlConfig, day: date) -> dict[str, A
                 "last_command": last_command(clients.ssm, inst.id),
             }
         )
+    reachable = [r["id"] for r in rows if str(r["ssm_agent"]).startswith("Online")]
+    health = unit_health(clients.ssm, reachable, runtime=runtime or Runtime()) if units else {}
+    failing: list[str] = []
+    for row in rows:
+        got = health.get(row["id"])
+        if got is None:
+            continue
+        if "error" in got:
+            row["units_error"] = got["error"]
+            continue
+        row["units"] = got["units"]
+        failing += [
+            f"{row['name']}: {u['unit']} {u['verdict']}" for u in got["units"] if u["failing"]
+        ]
     state = RunState(clients.ssm, cfg.state_prefix)
     runs = {}
     for component in (INGEST, TRADING):
@@ -68,4 +165,5 @@ def fleet_status(clients: Clients, cfg: ControlConfig, day: date) -> dict[str, A
         "trading_day": day.isoformat(),
         "instances": rows,
         "runs": runs,
+        "failing_units": failing,
     }

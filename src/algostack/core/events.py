@@ -34,6 +34,9 @@ class Heartbeat(_TraderEvent, frozen=True, tag="heartbeat", kw_only=True):
     """Realised PnL of the day so far (net of commissions)."""
     unrealised: float = 0.0
     """Unrealised PnL at the last mark."""
+    restarts: int = 0
+    """How often the trader started again on this trading day after its first start (a
+    crash, a kill, a unit restart: the dashboard flags it)."""
 
 
 class Decision(_TraderEvent, frozen=True, tag="decision", kw_only=True):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from algostack.core.naming import ModelSpec
-from algostack.errors import ConfigError
+from algostack.errors import EXIT_FAILED, ConfigError
 from algostack.local.collector import Collector
 from algostack.local.session import RunConfig, SourceKind
 from algostack.local.summary import (
@@ -48,7 +48,6 @@ READY_TIMEOUT_S = 30.0
 SETTLE_S = 0.3
 """After the last bar: how long the gateway must have sent no report before traders stop."""
 EXIT_INTERRUPTED = 130
-EXIT_FAILED = 1
 NATS_MAX_RESTARTS = 2
 """How often a dead nats-server is started again before the run gives up (each restart keeps
 its port, store and credentials: clients reconnect and resume from the durable state)."""
@@ -69,6 +68,15 @@ class DeskResult:
     prices: dict[str, list[tuple[int, float, float]]]
     exit_code: int
     survivors: list[int] = field(default_factory=list)
+
+
+def _mute_log(path: Path) -> str:
+    """Why a failed component's log says nothing, when its disk is full (else "")."""
+    try:
+        full = os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return ""
+    return f"its log could not say why: no space left on device for {path}" if full else ""
 
 
 class LocalDesk:
@@ -93,13 +101,15 @@ class LocalDesk:
         self.stop_requested = asyncio.Event()
         self.interrupted = False
         self.incomplete = False
+        """Set when a trader did not decide every bar, or booked fewer fills than reported:
+        the run exits 1 (the notes say which models)."""
         self.abort_reason: str | None = None
         """Why the run stopped itself (a component it cannot do without is gone): exit 1."""
         self.nats_restarts = 0
         self.nats_exit_codes: list[int] = []
         self.nats_failed = False
-        """Set when a trader did not decide every bar, or booked fewer fills than reported:
-        the run exits 1 (the notes say which models)."""
+        self.nats_error: str | None = None
+        """The last error nats-server logged (a store that cannot write says why here)."""
         self.started = time.monotonic()
         self.phase = "starting"
         self._on_progress = on_progress
@@ -410,7 +420,13 @@ class LocalDesk:
                 self.phase = "trading"
                 await self.supervisor.start(self.ingest_spec(env))
                 ingest = self.supervisor.children["ingest"]
-                await self._until(lambda: ingest.done.is_set(), float("inf"), 0.1)
+                # until the session is sent, or no trader is left to trade it (all failed)
+                await self._until(
+                    lambda: ingest.done.is_set() or not self.traders_alive(), float("inf"), 0.1
+                )
+                if not ingest.done.is_set() and not self.stop_requested.is_set():
+                    # their failures are the causes; the rest of the session helps no one
+                    notes.append("every trader failed: the ingest was stopped mid-session")
             if not self.stop_requested.is_set():
                 self.phase = "catching up"
                 if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
@@ -446,6 +462,7 @@ class LocalDesk:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 server.stop()
+                self.nats_error = server.last_error()
                 self._defer_signals()
         if self.collector.bar_log:
             from algostack.adapters.offline.bars_file import write_bars
@@ -467,9 +484,11 @@ class LocalDesk:
         causes = [f"run aborted: {self.abort_reason}"] if self.abort_reason else []
         for c in sorted(comps, key=lambda c: self.supervisor.failed_at(c.name)):
             if c.failed and c.kind != "nats":
-                why = last_error(Path(c.log)) if c.log else ""
+                why = (last_error(Path(c.log)) or _mute_log(Path(c.log))) if c.log else ""
                 if "JetStream store full" in why:
                     why += f" (the store: {self.cfg.paths.nats})"
+                if "JetStream" in why and self.nats_error:  # the server says why it refused
+                    why += f" (nats-server: {self.nats_error})"
                 causes.append(
                     f"{c.name} failed (exit code {c.exit_code})" + (f": {why}" if why else "")
                 )

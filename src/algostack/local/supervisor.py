@@ -5,7 +5,10 @@ Every child starts in a new session (so its process group holds it and anything 
 e.g. the dashboard's Streamlit server) and gets ``SIGTERM`` if the supervisor dies
 (``PR_SET_PDEATHSIG`` on Linux). ``stop`` sends ``SIGTERM`` to whole groups, waits a bounded
 time, then ``SIGKILL``s what is left. ``kill_all`` (registered with ``atexit``) is the last
-line of defence. A child that exits unexpectedly is restarted up to ``max_restarts`` times.
+line of defence. A child that exits unexpectedly is restarted up to ``max_restarts`` times,
+unless its exit code says a restart cannot help (``ChildSpec.final_codes``: bad input, or a
+full disk or store, as ``errors.exit_code`` maps them; systemd units say the same with
+``RestartPreventExitStatus``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from algostack.errors import EXIT_BAD_INPUT, EXIT_NO_RESTART
 from algostack.local.summary import ComponentSummary
 
 log = logging.getLogger("algostack.local.supervisor")
 
 STOPPED_CODES = frozenset({0, -signal.SIGTERM, 128 + signal.SIGTERM, -signal.SIGINT, 130})
 """Exit codes that mean "stopped as asked" when we sent the signal."""
+FINAL_CODES = frozenset({EXIT_BAD_INPUT, EXIT_NO_RESTART})
+"""Bad input, or a full disk or store: the same failure again after every restart."""
 _ERROR_MARKERS = (b'"level":"ERROR"', b'"level":"CRITICAL"', b"Traceback (most recent call")
 
 
@@ -46,6 +52,8 @@ class ChildSpec:
     max_restarts: int = 2
     restart_on_success: bool = False
     """Restart even after exit code 0 (for components that should never end on their own)."""
+    final_codes: frozenset[int] = FINAL_CODES
+    """Exit codes that leave the component failed at once: a restart cannot help."""
 
 
 @dataclass
@@ -226,9 +234,10 @@ class Supervisor:
                 child.finished = True
                 self._event(spec.name, "finished")
                 break
-            if child.restarts >= spec.max_restarts:
+            if rc in spec.final_codes or child.restarts >= spec.max_restarts:
                 child.failed, child.failed_at = True, time.monotonic()
-                self._event(spec.name, f"failed with exit code {rc}, no restarts left")
+                why = "a restart cannot help" if rc in spec.final_codes else "no restarts left"
+                self._event(spec.name, f"failed with exit code {rc}, {why}")
                 break
             child.restarts += 1
             self._event(spec.name, f"exited with {rc}; restart {child.restarts}")

@@ -40,14 +40,29 @@ async def test_supervisor_child_exits_zero_status_ok(tmp_path: Path) -> None:
 
 async def test_supervisor_crashing_child_restarted_then_failed(tmp_path: Path) -> None:
     sup = Supervisor(sleep=_no_sleep)
-    code = "import sys; print('Traceback (most recent call last): boom'); sys.exit(3)"
+    code = "import sys; print('Traceback (most recent call last): boom'); sys.exit(1)"
     await sup.start(_spec("crash", code, tmp_path, max_restarts=2))
-    assert await sup.wait("crash", 20) == 3
+    assert await sup.wait("crash", 20) == 1
     (comp,) = sup.components()
     assert comp.status == "failed" and comp.failed
     assert comp.restarts == 2
     assert comp.errors == 3  # one traceback line per start, appended across restarts
     assert len(sup.children["crash"].pgids) == 3
+
+
+@pytest.mark.parametrize("code", [2, 3])
+async def test_supervisor_leaves_failed_at_once_a_child_whose_exit_says_restarts_cannot_help(
+    tmp_path: Path, code: int
+) -> None:
+    events: list[str] = []
+    sup = Supervisor(sleep=_no_sleep, on_event=lambda _n, what: events.append(what))
+    await sup.start(
+        _spec("full", f"import sys; print('error: disk full'); sys.exit({code})", tmp_path)
+    )
+    assert await sup.wait("full", 20) == code
+    (comp,) = sup.components()
+    assert (comp.status, comp.restarts, len(sup.children["full"].pgids)) == ("failed", 0, 1)
+    assert events[-1] == f"failed with exit code {code}, a restart cannot help"
 
 
 async def test_supervisor_stop_escalates_to_sigkill_and_kills_grandchild(tmp_path: Path) -> None:

@@ -81,6 +81,16 @@ def test_state_heartbeat_carries_pnl_for_a_dashboard_opened_mid_session() -> Non
     assert (row.realised, row.unrealised) == (12.5, -3.0)
 
 
+def test_state_a_trader_that_restarted_today_is_flagged_with_its_restarts() -> None:
+    st = DashboardState(HealthPolicy(silent_after_s=10))
+    st.on_market(bar("AAPL", 1, 100.0), T0)
+    st.on_trader(heartbeat("m1"), T0)
+    assert st.snapshot(T0).fleet[0].health == "OK"
+    st.on_trader(msgspec.structs.replace(heartbeat("m1"), restarts=2), T0)
+    (row,) = st.snapshot(T0).fleet
+    assert not row.healthy and row.health == "RESTARTED x2"
+
+
 def test_state_heartbeat_older_than_limit_flags_silent() -> None:
     st = DashboardState(HealthPolicy(silent_after_s=10))
     st.on_market(bar("AAPL", 1, 100.0), T0 + 11 * NS_PER_S)

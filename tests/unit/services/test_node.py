@@ -595,3 +595,19 @@ def test_notify_ready_sends_ready_on_the_notify_socket(tmp_path: Path) -> None:
         assert server.recv(100) == b"READY=1\nSTATUS=up"
     assert not node.notify_ready(environ={})
     assert not node.notify_ready(environ={"NOTIFY_SOCKET": str(tmp_path / "gone")})
+
+
+def test_every_service_stops_restarting_when_a_restart_cannot_help() -> None:
+    """Exit 2 (bad input) or 3 (a full disk or store: ``errors.exit_code``) leaves a unit
+    failed at once; a unit that keeps crashing is left failed after its start limit."""
+    plans = [
+        node.render_trader(node.parse_deployment_config(TRADER_CFG), TRADER_SECRETS),
+        node.render_ingest(node.parse_deployment_config(INGEST_CFG), ["AAPL"], INGEST_SECRETS),
+    ]
+    services = {n: u for p in plans for n, u in p.units.items() if n.endswith(".service")}
+    restarting = {n: _unit(u) for n, u in services.items() if "Restart=on-failure" in u}
+    assert {"algostack-trader.service", "algostack-ingest.service"} <= set(restarting)
+    for name, unit in restarting.items():
+        assert unit["Service"]["RestartPreventExitStatus"].split() == ["2", "3"], name
+        assert int(unit["Unit"]["StartLimitBurst"]) >= 3, name
+        assert int(unit["Unit"]["StartLimitIntervalSec"]) > 5 * int(unit["Unit"]["StartLimitBurst"])

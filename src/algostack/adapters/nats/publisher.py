@@ -38,7 +38,7 @@ from algostack.core import codec
 from algostack.core.backoff import Backoff, next_wait
 from algostack.core.market import MarketEvent
 from algostack.core.market_bus import MSG_ID_HEADER, PREV_HEADER, RECV_HEADER, SEQ_HEADER, BusStats
-from algostack.errors import ConfigError, FatalError, RetryableError
+from algostack.errors import ConfigError, ResourceError, RetryableError
 
 # The bus's logger: these records were always the bus's, and log filters name it.
 log = logging.getLogger("algostack.nats.bus")
@@ -62,12 +62,13 @@ class _Entry(NamedTuple):
 _NO_STREAM = "no JetStream stream for this subject (503 no responders)"
 
 
-class PublishError(FatalError):
-    """JetStream refused messages, or the bus is closed: sending them again cannot help (the
+class PublishError(ResourceError):
+    """JetStream refused messages or never acked them through every re-send (a store that
+    cannot write is silent), or the bus is closed: sending them again cannot help (the
     message says which)."""
 
 
-class JetStreamStoreFullError(FatalError):
+class JetStreamStoreFullError(ResourceError):
     """nats-server's JetStream store is full ("insufficient resources"): nothing more can be
     stored until space is freed, so retrying cannot help."""
 

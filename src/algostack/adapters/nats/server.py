@@ -115,6 +115,7 @@ class EmbeddedNats:
         self._run_dir: str | None = None
         self._tmp_store: str | None = None
         self._finalizer: weakref.finalize[..., EmbeddedNats] | None = None
+        self._last_error: str | None = None
 
     @property
     def url(self) -> str:
@@ -224,8 +225,23 @@ class EmbeddedNats:
         self.requested_port = port
         return self.start()
 
+    def last_error(self) -> str | None:
+        """The last error the server logged in any of its lives (an ``[ERR]`` line without its
+        pid and time: e.g. ``JetStream failed to store a msg on stream ...: write ...: no
+        space left on device``); ``None`` when it logged none."""
+        if self._run_dir is not None:
+            with contextlib.suppress(OSError):
+                lines = (Path(self._run_dir) / "nats-server.log").read_bytes().splitlines()
+                for line in reversed(lines):
+                    _, marker, what = line.partition(b"[ERR] ")
+                    if marker:
+                        self._last_error = what.decode(errors="replace").strip()
+                        break
+        return self._last_error
+
     def stop(self) -> None:
         """Terminate the server, wait for it, and remove its run directory; idempotent."""
+        self.last_error()  # kept across restarts: the log goes with the run directory
         if self._finalizer is not None:
             self._finalizer()  # runs _kill once, then detaches
             self._finalizer = None

@@ -157,6 +157,7 @@ class _Model:
     decisions: int = 0
     orders: int = 0
     warmed_up: bool = False
+    restarts: int = 0
     pnl: deque[PnlPoint] = field(default_factory=lambda: deque(maxlen=MAX_PNL_POINTS))
     trades: dict[tuple[Any, ...], TradeRow] = field(default_factory=dict)
     log_tail: tuple[str, ...] = ()
@@ -180,11 +181,13 @@ class FleetRow:
     stale_data: bool
     silent: bool
     halted: bool
+    restarts: int = 0
+    """How often the model's trader started again today (``Heartbeat.restarts``)."""
 
     @property
     def healthy(self) -> bool:
-        """True when no flag is raised."""
-        return not (self.stale_data or self.silent or self.halted)
+        """True when no flag is raised (a trader that had to restart is not healthy)."""
+        return not (self.stale_data or self.silent or self.halted or self.restarts)
 
     @property
     def health(self) -> str:
@@ -195,6 +198,7 @@ class FleetRow:
                 ("STALE DATA", self.stale_data),
                 ("SILENT", self.silent),
                 ("HALTED", self.halted),
+                (f"RESTARTED x{self.restarts}", self.restarts > 0),
             )
             if on
         ]
@@ -320,6 +324,7 @@ class DashboardState:
                 m.latency_p99_us = event.latency_p99_us
                 m.decisions, m.orders = event.decisions, event.orders
                 m.warmed_up = event.warmed_up
+                m.restarts = event.restarts
                 # A dashboard opened mid-session learns PnL from the next heartbeat, not only
                 # from the next fill's PnL update.
                 m.realised, m.unrealised = event.realised, event.unrealised
@@ -459,6 +464,7 @@ class DashboardState:
             stale_data=stale,
             silent=silent,
             halted=m.state == "HALTED",
+            restarts=m.restarts,
         )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algostack.core.naming import model_key
-from algostack.errors import ConfigError
+from algostack.errors import EXIT_BAD_INPUT, EXIT_NO_RESTART, ConfigError
 from algostack.services.dashboard.launch import is_loopback
 from algostack.services.node.config import (
     NATS_ROLES,
@@ -29,6 +29,11 @@ SYNC_ON_CALENDAR = "*:0/15"
 _CALENDAR_RE = re.compile(r"^[-0-9A-Za-z*/:,. ]+$")
 START_TIMEOUT_S = 300
 """systemd's own bound on a Type=notify start (loading models, warm-up); run.sh waits less."""
+RESTART_SEC = 5
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_S = 300
+"""Past ``START_LIMIT_BURST`` starts in this many seconds systemd leaves a unit ``failed``
+(``Result=start-limit-hit``), which ``algostack fleet status`` and the dashboard show."""
 _UNIT_HEADER = "# Written by `algostack node`; edits are overwritten on the next bootstrap.\n"
 
 
@@ -103,6 +108,9 @@ def _service(
         "Wants=network-online.target",
         f"After={deps}",
         *([f"Requires={' '.join(requires)}"] if requires else []),
+        # a unit that keeps failing stops being restarted and shows as failed
+        f"StartLimitIntervalSec={START_LIMIT_INTERVAL_S}",
+        f"StartLimitBurst={START_LIMIT_BURST}",
         "",
         "[Service]",
         *kind,
@@ -117,7 +125,9 @@ def _service(
         f"ExecStart={exec_start}",
         *extra,
         "Restart=on-failure",
-        "RestartSec=5",
+        f"RestartSec={RESTART_SEC}",
+        # bad input (2) or a full disk or store (3): a restart cannot help (errors.exit_code)
+        f"RestartPreventExitStatus={EXIT_BAD_INPUT} {EXIT_NO_RESTART}",
         "NoNewPrivileges=true",
         "PrivateTmp=true",
         "",

@@ -331,6 +331,7 @@ class ModelRunner:
             bars=self.stats.bars,
             decisions=self.stats.decisions,
             orders=self.stats.orders,
+            restarts=self.stats.restarts,
         )
 
     @property

@@ -32,7 +32,7 @@ from algostack.core.market import Bar, TradingStatus
 from algostack.core.market_bus import BusMessage, recv_ns_of
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
-from algostack.errors import FatalError
+from algostack.errors import FatalError, FileWriteError
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner
@@ -49,6 +49,9 @@ log = logging.getLogger("algostack.trader.service")
 
 HEARTBEAT_EVERY_S = 5.0
 COMMIT_INTERVAL_S = 0.2
+COMMIT_GRACE_S = 10.0
+"""How long a model's commits may keep failing to write (a disk that fills, then frees
+again) before the trader stops: past it, it would trade on with nothing durable."""
 EVENTS_FLUSH_S = 0.005
 """Decision/fill events wait up to this long so one socket write carries many (see docs)."""
 
@@ -97,6 +100,10 @@ class ModelSlot:
     malformed: int = 0
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_task: asyncio.Task[None] | None = None
+    commit_error: FileWriteError | None = None
+    """The last commit's write error, ``None`` once a commit succeeds."""
+    commit_failing_since: float = 0.0
+    """``time.monotonic()`` of the first of the commits failing since the last success."""
     reports_task: asyncio.Task[None] | None = None
     reports_again: bool = False
 
@@ -122,6 +129,7 @@ class TraderService:
         fsync: bool = True,
         heartbeat_s: float = HEARTBEAT_EVERY_S,
         commit_interval_s: float = COMMIT_INTERVAL_S,
+        commit_grace_s: float = COMMIT_GRACE_S,
         follow_interval_s: float = FOLLOW_INTERVAL_S,
         reposition_s: float = REPOSITION_S,
         live: bool = True,
@@ -144,6 +152,7 @@ class TraderService:
         the sessions before the current one (``_warm_from_archive``); ``None``: it does not."""
         self.heartbeat_s = heartbeat_s
         self.commit_interval_s = commit_interval_s
+        self.commit_grace_s = commit_grace_s
         self.live = live
         self.ack_wait_s = ack_wait_s
         self.journal_root = Path(journal_root)
@@ -246,6 +255,9 @@ class TraderService:
         day = state.day if state and state.day else new_york_date(datetime.now(UTC)).isoformat()
         fills = read_journal_fills(slot.journal_dir, day)
         runner.restore(state, fills, carried_position(slot.journal_dir, day, spec.symbol))
+        today = self.session_day or new_york_date(datetime.now(UTC)).isoformat()
+        if state is not None and state.day == today:  # started before on the day it trades
+            runner.stats.restarts = state.restarts + 1
         await runner.restore_broker(state.broker_seq if state else 0)
         start_seq, existed = await self.bus.resume_point(
             spec.key, committed_seq=state.stream_seq if state else 0
@@ -257,7 +269,6 @@ class TraderService:
             if not self.warmup:
                 warm_upto = 0
         if self.archive is not None and runner.sessions_to_warm():
-            today = self.session_day or new_york_date(datetime.now(UTC)).isoformat()
             await asyncio.to_thread(self._warm_from_archive, runner, spec, today)
         history = await self.bus.read_history(codec.subject_for("bars", spec.symbol), warm_upto)
         for msg in history:
@@ -398,6 +409,7 @@ class TraderService:
         task = slot.commit_task
         if task is None or task.done():
             slot.commit_task = asyncio.create_task(self._commit(slot))
+            slot.commit_task.add_done_callback(self._task_ended)
 
     async def _commit(self, slot: ModelSlot) -> None:
         """Make the decisions up to the feed's resume point durable, then ack through it.
@@ -407,12 +419,28 @@ class TraderService:
         next commit.
         """
         async with slot.commit_lock:
-            async with slot.feed.lock:  # between two messages
-                job = self._prepare_commit(slot)
-            if job is None:
+            try:
+                async with slot.feed.lock:  # between two messages
+                    job = self._prepare_commit(slot)
+                if job is None:
+                    return
+                await asyncio.to_thread(job.write)
+            except FileWriteError as exc:
+                self._commit_failed(slot, exc)
                 return
-            await asyncio.to_thread(job.write)
+            slot.commit_error = None
             await self._acknowledge(slot, job)
+
+    def _commit_failed(self, slot: ModelSlot, exc: FileWriteError) -> None:
+        """A commit could not write (nothing acked: the bars stay to be committed at the next
+        tick); past ``commit_grace_s`` of failures the trader stops with the error."""
+        now = time.monotonic()
+        if slot.commit_error is None:
+            slot.commit_failing_since = now
+            log.warning("commit failed (tried again at the next tick): %s", exc)
+        slot.commit_error = exc
+        if now - slot.commit_failing_since >= self.commit_grace_s:
+            self._fail(exc)
 
     async def _commit_group(self, slots: list[ModelSlot]) -> None:
         """``_commit`` for several models with one worker-thread hop for all their writes.
@@ -427,8 +455,11 @@ class TraderService:
                 await stack.enter_async_context(slot.commit_lock)
             jobs = []
             for slot in slots:
-                async with slot.feed.lock:  # between two messages
-                    jobs.append((slot, self._prepare_commit(slot)))
+                try:
+                    async with slot.feed.lock:  # between two messages
+                        jobs.append((slot, self._prepare_commit(slot)))
+                except FileWriteError as exc:
+                    self._commit_failed(slot, exc)
             ready = [(slot, job) for slot, job in jobs if job is not None]
             if not ready:
                 return
@@ -446,8 +477,11 @@ class TraderService:
             errors = await asyncio.to_thread(write_all)
             for (slot, job), err in zip(ready, errors, strict=True):
                 if err is None:
+                    slot.commit_error = None
                     await self._acknowledge(slot, job)
-            first = next((e for e in errors if e is not None), None)
+                elif isinstance(err, FileWriteError):
+                    self._commit_failed(slot, err)
+            first = next((e for e in errors if not isinstance(e, FileWriteError | None)), None)
             if first is not None:
                 raise first
 
@@ -492,6 +526,7 @@ class TraderService:
                 self.request_commit(due[0])
             elif due:
                 task = asyncio.create_task(self._commit_group(due))
+                task.add_done_callback(self._task_ended)
                 for slot in due:
                     slot.commit_task = task
 
@@ -518,6 +553,7 @@ class TraderService:
             warmed_up=r.features.ready,
             realised=r.portfolio.realised_pnl,
             unrealised=r.portfolio.unrealised_pnl,
+            restarts=r.stats.restarts,
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -579,8 +615,10 @@ class TraderService:
             slot.runner.needs_commit = True
             try:
                 await self._commit(slot)
-            except FatalError as exc:  # a full disk: the other models still commit
+            except FatalError as exc:  # the other models still commit
                 self._fail(exc)
+            if slot.commit_error is not None:  # a full disk: nothing of it is durable
+                self._fail(slot.commit_error)
             gate = slot.feed.gate
             log.info(
                 "model feed: %d live, %d confirmed, %d gate closes",

@@ -86,6 +86,8 @@ class RunnerState(msgspec.Struct, kw_only=True):
     bars: int = 0
     decisions: int = 0
     orders: int = 0
+    restarts: int = 0
+    """``RunnerStats.restarts`` on ``day``."""
 
 
 _ENC = msgspec.json.Encoder()

@@ -35,6 +35,9 @@ class RunnerStats:
     warmup_bars: int = 0
     decisions: int = 0
     orders: int = 0
+    restarts: int = 0
+    """How often this model's trader started again on the day it trades after its first start
+    there (a crash, a kill, a unit restart); heartbeats carry it to the dashboard."""
     rejected: int = 0
     """Orders the broker refused (or that failed to submit)."""
     duplicates_acked: int = 0

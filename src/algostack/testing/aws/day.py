@@ -309,6 +309,20 @@ class AwsDay:
         except Exception as exc:
             return Invoked(function, None, f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
 
+    def fleet_status(self, day: date) -> dict[str, Any]:
+        """``algostack fleet status`` as an operator runs it against this desk: every
+        instance, and each running host's algostack units read over SSM from its systemd."""
+        from algostack.control.config import ControlConfig
+        from algostack.control.runtime import Clients
+        from algostack.control.status import fleet_status
+
+        assert self.cloud is not None
+        name = f"{LAMBDAS['trading'][0]}_{self.env}"
+        conf = self.cloud.client("lambda").get_function_configuration(FunctionName=name)
+        cfg = ControlConfig.from_env(dict(conf.get("Environment", {}).get("Variables", {})))
+        clients = Clients(ec2=self.cloud.client("ec2"), ssm=self.cloud.client("ssm"))
+        return fleet_status(clients, cfg, day)
+
     # -- a day ---------------------------------------------------------------------------
 
     def invoke_ingest(self, day: date, *, timeout_s: float = 900) -> Invoked:
