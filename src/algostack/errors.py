@@ -38,7 +38,7 @@ class AuthError(FatalError):
 class ResourceError(FatalError):
     """Something the process needs is exhausted or refuses to store (a full disk, a full or
     silent JetStream store): a restart of the process cannot help until someone frees or fixes
-    it. Commands exit ``EXIT_NO_RESTART`` for it, so no supervisor restarts them in a loop."""
+    it. Services exit ``EXIT_NO_RESTART`` for it, so no supervisor restarts them in a loop."""
 
 
 class FileWriteError(ResourceError):
@@ -56,20 +56,26 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 """The user's input is at fault (an option, a setting, a file): fixed by the user."""
 EXIT_NO_RESTART = 3
-"""A failure a restart cannot cure (a full disk or JetStream store, refused credentials): the
-local run's supervisor and systemd (``RestartPreventExitStatus``) leave the component failed."""
+"""A service's failure a restart cannot cure (a full disk or JetStream store, refused
+credentials: ``service_exit_code``): the local run's supervisor and systemd
+(``RestartPreventExitStatus``) leave the component failed."""
 
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def exit_code(exc: BaseException) -> int:
     """A command's exit code for ``exc``: ``EXIT_BAD_INPUT`` (2) for ``ConfigError`` and
-    ``DataError``, ``EXIT_NO_RESTART`` (3) for ``ResourceError``, ``AuthError`` and an OS
-    error of a full or read-only disk, ``EXIT_FAILED`` (1) for anything else."""
-    if isinstance(exc, ConfigError | DataError):
-        return EXIT_BAD_INPUT
+    ``DataError``, ``EXIT_FAILED`` (1) for anything else."""
+    return EXIT_BAD_INPUT if isinstance(exc, ConfigError | DataError) else EXIT_FAILED
+
+
+def service_exit_code(exc: BaseException) -> int:
+    """A supervised service's exit code (``trade``, ``ingest``, ``gateway``): as
+    ``exit_code``, but ``EXIT_NO_RESTART`` (3) for ``ResourceError``, ``AuthError`` and an OS
+    error of a full or read-only disk, so its supervisor does not restart it into the same
+    failure. Commands a user runs by hand keep 1 for these."""
     if isinstance(exc, ResourceError | AuthError):
         return EXIT_NO_RESTART
     if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
         return EXIT_NO_RESTART
-    return EXIT_FAILED
+    return exit_code(exc)

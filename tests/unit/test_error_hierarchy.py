@@ -64,12 +64,18 @@ def test_the_rule_catches_an_unclassified_error() -> None:
     assert [sum(issubclass(c, k) for k in KINDS) for c in (Unclassified, Both)] == [0, 2]
 
 
-def test_exit_codes_say_whether_a_restart_can_help() -> None:
+def test_service_exit_codes_say_whether_a_restart_can_help() -> None:
     import errno
 
     from algostack.adapters.nats.bus import NatsUnreachableError
     from algostack.adapters.nats.publisher import JetStreamStoreFullError, PublishError
-    from algostack.errors import AuthError, ConfigError, FileWriteError, exit_code
+    from algostack.errors import (
+        AuthError,
+        ConfigError,
+        FileWriteError,
+        exit_code,
+        service_exit_code,
+    )
     from algostack.services.journal import JournalWriteError
 
     bad_input = [ConfigError("x"), DataError("x")]
@@ -83,6 +89,11 @@ def test_exit_codes_say_whether_a_restart_can_help() -> None:
         OSError(errno.EROFS, "Read-only file system"),
     ]
     curable = [NatsUnreachableError("x"), RetryableError("x"), OSError(errno.EIO, "x"), KeyError()]
-    assert [exit_code(e) for e in bad_input] == [2] * len(bad_input)
-    assert [exit_code(e) for e in hopeless] == [3] * len(hopeless)
-    assert [exit_code(e) for e in curable] == [1] * len(curable)
+    # a supervised service says whether a restart can help
+    assert [service_exit_code(e) for e in bad_input] == [2] * len(bad_input)
+    assert [service_exit_code(e) for e in hopeless] == [3] * len(hopeless)
+    assert [service_exit_code(e) for e in curable] == [1] * len(curable)
+    # a command run by hand: 2 for bad input, else 1
+    assert [exit_code(e) for e in bad_input + hopeless + curable] == [2, 2] + [1] * (
+        len(hopeless) + len(curable)
+    )

@@ -118,7 +118,7 @@ def gateway(
     from rich.markup import escape
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError, exit_code
+    from algostack.errors import AlgostackError, ConfigError, service_exit_code
     from algostack.logs import redact, setup_logging
 
     err = Console(stderr=True)
@@ -172,7 +172,7 @@ def gateway(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(2 if isinstance(exc, ValueError) else exit_code(exc)) from None
+        raise typer.Exit(2 if isinstance(exc, ValueError) else service_exit_code(exc)) from None
     Console().print(" ".join(f"{k}={v}" for k, v in counters.items()), highlight=False)
 
 

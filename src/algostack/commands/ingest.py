@@ -150,7 +150,7 @@ def ingest(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError, exit_code
+    from algostack.errors import AlgostackError, ConfigError, service_exit_code
     from algostack.logs import setup_logging
 
     err = Console(stderr=True)
@@ -197,7 +197,7 @@ def ingest(
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         # 2: bad input (options, files), fixed by the user; 1: a runtime failure.
-        raise typer.Exit(exit_code(exc)) from None
+        raise typer.Exit(service_exit_code(exc)) from None
     err.print(
         f"ingest done: received={stats.received} published={stats.published} "
         f"duplicates={stats.duplicates} malformed={stats.malformed} "

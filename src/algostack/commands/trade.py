@@ -180,7 +180,7 @@ def trade(
     from rich.table import Table
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, exit_code
+    from algostack.errors import AlgostackError, service_exit_code
     from algostack.logs import redact, setup_logging
 
     err = Console(stderr=True)
@@ -223,7 +223,7 @@ def trade(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(exit_code(exc)) from None
+        raise typer.Exit(service_exit_code(exc)) from None
     table = Table(title="algostack trade")
     for col in ("model", "bars", "decisions", "orders", "fills", "refused", "position"):
         table.add_column(col)

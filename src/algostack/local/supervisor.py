@@ -7,7 +7,7 @@ e.g. the dashboard's Streamlit server) and gets ``SIGTERM`` if the supervisor di
 time, then ``SIGKILL``s what is left. ``kill_all`` (registered with ``atexit``) is the last
 line of defence. A child that exits unexpectedly is restarted up to ``max_restarts`` times,
 unless its exit code says a restart cannot help (``ChildSpec.final_codes``: bad input, or a
-full disk or store, as ``errors.exit_code`` maps them; systemd units say the same with
+full disk or store, as ``errors.service_exit_code`` maps them; systemd units say the same with
 ``RestartPreventExitStatus``).
 """
 

@@ -36,7 +36,7 @@ import orjson
 from algostack.adapters.storage import BucketStore
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, TradingStatus, UpdatedBar
 from algostack.core.sessions import new_york_date_of_ns, new_york_day_bounds_ns
-from algostack.errors import AlgostackError, DataError, exit_code
+from algostack.errors import AlgostackError, DataError, service_exit_code
 
 log = logging.getLogger("algostack.archive")
 
@@ -258,7 +258,7 @@ class ArchiveStats:
     last_error: str = ""
     """The last failed write, one line naming the key or file and the error."""
     last_exit_code: int = 0
-    """``errors.exit_code`` of the last failed write (3: a full disk, not cured by a restart)."""
+    """``errors.service_exit_code`` of the last failed write (3: a full disk, no restart)."""
     complete: bool = False
     """True once ``close()`` wrote every event and marked every day complete."""
 
@@ -459,7 +459,7 @@ class ArchiveWriter:
 
     def _failed(self, where: str, exc: Exception) -> None:
         self.stats.failed_writes += 1
-        self.stats.last_exit_code = exit_code(exc)
+        self.stats.last_exit_code = service_exit_code(exc)
         text = str(exc)
         # a write error names its file already (``cannot write <path>: <error>``)
         self.stats.last_error = text if text.startswith("cannot write") else f"{where}: {text}"

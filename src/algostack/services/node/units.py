@@ -126,7 +126,7 @@ def _service(
         *extra,
         "Restart=on-failure",
         f"RestartSec={RESTART_SEC}",
-        # bad input (2) or a full disk or store (3): a restart cannot help (errors.exit_code)
+        # bad input (2), a full disk or store (3): a restart cannot help (service_exit_code)
         f"RestartPreventExitStatus={EXIT_BAD_INPUT} {EXIT_NO_RESTART}",
         "NoNewPrivileges=true",
         "PrivateTmp=true",
