@@ -66,6 +66,9 @@ def test_drill_full_bucket_syncs_what_fits_and_names_what_did_not(
         line = _failed_on_one_line(out, "No space left on device", str(home / "bucket"))
         # the market-data archive is the first to meet the full bucket; the final sync next
         assert "archive in" in line and "not complete" in line, line
+        # exit 3 after the session: a full bucket is not cured by sending the day again
+        ingest = out.component("ingest")
+        assert (ingest["exit_code"], ingest["restarts"]) == (3, 0), ingest
         assert any("final sync failed" in n for n in out.notes), out.notes
         assert out.trades == undisturbed.trades  # the trading itself was not disturbed
         assert_journals_whole(home)

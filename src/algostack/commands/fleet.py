@@ -55,9 +55,8 @@ def _units_cell(row: dict[str, Any]) -> str:
     found = row.get("units")
     if found is None:
         return "units: -"
-    bad = [f"{u['unit']} {u['verdict']}" for u in found if u["failing"]]
-    if bad:
-        return "FAILING " + "; ".join(bad)
+    if row["failing_units"]:
+        return "FAILING " + "; ".join(row["failing_units"])
     return f"units ok ({len(found)})" if found else "no algostack units"
 
 

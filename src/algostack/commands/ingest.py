@@ -196,7 +196,8 @@ def ingest(
             stats = asyncio.run(coro)
     except AlgostackError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        # 2: bad input (options, files), fixed by the user; 1: a runtime failure.
+        # 2: bad input (options, files), fixed by the user; 3: a full disk or store, refused
+        # keys (a restart cannot help); 1: a runtime failure a restart may cure.
         raise typer.Exit(service_exit_code(exc)) from None
     err.print(
         f"ingest done: received={stats.received} published={stats.published} "

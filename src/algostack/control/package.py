@@ -34,6 +34,7 @@ CORE_FILES = (
     "algostack/core/sessions.py",
     "algostack/core/calendar_data.py",
     "algostack/core/backoff.py",
+    "algostack/core/unit_state.py",
 )
 CONTROL_GLOB = "algostack/control/*.py"
 # Controller Terraform module -> whether its run.sh goes at the zip root.

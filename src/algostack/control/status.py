@@ -18,46 +18,42 @@ from algostack.control.config import ControlConfig
 from algostack.control.controllers import INGEST, TRADING
 from algostack.control.run_records import RunState
 from algostack.control.runtime import Clients, Deadline, Runtime
+from algostack.core.unit_state import SHOW_PROPERTIES, UnitState
 
-UNIT_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus")
+UNIT_PROPERTIES = ("Id", *SHOW_PROPERTIES, "ExecMainStatus")
 UNITS_SCRIPT = (
     "systemctl show --no-pager "
     + " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
-    + (" 'algostack-*.service'")
+    + " 'algostack-*.service'"
 )
 """Reads every algostack service's state on a host; changes nothing."""
 UNITS_TIMEOUT_S = 60.0
 
 
 def parse_units(text: str) -> list[dict[str, Any]]:
-    """``systemctl show`` output (blocks of ``Key=Value`` lines) as one row per unit, with
+    """``systemctl show`` output (``UnitState.parse_many``) as one row per unit, with
     ``failing`` set for a unit that failed, is waiting to restart, or restarted since boot, and
     ``verdict`` saying which (e.g. ``failed: exit-code, exit 3``, ``restarting (4 restarts)``)."""
     rows: list[dict[str, Any]] = []
-    for block in text.strip().split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if not props.get("Id"):
-            continue
-        active, sub = props.get("ActiveState", ""), props.get("SubState", "")
-        result, status = props.get("Result", ""), props.get("ExecMainStatus", "")
-        restarts = int(props.get("NRestarts") or 0)
-        if active == "failed":
-            verdict = f"failed: {result}" + (f", exit {status}" if status not in ("", "0") else "")
-        elif sub == "auto-restart":
-            verdict = f"restarting ({restarts} restarts)"
-        elif restarts:
-            verdict = f"{active}, restarted {restarts}x"
+    for st in UnitState.parse_many(text):
+        if st.active == "failed":
+            code = st.exit_status if st.exit_status not in ("", "0") else ""
+            verdict = f"failed: {st.result}" + (f", exit {code}" if code else "")
+        elif st.sub == "auto-restart":
+            verdict = f"restarting ({st.restarts} restarts)"
+        elif st.restarts:
+            verdict = f"{st.active}, restarted {st.restarts}x"
         else:
-            verdict = active
-        failing = active == "failed" or sub == "auto-restart" or restarts > 0
+            verdict = st.active
+        failing = st.active == "failed" or st.sub == "auto-restart" or st.restarts > 0
         rows.append(
             {
-                "unit": props["Id"],
-                "active": active,
-                "sub": sub,
-                "result": result,
-                "restarts": restarts,
-                "exit_status": status,
+                "unit": st.unit,
+                "active": st.active,
+                "sub": st.sub,
+                "result": st.result,
+                "restarts": st.restarts,
+                "exit_status": st.exit_status,
                 "failing": failing,
                 "verdict": verdict,
             }
@@ -120,8 +116,8 @@ def fleet_status(
     runtime: Runtime | None = None,
 ) -> dict[str, Any]:
     """Describe every instance of the environment and today's run records; with ``units``,
-    each running host's algostack units (``unit_health``: ``units`` or ``units_error`` per
-    row, and ``failing_units`` naming every unit that failed or restarted)."""
+    each running host's algostack units (``unit_health``: ``units`` and ``failing_units``, or
+    ``units_error``, per row; ``failing_units`` naming every host's failing unit at the top)."""
     instances = ec2h.find_instances(
         clients.ec2, [cfg.ingest_instance_name, cfg.trader_name_pattern], cfg.environment
     )
@@ -152,9 +148,8 @@ def fleet_status(
             row["units_error"] = got["error"]
             continue
         row["units"] = got["units"]
-        failing += [
-            f"{row['name']}: {u['unit']} {u['verdict']}" for u in got["units"] if u["failing"]
-        ]
+        row["failing_units"] = [f"{u['unit']} {u['verdict']}" for u in got["units"] if u["failing"]]
+        failing += [f"{row['name']}: {what}" for what in row["failing_units"]]
     state = RunState(clients.ssm, cfg.state_prefix)
     runs = {}
     for component in (INGEST, TRADING):

@@ -59,9 +59,11 @@ def test_parse_units_names_each_way_a_unit_fails() -> None:
 
 def test_units_cell_says_ok_failing_or_why_unread() -> None:
     healthy = parse_units(SHOW.split("\n\n")[0])
-    assert _units_cell({"units": healthy}) == "units ok (1)"
-    assert _units_cell({"units": []}) == "no algostack units"
-    cell = _units_cell({"units": parse_units(SHOW)})
+    assert _units_cell({"units": healthy, "failing_units": []}) == "units ok (1)"
+    assert _units_cell({"units": [], "failing_units": []}) == "no algostack units"
+    units = parse_units(SHOW)
+    failing = [f"{u['unit']} {u['verdict']}" for u in units if u["failing"]]
+    cell = _units_cell({"units": units, "failing_units": failing})
     assert cell.startswith("FAILING algostack-gateway.service failed: start-limit-hit")
     assert "algostack-nats" not in cell
     assert _units_cell({"units_error": "units not read: TimedOut"}) == "units not read: TimedOut"

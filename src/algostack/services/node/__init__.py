@@ -3,6 +3,7 @@ and the secrets (:mod:`.config`, :mod:`.secrets`), render the units and the nats
 (:mod:`.units`, :mod:`.nats`), write them (:mod:`.install`), judge whether they came up
 (:mod:`.readiness`). Tested without systemd or AWS."""
 
+from algostack.core.unit_state import SHOW_PROPERTIES, UnitState
 from algostack.services.node.config import (
     NATS_ROLES,
     DeploymentConfig,
@@ -21,9 +22,7 @@ from algostack.services.node.nats import (
     render_nats_conf,
 )
 from algostack.services.node.readiness import (
-    SHOW_PROPERTIES,
     UnitFailure,
-    UnitState,
     judge,
     notify_ready,
     wait_ready,

@@ -10,44 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-SHOW_PROPERTIES = ("ActiveState", "SubState", "Result", "NRestarts", "Job")
-
-
-@dataclass(frozen=True)
-class UnitState:
-    """A unit as ``systemctl show`` reports it."""
-
-    active: str
-    sub: str
-    result: str = ""
-    restarts: int = 0
-    job: bool = False
-    """A start/restart job is still queued or running."""
-
-    @classmethod
-    def parse(cls, text: str) -> UnitState:
-        """Parse ``Key=value`` lines of ``systemctl show -p ...``."""
-        props = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
-        try:
-            restarts = int(props.get("NRestarts") or 0)
-        except ValueError:
-            restarts = 0
-        job = props.get("Job", "").strip()
-        return cls(
-            active=props.get("ActiveState", "unknown"),
-            sub=props.get("SubState", "unknown"),
-            result=props.get("Result", ""),
-            restarts=restarts,
-            job=bool(job) and job != "0",
-        )
-
-    def __str__(self) -> str:
-        text = f"{self.active} ({self.sub})"
-        if self.result and self.result != "success":
-            text += f", result {self.result}"
-        if self.restarts:
-            text += f", restarted {self.restarts} time(s)"
-        return text
+from algostack.core.unit_state import UnitState
 
 
 @dataclass(frozen=True)

@@ -149,9 +149,9 @@ class ModelRunner:
         self._day_hi = 0
         """``[lo, hi)``: the current New York day in UTC ns (one date conversion per day)."""
         self._pnl_day_start = 0.0
+        """Total PnL at the previous day's last mark: the loss limit watches the day's PnL."""
         self._carried: tuple[int, float] | None = None
         """A position restored from earlier sessions, until the first mark rebases the day."""
-        """Total PnL at the previous day's last mark: the loss limit watches the day's PnL."""
         self.direction = 0
         self.last_decided_ts = 0
         self.last_bar_ts = 0
