@@ -9,6 +9,7 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
+from ack_wait import server_ack_floor
 
 from algostack.adapters.nats.bus import NatsBus, NatsUnreachableError
 from algostack.adapters.nats.feed_consumer import Delivery, FeedConsumer
@@ -288,15 +289,7 @@ async def test_feed_consumer_ack_all_moves_floor_and_restart_resumes_after_it(
     consumer, got = await collect_feed(bus, "m-AAPL-ack", ["market.bars.AAPL"], 1, 10)
     await got[5].ack()  # AckPolicy.ALL: the five before it are acked too
     await bus.flush()
-    # The server applies an ack asynchronously after receiving it: poll, bounded.
-    floor = 0
-    for _ in range(100):
-        info = await consumer.info()
-        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-        if floor >= got[5].stream_seq:
-            break
-        await asyncio.sleep(0.05)
-    assert floor == got[5].stream_seq
+    await server_ack_floor(consumer, got[5].stream_seq)
     await consumer.close()
 
     start, existed = await bus.resume_point("m-AAPL-ack")

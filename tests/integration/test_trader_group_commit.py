@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ack_wait import server_ack_floor
 
 from algostack.adapters.artifacts.loader import parse_fold
 from algostack.adapters.artifacts.model import EnsembleModel
@@ -99,8 +100,9 @@ async def test_trader_periodic_commit_all_models_one_group_each_acked(
         for slot in slots:
             assert slot.feed.gate.live > 0  # decided on the live path
             assert slot.feed.consumer is not None
-            info = await slot.feed.consumer.info()
-            assert info.ack_floor is not None and info.ack_floor.stream_seq == slot.feed.acked_seq
+            # An ack is a plain publish that the server applies on its own queue, so an
+            # info request can overtake it: wait for the server's floor, not only ours.
+            info = await server_ack_floor(slot.feed.consumer, slot.feed.acked_seq)
             assert info.num_pending == 0 and slot.feed.acked_seq <= last
             state = load_state(slot.journal_dir, slot.spec.key)
             assert state is not None and state.stream_seq == slot.feed.committed_seq
