@@ -8,7 +8,6 @@ pagination). Tests inject a fake or point ``base_url`` at ``FakeAlpacaServer.res
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Protocol
 
 import msgspec
@@ -148,10 +147,5 @@ class AlpacaHistoricalBars:
     async def __aenter__(self) -> AlpacaHistoricalBars:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
