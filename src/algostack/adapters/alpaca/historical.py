@@ -13,7 +13,7 @@ from typing import Protocol
 import msgspec
 
 from algostack.adapters.alpaca.rest import RestSession
-from algostack.adapters.alpaca.wire import bar_from, ns_to_rfc3339
+from algostack.adapters.alpaca.wire import BarKeys, bar_from, ns_to_rfc3339
 from algostack.core.market import Bar
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 from algostack.logs import truncate
@@ -30,19 +30,8 @@ class HistoricalBars(Protocol):
         ...
 
 
-class _RestBar(msgspec.Struct, frozen=True):
-    t: str
-    o: float
-    h: float
-    l: float  # noqa: E741  (Alpaca's key for "low")
-    c: float
-    v: float
-    n: int = 0
-    vw: float = 0.0
-
-
 class _BarsPage(msgspec.Struct, frozen=True):
-    bars: dict[str, list[_RestBar]] | None = None
+    bars: dict[str, list[BarKeys]] | None = None
     next_page_token: str | None = None
 
 

@@ -68,8 +68,9 @@ class WQuote(_W, tag="q", frozen=True, rename={"as_": "as"}):
     z: str = ""
 
 
-class _WBar(_W, frozen=True):
-    S: str
+class BarKeys(msgspec.Struct, frozen=True):
+    """Alpaca's bar keys: the REST bars pages send these, the stream adds ``T`` and ``S``."""
+
     t: Ts
     o: float
     h: float
@@ -78,6 +79,10 @@ class _WBar(_W, frozen=True):
     v: float
     n: int = 0
     vw: float = 0.0
+
+
+class _WBar(_W, BarKeys, frozen=True, kw_only=True):
+    S: str
 
 
 class WBar(_WBar, tag="b", frozen=True):
@@ -255,7 +260,7 @@ _AnyBar = TypeVar("_AnyBar", Bar, UpdatedBar, DailyBar)
 # --- wire -> core ------------------------------------------------------------------------------
 
 
-def bar_from(cls: type[_AnyBar], symbol: str, m: Any) -> _AnyBar:
+def bar_from(cls: type[_AnyBar], symbol: str, m: BarKeys) -> _AnyBar:
     """A ``cls`` (``Bar``, ``UpdatedBar``, ``DailyBar``) from Alpaca's bar keys
     (``t o h l c v n vw``): the websocket's frames and the REST pages use the same."""
     return cls(
