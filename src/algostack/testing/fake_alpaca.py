@@ -30,26 +30,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from algostack.adapters.alpaca import wire
-from algostack.core.market import (
-    Bar,
-    DailyBar,
-    MarketEvent,
-    Quote,
-    Trade,
-    TradingStatus,
-    UpdatedBar,
-)
+from algostack.core.market import Bar, MarketEvent, Trade
 
 log = logging.getLogger(__name__)
 
-_CHANNEL_OF: dict[type, str] = {
-    Bar: "bars",
-    UpdatedBar: "updatedBars",
-    DailyBar: "dailyBars",
-    Trade: "trades",
-    Quote: "quotes",
-    TradingStatus: "statuses",
-}
 # Mirrors of trades that Alpaca echoes in every subscription reply.
 _ALL_CHANNELS = (*wire.CHANNELS, "corrections", "cancelErrors")
 # Error codes after which Alpaca closes the socket.
@@ -245,7 +229,7 @@ class FakeAlpacaServer:
             picked = [
                 m
                 for e, m in zip(events, msgs, strict=True)
-                if conn.wants(_CHANNEL_OF[type(e)], e.symbol)
+                if conn.wants(wire.CHANNEL_OF[type(e)], e.symbol)
             ]
             try:
                 for i in range(0, len(picked), batch):

@@ -479,6 +479,16 @@ CHANNELS: Final = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "stat
 
 DEFAULT_CHANNELS: Final = ("bars", "updatedBars", "dailyBars", "trades", "quotes", "statuses")
 
+CHANNEL_OF: Final[dict[type[MarketEvent], str]] = {
+    Bar: "bars",
+    UpdatedBar: "updatedBars",
+    DailyBar: "dailyBars",
+    Trade: "trades",
+    Quote: "quotes",
+    TradingStatus: "statuses",
+}
+"""The subscription channel that carries each core event type."""
+
 
 def auth_message(key_id: str, secret_key: str) -> dict[str, str]:
     """``{"action":"auth","key":..,"secret":..}``."""
