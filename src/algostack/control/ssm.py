@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
@@ -103,6 +103,18 @@ def poll_backoff() -> Backoff:
     return Backoff(base=1.5, factor=1.5, cap=10.0, floor=1.0)
 
 
+class SendOptions(TypedDict, total=False):
+    """What ``send_script`` (and ``run_script``) may be told besides where and what."""
+
+    comment: str
+    """Shown in the SSM console (cut to 100 characters); "algostack" if not given."""
+    execution_timeout_s: int | None
+    """At most the time left before the deadline, which is also the default."""
+    output_bucket: str | None
+    """Where SSM copies the full output (the API returns only the first 24,000 bytes)."""
+    output_prefix: str | None
+
+
 def send_script(
     ssm: Any,
     instance_ids: Sequence[str],
@@ -110,11 +122,8 @@ def send_script(
     *,
     deadline: Deadline,
     runtime: Runtime,
-    comment: str = "algostack",
-    execution_timeout_s: int | None = None,
-    output_bucket: str | None = None,
-    output_prefix: str | None = None,
     backoff: Backoff | None = None,
+    **options: Unpack[SendOptions],
 ) -> dict[str, Invocation]:
     """Send ``script`` as AWS-RunShellScript to every instance, 50 per SendCommand.
 
@@ -123,6 +132,9 @@ def send_script(
     whose command could not be sent carries ``error``.
     """
     commands = script_commands(script)
+    comment = options.get("comment") or "algostack"
+    execution_timeout_s = options.get("execution_timeout_s")
+    output_bucket, output_prefix = options.get("output_bucket"), options.get("output_prefix")
     out: dict[str, Invocation] = {iid: Invocation(iid) for iid in instance_ids}
     for batch in chunks(list(instance_ids), SEND_BATCH):
         remaining = int(deadline.remaining())
@@ -298,23 +310,11 @@ def run_script(
     *,
     deadline: Deadline,
     runtime: Runtime,
-    comment: str = "algostack",
-    execution_timeout_s: int | None = None,
-    output_bucket: str | None = None,
-    output_prefix: str | None = None,
     backoff: Backoff | None = None,
+    **options: Unpack[SendOptions],
 ) -> dict[str, Invocation]:
     """``send_script`` then ``wait_commands``: run ``script`` everywhere and collect results."""
     sent = send_script(
-        ssm,
-        instance_ids,
-        script,
-        deadline=deadline,
-        runtime=runtime,
-        comment=comment,
-        execution_timeout_s=execution_timeout_s,
-        output_bucket=output_bucket,
-        output_prefix=output_prefix,
-        backoff=backoff,
+        ssm, instance_ids, script, deadline=deadline, runtime=runtime, backoff=backoff, **options
     )
     return wait_commands(ssm, sent, deadline=deadline, runtime=runtime, backoff=backoff)

@@ -17,9 +17,11 @@ from datetime import date
 
 import msgspec
 
+from algostack.core.bounds import NON_NEGATIVE, POSITIVE_FINITE, Bound, out_of_bounds
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.core.portfolio import Portfolio
 from algostack.core.risk import RiskEvent, RiskState
+from algostack.errors import ConfigError
 
 DESK = "desk"
 
@@ -39,19 +41,18 @@ class DeskLimits:
     """Day trades allowed in five business days below ``pdt_equity_threshold``."""
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("max_gross_notional", "max_net_notional", "daily_loss_limit"):
-            value = getattr(self, name)
-            if not 0 < value < math.inf:
-                problems.append(f"{name}={value} (must be > 0)")
-        if self.max_symbol_shares <= 0:
-            problems.append(f"max_symbol_shares={self.max_symbol_shares} (must be > 0)")
-        if not 0 <= self.pdt_equity_threshold < math.inf:
-            problems.append(f"pdt_equity_threshold={self.pdt_equity_threshold} (must be >= 0)")
-        if self.max_day_trades < 0:
-            problems.append(f"max_day_trades={self.max_day_trades} (must be >= 0)")
-        if problems:
-            raise ValueError("invalid desk limits: " + "; ".join(problems))
+        if problems := out_of_bounds(self, _DESK_BOUNDS):
+            raise ConfigError("invalid desk limits: " + "; ".join(problems))
+
+
+_DESK_BOUNDS = {
+    "max_gross_notional": POSITIVE_FINITE,
+    "max_net_notional": POSITIVE_FINITE,
+    "max_symbol_shares": Bound(1),
+    "daily_loss_limit": POSITIVE_FINITE,
+    "pdt_equity_threshold": Bound(0, high_open=True),
+    "max_day_trades": NON_NEGATIVE,
+}
 
 
 class AccountView(msgspec.Struct, frozen=True):

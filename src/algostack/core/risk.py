@@ -21,6 +21,7 @@ from enum import StrEnum
 import msgspec
 
 from algostack.core import sessions
+from algostack.core.bounds import NON_NEGATIVE, POSITIVE, Bound, out_of_bounds
 from algostack.core.market import TradingStatus, datetime_to_ts, ts_to_datetime
 from algostack.core.orders import Fill, OrderIntent
 from algostack.core.ratelimit import TokenBucket
@@ -44,23 +45,18 @@ class RiskLimits:
     """Flatten this many minutes before the close (15:55 New York on a regular day)."""
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.max_position_shares < 0:
-            problems.append(f"max_position_shares={self.max_position_shares} (must be >= 0)")
-        if self.max_notional < 0:
-            problems.append(f"max_notional={self.max_notional} (must be >= 0)")
-        if self.max_orders_per_minute < 1:
-            problems.append(f"max_orders_per_minute={self.max_orders_per_minute} (must be >= 1)")
-        if self.daily_loss_limit <= 0:
-            problems.append(f"daily_loss_limit={self.daily_loss_limit} (must be > 0)")
-        if not 0 < self.reduce_fraction <= 1:
-            problems.append(f"reduce_fraction={self.reduce_fraction} (must be in (0, 1])")
-        if not 0 <= self.flatten_before_close_min < 390:
-            problems.append(
-                f"flatten_before_close_min={self.flatten_before_close_min} (must be 0..389)"
-            )
-        if problems:
+        if problems := out_of_bounds(self, _RISK_BOUNDS):
             raise ConfigError("invalid risk limits: " + "; ".join(problems))
+
+
+_RISK_BOUNDS = {
+    "max_position_shares": NON_NEGATIVE,
+    "max_notional": NON_NEGATIVE,
+    "max_orders_per_minute": Bound(1),
+    "daily_loss_limit": POSITIVE,
+    "reduce_fraction": Bound(0, 1, low_open=True),
+    "flatten_before_close_min": Bound(0, 389),
+}
 
 
 @dataclass(frozen=True)

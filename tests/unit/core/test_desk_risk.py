@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from algostack.core.desk_risk import AccountView, DeskLimits, DeskRisk, DeskVerdict
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.core.risk import RiskEvent, RiskState
+from algostack.errors import ConfigError
 
 BAR = 1_704_300_000_000_000_000
 DAY = date(2024, 1, 3)
@@ -59,12 +61,17 @@ def round_trip(d: DeskRisk, symbol: str, price: float = 10.0) -> None:
 
 
 def test_desk_limits_validate_in_one_line() -> None:
-    with pytest.raises(ValueError, match=r"max_gross_notional=0\.0 .*; max_day_trades=-1"):
+    with pytest.raises(ConfigError, match=r"max_gross_notional=0\.0 .*; max_day_trades=-1"):
         DeskLimits(max_gross_notional=0.0, max_day_trades=-1)
-    with pytest.raises(ValueError, match="max_symbol_shares=0"):
+    with pytest.raises(ConfigError, match=r"max_symbol_shares=0 \(must be >= 1\)"):
         DeskLimits(max_symbol_shares=0)
-    with pytest.raises(ValueError, match="pdt_equity_threshold"):
+    with pytest.raises(ConfigError, match="pdt_equity_threshold"):
         DeskLimits(pdt_equity_threshold=-1.0)
+    for cap in (math.inf, math.nan):  # the desk's caps are real amounts: no NaN, no "no cap"
+        with pytest.raises(
+            ConfigError, match=r"max_net_notional=(inf|nan) \(must be > 0, finite\)"
+        ):
+            DeskLimits(max_net_notional=cap)
     assert DeskLimits().max_day_trades == 3
 
 

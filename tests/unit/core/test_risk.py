@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import pytest
@@ -193,6 +194,13 @@ def test_risk_invalid_limits_named_in_config_error() -> None:
     with pytest.raises(ConfigError, match="daily_loss_limit=0") as exc:
         RiskLimits(daily_loss_limit=0, reduce_fraction=1.5)
     assert "reduce_fraction=1.5" in str(exc.value)
+    # NaN lies in no range (a `--max-notional nan` or a NaN in a file is refused, not a cap
+    # that every comparison passes); an infinite notional cap is allowed: no cap.
+    with pytest.raises(ConfigError, match=r"max_notional=nan \(must be >= 0\)"):
+        RiskLimits(max_notional=math.nan)
+    with pytest.raises(ConfigError, match=r"flatten_before_close_min=390 \(must be 0\.\.389\)"):
+        RiskLimits(flatten_before_close_min=390)
+    assert RiskLimits(max_notional=math.inf).max_notional == math.inf
 
 
 # (time, phase): outside the session, trading, or bound to be flat (flatten time reached)

@@ -479,16 +479,10 @@ class NatsBus:
         *,
         start_seq: int,
         ack_wait_s: float = 30.0,
-        max_ack_pending: int = 20_000,
     ) -> FeedConsumer:
         """(Re)create durable consumer ``name`` at ``start_seq`` and hold it (``FeedConsumer``)."""
         return await FeedConsumer.create(
-            self._nc,
-            name,
-            subjects,
-            start_seq=start_seq,
-            ack_wait_s=ack_wait_s,
-            max_ack_pending=max_ack_pending,
+            self._nc, name, subjects, start_seq=start_seq, ack_wait_s=ack_wait_s
         )
 
     async def resume_point(

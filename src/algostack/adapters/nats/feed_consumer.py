@@ -31,6 +31,8 @@ HEARTBEAT_S = 5.0
 BOUND_WAIT_S = 5.0
 """How long ``resume_point`` waits for a just-killed process's consumer to be released."""
 FETCH_TIMEOUT_S = 5.0
+MAX_ACK_PENDING = 20_000
+"""Deliveries a consumer may hold unacked (a model acks at its commits, every ~0.5 s)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -202,7 +204,6 @@ class FeedConsumer:
         *,
         start_seq: int,
         ack_wait_s: float = 30.0,
-        max_ack_pending: int = 20_000,
     ) -> FeedConsumer:
         """(Re)create the durable consumer ``name`` to start at ``start_seq``, and hold it.
 
@@ -216,7 +217,7 @@ class FeedConsumer:
             ack_policy=api.AckPolicy.ALL,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             ack_wait=ack_wait_s,
-            max_ack_pending=max_ack_pending,
+            max_ack_pending=MAX_ACK_PENDING,
             filter_subject=subs[0] if len(subs) == 1 else None,
             filter_subjects=subs if len(subs) > 1 else None,
         )
