@@ -96,24 +96,16 @@ def target_direction(score: float, current: int, th: Thresholds) -> int:
     """
     if score != score:  # NaN
         raise ValueError("score is NaN: the model produced no usable output")
-    short_entry = th.short_entry
-    if current == 1:
-        if score > th.long_exit:
-            return 1
-        if short_entry is not None and score < short_entry:
-            return -1
-        return 0
-    if current == 0:
-        if score > th.long_entry:
-            return 1
-        if short_entry is not None and score < short_entry:
-            return -1
-        return 0
     if current == -1:
         short_exit = th.short_exit
         if short_exit is not None and score < short_exit:
             return -1
-        if score > th.long_entry:
-            return 1
-        return 0
-    raise ValueError(f"current direction must be -1, 0 or 1, got {current!r}")
+        return 1 if score > th.long_entry else 0
+    if current != 0 and current != 1:
+        raise ValueError(f"current direction must be -1, 0 or 1, got {current!r}")
+    # Long or flat: stay or go long above the long threshold (exit when long, entry when
+    # flat), go short below the short entry, else flat.
+    if score > (th.long_exit if current == 1 else th.long_entry):
+        return 1
+    short_entry = th.short_entry
+    return -1 if short_entry is not None and score < short_entry else 0

@@ -146,6 +146,11 @@ def _sizing(key: str, doc: _TradingFile, limits: RiskLimits) -> Sizing:
     def fail(name: str, why: str) -> TradingConfigError:
         return TradingConfigError(f"{key}: field {name!r}: {why}")
 
+    def within(name: str, what: str, amount: float, cap_name: str) -> None:
+        cap = getattr(limits, cap_name)
+        if amount > cap:
+            raise fail(name, f"{what} is above {cap_name} {cap:g} (every order would be clipped)")
+
     given = [
         n
         for n in ("fixed_shares", "fixed_notional", "allocation_fraction")
@@ -159,23 +164,13 @@ def _sizing(key: str, doc: _TradingFile, limits: RiskLimits) -> Sizing:
         n = doc.fixed_shares
         if n < 1:
             raise fail("fixed_shares", f"{n} (must be >= 1)")
-        if n > limits.max_position_shares:
-            raise fail(
-                "fixed_shares",
-                f"{n} is above max_position_shares {limits.max_position_shares} "
-                "(every order would be clipped)",
-            )
+        within("fixed_shares", str(n), n, "max_position_shares")
         return Sizing(shares=n, field="fixed_shares", source=key)
     if doc.fixed_notional is not None:
         v = doc.fixed_notional
         if not v > 0:
             raise fail("fixed_notional", f"{v:g} (must be > 0 dollars)")
-        if v > limits.max_notional:
-            raise fail(
-                "fixed_notional",
-                f"{v:g} is above max_notional {limits.max_notional:g} "
-                "(every order would be clipped)",
-            )
+        within("fixed_notional", f"{v:g}", v, "max_notional")
         return Sizing(notional=v, field="fixed_notional", source=key)
     if doc.allocation_fraction is not None:
         f = doc.allocation_fraction
@@ -186,12 +181,9 @@ def _sizing(key: str, doc: _TradingFile, limits: RiskLimits) -> Sizing:
             raise fail("allocation", f"{a:g} (must be > 0 dollars)")
         if not 0 < f <= 1:
             raise fail("allocation_fraction", f"{f:g} (must be in (0, 1])")
-        if a * f > limits.max_notional:
-            raise fail(
-                "allocation_fraction",
-                f"{f:g} of allocation {a:g} is {a * f:g}, above max_notional "
-                f"{limits.max_notional:g} (every order would be clipped)",
-            )
+        within(
+            "allocation_fraction", f"{f:g} of allocation {a:g} ({a * f:g})", a * f, "max_notional"
+        )
         return Sizing(
             notional=a * f, allocation=a, fraction=f, field="allocation_fraction", source=key
         )
