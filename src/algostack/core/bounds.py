@@ -1,14 +1,20 @@
 """Ranges a setting must lie in, and the one-line problem when it does not.
 
-Limits (``RiskLimits``, ``DeskLimits``) declare their ranges once, as data; NaN lies in no
-range, so a ``nan`` from a flag or a file is refused like any other bad number.
+Limits (``RiskLimits``, ``DeskLimits``) declare each field's range on the field itself,
+``max_notional: Annotated[float, NON_NEGATIVE] = 25_000.0``, and derive from ``Bounded``,
+which checks them all at construction. NaN lies in no range, so a ``nan`` from a flag or a
+file is refused like any other bad number.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from algostack.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +55,29 @@ def out_of_bounds(obj: object, bounds: Mapping[str, Bound]) -> list[str]:
         for name, bound in bounds.items()
         if not bound.holds(value := getattr(obj, name))
     ]
+
+
+class Bounded:
+    """Base of a frozen dataclass whose fields carry a ``Bound`` in ``Annotated``: building
+    one with any field out of its range raises one ``ConfigError`` naming every such field."""
+
+    WHAT: ClassVar[str] = "settings"
+    """How the error names the whole (``invalid risk limits: ...``)."""
+
+    def __post_init__(self) -> None:
+        if problems := out_of_bounds(self, bounds_of(type(self))):
+            raise ConfigError(f"invalid {self.WHAT}: " + "; ".join(problems))
+
+
+_BOUNDS: dict[type, dict[str, Bound]] = {}
+
+
+def bounds_of(cls: type) -> dict[str, Bound]:
+    """The ``Bound`` of every field of ``cls`` that declares one (read once per class)."""
+    out = _BOUNDS.get(cls)
+    if out is None:
+        out = _BOUNDS[cls] = {}
+        for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+            if typing.get_origin(hint) is Annotated:
+                out.update((name, m) for m in hint.__metadata__ if isinstance(m, Bound))
+    return out

@@ -14,45 +14,33 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated, ClassVar
 
 import msgspec
 
-from algostack.core.bounds import NON_NEGATIVE, POSITIVE_FINITE, Bound, out_of_bounds
+from algostack.core.bounds import NON_NEGATIVE, POSITIVE_FINITE, Bound, Bounded
 from algostack.core.orders import Fill, OrderIntent, Side
 from algostack.core.portfolio import Portfolio
 from algostack.core.risk import RiskEvent, RiskState
-from algostack.errors import ConfigError
 
 DESK = "desk"
 
 
 @dataclass(frozen=True)
-class DeskLimits:
+class DeskLimits(Bounded):
     """Limits of the whole account. Amounts are in account currency and positive."""
 
-    max_gross_notional: float = 2_000_000.0
-    max_net_notional: float = 1_000_000.0
-    max_symbol_shares: int = 20_000
+    WHAT: ClassVar[str] = "desk limits"
+
+    max_gross_notional: Annotated[float, POSITIVE_FINITE] = 2_000_000.0
+    max_net_notional: Annotated[float, POSITIVE_FINITE] = 1_000_000.0
+    max_symbol_shares: Annotated[int, Bound(1)] = 20_000
     """Account shares per symbol, all models together (position plus pending)."""
-    daily_loss_limit: float = 25_000.0
-    pdt_equity_threshold: float = 25_000.0
+    daily_loss_limit: Annotated[float, POSITIVE_FINITE] = 25_000.0
+    pdt_equity_threshold: Annotated[float, Bound(0, high_open=True)] = 25_000.0
     """Below this equity the account may make at most ``max_day_trades`` day trades."""
-    max_day_trades: int = 3
+    max_day_trades: Annotated[int, NON_NEGATIVE] = 3
     """Day trades allowed in five business days below ``pdt_equity_threshold``."""
-
-    def __post_init__(self) -> None:
-        if problems := out_of_bounds(self, _DESK_BOUNDS):
-            raise ConfigError("invalid desk limits: " + "; ".join(problems))
-
-
-_DESK_BOUNDS = {
-    "max_gross_notional": POSITIVE_FINITE,
-    "max_net_notional": POSITIVE_FINITE,
-    "max_symbol_shares": Bound(1),
-    "daily_loss_limit": POSITIVE_FINITE,
-    "pdt_equity_threshold": Bound(0, high_open=True),
-    "max_day_trades": NON_NEGATIVE,
-}
 
 
 class AccountView(msgspec.Struct, frozen=True):

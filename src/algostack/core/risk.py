@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from algostack.core import sessions
-from algostack.core.bounds import NON_NEGATIVE, POSITIVE, Bound, out_of_bounds
+from algostack.core.bounds import NON_NEGATIVE, POSITIVE, Bound, Bounded
 from algostack.core.market import TradingStatus, datetime_to_ts, ts_to_datetime
 from algostack.core.orders import Fill, OrderIntent
 from algostack.core.ratelimit import TokenBucket
@@ -32,31 +33,19 @@ _INF = math.inf
 
 
 @dataclass(frozen=True)
-class RiskLimits:
+class RiskLimits(Bounded):
     """Limits of one model. Loss amounts are in account currency and positive."""
 
-    max_position_shares: int = 100
-    max_notional: float = 25_000.0
-    max_orders_per_minute: int = 10
-    daily_loss_limit: float = 1_000.0
-    reduce_fraction: float = 0.8
+    WHAT: ClassVar[str] = "risk limits"
+
+    max_position_shares: Annotated[int, NON_NEGATIVE] = 100
+    max_notional: Annotated[float, NON_NEGATIVE] = 25_000.0
+    max_orders_per_minute: Annotated[int, Bound(1)] = 10
+    daily_loss_limit: Annotated[float, POSITIVE] = 1_000.0
+    reduce_fraction: Annotated[float, Bound(0, 1, low_open=True)] = 0.8
     """Share of ``daily_loss_limit`` lost at which the model moves to REDUCING."""
-    flatten_before_close_min: int = 5
+    flatten_before_close_min: Annotated[int, Bound(0, 389)] = 5
     """Flatten this many minutes before the close (15:55 New York on a regular day)."""
-
-    def __post_init__(self) -> None:
-        if problems := out_of_bounds(self, _RISK_BOUNDS):
-            raise ConfigError("invalid risk limits: " + "; ".join(problems))
-
-
-_RISK_BOUNDS = {
-    "max_position_shares": NON_NEGATIVE,
-    "max_notional": NON_NEGATIVE,
-    "max_orders_per_minute": Bound(1),
-    "daily_loss_limit": POSITIVE,
-    "reduce_fraction": Bound(0, 1, low_open=True),
-    "flatten_before_close_min": Bound(0, 389),
-}
 
 
 @dataclass(frozen=True)
