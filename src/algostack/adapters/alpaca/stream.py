@@ -46,8 +46,9 @@ from algostack.adapters.alpaca.historical import (
 from algostack.adapters.alpaca.websocket import connect_ws
 from algostack.core import sessions
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
-from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts, validate_symbol
+from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts
 from algostack.core.source import SourceStats
+from algostack.core.symbols import unique_symbols
 from algostack.errors import AlgostackError, AuthError, ConfigError, RetryableError
 
 if TYPE_CHECKING:
@@ -111,22 +112,13 @@ class AlpacaStreamSource:
             raise ConfigError(f"unknown Alpaca feed {feed!r}; expected one of {', '.join(FEEDS)}")
         if not symbols:
             raise ConfigError("no symbols to subscribe to: pass at least one (or '*')")
-        syms: list[str] = []
-        for s in symbols:
-            if s != "*":
-                try:
-                    validate_symbol(s)
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from None
-            if s not in syms:
-                syms.append(s)
+        try:
+            syms = unique_symbols(symbols, wildcard=True)
+            wire.check_channels(channels)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if url is None and feed == "test" and set(syms) != {TEST_SYMBOL}:
             raise ConfigError(f"the 'test' feed only carries {TEST_SYMBOL}; got {', '.join(syms)}")
-        for ch in channels:
-            if ch not in wire.CHANNELS:
-                raise ConfigError(
-                    f"unknown channel {ch!r}; expected one of {', '.join(wire.CHANNELS)}"
-                )
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"stream URL must start with ws:// or wss://, got {url!r}")
         if silence_timeout_s <= 0 or handshake_timeout_s <= 0:

@@ -495,17 +495,21 @@ def auth_message(key_id: str, secret_key: str) -> dict[str, str]:
     return {"action": "auth", "key": key_id, "secret": secret_key}
 
 
+def check_channels(channels: Iterable[str]) -> None:
+    """``ValueError`` naming the first of ``channels`` that is not in ``CHANNELS``."""
+    for ch in channels:
+        if ch not in CHANNELS:
+            raise ValueError(f"unknown channel {ch!r}; expected one of {', '.join(CHANNELS)}")
+
+
 def subscribe_message(
     symbols: Iterable[str], channels: Iterable[str] = DEFAULT_CHANNELS, *, action: str = "subscribe"
 ) -> dict[str, Any]:
     """``{"action":"subscribe","bars":[...],...}`` for every channel in ``channels``."""
+    channels = tuple(channels)
+    check_channels(channels)
     syms = list(symbols)
-    msg: dict[str, Any] = {"action": action}
-    for ch in channels:
-        if ch not in CHANNELS:
-            raise ValueError(f"unknown channel {ch!r}; expected one of {', '.join(CHANNELS)}")
-        msg[ch] = syms
-    return msg
+    return {"action": action} | {ch: syms for ch in channels}
 
 
 def encode_client(message: dict[str, Any], *, msgpack: bool) -> bytes | str:

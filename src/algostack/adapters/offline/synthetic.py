@@ -25,9 +25,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date
 
 from algostack.adapters.offline.pacing import Pacer
-from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar, MarketEvent, Trade, validate_symbol
+from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar, MarketEvent, Trade
 from algostack.core.sessions import OutsideCalendarError, Session, session
 from algostack.core.source import SourceStats
+from algostack.core.symbols import unique_symbols
 from algostack.errors import ConfigError
 
 DAILY_VOL = 0.02
@@ -48,17 +49,12 @@ def _default_price(symbol: str) -> float:
 
 def validate_symbols(symbols: Sequence[str]) -> list[str]:
     """Check symbols (core.market rules), drop repeats; ``ConfigError`` names a bad one."""
-    out: list[str] = []
     if not symbols:
         raise ConfigError("no symbols given: pass at least one, e.g. --symbols AAPL,MSFT")
-    for sym in symbols:
-        try:
-            validate_symbol(sym)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        if sym not in out:
-            out.append(sym)
-    return out
+    try:
+        return unique_symbols(symbols)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def check_speed(speed: float | None) -> float | None:
