@@ -29,7 +29,6 @@ protocol, read right after each batch, so the protocol itself is unchanged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -43,7 +42,7 @@ from algostack.adapters.alpaca.historical import (
     AlpacaHistoricalBars,
     HistoricalBars,
 )
-from algostack.adapters.alpaca.websocket import connect_ws
+from algostack.adapters.alpaca.websocket import close_quietly, connect_ws
 from algostack.core import sessions
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts
@@ -428,10 +427,7 @@ class AlpacaStreamSource:
 
     async def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
-        if ws is not None:
-            # Closing a broken socket may fail; it is gone either way.
-            with contextlib.suppress(Exception):
-                await ws.close()
+        await close_quietly(ws)
 
     # --- backfill -----------------------------------------------------------------------------
 

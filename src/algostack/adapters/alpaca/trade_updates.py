@@ -17,7 +17,6 @@ Keepalive pings (``websockets``' default) find a dead socket; a refused key is f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -28,8 +27,8 @@ import msgspec
 from websockets.exceptions import WebSocketException
 
 from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order
-from algostack.adapters.alpaca.websocket import connect_ws
-from algostack.adapters.alpaca.wire import rfc3339_to_ns
+from algostack.adapters.alpaca.websocket import close_quietly, connect_ws
+from algostack.adapters.alpaca.wire import auth_message, rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
 
@@ -247,8 +246,7 @@ class TradeUpdatesStream:
         self._ws = ws
         try:
             async with asyncio.timeout(self._handshake_timeout_s):
-                auth = {"action": "auth", "key": self._key_id, "secret": self._secret_key}
-                await ws.send(json.dumps(auth))
+                await ws.send(json.dumps(auth_message(self._key_id, self._secret_key)))
                 data = await self._expect(ws, "authorization")
                 if data.get("status") != "authorized":
                     raise AuthError(
@@ -319,7 +317,4 @@ class TradeUpdatesStream:
 
     async def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
-        if ws is not None:
-            # Closing a broken socket may fail; it is gone either way.
-            with contextlib.suppress(Exception):
-                await ws.close()
+        await close_quietly(ws)

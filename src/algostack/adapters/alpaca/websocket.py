@@ -3,6 +3,7 @@ streams make, with the server's refusals mapped to the error hierarchy."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from algostack.errors import AuthError, RetryableError
@@ -40,3 +41,10 @@ async def connect_ws(
         if status in (401, 403):
             raise AuthError(f"{refused} (HTTP {status})") from None
         raise RetryableError(f"stream upgrade answered HTTP {status}") from None
+
+
+async def close_quietly(ws: ClientConnection | None) -> None:
+    """Close ``ws`` if there is one; closing a broken socket may fail, it is gone either way."""
+    if ws is not None:
+        with contextlib.suppress(Exception):
+            await ws.close()
