@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from websockets.exceptions import WebSocketException
 
-from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order
+from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order, float_of, shares_of
 from algostack.adapters.alpaca.websocket import close_quietly, connect_ws
 from algostack.adapters.alpaca.wire import auth_message, rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
@@ -102,14 +102,6 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _UPDATE = msgspec.json.Decoder(_WUpdate)
 
 
-def _int(v: Number) -> int:
-    return 0 if v is None or v == "" else int(float(v))
-
-
-def _float(v: Number) -> float:
-    return 0.0 if v is None or v == "" else float(v)
-
-
 def decode_frame(frame: bytes | str) -> tuple[str, msgspec.Raw]:
     """Split one frame into its ``stream`` name and raw ``data``; ``DataError`` if malformed."""
     try:
@@ -135,10 +127,10 @@ def parse_update(data: bytes | msgspec.Raw) -> TradeUpdate:
             filled_avg_price=o.filled_avg_price,
             status=o.status,
             execution_id=w.execution_id or "",
-            price=_float(w.price),
-            qty=_int(w.qty),
+            price=float_of(w.price),
+            qty=shares_of(w.qty),
             ts=rfc3339_to_ns(w.timestamp) if w.timestamp else 0,
-            position_qty=None if w.position_qty in (None, "") else _int(w.position_qty),
+            position_qty=None if w.position_qty in (None, "") else shares_of(w.position_qty),
         )
     except (msgspec.DecodeError, ValueError) as exc:
         raise DataError(f"malformed trade update: {exc}") from None

@@ -125,6 +125,16 @@ Number = str | int | float | None
 """Alpaca sends quantities and prices as strings; numbers and null are read too."""
 
 
+def shares_of(v: Number) -> int:
+    """A quantity as whole shares; 0 when absent (null or empty)."""
+    return int(float(v or 0))
+
+
+def float_of(v: Number) -> float:
+    """A price or amount; 0.0 when absent (null or empty)."""
+    return float(v or 0.0)
+
+
 class WireOrder(msgspec.Struct):
     """An Alpaca order as the REST API and the ``trade_updates`` stream send it."""
 
@@ -174,9 +184,9 @@ def broker_order(w: WireOrder) -> BrokerOrder:
         symbol=w.symbol,
         side=w.side,
         status=w.status,
-        qty=int(float(w.qty or 0)),
-        filled_qty=int(float(w.filled_qty or 0)),
-        filled_avg_price=float(w.filled_avg_price or 0.0),
+        qty=shares_of(w.qty),
+        filled_qty=shares_of(w.filled_qty),
+        filled_avg_price=float_of(w.filled_avg_price),
         ts=rfc3339_to_ns(at) if at else 0,
     )
 
@@ -378,8 +388,8 @@ class AlpacaBroker:
         """Equity, buying power and the pattern-day-trader state of the account."""
         acct: _WAccount = await self._get("get account", "/account", _WAccount)
         return AccountView(
-            equity=float(acct.equity or 0.0),
-            buying_power=float(acct.buying_power or 0.0),
+            equity=float_of(acct.equity),
+            buying_power=float_of(acct.buying_power),
             pattern_day_trader=acct.pattern_day_trader,
             daytrade_count=acct.daytrade_count,
             account_number=acct.account_number,
