@@ -15,16 +15,16 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from algostack.adapters.nats.bus import DEFAULT_DUPLICATE_WINDOW_S, NatsBus
 from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
-from algostack.core.market_bus import MarketBus
-from algostack.core.source import MarketSource
+from algostack.core.market_bus import BusStats, MarketBus
+from algostack.core.source import MarketSource, SourceStats
 from algostack.errors import RetryableError
-from algostack.services.archive import ArchiveWriter
+from algostack.services.archive import ArchiveStats, ArchiveWriter
 
 log = logging.getLogger("algostack.ingest")
 
@@ -34,28 +34,67 @@ STOP_GRACE_S = 5.0
 
 @dataclass
 class IngestStats:
-    """Counters of one ingest run (what the logs and the CLI report)."""
+    """Counters of one ingest run (what the logs and the CLI report).
 
+    The service counts what it takes from the source; the publish counters are the bus's,
+    the parse and reconnect counters the source's and the archive's its own, read live."""
+
+    bus: BusStats
+    source: SourceStats
+    archive: ArchiveStats | None = None
     received: int = 0
     """Events taken from the source."""
-    published: int = 0
-    """Events acked and stored by JetStream."""
-    duplicates: int = 0
-    """Events the server dropped as duplicates (a re-send inside the duplicate window)."""
-    failed: int = 0
-    malformed: int = 0
-    """Frames or rows the source could not parse (reported by the source)."""
-    reconnects: int = 0
-    """Source reconnects plus NATS reconnects."""
     batches: int = 0
     elapsed_s: float = 0.0
-    archived: int = 0
-    """Bars and statuses written to the archive (0 without one)."""
     archive_complete: bool | None = None
     """Whether the archive wrote everything and marked its days complete (``None``: no
     archive, or not finished yet)."""
     last_bar_ts: dict[str, int] = field(default_factory=dict)
     """Per symbol, the start (UTC ns) of the newest bar published."""
+
+    @property
+    def published(self) -> int:
+        """Events acked and stored by JetStream."""
+        return self.bus.published
+
+    @property
+    def duplicates(self) -> int:
+        """Events the server dropped as duplicates (a re-send inside the duplicate window)."""
+        return self.bus.duplicates
+
+    @property
+    def failed(self) -> int:
+        return self.bus.failed
+
+    @property
+    def malformed(self) -> int:
+        """Frames or rows the source could not parse."""
+        return self.source.malformed
+
+    @property
+    def reconnects(self) -> int:
+        """Source reconnects plus NATS reconnects."""
+        return self.source.reconnects + self.bus.reconnects
+
+    @property
+    def archived(self) -> int:
+        """Bars and statuses written to the archive (0 without one)."""
+        return self.archive.archived if self.archive is not None else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counters as logged (``ingest finished``) and summed up by the CLI."""
+        return {
+            "received": self.received,
+            "published": self.published,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "malformed": self.malformed,
+            "reconnects": self.reconnects,
+            "batches": self.batches,
+            "elapsed_s": self.elapsed_s,
+            "archived": self.archived,
+            "archive_complete": self.archive_complete,
+        }
 
     def last_bar_age_s(self, now_s: float) -> dict[str, float]:
         """Per symbol, seconds since the newest bar's start at wall time ``now_s``."""
@@ -82,7 +121,9 @@ class IngestService:
         self.stop_grace_s = stop_grace_s
         self.bus = bus
         self.log_every_s = log_every_s
-        self.stats = IngestStats()
+        self.stats = IngestStats(
+            bus.stats, source.stats, archive.stats if archive is not None else None
+        )
         self._clock = clock
         self._wall = wall_clock
         self._wall_ns = wall_ns
@@ -90,20 +131,10 @@ class IngestService:
         self._pump: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
 
-    def _refresh(self) -> IngestStats:
-        s, b, src = self.stats, self.bus.stats, self.source.stats
-        s.published, s.duplicates, s.failed = b.published, b.duplicates, b.failed
-        s.malformed = src.malformed
-        s.reconnects = src.reconnects + b.reconnects
-        if self.archive is not None:
-            s.archived = self.archive.stats.archived
-        return s
-
     def snapshot(self) -> dict[str, Any]:
         """Current counters and per-symbol last-bar age, as logged."""
-        s = self._refresh()
-        out = asdict(s)
-        del out["last_bar_ts"]
+        s = self.stats
+        out = s.to_dict()
         out["inflight"] = self.bus.inflight
         out["last_bar_age_s"] = s.last_bar_age_s(self._wall())
         return out
@@ -154,7 +185,6 @@ class IngestService:
         if self.archive is not None:
             # Every event is on the bus: finish the archive's days (parts + complete manifest).
             self.stats.archive_complete = await self.archive.close(complete=True)
-        self._refresh()
         log.info("ingest finished", extra={"fields": self.snapshot()})
         return self.stats
 
