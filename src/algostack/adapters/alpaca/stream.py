@@ -42,7 +42,7 @@ from algostack.adapters.alpaca.historical import (
     AlpacaHistoricalBars,
     HistoricalBars,
 )
-from algostack.adapters.alpaca.websocket import close_quietly, connect_ws
+from algostack.adapters.alpaca.websocket import close_quietly, connect_ws, reconnect_delay
 from algostack.core import sessions
 from algostack.core.backoff import Backoff, retry_async, sleep_unless
 from algostack.core.market import NS_PER_MIN, Bar, MarketEvent, datetime_to_ts
@@ -233,9 +233,12 @@ class AlpacaStreamSource:
                 await self._close_ws()
             if self._closed.is_set():
                 break
-            if self._clock() - started >= self._stable_after_s:
-                self._backoff.reset()
-            delay = max(self._backoff.next_delay(), min_wait or 0.0)
+            delay = reconnect_delay(
+                self._backoff,
+                self._clock() - started,
+                stable_after_s=self._stable_after_s,
+                at_least_s=min_wait or 0.0,
+            )
             self.stats.reconnects += 1
             log.info(
                 "alpaca stream reconnecting",

@@ -27,7 +27,7 @@ import msgspec
 from websockets.exceptions import WebSocketException
 
 from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order, float_of, shares_of
-from algostack.adapters.alpaca.websocket import close_quietly, connect_ws
+from algostack.adapters.alpaca.websocket import close_quietly, connect_ws, reconnect_delay
 from algostack.adapters.alpaca.wire import auth_message, rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
 from algostack.errors import AuthError, ConfigError, DataError, FatalError, RetryableError
@@ -211,9 +211,9 @@ class TradeUpdatesStream:
                         await self._on_disconnected()
             if self._stopped.is_set():
                 break
-            if loop.time() - started >= self._stable_after_s:
-                self._backoff.reset()
-            delay = self._backoff.next_delay()
+            delay = reconnect_delay(
+                self._backoff, loop.time() - started, stable_after_s=self._stable_after_s
+            )
             self.reconnects += 1
             log.info("trade_updates reconnecting in %.3f s", delay)
             if await sleep_unless(self._stopped, delay, self._sleep):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from algostack.core.backoff import Backoff
 from algostack.errors import AuthError, RetryableError
 
 if TYPE_CHECKING:
@@ -48,3 +49,13 @@ async def close_quietly(ws: ClientConnection | None) -> None:
     if ws is not None:
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+def reconnect_delay(
+    backoff: Backoff, lasted_s: float, *, stable_after_s: float, at_least_s: float = 0.0
+) -> float:
+    """The wait before the next connect: a connection that lasted ``stable_after_s`` starts
+    the backoff over; never less than ``at_least_s`` (what the server asked for)."""
+    if lasted_s >= stable_after_s:
+        backoff.reset()
+    return max(backoff.next_delay(), at_least_s)
