@@ -54,8 +54,9 @@ typecheck: $(STAMP)
 lambdas: $(STAMP)
 	$(BIN)/algostack lambdas package
 
+# The slowest tests are listed at the end: the whole run must stay under 30 minutes on 2 cores.
 test: $(STAMP) tools lint typecheck lambdas
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS)
 
 # Faults and bad input against real runs (also part of `make test`): tests/drills.
 drills: $(STAMP)

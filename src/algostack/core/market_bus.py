@@ -156,6 +156,12 @@ class MarketBus(Protocol):
         ...
 
 
+def check_subject(subject: str) -> None:
+    """``ValueError`` for a subject NATS would refuse to publish to (empty, or white space)."""
+    if not subject or any(c in subject for c in " \t\r\n"):
+        raise ValueError(f"invalid NATS subject {subject!r}")
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
     want, have = pattern.split("."), subject.split(".")

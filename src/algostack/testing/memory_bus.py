@@ -32,6 +32,7 @@ from algostack.core.market_bus import (
     Callback,
     MarketBus,
     StreamMissingError,
+    check_subject,
     subject_matches,
 )
 
@@ -155,8 +156,7 @@ class MemoryBus:
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Deliver one message to the matching subscriptions (not stored)."""
-        if not subject or any(c in subject for c in " \t\r\n"):
-            raise ValueError(f"invalid NATS subject {subject!r}")
+        check_subject(subject)
         if self._closed:
             raise PublishError("bus is closed")
         msg = BusMessage(subject, payload, headers)

@@ -28,7 +28,13 @@ from algostack.adapters.nats.feed_consumer import FeedConsumer
 from algostack.adapters.nats.publisher import AckWindowPublisher, store_full_error
 from algostack.core import codec
 from algostack.core.backoff import Backoff, retry_async
-from algostack.core.market_bus import BusMessage, BusStats, MarketBus, StreamMissingError
+from algostack.core.market_bus import (
+    BusMessage,
+    BusStats,
+    MarketBus,
+    StreamMissingError,
+    check_subject,
+)
 from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
 
 if TYPE_CHECKING:
@@ -411,8 +417,7 @@ class NatsBus:
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Publish one core-NATS message (trader events, control); not stored by JetStream."""
-        if not subject or any(c in subject for c in " \t\r\n"):
-            raise ValueError(f"invalid NATS subject {subject!r}")
+        check_subject(subject)
         await self._nc.publish(subject, payload, headers=headers)
 
     async def subscribe(
