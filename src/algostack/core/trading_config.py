@@ -19,7 +19,7 @@ the store. Any problem is one ``TradingConfigError`` line naming the key and the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import msgspec
@@ -32,6 +32,8 @@ TRADING_CONFIG_NAME = "trading.json"
 
 FEATURES_MODES = ("session", "continuous")
 _DEFAULT_LIMITS = RiskLimits()
+LIMIT_FIELDS = tuple(f.name for f in fields(RiskLimits))
+"""The limits a ``trading.json`` may set: every ``RiskLimits`` field, under its own name."""
 _AT_RE = re.compile(r" - at `\$\.([^`]+)`$")
 _UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")
 
@@ -85,12 +87,7 @@ class TradingConfig:
             "fixed_notional": s.notional if s.field == "fixed_notional" else None,
             "allocation": s.allocation or None,
             "allocation_fraction": s.fraction or None,
-            "max_position_shares": lim.max_position_shares,
-            "max_notional": lim.max_notional,
-            "max_orders_per_minute": lim.max_orders_per_minute,
-            "daily_loss_limit": lim.daily_loss_limit,
-            "reduce_fraction": lim.reduce_fraction,
-            "flatten_before_close_min": lim.flatten_before_close_min,
+            **{name: getattr(lim, name) for name in LIMIT_FIELDS},
             "flatten_before_close": self.flatten_before_close,
             "features": self.features,
         }
@@ -128,14 +125,7 @@ def parse_trading_config(key: str, data: bytes) -> TradingConfig:
     except msgspec.DecodeError as exc:
         raise TradingConfigError(f"{key}: not valid JSON ({exc})") from None
     try:
-        limits = RiskLimits(
-            max_position_shares=doc.max_position_shares,
-            max_notional=doc.max_notional,
-            max_orders_per_minute=doc.max_orders_per_minute,
-            daily_loss_limit=doc.daily_loss_limit,
-            reduce_fraction=doc.reduce_fraction,
-            flatten_before_close_min=doc.flatten_before_close_min,
-        )
+        limits = RiskLimits(**{name: getattr(doc, name) for name in LIMIT_FIELDS})
     except ConfigError as exc:
         raise TradingConfigError(f"{key}: {exc}") from None
     sizing = _sizing(key, doc, limits)
