@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,3 +32,12 @@ async def serve_until_signalled(service: Service, bus: NatsBus) -> None:
         await service.run()
     finally:
         await bus.close()
+
+
+def freeze_long_lived() -> None:
+    """Move everything alive now (imports, settings, connections, models, the day's state)
+    out of the GC's generations, so no collection rescans it mid-session: a full collection
+    over it pauses a decision or an order for milliseconds (docs/performance.md). Called by
+    each service once it has started."""
+    gc.collect()
+    gc.freeze()

@@ -10,7 +10,6 @@ session's bars and statuses to the bucket as it publishes them (docs/data.md).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import time
@@ -24,6 +23,7 @@ from algostack.core.market import NS_PER_MIN, NS_PER_S, Bar
 from algostack.core.market_bus import BusStats, MarketBus
 from algostack.core.source import MarketSource, SourceStats
 from algostack.errors import RetryableError
+from algostack.services import freeze_long_lived
 from algostack.services.archive import ArchiveStats, ArchiveWriter
 
 log = logging.getLogger("algostack.ingest")
@@ -282,10 +282,7 @@ async def run_ingest(
                 source.resume_after(last - NS_PER_MIN)
                 log.info("resuming after the stream's last event", extra={"fields": {"ts": last}})
             service = IngestService(source, bus, log_every_s=log_every_s, archive=archive)
-            # Imports, settings and connections are long-lived: move them out of the GC's
-            # generations so no collection rescans them mid-stream (see docs/ingest.md).
-            gc.collect()
-            gc.freeze()
+            freeze_long_lived()  # imports, settings and connections (docs/ingest.md)
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, service.stop)

@@ -36,6 +36,7 @@ from algostack.core.naming import kill_subject, safe_token
 from algostack.core.orders import OrderIntent, OrderReport
 from algostack.core.risk import RiskEvent
 from algostack.errors import RetryableError
+from algostack.services import freeze_long_lived
 from algostack.services.gateway.state import FSYNC_EVERY_S, BatchRecord, GatewayState, StateFile
 from algostack.services.gateway.venue import BarHistory, Venue, VenueOrder, VenueUpdate
 
@@ -770,6 +771,7 @@ class GatewayService:
         a full disk) ends the run too, with its error as ``failure``."""
         try:
             await self.start()
+            freeze_long_lived()  # imports, connections, the restored state and its ids
             stopped = asyncio.ensure_future(self._stop.wait())
             try:
                 await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)

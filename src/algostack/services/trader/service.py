@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from algostack.core.market_bus import BusMessage, recv_ns_of
 from algostack.core.naming import ModelSpec, kill_subject, trader_subject
 from algostack.core.sessions import new_york_date
 from algostack.errors import FatalError, FileWriteError
+from algostack.services import freeze_long_lived
 from algostack.services.journal import LIVE_LOG_NAME, open_live_log
 from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S, ModelFeed
 from algostack.services.trader.runner import ModelRunner
@@ -654,10 +654,7 @@ class TraderService:
         every model and then raises the first such error."""
         try:
             await self.start()
-            # Models, features and imports are long-lived: keep them out of the GC's scans
-            # so a full collection never pauses a decision for milliseconds.
-            gc.collect()
-            gc.freeze()
+            freeze_long_lived()  # models, features and imports
             stopped = asyncio.ensure_future(self.wait())
             try:
                 await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
