@@ -162,6 +162,27 @@ async def test_duplicated_dropped_reordered_events_each_booked_once(
     await books_equal_account(desk)
 
 
+async def test_updates_of_a_finished_order_are_repeats_or_errors_never_booked(
+    alpaca_desk: Desk, fake: FakeAlpacaTrading
+) -> None:
+    desk = alpaca_desk
+    gw = desk.gateway
+    await desk.model("m-AAPL", "AAPL")
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
+    await wait_for(lambda: len(fake.orders()) == 1)
+    fake.fill_open(price=100.0)
+    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+    await wait_for(lambda: not gw.batches, what="the batch finishes")
+    done = fake.orders()[0]
+    fill = {"event": "fill", "timestamp": done["updated_at"], "order": done}
+    fake.emit_raw(fill)  # the same fill told again (the stream and the sync both tell it)
+    await wait_for(lambda: gw.counters["late_updates"] == 1, what="a repeat, counted")
+    assert gw.counters["foreign_updates"] == 0
+    fake.emit_raw({**fill, "order": {**done, "filled_qty": "15"}})  # 5 shares nobody booked
+    await wait_for(lambda: gw.counters["foreign_updates"] == 1, what="an error, not a booking")
+    assert desk.filled("m-AAPL") == 10 and len(desk.fills["m-AAPL"]) == 1
+
+
 async def test_stream_down_holds_orders_and_backfill_makes_books_exact(
     alpaca_desk: Desk, fake: FakeAlpacaTrading
 ) -> None:

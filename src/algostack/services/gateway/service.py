@@ -111,6 +111,8 @@ class GatewayService:
         self.books: dict[str, dict[str, int]] = {}
         self.batches: dict[str, _Batch] = {}
         self.by_venue_cid: dict[str, str] = {}
+        self.finished_cum: dict[str, int] = {}
+        """Venue client order id -> the shares booked when its batch finished (this run)."""
         self.open: dict[tuple[str, int], _Open] = {}
         self.waiting: dict[str, deque[str]] = {}
         self.working: dict[str, str] = {}
@@ -127,6 +129,7 @@ class GatewayService:
             "crossed_shares": 0,
             "fills": 0,
             "foreign_updates": 0,
+            "late_updates": 0,
             "duplicates": 0,
         }
         self.day: date | None = None
@@ -442,15 +445,34 @@ class GatewayService:
 
     # -- venue updates ---------------------------------------------------------------------
 
+    def _late_update(self, u: VenueUpdate) -> None:
+        """An update of an order the desk finished: a repeat (the stream and the sync both
+        tell a fill) is counted; more shares than were booked is an error, and the next
+        reconciliation halts the symbol on the difference."""
+        booked = self.finished_cum.get(u.client_order_id, 0)
+        if u.cum_qty <= booked:
+            self.counters["late_updates"] += 1
+            log.debug("repeated update of finished order %s (%d)", u.client_order_id, u.cum_qty)
+            return
+        self.counters["foreign_updates"] += 1
+        log.error(
+            "venue reports %d shares for finished order %s, %d were booked: the difference "
+            "is in no model's book",
+            u.cum_qty,
+            u.client_order_id,
+            booked,
+        )
+
     async def _on_update(self, u: VenueUpdate) -> None:
         batch_id = self.by_venue_cid.get(u.client_order_id)
-        if batch_id is None or batch_id not in self.batches:
+        if batch_id is None:
             self.counters["foreign_updates"] += 1
             log.warning(
-                "update for an order the desk did not place (or finished): %s %d",
-                u.client_order_id,
-                u.cum_qty,
+                "update for an order the desk did not place: %s %d", u.client_order_id, u.cum_qty
             )
+            return
+        if batch_id not in self.batches:
+            self._late_update(u)
             return
         batch = self.batches[batch_id]
         book, rec = batch.book, batch.record
@@ -515,6 +537,7 @@ class GatewayService:
         await self._publish(reports)
         if batch.book.done or batch.record.close_reason is not None:
             self.batches.pop(batch.book.batch_id, None)
+            self.finished_cum[batch.book.venue_client_order_id] = batch.record.venue_cum
         self._save_soon()  # a lost save costs nothing: the venue's sync books it again
         self._check_loss()
 
