@@ -24,6 +24,7 @@ from algostack.core.atomic_file import replace_file, write_error
 from algostack.core.desk_risk import DeskSnapshot
 from algostack.core.execution import Execution
 from algostack.core.orders import OrderIntent
+from algostack.errors import DataError
 from algostack.services.journal import append_whole
 
 STATE_NAME = "gateway-state.jsonl"
@@ -72,7 +73,7 @@ _DEC = msgspec.json.Decoder(GatewayState)
 
 
 class StateFile:
-    """``<dir>/gateway-state.json``: ``load()`` once, ``save(state)`` as often as needed."""
+    """``<dir>/gateway-state.jsonl``: ``load()`` once, ``save(state)`` as often as needed."""
 
     def __init__(self, directory: Path, *, fsync: bool = True) -> None:
         self.path = Path(directory) / STATE_NAME
@@ -119,8 +120,9 @@ class StateFile:
         self._fd = self._seen_fd = None
 
     def load(self) -> GatewayState | None:
-        """The last snapshot, None when there is none; ``ValueError`` naming a file that
-        holds no readable snapshot."""
+        """The last snapshot, None when there is none; ``DataError`` naming a file that holds
+        no readable snapshot (the gateway does not start on a state it cannot read, and a
+        restart cannot cure it: exit 2)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -132,10 +134,16 @@ class StateFile:
             except msgspec.DecodeError:
                 continue
             if state.version != STATE_VERSION:
-                raise ValueError(f"{self.path}: state version {state.version}, expected 1")
+                raise DataError(
+                    f"{self.path}: state version {state.version}, this gateway reads "
+                    f"{STATE_VERSION}"
+                )
             return state
         if raw.strip():
-            raise ValueError(f"{self.path}: no readable gateway state in it")
+            raise DataError(
+                f"{self.path}: no readable gateway state in it (restore the file, or move it "
+                "away to start with empty books)"
+            )
         return None
 
     def save(self, state: GatewayState) -> None:
