@@ -170,3 +170,24 @@ def test_read_spans_code_inline_and_prose_keep_their_lines() -> None:
         (2, "inline", "a b"),
         (4, "code", "x  y"),
     ]
+
+
+def test_every_command_summary_is_one_paragraph_without_a_hard_break() -> None:
+    # The first paragraph of a command's docstring is its summary in `--help` listings,
+    # printed with its line breaks kept: a break mid-sentence shows as a cut line.
+    from typing import Any
+
+    import typer
+
+    from algostack.cli import app
+
+    def walk(cmd: Any, path: str) -> list[tuple[str, str]]:
+        out = [(path, (cmd.help or "").strip().split("\n\n")[0])]
+        for name, sub in getattr(cmd, "commands", {}).items():  # a group's subcommands
+            out += walk(sub, f"{path} {name}")
+        return out
+
+    summaries = walk(typer.main.get_command(app), "algostack")
+    assert len(summaries) > 15  # every command and subcommand was walked
+    broken = [f"{path}: {text!r}" for path, text in summaries if "\n" in text]
+    assert not broken, "summaries with a hard line break:\n" + "\n".join(broken)

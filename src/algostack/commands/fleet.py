@@ -127,8 +127,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = True,
     ) -> None:
-        """Show every instance of the environment: state, health, SSM agent, last command, and
-        its algostack units; exit 1 when a unit failed or restarted."""
+        """Every instance of the environment: state, health, SSM, last command, its units.
+
+        Exits 1 when an algostack unit on a host failed or restarted."""
         from algostack.control.status import fleet_status
         from algostack.core.sessions import new_york_date
         from algostack.errors import AlgostackError

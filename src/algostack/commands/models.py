@@ -38,8 +38,9 @@ def list_cmd(
     env: EnvOpt = "dev",
     as_json: AsJson = False,
 ) -> None:
-    """Show one row per model with its trading instance Name tag, its sizing and key limits
-    (``trading.json``), and every ignored key."""
+    """One row per model: its trading host's Name tag, sizing and limits; then ignored keys.
+
+    Sizing and limits come from the model's trading.json (docs/models.md)."""
     from algostack.errors import AlgostackError
     from algostack.services.catalog import list_catalog
 

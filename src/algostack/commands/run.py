@@ -98,8 +98,9 @@ def run(
     ] = True,
     report: Report = True,
 ) -> None:
-    """Run a whole trading day locally: NATS, ingest, one trader per model, sim broker,
-    sync into a bucket-shaped directory, then a summary and a report."""
+    """Run a whole trading day locally, then print a summary and write a report.
+
+    NATS, the ingest, the gateway (sim broker), a trader per model; synced to <home>/bucket."""
     import asyncio
 
     from rich.console import Console
