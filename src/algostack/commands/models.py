@@ -53,10 +53,22 @@ def list_cmd(
         import orjson
 
         typer.echo(orjson.dumps(catalog.to_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
+    elif catalog.entries:
         _print_catalog(catalog)
+    else:
+        for line in catalog.ignored_lines():
+            typer.echo(line)
+    if not catalog.entries:
+        raise _fail(_no_models(store.url))
     if any(not e.ok for e in catalog.entries):
         raise typer.Exit(1)
+
+
+def _no_models(url: str) -> str:
+    return (
+        f"no models under {url}/models/ (a model is models/<type>/<symbol>/<model_id>-outer_<X>"
+        "_inner_<Y>.<ext>; --dir and --bucket name what holds models/)"
+    )
 
 
 def _print_catalog(catalog: Any) -> None:
@@ -94,7 +106,8 @@ def _print_catalog(catalog: Any) -> None:
         for key, reason in sorted(catalog.ignored.items()):
             ign.add_row(key, reason)
         console.print(ign)
-    console.print(f"{len(catalog.entries)} model(s), {len(catalog.ignored)} ignored key(s)")
+    live = f", {catalog.live_outputs} live output file(s)" if catalog.live_outputs else ""
+    console.print(f"{len(catalog.entries)} model(s), {len(catalog.ignored)} ignored key(s){live}")
 
 
 def _limits_text(limits: Any) -> str:
@@ -147,7 +160,7 @@ def validate_cmd(
         bad = sum(not r.ok for r in results)
         typer.echo(f"{len(results) - bad} OK, {bad} failed, {len(catalog.ignored)} ignored")
     if not results:
-        raise _fail(f"no models under {store.url}/models/")
+        raise _fail(_no_models(store.url))
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 

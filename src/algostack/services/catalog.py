@@ -60,6 +60,9 @@ class Catalog:
     environment: str
     entries: tuple[CatalogEntry, ...]
     ignored: dict[str, str] = field(default_factory=dict)
+    live_outputs: int = 0
+    """Keys under a listed model's ``<prefix>/live/``: the desk's own journals, counted, not
+    listed as ignored (they grow every day and would drown the keys a user got wrong)."""
 
     @property
     def specs(self) -> list[ModelSpec]:
@@ -92,21 +95,22 @@ class Catalog:
                 for e in self.entries
             ],
             "ignored": [{"key": k, "reason": v} for k, v in sorted(self.ignored.items())],
+            "live_outputs": self.live_outputs,
         }
 
 
-def _reason(key: str, reason: str, prefixes: set[str]) -> str:
-    if "/live/" in key and any(key.startswith(p + "/live/") for p in prefixes):
-        return "live output of a model (not an artifact)"
-    return reason
+def _live_output(key: str, prefixes: set[str]) -> bool:
+    head, sep, _ = key.partition("/live/")
+    return bool(sep) and head in prefixes
 
 
 def build_catalog(keys: list[str], *, environment: str, store_url: str = "") -> Catalog:
     """Group keys into a catalog (pure; ``list_catalog`` lists a store first)."""
     specs, ignored = group_models(keys)
     prefixes = {s.prefix for s in specs}
-    # live outputs are expected under a model prefix: say so instead of "does not match"
-    ignored = {k: _reason(k, r, prefixes) for k, r in ignored.items()}
+    live = [k for k in ignored if _live_output(k, prefixes)]
+    for k in live:  # the desk's journals under a model's prefix: expected, only counted
+        del ignored[k]
     by_name: dict[str, list[str]] = {}
     for s in specs:
         by_name.setdefault(s.instance_name(environment), []).append(s.prefix)
@@ -129,7 +133,7 @@ def build_catalog(keys: list[str], *, environment: str, store_url: str = "") -> 
             elif fmt not in formats:
                 formats.append(fmt)
         entries.append(CatalogEntry(s, name, tuple(formats), tuple(problems)))
-    return Catalog(store_url, environment, tuple(entries), ignored)
+    return Catalog(store_url, environment, tuple(entries), ignored, len(live))
 
 
 def list_catalog(store: BucketStore, *, environment: str = "dev") -> Catalog:

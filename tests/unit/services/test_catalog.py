@@ -45,8 +45,14 @@ def test_list_catalog_local_dir_gives_fleet_and_ignored_reasons(tmp_path: Path) 
     assert cat.entries[1].formats == ("json",) and len(cat.entries[1].spec.folds) == 2
     assert "no trailing number" in cat.ignored["models/lin/MSFT/nonumber-outer_0_inner_0.json"]
     assert "does not match" in cat.ignored["models/README.md"]
-    live = "models/sma/AAPL/model_4/live/2026-11-24/trades_2026-11-24.csv"
-    assert cat.ignored[live] == "live output of a model (not an artifact)"
+    # The desk's own journals under a model's prefix are counted, not listed as ignored;
+    # under a prefix that holds no model they are a key the user should hear about.
+    assert not any("/live/" in k for k in cat.ignored) and cat.live_outputs == 1
+    assert cat.to_dict()["live_outputs"] == 1
+    orphan = "models/gone/AAPL/model_9/live/2026-11-24/trades_2026-11-24.csv"
+    store.put_bytes(orphan, b"x")
+    again = list_catalog(store, environment="qa")
+    assert "does not match" in again.ignored[orphan] and again.live_outputs == 1
     assert "other/thing.json" not in cat.ignored
 
 
@@ -62,7 +68,7 @@ def test_list_catalog_s3_paginates_past_one_thousand_keys() -> None:
         cat = list_catalog(store, environment="dev")
         prefixes = [e.spec.prefix for e in cat.entries]
         assert "models/zz/TSLA/model_9" in prefixes and len(prefixes) == 3
-        assert len(cat.ignored) == 1001 + 3
+        assert len(cat.ignored) == 1001 + 2 and cat.live_outputs == 1
         results = validate_catalog(store, cat)
         assert all(r.ok for r in results), results
 
@@ -142,12 +148,12 @@ def test_cli_models_list_json_and_table(tmp_path: Path) -> None:
         "trading-server-prod-MSFT-lin-12",
         "trading-server-prod-AAPL-sma-4",
     ]
-    assert len(doc["ignored"]) == 3
+    assert len(doc["ignored"]) == 2 and doc["live_outputs"] == 1
     res = runner.invoke(app, ["models", "list", "--dir", str(tmp_path)], env={"COLUMNS": "250"})
     assert res.exit_code == 0
     assert "trading-server-dev-AAPL-sma-4" in res.stdout
     assert "no trailing number" in res.stdout
-    assert "2 model(s), 3 ignored key(s)" in res.stdout
+    assert "2 model(s), 2 ignored key(s), 1 live output file(s)" in res.stdout
 
 
 def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) -> None:
@@ -165,10 +171,10 @@ def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) ->
     assert len(failed) == 1 and failed[0].startswith("models/bad/AAPL/model_5  FAILED: ")
     doc = orjson.loads(ok.stdout)
     ignored = [line for line in lines if line.startswith("ignored models/")]
-    assert len(ignored) == len(doc["ignored"]) == 3  # never silent about a key it skips
+    assert len(ignored) == len(doc["ignored"]) == 2  # never silent about a key it skips
     assert any("no trailing number" in line for line in ignored)
-    assert len(lines) == len(doc["results"]) + 1 + 3 + 1  # + the bad one, ignored, total
-    assert lines[-1] == f"{len(doc['results'])} OK, 1 failed, 3 ignored"
+    assert len(lines) == len(doc["results"]) + 1 + 2 + 1  # + the bad one, ignored, total
+    assert lines[-1] == f"{len(doc['results'])} OK, 1 failed, 2 ignored"
 
 
 @pytest.mark.parametrize(
@@ -184,3 +190,13 @@ def test_cli_models_bad_arguments_give_one_line_error(args: list[str], match: st
     assert res.exit_code == 1
     assert match in res.output
     assert "Traceback" not in res.output
+
+
+def test_cli_models_list_of_a_store_without_models_says_where_it_looked(tmp_path: Path) -> None:
+    # The usual mistake: --dir at the models/ folder itself instead of what holds it.
+    _seed(LocalDirStore(tmp_path / "home"))
+    res = runner.invoke(app, ["models", "list", "--dir", str(tmp_path / "home" / "models")])
+    assert res.exit_code == 1
+    assert f"no models under {tmp_path / 'home' / 'models'}/models/" in res.output
+    assert "--dir and --bucket name what holds models/" in res.output
+    assert "┏" not in res.output  # no empty table
