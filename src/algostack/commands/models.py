@@ -77,24 +77,23 @@ def _print_catalog(catalog: Any) -> None:
 
     console = Console()
     table = Table(title=f"models in {catalog.store_url} (environment {catalog.environment})")
-    table.add_column("instance Name tag", overflow="fold")
-    for col in ("type", "symbol", "model id", "#", "folds", "formats", "sizing", "limits"):
+    table.add_column("model (type/symbol/id)", no_wrap=True)
+    table.add_column("instance Name tag", no_wrap=True)
+    for col in ("folds", "sizing", "limits"):
         table.add_column(col)
-    table.add_column("problems", style="red")
+    problems = any(e.problems for e in catalog.entries)
+    if problems:  # only when there are some: the table fits a narrower terminal without
+        table.add_column("problems", style="red", overflow="fold")
     for e in catalog.entries:
         s = e.spec
-        table.add_row(
+        row = [
+            f"{s.model_type}/{s.symbol}/{s.model_id}",
             e.instance_name,
-            s.model_type,
-            s.symbol,
-            s.model_id,
-            str(s.model_number),
-            str(len(s.folds)),
-            ",".join(e.formats),
+            f"{len(s.folds)} {','.join(e.formats)}",
             "" if e.config_error else e.trading.sizing_text,
             "" if e.config_error else _limits_text(e.trading.limits),
-            "; ".join(e.problems),
-        )
+        ]
+        table.add_row(*row, *(["; ".join(e.problems)] if problems else []))
     console.print(table)
     if catalog.ignored and not console.is_terminal:  # a pipe or a CI log: never cut or folded
         for line in catalog.ignored_lines():
