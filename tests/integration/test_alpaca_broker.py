@@ -53,6 +53,9 @@ async def test_alpaca_submit_fills_and_positions_match(fake: FakeAlpacaTrading) 
     assert (float(held.filled_qty or 0), float(held.filled_avg_price or 0)) == (10, 185.25)
     assert await broker.positions() == {"AAPL": 10}
     assert await broker.order_by_client_id("never-placed") is None
+    by_id = await broker.order_by_id(ack.broker_order_id)  # Alpaca's own id finds it too
+    assert by_id is not None and by_id.client_order_id == ack.client_order_id
+    assert await broker.order_by_id("00000000-0000-0000-0000-000000000000") is None
     await broker.close()
 
 

@@ -225,6 +225,34 @@ async def test_unknown_event_and_foreign_fill_are_reported_not_booked(
     await wait_for(lambda: desk.gateway.venue.foreign_fills >= 1, what="foreign fill seen")
 
 
+async def test_a_restarted_venue_tells_the_desks_earlier_fills_from_foreign_ones(
+    alpaca_desk: Desk, fake: FakeAlpacaTrading
+) -> None:
+    desk = alpaca_desk
+    await desk.model("m-AAPL", "AAPL")
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
+    await wait_for(lambda: len(fake.orders()) == 1)
+    fake.fill_open(price=100.0)  # the desk's order, finished and booked
+    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+    fake.add_order("someone-else", "MSFT", "buy", 5)
+    fake.fill_open(symbol="MSFT", price=200.0)
+    # A gateway restarted now: its venue knows no order, and reads the last minute's fills.
+    again = alpaca_venue(fake)
+
+    async def on_update(u: object) -> None:
+        del u
+
+    async def on_ready() -> None:
+        pass
+
+    await again.start(on_update, on_ready)
+    try:
+        await again.sync([])
+        assert again.foreign_fills == 1  # MSFT's; the desk's own AAPL fill is not foreign
+    finally:
+        await again.close()
+
+
 # -- desk risk --------------------------------------------------------------------------------
 
 

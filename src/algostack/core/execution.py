@@ -26,6 +26,9 @@ from algostack.core.orders import MAX_CLIENT_ORDER_ID, Fill, OrderIntent, Side
 from algostack.core.simfill import FillRules
 from algostack.errors import DataError
 
+VENUE_CID_PREFIX = "gw-"
+"""Every venue order the desk places has client order id ``gw-<batch_id>``: how the desk
+tells its own orders at the broker from anyone else's (one gateway per account)."""
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _CROSS = "x"
 
@@ -94,7 +97,7 @@ class BatchBook:
     def __init__(self, batch_id: str, intents: Sequence[OrderIntent], rules: FillRules) -> None:
         if not intents:
             raise ValueError(f"batch {batch_id!r}: no intents")
-        venue_cid = f"gw-{batch_id}"
+        venue_cid = f"{VENUE_CID_PREFIX}{batch_id}"
         if len(venue_cid) > MAX_CLIENT_ORDER_ID or not _ID_RE.fullmatch(batch_id):
             raise ValueError(
                 f"batch id {batch_id!r}: the venue client order id {venue_cid!r} must be at "

@@ -354,10 +354,18 @@ class AlpacaBroker:
 
     async def order_by_client_id(self, cid: str) -> BrokerOrder | None:
         """The order Alpaca holds under client order id ``cid``; None when it has none."""
-        what = "get order by client id"
-        reply = await self._call(
-            what, "GET", "/orders:by_client_order_id", params={"client_order_id": cid}
+        return await self._order(
+            "get order by client id", "/orders:by_client_order_id", {"client_order_id": cid}
         )
+
+    async def order_by_id(self, order_id: str) -> BrokerOrder | None:
+        """The order Alpaca holds under its own id ``order_id``; None when it has none."""
+        return await self._order("get order", f"/orders/{order_id}")
+
+    async def _order(
+        self, what: str, path: str, params: dict[str, str] | None = None
+    ) -> BrokerOrder | None:
+        reply = await self._call(what, "GET", path, params=params)
         if reply.status == 404:
             return None
         if reply.status != 200:

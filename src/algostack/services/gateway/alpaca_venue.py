@@ -24,6 +24,7 @@ from algostack.adapters.alpaca.trade_updates import LIVE_URL, PAPER_URL, TradeUp
 from algostack.adapters.alpaca.trading import AlpacaBroker, check_keys
 from algostack.core.backoff import Backoff
 from algostack.core.desk_risk import AccountView
+from algostack.core.execution import VENUE_CID_PREFIX
 from algostack.core.market import Bar
 from algostack.core.orders import OrderIntent, OrderStatus
 from algostack.core.simfill import FillRules
@@ -196,7 +197,7 @@ class AlpacaVenue:
             at = datetime.fromtimestamp(act.ts / 1e9, UTC)
             if self._activities_after is None or at > self._activities_after:
                 self._activities_after = at - timedelta(seconds=1)  # ids drop the overlap
-            if act.order_id not in self._order_ids:
+            if act.order_id not in self._order_ids and not await self._desk_order(act.order_id):
                 self.foreign_fills += 1
                 log.error(
                     "fill of an order the desk never placed: %s %s %d @ %.4f (order %s)",
@@ -207,6 +208,17 @@ class AlpacaVenue:
                     act.order_id,
                     extra={"fields": {"symbol": act.symbol}},
                 )
+
+    async def _desk_order(self, order_id: str) -> bool:
+        """Whether an order this venue has not seen is one the desk placed: a fill of an order
+        that finished before this process started (a restarted gateway knows only the
+        working ones). Looked up once; the desk's client order ids start ``gw-``."""
+        found = await self.broker.order_by_id(order_id)
+        if found is None or not found.client_order_id.startswith(VENUE_CID_PREFIX):
+            return False
+        self._order_ids[order_id] = found.client_order_id
+        log.debug("fill of desk order %s from before this start", found.client_order_id)
+        return True
 
     async def on_bar(self, bar: Bar) -> None:
         """Alpaca fills do not depend on our bars."""
