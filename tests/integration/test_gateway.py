@@ -180,6 +180,10 @@ async def test_updates_of_a_finished_order_are_repeats_or_errors_never_booked(
     assert gw.counters["foreign_updates"] == 0
     fake.emit_raw({**fill, "order": {**done, "filled_qty": "15"}})  # 5 shares nobody booked
     await wait_for(lambda: gw.counters["foreign_updates"] == 1, what="an error, not a booking")
+    # A desk order this process never saw (it finished before a restart): not foreign.
+    fake.emit_raw({**fill, "order": {**done, "client_order_id": "gw-AAPL-1709560200-0"}})
+    await wait_for(lambda: gw.counters["late_updates"] == 2, what="an earlier desk order")
+    assert gw.counters["foreign_updates"] == 1
     assert desk.filled("m-AAPL") == 10 and len(desk.fills["m-AAPL"]) == 1
 
 

@@ -29,7 +29,13 @@ from algostack.core import codec, sessions
 from algostack.core.backoff import Backoff, retry_async
 from algostack.core.desk_risk import DeskLimits, DeskRisk
 from algostack.core.events import DeskStatus, Heartbeat, decode_event, encode_event
-from algostack.core.execution import Attributed, BatchBook, Execution, OverfillError
+from algostack.core.execution import (
+    VENUE_CID_PREFIX,
+    Attributed,
+    BatchBook,
+    Execution,
+    OverfillError,
+)
 from algostack.core.market import Bar
 from algostack.core.market_bus import BusMessage
 from algostack.core.naming import kill_subject, safe_token
@@ -465,6 +471,12 @@ class GatewayService:
 
     async def _on_update(self, u: VenueUpdate) -> None:
         batch_id = self.by_venue_cid.get(u.client_order_id)
+        if batch_id is None and u.client_order_id.startswith(VENUE_CID_PREFIX):
+            # The desk's, finished before this process started (the state keeps only the
+            # unfinished): what it booked is in the books; reconciliation checks the rest.
+            self.counters["late_updates"] += 1
+            log.debug("update of desk order %s from before this start", u.client_order_id)
+            return
         if batch_id is None:
             self.counters["foreign_updates"] += 1
             log.warning(
