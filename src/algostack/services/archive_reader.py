@@ -250,6 +250,8 @@ class ArchiveRange:
         while day <= self.last:
             days.append(day)
             day = next_session(day + timedelta(days=1)).day
+        if not days and self.first == self.last:
+            raise DataError(f"{self.first} is not an NYSE session (weekend or holiday)")
         if not days:
             raise DataError(f"no NYSE session from {self.first} to {self.last}")
         found: set[str] = set()

@@ -99,6 +99,13 @@ def test_archived_sessions_replay_exactly_as_the_same_bars_from_a_file(tmp_path:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and out == "" and len(lines) == 1, err
     assert "date=2024-03-18" in lines[0] and "no archived bars" in lines[0]
+    # a weekend day, alone or as a whole range: said as such, on one line
+    for extra in ((), ("--to", "2024-03-17")):
+        code, out, err = _replay(tmp_path, "--archive", str(tmp_path / "bucket"),
+                                 "--day", "2024-03-16", *extra)  # fmt: skip
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1, err
+        assert ("is not an NYSE session" if not extra else "no NYSE session from") in lines[0]
 
 
 def test_an_unfinished_archived_day_is_refused_unless_partial(tmp_path: Path) -> None:
