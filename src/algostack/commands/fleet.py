@@ -25,10 +25,33 @@ class Env(StrEnum):
 
 
 def _fail(exc: Exception) -> None:
+    """One line for ``exc`` and the exit code: 2 for bad input or no usable AWS credentials or
+    region (nothing was asked of AWS), 1 for a failure, an AWS refusal included."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(code=1)
+    from algostack.control.ec2 import error_message
+    from algostack.errors import EXIT_BAD_INPUT, EXIT_FAILED, exit_code
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+        message = f"AWS credentials: {exc} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+        message += "AWS_SECRET_ACCESS_KEY)"
+        code = EXIT_BAD_INPUT
+    elif isinstance(exc, NoRegionError):
+        message, code = "no AWS region: pass --region or set AWS_DEFAULT_REGION", EXIT_BAD_INPUT
+    elif isinstance(exc, BotoCoreError | ClientError):
+        message, code = f"AWS: {error_message(exc)}", EXIT_FAILED
+    else:
+        message, code = str(exc), exit_code(exc)
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=code)
 
 
 def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> None:
@@ -130,6 +153,8 @@ def register(app: typer.Typer) -> None:
         """Every instance of the environment: state, health, SSM, last command, its units.
 
         Exits 1 when an algostack unit on a host failed or restarted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from algostack.control.status import fleet_status
         from algostack.core.sessions import new_york_date
         from algostack.errors import AlgostackError
@@ -137,7 +162,7 @@ def register(app: typer.Typer) -> None:
         try:
             clients, cfg = setup(env, region)
             out = fleet_status(clients, cfg, new_york_date(datetime.now(UTC)), units=units)
-        except AlgostackError as exc:
+        except (AlgostackError, BotoCoreError, ClientError) as exc:
             _fail(exc)
             return
         ids = [r["id"] for r in out["instances"]]
@@ -191,14 +216,16 @@ def register(app: typer.Typer) -> None:
         ] = 900.0,
     ) -> None:
         """Run the ingest controller, then the trading controller (like the Lambda chain)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from algostack.control.controllers import run_ingest, run_trading
-        from algostack.errors import AlgostackError
+        from algostack.errors import AlgostackError, ConfigError
 
         steps = {"all": ("ingest", "trading"), "ingest": ("ingest",), "trading": ("trading",)}.get(
             only
         )
         if steps is None:
-            _fail(ValueError(f"--only must be all, ingest or trading, got {only!r}"))
+            _fail(ConfigError(f"--only must be all, ingest or trading, got {only!r}"))
             return
         try:
             for step in steps:
@@ -209,7 +236,7 @@ def register(app: typer.Typer) -> None:
                 _report(step, out)
                 if out["status"] in ("skipped", "duplicate"):
                     break
-        except AlgostackError as exc:
+        except (AlgostackError, BotoCoreError, ClientError) as exc:
             report = getattr(exc, "report", None)
             if report:
                 _table(f"{env.value}: failed", _rows_from_result(report))
@@ -223,13 +250,15 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option(help="Seconds allowed for sync + stop.")] = 300.0,
     ) -> None:
         """Run the final sync on every trader, then stop every instance (the shutdown Lambda)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from algostack.control.controllers import run_shutdown
         from algostack.errors import AlgostackError
 
         try:
             clients, cfg = setup(env, region)
             _report("shutdown", _run(run_shutdown, clients, cfg, dry_run, False, True, timeout))
-        except AlgostackError as exc:
+        except (AlgostackError, BotoCoreError, ClientError) as exc:
             report = getattr(exc, "report", None)
             if report:
                 _table(f"{env.value}: shutdown", _rows_from_result(report))

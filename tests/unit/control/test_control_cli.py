@@ -52,7 +52,7 @@ def test_fleet_start_missing_script_one_line_error(aws: Aws) -> None:
             "--ignore-calendar",
         ],
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # bad input: nothing was asked of AWS
     assert "error:" in res.output and "cannot read run script" in res.output
     assert "Traceback" not in res.output
 
@@ -60,3 +60,37 @@ def test_fleet_start_missing_script_one_line_error(aws: Aws) -> None:
 def test_fleet_bad_env_rejected() -> None:
     res = CliRunner().invoke(app(), ["fleet", "status", "--env", "staging"])
     assert res.exit_code == 2
+
+
+# No credentials anywhere: no env keys, no files, no instance metadata.
+NO_AWS = {
+    "AWS_ACCESS_KEY_ID": None,
+    "AWS_SECRET_ACCESS_KEY": None,
+    "AWS_SESSION_TOKEN": None,
+    "AWS_PROFILE": None,
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+    "AWS_CONFIG_FILE": "/nonexistent/config",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_DEFAULT_REGION": None,
+    "AWS_REGION": None,
+}
+
+
+def test_fleet_without_credentials_region_or_endpoint_is_one_line() -> None:
+    cases = [
+        (["--region", "us-east-1"], {}, 2, "AWS credentials: Unable to locate credentials"),
+        ([], {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, 2, "no AWS region"),
+        (
+            ["--region", "us-east-1"],
+            {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_MAX_ATTEMPTS": "1",
+             "AWS_ENDPOINT_URL": "http://127.0.0.1:1"},
+            1,
+            "AWS: Could not connect to the endpoint URL",
+        ),
+    ]  # fmt: skip
+    for args, env, code, message in cases:
+        res = CliRunner().invoke(app(), ["fleet", "status", "--env", "dev", *args],
+                                 env={**NO_AWS, **env})  # fmt: skip
+        assert res.exit_code == code, res.output
+        lines = [line for line in res.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), res.output
