@@ -30,14 +30,14 @@ def package_cmd(
     import json
 
     from algostack.control.package import build_all, find_root
-    from algostack.errors import AlgostackError
+    from algostack.errors import AlgostackError, exit_code
 
     try:
         repo = find_root(root.resolve()) if root is not None else find_root()
         packages = build_all(out.resolve() if out is not None else None, repo)
-    except AlgostackError as exc:
+    except AlgostackError as exc:  # 2 for a wrong root, 1 for a zip it could not write
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     if as_json:
         typer.echo(json.dumps([p.to_dict() for p in packages], indent=2))
         return

@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from algostack.errors import ConfigError
+from algostack.errors import ConfigError, FileWriteError
 
 # The stdlib-only core modules the controllers import (a test imports the unpacked zip with
 # every third-party package but boto3 blocked, so a missing one fails there).
@@ -125,14 +125,20 @@ def build(module: str, out_dir: Path, root: Path | None = None) -> Package:
     root = root if root is not None else find_root()
     files = file_set(module, root)
     data = zip_bytes(files)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{module}.zip"
-    fd, tmp = tempfile.mkstemp(prefix=f".{module}.", suffix=".zip.tmp", dir=out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{module}.", suffix=".zip.tmp", dir=out_dir)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -147,5 +147,14 @@ def test_cli_with_a_wrong_root_fails_clearly(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         _app(), ["lambdas", "package", "--root", str(tmp_path), "--out", str(tmp_path)]
     )
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "no algostack checkout" in res.output
+
+
+def test_cli_that_cannot_write_a_zip_says_which_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    out = tmp_path / "a-file" / "build"
+    res = CliRunner().invoke(_app(), ["lambdas", "package", "--out", str(out)])
+    assert res.exit_code == 1
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {out}/"), res.output
