@@ -107,6 +107,26 @@ class LocalDirStore:
         return ObjectInfo(len(data), md5_hex(data))
 
 
+def aws_setup_problem(exc: BaseException) -> str | None:
+    """One line for an AWS client that could not ask anything (no credentials, no region);
+    ``None`` for any other error. Said the same by every command that reaches AWS."""
+    from botocore.exceptions import (
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+        return (
+            f"AWS credentials: {exc} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY)"
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region or set AWS_DEFAULT_REGION"
+    return None
+
+
 class S3Store:
     """An S3 bucket through a boto3 client (injected; ``AWS_ENDPOINT_URL`` reaches moto)."""
 
@@ -116,11 +136,14 @@ class S3Store:
         self.url = f"s3://{bucket}"
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import ClientError, EndpointConnectionError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return fn(**kwargs)
-        except EndpointConnectionError as exc:
+        except BotoCoreError as exc:  # no answer, or nothing could be asked
+            problem = aws_setup_problem(exc)
+            if problem is not None:
+                raise ConfigError(f"{self.url}: {what}: {problem}") from exc
             raise RetryableError(f"{self.url}: {what}: {exc}") from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")

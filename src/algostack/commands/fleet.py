@@ -27,25 +27,16 @@ class Env(StrEnum):
 def _fail(exc: Exception) -> None:
     """One line for ``exc`` and the exit code: 2 for bad input or no usable AWS credentials or
     region (nothing was asked of AWS), 1 for a failure, an AWS refusal included."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
+    from botocore.exceptions import BotoCoreError, ClientError
     from rich.console import Console
 
+    from algostack.adapters.storage import aws_setup_problem
     from algostack.control.ec2 import error_message
     from algostack.errors import EXIT_BAD_INPUT, EXIT_FAILED, exit_code
 
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
-        message = f"AWS credentials: {exc} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-        message += "AWS_SECRET_ACCESS_KEY)"
-        code = EXIT_BAD_INPUT
-    elif isinstance(exc, NoRegionError):
-        message, code = "no AWS region: pass --region or set AWS_DEFAULT_REGION", EXIT_BAD_INPUT
+    problem = aws_setup_problem(exc)
+    if problem is not None:
+        message, code = problem, EXIT_BAD_INPUT
     elif isinstance(exc, BotoCoreError | ClientError):
         message, code = f"AWS: {error_message(exc)}", EXIT_FAILED
     else:

@@ -41,14 +41,14 @@ def list_cmd(
     """One row per model: its trading host's Name tag, sizing and limits; then ignored keys.
 
     Sizing and limits come from the model's trading.json (docs/models.md)."""
-    from algostack.errors import AlgostackError
+    from algostack.errors import EXIT_BAD_INPUT, AlgostackError, exit_code
     from algostack.services.catalog import list_catalog
 
     try:
         store = open_bucket(bucket, directory)
         catalog = list_catalog(store, environment=env)
     except AlgostackError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(str(exc), exit_code(exc)) from None
     if as_json:
         import orjson
 
@@ -59,7 +59,7 @@ def list_cmd(
         for line in catalog.ignored_lines():
             typer.echo(line)
     if not catalog.entries:
-        raise _fail(_no_models(store.url))
+        raise _fail(_no_models(store.url), EXIT_BAD_INPUT)
     if any(not e.ok for e in catalog.entries):
         raise typer.Exit(1)
 
@@ -126,7 +126,7 @@ def validate_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Load every model and score a zero vector, without trading; exit 1 if any fails."""
-    from algostack.errors import AlgostackError
+    from algostack.errors import EXIT_BAD_INPUT, AlgostackError, exit_code
     from algostack.services.catalog import list_catalog, validate_catalog
 
     try:
@@ -134,7 +134,7 @@ def validate_cmd(
         catalog = list_catalog(store, environment=env)
         results = validate_catalog(store, catalog, trust_pickle=trust_pickle)
     except AlgostackError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(str(exc), exit_code(exc)) from None
     if as_json:
         import orjson
 
@@ -159,7 +159,7 @@ def validate_cmd(
         bad = sum(not r.ok for r in results)
         typer.echo(f"{len(results) - bad} OK, {bad} failed, {len(catalog.ignored)} ignored")
     if not results:
-        raise _fail(_no_models(store.url))
+        raise _fail(_no_models(store.url), EXIT_BAD_INPUT)
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 

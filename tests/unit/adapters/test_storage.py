@@ -7,7 +7,7 @@ import pytest
 from moto import mock_aws
 
 from algostack.adapters.storage import LocalDirStore, S3Store, md5_hex, open_store
-from algostack.errors import ConfigError, DataError
+from algostack.errors import ConfigError, DataError, RetryableError
 
 
 def test_local_store_put_list_get_stat(tmp_path: Path) -> None:
@@ -58,3 +58,28 @@ def test_s3_store_missing_bucket_is_config_error() -> None:
     client = boto3.client("s3", region_name="us-east-1")
     with pytest.raises(ConfigError, match="NoSuchBucket"):
         list(S3Store("absent", client).list_keys())
+
+
+def test_s3_store_without_credentials_or_endpoint_names_it_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No credentials anywhere (environment, files, instance metadata): outside the project.
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client(
+        "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:1"
+    )
+    with pytest.raises(ConfigError, match=r"^s3://b: list 'models/': AWS credentials: "):
+        list(S3Store("b", client).list_keys("models/"))
+    # With credentials but nothing listening: no answer, which a retry may cure.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    client = boto3.session.Session().client(
+        "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:1"
+    )
+    with pytest.raises(RetryableError, match="Could not connect to the endpoint URL"):
+        S3Store("b", client).get_bytes("models/x")

@@ -187,7 +187,7 @@ def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) ->
 )
 def test_cli_models_bad_arguments_give_one_line_error(args: list[str], match: str) -> None:
     res = runner.invoke(app, args)
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # bad input, as in every command
     assert match in res.output
     assert "Traceback" not in res.output
 
@@ -196,7 +196,7 @@ def test_cli_models_list_of_a_store_without_models_says_where_it_looked(tmp_path
     # The usual mistake: --dir at the models/ folder itself instead of what holds it.
     _seed(LocalDirStore(tmp_path / "home"))
     res = runner.invoke(app, ["models", "list", "--dir", str(tmp_path / "home" / "models")])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert f"no models under {tmp_path / 'home' / 'models'}/models/" in res.output
     assert "--dir and --bucket name what holds models/" in res.output
     assert "┏" not in res.output  # no empty table
