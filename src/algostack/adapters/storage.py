@@ -141,10 +141,10 @@ class S3Store:
         try:
             return fn(**kwargs)
         except BotoCoreError as exc:  # no answer, or nothing could be asked
-            problem = aws_setup_problem(exc)
-            if problem is not None:
-                raise ConfigError(f"{self.url}: {what}: {problem}") from exc
-            raise RetryableError(f"{self.url}: {what}: {exc}") from exc
+            # Missing credentials too are worth another try: on a host they come from the
+            # instance metadata, which may not answer in time at boot (a service restarted
+            # by systemd gets them then; a user sees the same one line).
+            raise RetryableError(f"{self.url}: {what}: {aws_setup_problem(exc) or exc}") from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchBucket", "AccessDenied", "403", "InvalidAccessKeyId"):
