@@ -58,7 +58,7 @@ def sync_command(
 
     from algostack.adapters.storage import open_store
     from algostack.core.sessions import new_york_date
-    from algostack.errors import AlgostackError
+    from algostack.errors import AlgostackError, exit_code
     from algostack.services.sync import journal_day, sync_journals
 
     err = Console(stderr=True)
@@ -69,7 +69,7 @@ def sync_command(
         report = sync_journals(journal_dir, store, prefix, day=the_day, final=final)
     except AlgostackError as exc:
         err.print(f"[red]sync failed:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None  # 2 for bad input, 1 for a failed upload
     table = Table(title=f"sync -> {store.url}/{prefix}")
     table.add_column("key")
     table.add_column("result")

@@ -188,7 +188,7 @@ def test_sync_cli_bad_input_one_line_error(
     args = ["sync", "--bucket", str(tmp_path / "b"), "--model", model,
             "--journal-dir", str(journals), "--day", day]  # fmt: skip
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as in every command
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "b").exists()
 
