@@ -86,6 +86,15 @@ async def sim_desk(fresh_bus: NatsBus, tmp_path: Path) -> AsyncIterator[Desk]:
         await desk.gateway.shutdown()
 
 
+async def buy_10_filled(desk: Desk, fake: FakeAlpacaTrading) -> None:
+    """Model m-AAPL buys 10 AAPL; the fake fills the venue order at 100 and the desk books it."""
+    await desk.model("m-AAPL", "AAPL")
+    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
+    await wait_for(lambda: len(fake.orders()) == 1)
+    fake.fill_open(price=100.0)
+    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+
+
 async def books_equal_account(desk: Desk) -> None:
     account = await desk.gateway.venue.positions()
     assert desk.gateway.account_books() == account
@@ -167,11 +176,7 @@ async def test_updates_of_a_finished_order_are_repeats_or_errors_never_booked(
 ) -> None:
     desk = alpaca_desk
     gw = desk.gateway
-    await desk.model("m-AAPL", "AAPL")
-    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
-    await wait_for(lambda: len(fake.orders()) == 1)
-    fake.fill_open(price=100.0)
-    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+    await buy_10_filled(desk, fake)
     await wait_for(lambda: not gw.batches, what="the batch finishes")
     done = fake.orders()[0]
     fill = {"event": "fill", "timestamp": done["updated_at"], "order": done}
@@ -233,11 +238,7 @@ async def test_a_restarted_venue_tells_the_desks_earlier_fills_from_foreign_ones
     alpaca_desk: Desk, fake: FakeAlpacaTrading
 ) -> None:
     desk = alpaca_desk
-    await desk.model("m-AAPL", "AAPL")
-    await desk.send(intent("m-AAPL", "AAPL", "buy", 10, 1))
-    await wait_for(lambda: len(fake.orders()) == 1)
-    fake.fill_open(price=100.0)  # the desk's order, finished and booked
-    await desk.until(lambda: desk.filled("m-AAPL") == 10)
+    await buy_10_filled(desk, fake)  # the desk's order, finished and booked
     fake.add_order("someone-else", "MSFT", "buy", 5)
     fake.fill_open(symbol="MSFT", price=200.0)
     # A gateway restarted now: its venue knows no order, and reads the last minute's fills.
