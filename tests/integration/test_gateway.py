@@ -239,8 +239,9 @@ async def test_a_restarted_venue_tells_the_desks_earlier_fills_from_foreign_ones
 ) -> None:
     desk = alpaca_desk
     await buy_10_filled(desk, fake)  # the desk's order, finished and booked
-    fake.add_order("someone-else", "MSFT", "buy", 5)
-    fake.fill_open(symbol="MSFT", price=200.0)
+    foreign = fake.add_order("someone-else", "MSFT", "buy", 5)
+    fake.fill_open(symbol="MSFT", qty=2, price=200.0)  # two fills of one foreign order
+    fake.fill_open(symbol="MSFT", price=201.0)
     # A gateway restarted now: its venue knows no order, and reads the last minute's fills.
     again = alpaca_venue(fake)
 
@@ -253,7 +254,8 @@ async def test_a_restarted_venue_tells_the_desks_earlier_fills_from_foreign_ones
     await again.start(on_update, on_ready)
     try:
         await again.sync([])
-        assert again.foreign_fills == 1  # MSFT's; the desk's own AAPL fill is not foreign
+        assert again.foreign_fills == 2  # MSFT's; the desk's own AAPL fill is not foreign
+        assert fake.requests.count(("GET", f"/v2/orders/{foreign}")) == 1  # once per order
     finally:
         await again.close()
 

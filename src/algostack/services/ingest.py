@@ -32,6 +32,13 @@ STOP_GRACE_S = 5.0
 """How long ``stop()`` lets a source end its stream before the pump is cancelled."""
 
 
+LOGGED_COUNTERS = (
+    "received", "published", "duplicates", "failed", "malformed", "reconnects", "batches",
+    "elapsed_s", "archived", "archive_complete",
+)  # fmt: skip
+"""What ``IngestStats.to_dict`` holds, in the order the logs print it."""
+
+
 @dataclass
 class IngestStats:
     """Counters of one ingest run (what the logs and the CLI report).
@@ -83,18 +90,7 @@ class IngestStats:
 
     def to_dict(self) -> dict[str, Any]:
         """The counters as logged (``ingest finished``) and summed up by the CLI."""
-        return {
-            "received": self.received,
-            "published": self.published,
-            "duplicates": self.duplicates,
-            "failed": self.failed,
-            "malformed": self.malformed,
-            "reconnects": self.reconnects,
-            "batches": self.batches,
-            "elapsed_s": self.elapsed_s,
-            "archived": self.archived,
-            "archive_complete": self.archive_complete,
-        }
+        return {name: getattr(self, name) for name in LOGGED_COUNTERS}
 
     def last_bar_age_s(self, now_s: float) -> dict[str, float]:
         """Per symbol, seconds since the newest bar's start at wall time ``now_s``."""

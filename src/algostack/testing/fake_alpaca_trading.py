@@ -131,6 +131,8 @@ class FakeAlpacaTrading:
         self.is_open = True
         self.state = _State()
         self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []
+        """(method, path) of every authenticated request, in order (what a client asked)."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stream = _TradeStream(self, stream_frames)
@@ -533,6 +535,7 @@ class FakeAlpacaTrading:
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, Any]:
         """Route one authenticated request; return (status, JSON body)."""
+        self.requests.append((method, path))
         if method == "POST" and path == "/v2/orders":
             return self._submit(body)
         if method == "GET" and path == "/v2/orders":

@@ -80,6 +80,7 @@ class AlpacaVenue:
         """Alpaca order id -> our client order id, for the orders this venue placed."""
         self._activities_after: datetime | None = None
         self._activities_seen: set[str] = set()
+        self._foreign_orders: set[str] = set()
         self.failure: BaseException | None = None
         self.foreign_fills = 0
 
@@ -212,9 +213,12 @@ class AlpacaVenue:
     async def _desk_order(self, order_id: str) -> bool:
         """Whether an order this venue has not seen is one the desk placed: a fill of an order
         that finished before this process started (a restarted gateway knows only the
-        working ones). Looked up once; the desk's client order ids start ``gw-``."""
+        working ones). Looked up once per order; the desk's client order ids start ``gw-``."""
+        if order_id in self._foreign_orders:  # one look per order, not per fill
+            return False
         found = await self.broker.order_by_id(order_id)
         if found is None or not found.client_order_id.startswith(VENUE_CID_PREFIX):
+            self._foreign_orders.add(order_id)
             return False
         self._order_ids[order_id] = found.client_order_id
         log.debug("fill of desk order %s from before this start", found.client_order_id)
