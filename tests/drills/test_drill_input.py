@@ -88,6 +88,31 @@ def test_drill_models_validate_in_a_pipe_is_one_line_per_model(
     assert lines[-1] == "3 OK, 1 failed, 0 ignored"
 
 
+def test_drill_a_sizing_that_buys_no_share_stops_the_run_naming_the_file(
+    models_home: Path, tmp_path: Path
+) -> None:
+    """$50 of a ~$180 stock is 0 shares: only the first bar's price can tell, so the trader
+    stops there (exit 2) and the run ends on one line naming the file and the field, with
+    nothing traded by that model. The live path's error used to be lost in nats-py's error
+    callback: the model went on, silently deciding nothing, and the run exited 0."""
+    store = tmp_path / "store"
+    shutil.copytree(models_home / "models", store / "models")
+    sma = next((store / "models/sma").rglob("*.json"))
+    (sma.parent / sma.name.split("-")[0]).mkdir()
+    config = sma.parent / sma.name.split("-")[0] / "trading.json"
+    config.write_text('{"fixed_notional": 50}')
+    home = tmp_path / "home"
+    proc = algostack("run", "--day", "2024-03-15", "--max-speed", "--no-progress",
+                     "--models", str(store), "--home", str(home), home=home)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    rel = config.relative_to(store).as_posix()
+    assert len(errors) == 1, proc.stderr
+    assert f"{rel}: field 'fixed_notional': $50 buys 0 shares" in errors[0], errors
+    (trades,) = (home / "journals").glob("*/sma-*/trades_*.csv")
+    assert len(trades.read_text().splitlines()) == 1, "a fill on a model that sizes to 0"
+
+
 def test_drill_a_second_run_on_a_busy_home_is_refused_naming_the_first(
     models_home: Path, tmp_path: Path
 ) -> None:

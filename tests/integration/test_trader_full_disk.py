@@ -92,7 +92,7 @@ async def test_trader_on_a_full_disk_exits_3_with_one_line_naming_the_file(
     text = (tmp_path / "trader.err").read_text()
     assert "Traceback" not in text, text
     last = text.strip().splitlines()[-1]
-    assert last.startswith("trade failed: ") and str(jdir) in last, text
+    assert last.startswith("error: trade failed: ") and str(jdir) in last, text
     assert "No space left on device" in last
     assert not any(n.startswith(".tmp") or n.endswith(".tmp") for n in left), left
     assert FILLER in left

@@ -168,7 +168,7 @@ def gateway(
         # disk) is a FileWriteError naming the file: exit 3, not restarted. OSError: a write
         # no adapter wrapped.
         err.print(
-            f"[red]gateway failed:[/red] {escape(redact(str(exc).replace(chr(10), ' ')))}",
+            f"[red]error:[/red] gateway failed: {escape(redact(str(exc).replace(chr(10), ' ')))}",
             highlight=False,
             soft_wrap=True,
         )

@@ -68,7 +68,7 @@ def sync_command(
         store = open_store(bucket)
         report = sync_journals(journal_dir, store, prefix, day=the_day, final=final)
     except AlgostackError as exc:
-        err.print(f"[red]sync failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] sync failed: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None  # 2 for bad input, 1 for a failed upload
     table = Table(title=f"sync -> {store.url}/{prefix}")
     table.add_column("key")

@@ -219,7 +219,7 @@ def trade(
         # ValueError: bad risk limits, thresholds, ... from core; OSError: a write no
         # adapter wrapped. One line (a journal it cannot write: FileWriteError names it).
         err.print(
-            f"[red]trade failed:[/red] {escape(redact(str(exc).replace(chr(10), ' ')))}",
+            f"[red]error:[/red] trade failed: {escape(redact(str(exc).replace(chr(10), ' ')))}",
             highlight=False,
             soft_wrap=True,
         )

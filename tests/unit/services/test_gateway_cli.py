@@ -28,5 +28,5 @@ def test_gateway_bad_desk_limit_is_one_line_exit_2(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"gateway failed: invalid desk limits: {message}"]
+    assert lines == [f"error: gateway failed: invalid desk limits: {message}"]
     assert not (tmp_path / "gw").exists(), "nothing is created on bad input"

@@ -86,5 +86,5 @@ def test_sync_command_to_a_full_bucket_is_one_line_and_exit_1(
     assert result.exit_code == 1
     # commands/sync.py lets rich wrap its message at the console's width: join it back.
     said = "".join(result.output.splitlines())
-    assert said.startswith("sync failed: 1 of 2 file(s) not synced to ")
+    assert said.startswith("error: sync failed: 1 of 2 file(s) not synced to ")
     assert said.endswith("live_trader.log: [Errno 28] No space left on device")

@@ -35,7 +35,13 @@ from algostack.core.market_bus import (
     StreamMissingError,
     check_subject,
 )
-from algostack.errors import AuthError, ConfigError, FatalError, RetryableError
+from algostack.errors import (
+    AlgostackError,
+    AuthError,
+    ConfigError,
+    FatalError,
+    RetryableError,
+)
 
 if TYPE_CHECKING:
     from algostack.config import NatsSettings
@@ -423,10 +429,20 @@ class NatsBus:
     async def subscribe(
         self, subject: str, cb: Callable[[BusMessage], Awaitable[None]]
     ) -> Subscription:
-        """Call ``cb`` with every message on ``subject`` (wildcards allowed) until unsubscribed."""
+        """Call ``cb`` with every message on ``subject`` (wildcards allowed) until unsubscribed.
+
+        An error ``cb`` raises is logged (one line for the project's own errors, with the
+        traceback for any other) and the subscription goes on; nats-py alone would pass it
+        to the client's error callback, where it was lost among connection noise.
+        """
 
         async def handler(msg: Msg) -> None:
-            await cb(BusMessage(msg.subject, msg.data, msg.headers, msg.reply))
+            try:
+                await cb(BusMessage(msg.subject, msg.data, msg.headers, msg.reply))
+            except AlgostackError as exc:
+                log.error("handler of %s failed: %s", msg.subject, exc)
+            except Exception:
+                log.exception("handler of %s failed", msg.subject)
 
         return Subscription(await self._nc.subscribe(subject, cb=handler))
 

@@ -334,6 +334,13 @@ class TraderService:
 
         async def handle(subject: str, data: bytes, headers: Any) -> None:
             try:
+                await take(subject, data, headers)
+            except Exception as exc:  # the live path's caller is nats-py: stop here, not there
+                self._fail(exc)
+                raise
+
+        async def take(subject: str, data: bytes, headers: Any) -> None:
+            try:
                 event = decode(data)
             except msgspec.DecodeError as exc:
                 slot.malformed += 1
