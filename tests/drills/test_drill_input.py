@@ -81,7 +81,7 @@ def test_drill_models_validate_in_a_pipe_is_one_line_per_model(
     broken = next((store / "models").rglob("*.onnx"))
     broken.write_bytes(b"not onnx " * 500)  # a long reason: it must not wrap
     proc = algostack("models", "validate", "--dir", str(store), home=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     lines = proc.stdout.splitlines()
     failed = [line for line in lines if "FAILED" in line]
     assert len(failed) == 1 and len(lines) == 4 + 1, proc.stdout  # one per model + the total

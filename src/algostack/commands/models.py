@@ -61,7 +61,7 @@ def list_cmd(
     if not catalog.entries:
         raise _fail(_no_models(store.url), EXIT_BAD_INPUT)
     if any(not e.ok for e in catalog.entries):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_BAD_INPUT)  # a store a trader would refuse: bad input
 
 
 def _no_models(url: str) -> str:
@@ -125,7 +125,7 @@ def validate_cmd(
     trust_pickle: TrustPickle = False,
     as_json: AsJson = False,
 ) -> None:
-    """Load every model and score a zero vector, without trading; exit 1 if any fails."""
+    """Load every model and score a zero vector, without trading; exit 2 if any fails."""
     from algostack.errors import EXIT_BAD_INPUT, AlgostackError, exit_code
     from algostack.services.catalog import list_catalog, validate_catalog
 
@@ -161,7 +161,7 @@ def validate_cmd(
     if not results:
         raise _fail(_no_models(store.url), EXIT_BAD_INPUT)
     if any(not r.ok for r in results):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _validation_table(url: str, results: list[Any]) -> Any:

@@ -80,7 +80,7 @@ def replay(
         )
         root = resolve_store_root(models)
         wanted = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
-        loaded, problems = load_store_models(root, only=wanted)
+        loaded, ignored = load_store_models(root, only=wanted)
         traded = {spec.symbol for spec, _ in loaded}
         source = _source(bars, archive, day, to, partial, sorted(traded))
         if not traded & set(source.symbols):
@@ -105,7 +105,7 @@ def replay(
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
-    notes += [f"model skipped: {p}: {m}" for p, m in problems.items()]
+    notes += ignored
     if source.skipped:
         notes.append(source.skipped)
     notes.append(

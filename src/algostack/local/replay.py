@@ -121,12 +121,15 @@ def resolve_store_root(directory: Path) -> Path:
 
 def load_store_models(
     root: Path, *, only: Sequence[str] = ()
-) -> tuple[list[tuple[ModelSpec, ScoringModel]], dict[str, str]]:
-    """Load every model of the store at ``root``; return (spec, model) pairs and problems.
+) -> tuple[list[tuple[ModelSpec, ScoringModel]], list[str]]:
+    """Load every model of the store at ``root``; return (spec, model) pairs and the lines
+    that report the keys the catalog ignores (``Catalog.ignored_lines``).
 
     Each spec carries its trading config (``services.catalog.list_catalog``). ``only`` keeps
-    the models whose prefix or key is listed. A store without a usable model, or a model
-    kept whose ``trading.json`` cannot be used, is a ``ConfigError``.
+    the models whose prefix or key is listed. As in ``algostack run``, nothing replays beside
+    a half-understood model: a store without a usable model, or a model kept that cannot
+    trade (its ``trading.json``, its timeframe, a fold that does not load) is a
+    ``ConfigError`` naming each.
     """
     from algostack.adapters.artifacts.loader import load_models
     from algostack.adapters.storage import LocalDirStore
@@ -141,21 +144,26 @@ def load_store_models(
     bad_config = next((e.config_error for e in wanted_entries if e.config_error), "")
     if bad_config:  # nothing replays on a half-understood model
         raise TradingConfigError(bad_config)
-    specs = [e.spec for e in catalog.entries if e.ok]
-    problems = {e.spec.prefix: "; ".join(e.problems) for e in catalog.entries if not e.ok}
-    problems.update({key: f"ignored: {why}" for key, why in catalog.ignored.items()})
     if only:
         wanted = set(only)
-        specs = [s for s in specs if s.prefix in wanted or s.key in wanted]
-        missing = wanted - {s.prefix for s in specs} - {s.key for s in specs}
+        missing = wanted - {e.spec.prefix for e in wanted_entries} - {
+            e.spec.key for e in wanted_entries
+        }
         if missing:
             raise ConfigError(f"no such model(s) in {root}: {', '.join(sorted(missing))}")
-    loaded, failed = load_models(store, specs)
-    problems.update({p: str(e) for p, e in failed.items()})
-    if not loaded:
-        detail = "; ".join(f"{p}: {m}" for p, m in problems.items()) or "no models/ keys"
+    broken = {e.spec.prefix: "; ".join(e.problems) for e in wanted_entries if not e.ok}
+    loaded, failed = load_models(store, [e.spec for e in wanted_entries if e.ok])
+    broken.update({p: str(e) for p, e in failed.items()})
+    ignored = catalog.ignored_lines()
+    if not loaded and not broken:
+        detail = "; ".join(ignored) or "no models/ keys"
         raise ConfigError(f"no usable model in {root} ({detail})")
-    return [(m.spec, m) for m in loaded], problems
+    if broken:
+        raise ConfigError(
+            f"{len(broken)} model(s) in {root} cannot trade: "
+            + "; ".join(f"{p}: {m}" for p, m in broken.items())
+        )
+    return [(m.spec, m) for m in loaded], ignored
 
 
 def daily_session_close(ts: int) -> int | None:

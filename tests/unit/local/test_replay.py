@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -42,10 +43,10 @@ def _bars(n: int = 120, sym: str = "AAPL") -> list[Bar]:
 
 
 async def test_replay_fills_at_next_open_with_slippage(tmp_path: Path) -> None:
-    models, problems = load_store_models(_store(tmp_path))
+    models, ignored = load_store_models(_store(tmp_path))
     bars = _bars()
     out = await replay_bars(bars, models, slippage_bps=2.0)
-    assert problems == {} and out.bars == len(bars) == out.bar_events
+    assert ignored == [] and out.bars == len(bars) == out.bar_events
     (broker,) = out.brokers.values()
     assert broker.fills, "the wave should trigger the cross"
     opens = {b.ts: b.open for b in bars}
@@ -134,6 +135,26 @@ def test_load_store_models_corrupt_fold_is_a_clear_error(tmp_path: Path) -> None
         load_store_models(root)
 
 
+def test_a_broken_model_beside_a_good_one_stops_the_replay_unless_left_out(
+    tmp_path: Path,
+) -> None:
+    """Nothing replays beside a half-understood model (as in ``run``): it used to be skipped
+    with a note while the others traded, exit 0. ``--only`` leaves it out."""
+    root = _store(tmp_path)
+    bad = "models/sma/MSFT/model_5"
+    (root / bad).mkdir(parents=True)
+    (root / f"{bad}-outer_0_inner_0.json").write_text("{not json")
+    broken = r"^1 model\(s\) in .* cannot trade: models/sma/MSFT/model_5: "
+    with pytest.raises(ConfigError, match=broken):
+        load_store_models(root)
+    doc = json.loads((root / KEY).read_bytes())
+    (root / f"{bad}-outer_0_inner_0.json").write_text(json.dumps(doc | {"timeframe": "90Min"}))
+    with pytest.raises(ConfigError, match=r"model_5: .*timeframe '90Min'"):
+        load_store_models(root)
+    models, _ = load_store_models(root, only=["models/sma/AAPL/model_4"])
+    assert [spec.prefix for spec, _ in models] == ["models/sma/AAPL/model_4"]
+
+
 async def test_replay_one_model_alone_or_beside_another_symbol_same_fills(
     tmp_path: Path,
 ) -> None:
@@ -156,7 +177,7 @@ def test_a_key_the_catalog_ignores_is_reported_not_dropped_silently(tmp_path: Pa
     root = _store(tmp_path)
     stray = root / "models" / "sma" / "AAPL" / "model-outer_0_inner_0.json"  # no number
     stray.write_bytes((root / KEY).read_bytes())
-    models, problems = load_store_models(root)
+    models, ignored = load_store_models(root)
     assert len(models) == 1
-    assert list(problems) == ["models/sma/AAPL/model-outer_0_inner_0.json"]
-    assert problems["models/sma/AAPL/model-outer_0_inner_0.json"].startswith("ignored: ")
+    (line,) = ignored
+    assert line.startswith("ignored models/sma/AAPL/model-outer_0_inner_0.json: ")

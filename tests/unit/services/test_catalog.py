@@ -164,7 +164,7 @@ def test_cli_models_validate_exits_nonzero_when_a_model_fails(tmp_path: Path) ->
     assert all(r["ok"] for r in orjson.loads(ok.stdout)["results"])
     store.put_bytes("models/bad/AAPL/model_5-outer_0_inner_0.json", b"{")
     bad = runner.invoke(app, ["models", "validate", "--dir", str(tmp_path)], env={"COLUMNS": "80"})
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     # Not a terminal (a pipe, a CI log): one line per model, however long the reason.
     lines = bad.stdout.splitlines()
     failed = [line for line in lines if "FAILED" in line]

@@ -75,7 +75,7 @@ def test_cli_models_list_without_file_shows_the_defaults(tmp_path: Path) -> None
 def test_cli_models_validate_fails_a_bad_config_with_its_one_line(tmp_path: Path) -> None:
     _store(tmp_path, b'{"fixed_shares": 200}')
     res = runner.invoke(app, ["models", "validate", "--dir", str(tmp_path)], env={"COLUMNS": "80"})
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith(PREFIX))
     assert "FAILED: " + CONFIG + ": field 'fixed_shares': 200 is above" in line
     good = tmp_path / "good"
