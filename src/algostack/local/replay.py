@@ -146,9 +146,9 @@ def load_store_models(
         raise TradingConfigError(bad_config)
     if only:
         wanted = set(only)
-        missing = wanted - {e.spec.prefix for e in wanted_entries} - {
-            e.spec.key for e in wanted_entries
-        }
+        missing = (
+            wanted - {e.spec.prefix for e in wanted_entries} - {e.spec.key for e in wanted_entries}
+        )
         if missing:
             raise ConfigError(f"no such model(s) in {root}: {', '.join(sorted(missing))}")
     broken = {e.spec.prefix: "; ".join(e.problems) for e in wanted_entries if not e.ok}
