@@ -143,6 +143,19 @@ def encode_part(kind: str, items: Sequence[Item]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def part_times(data: bytes, where: str) -> list[int]:
+    """A part's ``timestamp`` column alone (UTC ns, file order): what a range check needs
+    without decoding the bars; ``DataError`` naming ``where`` when it is unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        column = pq.read_table(pa.BufferReader(data), columns=["timestamp"]).column(0)
+        return [int(t) for t in column.cast(pa.int64()).to_pylist()]
+    except (pa.ArrowException, OSError, KeyError, TypeError) as exc:
+        raise DataError(f"{where}: cannot read Parquet timestamps: {exc}") from exc
+
+
 def decode_part(kind: str, symbol: str, data: bytes, where: str) -> list[Item]:
     """Events of a part, in file order; ``DataError`` naming ``where`` when it is unreadable."""
     import pyarrow as pa

@@ -25,6 +25,7 @@ from algostack.services.archive import (
     decode_part,
     manifest_key,
     parse_key,
+    part_times,
 )
 
 
@@ -175,36 +176,51 @@ def read_bars(
             f"{store.url}/{day_prefix(kind, day)}: no {kind} of {', '.join(absent)} "
             f"(archived: {', '.join(sorted(listing.symbols))})"
         )
-    lo, hi = new_york_day_bounds_ns(day)
     out: list[Bar] = []
     for symbol in wanted:
-        where_of: dict[int, str] = {}
+        times = _DayTimes(day, symbol)
         for key in listing.symbols[symbol].parts:
             where = f"{store.url}/{key}"
-            prev = None
-            for i, (ev, _recv) in enumerate(decode_part(kind, symbol, store.get_bytes(key), where)):
-                ts = ev.ts
-                if not lo <= ts < hi:
-                    raise DataError(
-                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} belongs to "
-                        f"date={new_york_date_of_ns(ts)}, not date={day} (across a day boundary)"
-                    )
-                if prev is not None and ts <= prev:
-                    raise DataError(
-                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} is out of order "
-                        f"(after {_iso(prev)})"
-                    )
-                if ts in where_of:
-                    raise DataError(
-                        f"{where}: row {i}: {symbol} bar at {_iso(ts)} is duplicated "
-                        f"(also in {where_of[ts]})"
-                    )
-                where_of[ts] = key
-                prev = ts
-                out.append(ev)  # type: ignore[arg-type]  # a part of bars decodes to Bars
+            items = decode_part(kind, symbol, store.get_bytes(key), where)
+            times.check(key, where, [ev.ts for ev, _recv in items])
+            out.extend(ev for ev, _recv in items)  # type: ignore[misc]  # bars parts hold Bars
     order = {s: i for i, s in enumerate(wanted)}
     out.sort(key=lambda b: (b.ts, order[b.symbol]))
     return out
+
+
+class _DayTimes:
+    """What a reader must be able to trust of one symbol's bar times on one day, part after
+    part: each inside its day's partition, in order, none twice (across parts)."""
+
+    def __init__(self, day: date, symbol: str) -> None:
+        self.day, self.symbol = day, symbol
+        self.lo, self.hi = new_york_day_bounds_ns(day)
+        self.where_of: dict[int, str] = {}
+
+    def check(self, key: str, where: str, times: Sequence[int]) -> None:
+        """``DataError`` naming ``where`` (the part ``key``'s URL) and the row of the first
+        time that breaks a rule."""
+        symbol, where_of, prev = self.symbol, self.where_of, None
+        for i, ts in enumerate(times):
+            if not self.lo <= ts < self.hi:
+                raise DataError(
+                    f"{where}: row {i}: {symbol} bar at {_iso(ts)} belongs to "
+                    f"date={new_york_date_of_ns(ts)}, not date={self.day} "
+                    "(across a day boundary)"
+                )
+            if prev is not None and ts <= prev:
+                raise DataError(
+                    f"{where}: row {i}: {symbol} bar at {_iso(ts)} is out of order "
+                    f"(after {_iso(prev)})"
+                )
+            if ts in where_of:
+                raise DataError(
+                    f"{where}: row {i}: {symbol} bar at {_iso(ts)} is duplicated "
+                    f"(also in {where_of[ts]})"
+                )
+            where_of[ts] = key
+            prev = ts
 
 
 @dataclass
@@ -214,8 +230,10 @@ class ArchiveRange:
 
     ``symbols`` are the ones wanted (the models' symbols); each day yields those of them that
     were archived that day. Every session day in the range must be archived (and complete,
-    unless ``partial``): the first that is not is a ``DataError`` naming its key, raised
-    before anything is replayed (``check``) or, for a day that breaks while it is read, then.
+    unless ``partial``), and over more than one day every part's times are read and checked
+    too (the ``timestamp`` column alone): the first day that fails is a ``DataError`` naming
+    its key, raised by ``check``, before anything is replayed, never after some days of a
+    replay were journaled. One day is checked as it is read, before its first bar goes out.
     """
 
     store: BucketStore
@@ -268,9 +286,19 @@ class ArchiveRange:
             symbols = [s for s in self.symbols if s in listing[0].symbols]
             found.update(symbols)
             held.append((listing[0], symbols))
+        if len(held) > 1:
+            for listing_, symbols in held:
+                self._check_times(listing_, symbols)
         self.days = held
         self.file_symbols = sorted(found)
         return self
+
+    def _check_times(self, listing: DayListing, symbols: Sequence[str]) -> None:
+        for symbol in symbols:
+            times = _DayTimes(listing.day, symbol)
+            for key in listing.symbols[symbol].parts:
+                where = f"{self.store.url}/{key}"
+                times.check(key, where, part_times(self.store.get_bytes(key), where))
 
     def first_ts(self) -> int:
         """The start of the range's first session day (UTC ns)."""

@@ -108,6 +108,29 @@ def test_archived_sessions_replay_exactly_as_the_same_bars_from_a_file(tmp_path:
         assert ("is not an NYSE session" if not extra else "no NYSE session from") in lines[0]
 
 
+def test_a_broken_day_in_a_range_stops_the_replay_before_any_day_is_replayed(
+    tmp_path: Path,
+) -> None:
+    """The last day of three holds a part of the first day's bars (a copy gone wrong): the
+    range is refused on one line naming that part, and no day of it is journaled (the two
+    good days used to be replayed and journaled before the third was read)."""
+    _store(tmp_path / "store")
+    _archive(tmp_path / "bucket", DAYS)
+    bars = tmp_path / "bucket" / "market" / "bars"
+    (first,) = (bars / "date=2024-03-13" / "symbol=AAPL").glob("*.parquet")
+    (last,) = (bars / "date=2024-03-15" / "symbol=AAPL").glob("*.parquet")
+    last.write_bytes(first.read_bytes())
+    journals = tmp_path / "journals"
+    span = ("--day", "2024-03-13", "--to", "2024-03-15")
+    code, out, err = _replay(tmp_path, "--archive", str(tmp_path / "bucket"), *span,
+                             "--journal-dir", str(journals))  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and out == "" and len(lines) == 1, err
+    part = last.relative_to(tmp_path / "bucket").as_posix()
+    assert f"{part}: row 0: AAPL bar at " in lines[0] and "across a day boundary" in lines[0]
+    assert not [p for p in journals.rglob("*") if p.is_file()], "a day replayed before the check"
+
+
 def test_an_unfinished_archived_day_is_refused_unless_partial(tmp_path: Path) -> None:
     _store(tmp_path / "store")
     _archive(tmp_path / "bucket", DAYS[:1], finish=False)  # an ingest that never finished
