@@ -128,8 +128,27 @@ def parse_trading_config(key: str, data: bytes) -> TradingConfig:
         limits = RiskLimits(**{name: getattr(doc, name) for name in LIMIT_FIELDS})
     except ConfigError as exc:
         raise TradingConfigError(f"{key}: {exc}") from None
+    _refuse_contradictions(key, doc, data)
     sizing = _sizing(key, doc, limits)
     return TradingConfig(key, sizing, limits, doc.flatten_before_close, doc.features)
+
+
+def _refuse_contradictions(key: str, doc: _TradingFile, data: bytes) -> None:
+    """Limits that leave a model no trade, or a field the rest of the file turns off: each a
+    model that would sit in the fleet doing nothing, or not what its author meant."""
+    for name in ("max_position_shares", "max_notional"):
+        if getattr(doc, name) == 0:
+            raise TradingConfigError(
+                f"{key}: field {name!r}: 0 lets the model hold nothing (take the model out of "
+                "the bucket to stop it trading)"
+            )
+    if doc.flatten_before_close is False and b"flatten_before_close_min" in data:
+        given = msgspec.json.decode(data)
+        if "flatten_before_close_min" in given:
+            raise TradingConfigError(
+                f"{key}: field 'flatten_before_close_min': set while flatten_before_close is "
+                "false (the model never flattens before the close)"
+            )
 
 
 def _sizing(key: str, doc: _TradingFile, limits: RiskLimits) -> Sizing:

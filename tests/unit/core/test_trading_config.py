@@ -27,13 +27,15 @@ def test_parse_full_config_sets_sizing_limits_and_carried_fields() -> None:
         KEY,
         b'{"fixed_shares": 7, "max_position_shares": 50, "max_notional": 9000,'
         b' "max_orders_per_minute": 4, "daily_loss_limit": 300.5, "reduce_fraction": 0.5,'
-        b' "flatten_before_close_min": 10, "flatten_before_close": false,'
+        b' "flatten_before_close_min": 10, "flatten_before_close": true,'
         b' "features": "continuous"}',
     )
     assert cfg.key == KEY
     assert cfg.sizing == Sizing(shares=7, field="fixed_shares", source=KEY)
     assert cfg.limits == RiskLimits(50, 9000.0, 4, 300.5, 0.5, 10)
-    assert cfg.flatten_before_close is False and cfg.features == "continuous"
+    assert cfg.flatten_before_close is True and cfg.features == "continuous"
+    off = parse_trading_config(KEY, b'{"flatten_before_close": false}')
+    assert off.flatten_before_close is False and off.limits == RiskLimits()
     assert cfg.sizing_text == "7 shares"
     assert cfg.to_dict()["fixed_shares"] == 7 and cfg.to_dict()["max_position_shares"] == 50
 
@@ -66,6 +68,14 @@ def test_parse_notional_and_allocation_sizings() -> None:
         (b'{"daily_loss_limit": 0}', "daily_loss_limit", "must be > 0"),
         (b'{"reduce_fraction": 1.5}', "reduce_fraction", "(0, 1]"),
         (b'{"fixed_shares": 0}', "fixed_shares", "must be >= 1"),
+        (b'{"max_position_shares": 0}', "max_position_shares", "0 lets the model hold nothing"),
+        (b'{"max_notional": 0}', "max_notional", "0 lets the model hold nothing"),
+        (b'{"max_orders_per_minute": 0}', "max_orders_per_minute", "must be >= 1"),
+        (
+            b'{"flatten_before_close": false, "flatten_before_close_min": 30}',
+            "flatten_before_close_min",
+            "set while flatten_before_close is false",
+        ),
         (b'{"fixed_shares": -3}', "fixed_shares", "must be >= 1"),
         (b'{"fixed_shares": 200}', "fixed_shares", "above max_position_shares 100"),
         (b'{"fixed_notional": 30000}', "fixed_notional", "above max_notional 25000"),
