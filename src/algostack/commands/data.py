@@ -71,6 +71,7 @@ def _print_listings(url: str, listings: list[DayListing]) -> None:
     if not console.is_terminal:  # a pipe or a CI log: one line per day and kind, never cut
         for lst in listings:
             verdict = "complete" if lst.complete else f"INCOMPLETE: {lst.problem}"
+            verdict += f" (short: {lst.short})" if lst.short else ""
             typer.echo(
                 f"{lst.day} {lst.kind} symbols={','.join(sorted(lst.symbols))} "
                 f"rows={lst.rows} parts={sum(len(s.parts) for s in lst.symbols.values())} "
@@ -88,7 +89,8 @@ def _print_listings(url: str, listings: list[DayListing]) -> None:
                 ",".join(sorted(lst.symbols)),
                 str(lst.rows),
                 str(sum(len(s.parts) for s in lst.symbols.values())),
-                "[green]yes[/]" if lst.complete else f"[red]no: {lst.problem}[/]",
+                ("[green]yes[/]" if lst.complete else f"[red]no: {lst.problem}[/]")
+                + (f" [yellow]short: {lst.short}[/]" if lst.short else ""),
             )
         console.print(table)
     days = len({lst.day for lst in listings})

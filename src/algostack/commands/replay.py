@@ -106,8 +106,8 @@ def replay(
         raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
     notes += ignored
-    if source.skipped:
-        notes.append(source.skipped)
+    if source.note:
+        notes.append(source.note)
     notes.append(
         f"replay loop (file read included): {outcome.bars:,} bars in {outcome.loop_s:.3f} s "
         f"({outcome.bars_per_s:,.0f} bars/s)"
@@ -145,8 +145,9 @@ class _Input(NamedTuple):
     symbols: list[str]
     first_ts: int
     bars: Callable[[], Iterable[Bar]]
-    skipped: str
-    """The note on bad rows skipped ("" when none)."""
+    note: str
+    """What the source says of itself: bad rows skipped, archived days that end early ("" when
+    nothing)."""
 
 
 def _source(
@@ -181,7 +182,7 @@ def _source(
     last = parse_day(to, "--to") or first
     assert archive is not None
     rng = ArchiveRange(open_store(archive), first, last, symbols, partial).check()
-    return _Input(rng.url, rng.file_symbols, rng.first_ts(), rng.bars, "")
+    return _Input(rng.url, rng.file_symbols, rng.first_ts(), rng.bars, rng.note)
 
 
 def register(app: typer.Typer) -> None:

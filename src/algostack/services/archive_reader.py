@@ -14,8 +14,13 @@ from datetime import date
 from typing import Any
 
 from algostack.adapters.storage import BucketStore
-from algostack.core.market import Bar, ts_to_datetime
-from algostack.core.sessions import new_york_date_of_ns, new_york_day_bounds_ns
+from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts, ts_to_datetime
+from algostack.core.sessions import (
+    NEW_YORK,
+    new_york_date_of_ns,
+    new_york_day_bounds_ns,
+    session,
+)
 from algostack.errors import DataError
 from algostack.services.archive import (
     KINDS,
@@ -47,6 +52,10 @@ class DayListing:
     problem: str
     """Why the day is not complete ('' when it is)."""
     symbols: dict[str, SymbolListing] = field(default_factory=dict)
+    short: str = ""
+    """For bars: why a finished day ends before its session's last minute ('' when it does
+    not), e.g. a local run stopped mid-session. The day is what the desk saw, so it stays
+    complete; readers say it (``data list``, a replay's notes)."""
 
     @property
     def rows(self) -> int:
@@ -60,6 +69,7 @@ class DayListing:
             "kind": self.kind,
             "complete": self.complete,
             "problem": self.problem,
+            "short": self.short,
             "rows": self.rows,
             "symbols": {
                 s: {"rows": v.rows, "parts": len(v.parts)} for s, v in sorted(self.symbols.items())
@@ -137,7 +147,27 @@ def _listing(
     elif unlisted:
         listing.problem = f"{unlisted} part(s) written after the completion marker"
     listing.complete = not listing.problem
+    if kind == "bars" and manifest is not None and manifest.symbols:
+        listing.short = _short_day(day, max(sd.last_ts for sd in manifest.symbols.values()))
     return listing
+
+
+def _short_day(day: date, last_ts: int) -> str:
+    """'' when a bar of the session's last minute was archived, else what the day lacks."""
+    s = session(day)
+    if s is None:
+        return ""
+    last_minute = datetime_to_ts(s.close) - NS_PER_MIN
+    if last_ts >= last_minute:
+        return ""
+    return (
+        f"{day} ends at {_ny_minute(last_ts)} New York, before the session's last minute "
+        f"{_ny_minute(last_minute)} (the ingest stopped early)"
+    )
+
+
+def _ny_minute(ts: int) -> str:
+    return ts_to_datetime(ts).astimezone(NEW_YORK).strftime("%H:%M")
 
 
 def _iso(ts: int) -> str:
@@ -246,6 +276,8 @@ class ArchiveRange:
     reads reuse the listing rather than list the day again)."""
     file_symbols: list[str] = field(default_factory=list)
     """The wanted symbols archived on at least one day of the range."""
+    note: str = ""
+    """What a replay should say of the range: the days that end before their close."""
 
     @property
     def url(self) -> str:
@@ -290,6 +322,11 @@ class ArchiveRange:
             for listing_, symbols in held:
                 self._check_times(listing_, symbols)
         self.days = held
+        short = [lst.short for lst, _ in held if lst.short]
+        if short:
+            self.note = (
+                short[0] if len(short) == 1 else f"{len(short)} days end early, first: {short[0]}"
+            )
         self.file_symbols = sorted(found)
         return self
 

@@ -37,13 +37,15 @@ def _bars(day: date) -> list[Bar]:
     return out
 
 
-def _archive(root: Path, days: tuple[date, ...], *, finish: bool = True) -> None:
+def _archive(
+    root: Path, days: tuple[date, ...], *, finish: bool = True, minutes: int = 390
+) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
     async def write() -> None:
         writer = ArchiveWriter(LocalDirStore(root))
         for day in days:
-            writer.add(_bars(day))
+            writer.add(_bars(day)[: minutes * len(SYMBOLS)])
         writer.flush()
         await writer.drain()
         if finish:
@@ -129,6 +131,17 @@ def test_a_broken_day_in_a_range_stops_the_replay_before_any_day_is_replayed(
     part = last.relative_to(tmp_path / "bucket").as_posix()
     assert f"{part}: row 0: AAPL bar at " in lines[0] and "across a day boundary" in lines[0]
     assert not [p for p in journals.rglob("*") if p.is_file()], "a day replayed before the check"
+
+
+def test_a_finished_day_that_ends_early_replays_with_a_note_saying_so(tmp_path: Path) -> None:
+    _store(tmp_path / "store")
+    _archive(tmp_path / "bucket", DAYS[:2], minutes=130)  # a run stopped at 11:39
+    code, out, err = _replay(tmp_path, "--archive", str(tmp_path / "bucket"),
+                             "--day", "2024-03-13", "--to", "2024-03-14")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["bars"] == 2 * 130 * 2
+    assert "2 days end early, first: 2024-03-13 ends at 11:39 New York" in " ".join(doc["notes"])
 
 
 def test_an_unfinished_archived_day_is_refused_unless_partial(tmp_path: Path) -> None:

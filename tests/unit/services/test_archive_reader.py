@@ -97,6 +97,22 @@ def test_data_list_and_pull_a_complete_day_round_trip(
     assert len(list(ReplaySource(tmp_path / "bars_2024-03-15.parquet").bars())) == 5
 
 
+def test_data_list_says_a_finished_day_that_ends_before_the_close(tmp_path: Path) -> None:
+    """A local run stopped mid-session leaves a finished day that ends early: still complete
+    (it is what the desk saw), but said, so nobody takes it for a whole session."""
+    write_day(tmp_path / "short", GOOD)  # ends at 09:38
+    code, out = run("data", "list", "--dir", str(tmp_path / "short"))
+    assert code == 0, out
+    assert (
+        "complete (short: 2024-03-15 ends at 09:38 New York, before the session's last "
+        "minute 15:59 (the ingest stopped early))" in out
+    )
+    full = {("AAPL", 0): [bar("AAPL", m) for m in range(389)], ("MSFT", 0): [bar("MSFT", 389)]}
+    write_day(tmp_path / "full", full)  # one symbol's bar of the last minute is enough
+    code, out = run("data", "list", "--dir", str(tmp_path / "full"), "--json")
+    assert code == 0 and json.loads(out)["days"][0]["short"] == "", out
+
+
 @pytest.mark.parametrize(
     ("parts", "complete", "args", "message"),
     [
