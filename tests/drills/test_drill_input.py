@@ -25,6 +25,7 @@ HEADER = "symbol,timestamp,open,high,low,close,volume\n"
         (["replay", "--bars", "{other}", "--models", "{models}"], "none of its symbols (ZZZ)"),
         (["replay", "--bars", "{unsorted}", "--models", "{models}"], "sort the file"),
         (["run", "--replay", "{unsorted}"], "sort the file"),
+        (["run", "--replay", "{other}"], "none of its symbols (ZZZ) is traded by the models"),
         (["run", "--slippage-bps", "-5"], "--slippage-bps must be >= 0, got -5.0"),
         (["run", "--dashboard-port", "99999"], "--dashboard-port must be 1-65535, got 99999"),
         (["run", "--max-speed", "--models", "{corrupt}"], "1 model(s) cannot trade: "),

@@ -60,10 +60,11 @@ def replay(
 
     from algostack.commands.run import _write_summary, finish
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, ConfigError, DataError, exit_code
+    from algostack.errors import AlgostackError, ConfigError, exit_code
     from algostack.local import session as ls
     from algostack.local.replay import (
         load_store_models,
+        refuse_untraded,
         replay_bars,
         resolve_store_root,
     )
@@ -83,12 +84,7 @@ def replay(
         loaded, ignored = load_store_models(root, only=wanted)
         traded = {spec.symbol for spec, _ in loaded}
         source = _source(bars, archive, day, to, partial, sorted(traded))
-        if not traded & set(source.symbols):
-            held = ", ".join(sorted(source.symbols)[:10]) or "none of them"
-            raise DataError(
-                f"{source.where}: none of its symbols ({held}) is traded by the models "
-                f"({', '.join(sorted(traded))}): nothing to replay"
-            )
+        refuse_untraded(source.where, source.symbols, traded)
         if slippage_bps < 0 or commission < 0:
             raise ConfigError("--slippage-bps and --commission must be >= 0")
         outcome = asyncio.run(

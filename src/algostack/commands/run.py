@@ -197,13 +197,14 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     paths = ls.RunPaths(home, ls.new_run_id(), store_dir=store_dir)
     lock = ls.HomeLock(home).acquire()  # held by run() until the process ends
     day = ls.parse_day(opts["day"])
-    if day is None and opts["replay"] is not None:
+    bars = None
+    if opts["replay"] is not None:
         from algostack.local.replay import open_bars
         from algostack.local.session import new_york_date_of_ts
 
-        first_ts = open_bars(opts["replay"]).first_ts  # one pass, nothing held
-        assert first_ts is not None  # open_bars refuses a file without a usable bar
-        day = new_york_date_of_ts(first_ts)
+        bars = open_bars(opts["replay"])  # one pass, nothing held
+        assert bars.first_ts is not None  # open_bars refuses a file without a usable bar
+        day = day or new_york_date_of_ts(bars.first_ts)
     cfg = ls.RunConfig(
         paths=paths,
         day=day or ls.latest_session_day(),
@@ -240,6 +241,10 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
         err.print(line, highlight=False, soft_wrap=True)
     if not specs:
         raise ConfigError(f"no usable models under {paths.store / 'models'}")
+    if bars is not None:  # as `replay` refuses it: a session of no bar, exit 0, said nothing
+        from algostack.local.replay import refuse_untraded
+
+        refuse_untraded(str(opts["replay"]), bars.file_symbols, {s.symbol for s in specs})
     return paths, cfg, specs, lock
 
 

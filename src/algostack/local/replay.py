@@ -96,6 +96,19 @@ def open_bars(path: Path) -> ReplaySource:
     return src
 
 
+def refuse_untraded(where: str, held: Iterable[str], traded: Iterable[str]) -> None:
+    """Refuse bars (a file, an archive range) none of whose symbols ``held`` the models
+    trade: a ``DataError`` naming both, before anything starts (``replay`` and ``run
+    --replay`` alike; it would replay nothing and exit 0)."""
+    have, wanted = set(held), set(traded)
+    if not have & wanted:
+        shown = ", ".join(sorted(have)[:10]) or "none of them"
+        raise DataError(
+            f"{where}: none of its symbols ({shown}) is traded by the models "
+            f"({', '.join(sorted(wanted))}): nothing to replay"
+        )
+
+
 def load_bars(path: Path) -> tuple[list[Bar], list[str]]:
     """Read a whole bar file into a list (what a short file or a test wants; a replay
     streams ``open_bars(path).bars()`` instead); return bars and the row problems kept."""
