@@ -3,6 +3,7 @@ option, before any process starts and with nothing lost."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import time
@@ -54,6 +55,33 @@ def test_drill_bad_input_exits_2_with_one_line_naming_it(
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert not list((home / "journals").glob("*/*")), "a process started on bad input"
+
+
+def test_drill_a_replay_file_with_bad_rows_says_so_once_in_the_summary(
+    models_home: Path, tmp_path: Path
+) -> None:
+    """Half the rows refused: one summary note counts them and names the first, in the
+    words `replay` uses; the rows themselves go to run.log. It used to be four log lines on
+    stderr and no word in the summary."""
+    home = copy_models(models_home, tmp_path / "home")
+    bars = tmp_path / "bars.csv"
+    rows = []
+    for m in range(60):
+        t = f"2024-03-15T{13 + (30 + m) // 60:02d}:{(30 + m) % 60:02d}:00Z"
+        rows += [f"AAPL,{t},180,181,179,180.5,1000", f"AAPL,notatime{m},1,1,1,1,1",
+                 f"MSFT,{t},400,401,399,400.5,1000", f"MSFT,{t},400,x,399,400,1000"]  # fmt: skip
+    bars.write_text(HEADER + "\n".join(rows) + "\n")
+    proc = algostack("run", "--replay", str(bars), "--max-speed", "--no-progress", "--json",
+                     "--home", str(home), home=home)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["bars"] == 120, summary
+    said = [n for n in summary["notes"] if "bad row" in n]
+    assert len(said) == 1, summary["notes"]
+    assert said[0].startswith(f"120 bad row(s) skipped, first: {bars} row 3: timestamp"), said
+    assert "skipped" not in proc.stderr, proc.stderr
+    (log,) = (home / "runs").glob("*/logs/run.log")
+    assert "replay rows skipped: 120 in all" in log.read_text()
 
 
 def test_drill_a_model_key_the_catalog_ignores_is_reported_by_every_command(

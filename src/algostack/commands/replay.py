@@ -160,13 +160,12 @@ def _source(
     if (bars is None) == (archive is None):
         raise ConfigError("give exactly one of --bars FILE or --archive s3://<bucket>|DIR --day D")
     if bars is not None:
-        from algostack.local.replay import open_bars
+        from algostack.local.replay import bad_rows_note, open_bars
 
         if day or to or partial:
             raise ConfigError("--day, --to and --partial go with --archive, not --bars")
         src = open_bars(bars)  # checked in one pass; replay_bars reads it again as it goes
-        skipped = src.stats.malformed
-        note = f"{skipped} bad row(s) skipped, first: {src.problems[0]}" if skipped else ""
+        note = bad_rows_note(src)
         return _Input(str(bars), list(src.file_symbols), src.first_ts or 0, src.bars, note)
     from algostack.adapters.storage import open_store
     from algostack.local.session import parse_day

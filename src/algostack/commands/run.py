@@ -119,7 +119,7 @@ def run(
     if replay is not None:
         kind = ls.SourceKind.REPLAY
     try:
-        paths, cfg, specs, _lock = _prepare(
+        paths, cfg, specs, _lock, source_notes = _prepare(
             settings,
             err,
             kind=kind,
@@ -156,6 +156,7 @@ def run(
     )
     notes, code = _drive(desk, err, progress and err.is_terminal, asyncio)
     summary, curves = desk.summarize(paths.run_id, notes)
+    summary.notes += source_notes
     summary.summary_path = str(paths.summary_json)
     if report:
         from algostack.local.report import write_report
@@ -184,7 +185,15 @@ def run(
     finish(summary, as_json=as_json, exit_code=EXIT_INTERRUPTED if desk.interrupted else code)
 
 
-def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, Any, list[Any], Any]:
+def _prepare(
+    settings: Any, err: Any, *, kind: Any, **opts: Any
+) -> tuple[Any, Any, list[Any], Any, list[str]]:
+    """Check the options, the replay file and the models; create the run's directories.
+
+    Returns the paths, the config, the model specs, the home's lock and the notes the
+    summary adds (a replay file's bad rows)."""
+    from dataclasses import replace
+
     from algostack.adapters.storage import LocalDirStore
     from algostack.errors import ConfigError
     from algostack.local import session as ls
@@ -197,15 +206,7 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     paths = ls.RunPaths(home, ls.new_run_id(), store_dir=store_dir)
     lock = ls.HomeLock(home).acquire()  # held by run() until the process ends
     day = ls.parse_day(opts["day"])
-    bars = None
-    if opts["replay"] is not None:
-        from algostack.local.replay import open_bars
-        from algostack.local.session import new_york_date_of_ts
-
-        bars = open_bars(opts["replay"])  # one pass, nothing held
-        assert bars.first_ts is not None  # open_bars refuses a file without a usable bar
-        day = day or new_york_date_of_ts(bars.first_ts)
-    cfg = ls.RunConfig(
+    cfg = ls.RunConfig(  # every option checked before anything is written
         paths=paths,
         day=day or ls.latest_session_day(),
         source=kind,
@@ -220,6 +221,17 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
     )
     paths.create()
     setup_logging(settings.log_level, stream=(paths.logs / "run.log").open("a", buffering=1))
+    bars, notes = None, []
+    if opts["replay"] is not None:
+        from algostack.local.replay import bad_rows_note, open_bars
+
+        # One pass, nothing held; its refused rows are logged to run.log (not the terminal)
+        # and said once in the summary, as `replay` says them.
+        bars = open_bars(opts["replay"])
+        notes = [n for n in (bad_rows_note(bars),) if n]
+        assert bars.first_ts is not None  # open_bars refuses a file without a usable bar
+        if day is None:  # the file's first day
+            cfg = replace(cfg, day=ls.new_york_date_of_ts(bars.first_ts))
     if store_dir is None:
         from algostack.local.demo_models import ensure_demo_models
 
@@ -245,7 +257,7 @@ def _prepare(settings: Any, err: Any, *, kind: Any, **opts: Any) -> tuple[Any, A
         from algostack.local.replay import refuse_untraded
 
         refuse_untraded(str(opts["replay"]), bars.file_symbols, {s.symbol for s in specs})
-    return paths, cfg, specs, lock
+    return paths, cfg, specs, lock, notes
 
 
 def _drive(desk: LocalDesk, err: Any, show: bool, asyncio: Any) -> tuple[list[str], int]:

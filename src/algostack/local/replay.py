@@ -96,6 +96,13 @@ def open_bars(path: Path) -> ReplaySource:
     return src
 
 
+def bad_rows_note(src: ReplaySource) -> str:
+    """``N bad row(s) skipped, first: <file> row <n>: <why>``: what a replay's summary says
+    of the rows ``open_bars`` refused, on one line ("" when it refused none)."""
+    skipped = src.stats.malformed
+    return f"{skipped} bad row(s) skipped, first: {src.problems[0]}" if skipped else ""
+
+
 def refuse_untraded(where: str, held: Iterable[str], traded: Iterable[str]) -> None:
     """Refuse bars (a file, an archive range) none of whose symbols ``held`` the models
     trade: a ``DataError`` naming both, before anything starts (``replay`` and ``run
