@@ -106,7 +106,7 @@ def run(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, exit_code
+    from algostack.errors import AlgostackError, FileWriteError, exit_code
     from algostack.local import session as ls
 
     err = Console(stderr=True)
@@ -173,11 +173,9 @@ def run(
         summary.interrupted, code = True, EXIT_INTERRUPTED
     try:
         _write_summary(paths.summary_json, summary)
-    except OSError as exc:  # a full disk: the summary still goes to stdout
-        from algostack.core.atomic_file import write_error
-
+    except FileWriteError as exc:  # a full disk: the summary still goes to stdout
         summary.summary_path = ""
-        summary.notes.append(f"summary not written: {write_error(paths.summary_json, exc)}")
+        summary.notes.append(f"summary not written: {exc}")
         code = code or EXIT_FAILED
     if code == EXIT_FAILED:  # the first cause, on one line, where a pipe or CI log shows it
         why = summary.notes[0] if summary.notes else "a component failed (see the summary)"
@@ -295,10 +293,14 @@ def _drive(desk: LocalDesk, err: Any, show: bool, asyncio: Any) -> tuple[list[st
 
 
 def _write_summary(path: Path, summary: RunSummary) -> None:
+    """Write ``summary.json`` whole or not at all (``core.atomic_file.replace_file``): a
+    failed write (a full disk) leaves the previous file, or none, and no temporary file, and
+    raises ``FileWriteError`` naming the file. A plain write left a 0-byte summary."""
     import orjson
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    from algostack.core.atomic_file import replace_file
+
+    replace_file(path, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def register(app: typer.Typer) -> None:

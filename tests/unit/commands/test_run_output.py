@@ -1,0 +1,58 @@
+"""What ``algostack run`` leaves and prints at the end: ``summary.json`` written whole or
+not at all, on a real full disk (a small tmpfs)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from algostack.commands.run import _write_summary
+from algostack.errors import FileWriteError
+from algostack.local.summary import RunSummary
+from algostack.testing.tiny_disk import FILLER, fill, tiny_disk
+
+ENOSPC = "[Errno 28] No space left on device"
+
+
+def _summary(*notes: str) -> RunSummary:
+    return RunSummary(
+        mode="run",
+        run_id="20240315T093000-001",
+        day="2024-03-15",
+        source="synthetic",
+        wall_s=1.0,
+        bars=780,
+        models=[],
+        notes=list(notes),
+    )
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with tiny_disk(tmp_path / "run", "64k") as d:
+        yield d
+
+
+def test_write_summary_on_a_full_disk_leaves_no_file_and_no_temporary(disk: Path) -> None:
+    target = disk / "summary.json"
+    fill(disk)
+    with pytest.raises(FileWriteError) as info:
+        _write_summary(target, _summary())
+    assert str(info.value) == f"cannot write {target}: {ENOSPC}"
+    assert sorted(p.name for p in disk.iterdir()) == [FILLER]  # no 0-byte summary, no temp
+
+
+def test_write_summary_that_fails_keeps_the_previous_summary_whole(disk: Path) -> None:
+    target = disk / "summary.json"
+    _write_summary(target, _summary("first"))
+    fill(disk)
+    with pytest.raises(FileWriteError, match=r"Errno 28"):
+        _write_summary(target, _summary("second", "x" * 100_000))
+    assert json.loads(target.read_text())["notes"] == ["first"]
+    assert sorted(p.name for p in disk.iterdir()) == [FILLER, "summary.json"]
