@@ -68,6 +68,12 @@ def test_run_fresh_home_completes_session_with_summary(session: dict[str, Any]) 
     assert json.loads(Path(s["summary_path"]).read_text())["run_id"] == s["run_id"]
 
 
+def test_run_banner_in_a_pipe_is_one_line(session: dict[str, Any]) -> None:
+    banner = [ln for ln in session["stderr"].splitlines() if ln.startswith("algostack run ")]
+    assert len(banner) == 1, session["stderr"]  # stderr is a pipe: it used to wrap at 80
+    assert banner[0].endswith("source synthetic, speed max"), banner
+
+
 def test_run_bucket_holds_trades_and_log_per_model(session: dict[str, Any]) -> None:
     home: Path = session["home"]
     for m in session["summary"]["models"]:

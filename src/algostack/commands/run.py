@@ -51,7 +51,7 @@ def finish(summary: RunSummary, *, as_json: bool, exit_code: int) -> None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=max(console.width, 110))
-        console.print(_render(summary))
+        console.print(_render(summary), soft_wrap=True)  # a note is one line, even in a pipe
     raise typer.Exit(exit_code)
 
 
@@ -114,7 +114,8 @@ def run(
     try:
         kind = ls.SourceKind(source)
     except ValueError:
-        err.print(f"[red]error:[/red] --source must be synthetic, replay or alpaca: {source!r}")
+        err.print(f"[red]error:[/red] --source must be synthetic, replay or alpaca: {source!r}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(2) from None
     if replay is not None:
         kind = ls.SourceKind.REPLAY
@@ -153,6 +154,7 @@ def run(
         f"{'packed' if packed else 'one process per model'}, source {kind.value}, "
         f"speed {'max' if cfg.speed is None else f'{cfg.speed:g}x'}",
         highlight=False,
+        soft_wrap=True,  # one line in a pipe or a CI log too (not wrapped at 80 columns)
     )
     notes, code = _drive(desk, err, progress and err.is_terminal, asyncio)
     summary, curves = desk.summarize(paths.run_id, notes)
@@ -234,7 +236,8 @@ def _prepare(
         from algostack.local.demo_models import ensure_demo_models
 
         if not paths.models.is_dir() or not any(paths.models.iterdir()):
-            err.print(f"first run: training demo models into {paths.models} ...", highlight=False)
+            err.print(f"first run: training demo models into {paths.models} ...",
+                      highlight=False, soft_wrap=True)  # fmt: skip
         ensure_demo_models(paths.store, seed=cfg.seed, before=cfg.day)
     store = LocalDirStore(paths.store)
     catalog = list_catalog(store, environment="dev")

@@ -1,5 +1,5 @@
 """What ``algostack run`` leaves and prints at the end: ``summary.json`` written whole or
-not at all, on a real full disk (a small tmpfs)."""
+not at all, on a real full disk (a small tmpfs); the summary's lines unwrapped in a pipe."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
-from algostack.commands.run import _write_summary
+from algostack.commands.run import _write_summary, finish
 from algostack.errors import FileWriteError
 from algostack.local.summary import RunSummary
 from algostack.testing.tiny_disk import FILLER, fill, tiny_disk
@@ -56,3 +57,14 @@ def test_write_summary_that_fails_keeps_the_previous_summary_whole(disk: Path) -
         _write_summary(target, _summary("second", "x" * 100_000))
     assert json.loads(target.read_text())["notes"] == ["first"]
     assert sorted(p.name for p in disk.iterdir()) == [FILLER, "summary.json"]
+
+
+def test_finish_in_a_pipe_prints_each_note_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a pipe or a CI log is given
+    note = "gateway: 0 intents in 0 batches, " + "0 orders to the sim account, " * 8 + "done"
+    with pytest.raises(typer.Exit):
+        finish(_summary(note, "a short one"), as_json=False, exit_code=0)
+    lines = capsys.readouterr().out.splitlines()
+    assert note in lines and "a short one" in lines, lines
