@@ -100,6 +100,23 @@ def test_drill_a_model_key_the_catalog_ignores_is_reported_by_every_command(
         proc = algostack(*argv, home=tmp_path)
         said = proc.stderr + proc.stdout
         assert key in said and "no trailing number" in said, (argv, said)
+    # run and replay trade the rest, and say the key on one line (stderr; replay's notes)
+    home = tmp_path / "home"
+    run = algostack("run", "--day", "2024-03-15", "--max-speed", "--no-progress", "--json",
+                    "--models", str(store), "--home", str(home), home=home)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if key in line]
+    assert len(said) == 1 and said[0].startswith(f"ignored {key}: model id 'nonumber'"), said
+    ignored = said[0]
+    summary = json.loads(run.stdout)
+    assert summary["totals"]["trades"] > 0 and len(summary["models"]) == 4, summary
+    (bars,) = (home / "runs").glob("*/bars.csv")
+    replay = algostack("replay", "--bars", str(bars), "--models", str(store), "--no-report",
+                       "--home", str(home), home=home)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    said = [line for line in replay.stdout.splitlines() + replay.stderr.splitlines() if key in line]
+    assert said == [ignored], said  # the same words, whole on one line (a note in a pipe)
+    assert f"trades {int(summary['totals']['trades'])}" in replay.stdout, replay.stdout
 
 
 def test_drill_models_validate_in_a_pipe_is_one_line_per_model(
