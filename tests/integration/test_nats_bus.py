@@ -212,6 +212,49 @@ async def test_bus_server_restart_mid_stream_keeps_every_event_once(tmp_path: ob
             second.stop()
 
 
+async def test_bus_server_stopped_then_killed_stores_every_subject_in_publish_order(
+    tmp_path: object,
+) -> None:
+    """A nats-server stopped (SIGSTOP) while the bus publishes, then killed and started again
+    on its store: the messages written to the dead socket are lost, those nats-py still held
+    and those published during the reconnect would have been stored first, ahead of the lost
+    ones re-sent after it (a trader then skipped 90 minutes of bars as out of date). Every
+    message is stored once, each subject in publish order."""
+    import signal
+    from pathlib import Path
+
+    store = Path(str(tmp_path)) / "js"
+    server = EmbeddedNats(store).start()
+    b = await NatsBus.connect(server.url, user=server.user, password=server.password)
+    try:
+        await b.ensure_market_stream()
+        events = make_bars("AAPL", 600)
+        await b.publish_events(events[:100])
+        await b.flush_acks(timeout_s=10)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)
+
+        async def paced() -> None:  # as the ingest sends a session: through the outage
+            for i in range(100, 600, 10):
+                await b.publish_events(events[i : i + 10])
+                await asyncio.sleep(0.02)
+
+        sender = asyncio.create_task(paced())
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(server.kill)
+        await asyncio.sleep(0.3)  # the client notices, and the source goes on meanwhile
+        await asyncio.to_thread(server.restart)
+        await asyncio.wait_for(sender, 30)
+        await b.flush_acks(timeout_s=30)
+        stored = await b.read_history("market.bars.AAPL", 10_000)
+        times = [codec.decode(m.data).ts for m in stored]
+        assert times == [e.ts for e in events]
+        assert b.stats.reconnects >= 1
+    finally:
+        await b.close(timeout_s=5)
+        server.stop()
+
+
 def test_embedded_nats_missing_binary_raises_config_error(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match="does not exist or is not executable"):
         EmbeddedNats(binary="/nonexistent/nats-server")

@@ -171,6 +171,7 @@ class NatsBus:
             bus = holder.get("bus")
             if bus is None or bus._closed:
                 return
+            bus._publisher.on_disconnect()
             bus.stats.disconnects += 1
             bus._gap()
             log.warning("nats disconnected", extra={"fields": {"url": safe_url}})

@@ -136,6 +136,10 @@ class AckWindowPublisher:
         self._window_open.set()
         self._drained = asyncio.Event()
         self._drained.set()
+        self._linked = asyncio.Event()
+        """Clear from a disconnect until the unacked messages are re-sent on the new link:
+        new messages wait, so none is stored ahead of an earlier one (``on_disconnect``)."""
+        self._linked.set()
         self._errors: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -183,9 +187,13 @@ class AckWindowPublisher:
         numbers = self._subject_n
         stored = self._stored
         epoch = self._epoch
+        linked = self._linked
         for event in events:
-            if len(pending) >= limit:
+            if len(pending) >= limit or not linked.is_set():
                 await self._wait_window()
+                await linked.wait()
+                if self.closed:
+                    raise PublishError("bus is closed")
                 if self.store_full is not None:
                     raise self.store_full
             payload = encode(event)
@@ -292,10 +300,29 @@ class AckWindowPublisher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def on_disconnect(self) -> None:
+        """The connection is lost: hold new messages until the unacked ones are re-sent on
+        the new link (``resend_unacked``), and drop what nats-py still holds unwritten when
+        any of it may be ours. nats-py writes its pending buffer to the new server before it
+        tells us it reconnected, so messages stuck there, or published meanwhile, would be
+        stored ahead of the earlier ones lost with the old socket, which we re-send only then:
+        a subject's messages out of publish order, and a trader skips a bar older than one it
+        has (a nats-server stopped for 10 s lost 90 minutes of bars that way). Every market
+        message in that buffer is in our unacked window and is re-sent, in order; nothing
+        else of this connection needs more than at-most-once (core NATS)."""
+        self._linked.clear()
+        if self._pending:
+            nc = self._nc
+            nc._pending = []  # nats-py 2.16 (pinned): its buffer of unwritten commands
+            nc._pending_data_size = 0
+
     async def resend_unacked(self) -> None:
         """Re-send every unacked message (after a reconnect or an ack timeout); the
-        server's de-duplication drops what had landed."""
-        await self._resend(list(self._pending))
+        server's de-duplication drops what had landed. New messages may go out from here."""
+        try:
+            await self._resend(list(self._pending))
+        finally:
+            self._linked.set()
 
     async def _resend(self, seqs: list[int]) -> None:
         if not seqs or self._nc.is_closed:
@@ -350,5 +377,6 @@ class AckWindowPublisher:
     def close(self) -> None:
         """Refuse further publishes; cancel the delayed re-sends still waiting."""
         self.closed = True
+        self._linked.set()  # a publish waiting for the link raises PublishError
         for task in list(self._tasks):
             task.cancel()
