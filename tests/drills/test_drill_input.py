@@ -27,6 +27,8 @@ HEADER = "symbol,timestamp,open,high,low,close,volume\n"
         (["replay", "--bars", "{unsorted}", "--models", "{models}"], "sort the file"),
         (["run", "--replay", "{unsorted}"], "sort the file"),
         (["run", "--replay", "{other}"], "none of its symbols (ZZZ) is traded by the models"),
+        (["run", "--replay", "{markup}"], "no usable bars ({markup} row 2: timestamp '[/x]'"),
+        (["replay", "--bars", "{markup}", "--models", "{models}"], "timestamp '[/x]'"),
         (["run", "--slippage-bps", "-5"], "--slippage-bps must be >= 0, got -5.0"),
         (["run", "--dashboard-port", "99999"], "--dashboard-port must be 1-65535, got 99999"),
         (["run", "--max-speed", "--models", "{corrupt}"], "1 model(s) cannot trade: "),
@@ -46,8 +48,11 @@ def test_drill_bad_input_exits_2_with_one_line_naming_it(
     corrupt = tmp_path / "store"
     (corrupt / "models/onnx/AAPL").mkdir(parents=True)
     (corrupt / "models/onnx/AAPL/model_1-outer_0_inner_0.onnx").write_bytes(b"not onnx")
-    names = {"bad": bad, "other": other, "unsorted": unsorted, "corrupt": corrupt}
+    markup = tmp_path / "markup.csv"  # a value that reads as a Rich closing tag
+    markup.write_text(HEADER + "AAPL,[/x],1,1,1,1,1\n")
+    names = {"bad": bad, "other": other, "unsorted": unsorted, "corrupt": corrupt, "markup": markup}
     argv = [a.format(models=models_home, **names) for a in args]
+    message = message.format(**names)
     home = tmp_path / "home"
     proc = algostack(*argv, "--no-progress" if argv[0] == "run" else "--no-report",
                      "--home", str(home), home=home)  # fmt: skip

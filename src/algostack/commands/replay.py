@@ -57,6 +57,7 @@ def replay(
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
 
     from algostack.commands.run import _write_summary, finish
     from algostack.config import load_settings
@@ -98,7 +99,7 @@ def replay(
             )
         )
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
     notes += ignored

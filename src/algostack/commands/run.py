@@ -104,6 +104,7 @@ def run(
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, FileWriteError, exit_code
@@ -114,8 +115,8 @@ def run(
     try:
         kind = ls.SourceKind(source)
     except ValueError:
-        err.print(f"[red]error:[/red] --source must be synthetic, replay or alpaca: {source!r}",
-                  highlight=False, soft_wrap=True)  # fmt: skip
+        why = escape(f"--source must be synthetic, replay or alpaca: {source!r}")
+        err.print(f"[red]error:[/red] {why}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if replay is not None:
         kind = ls.SourceKind.REPLAY
@@ -140,13 +141,14 @@ def run(
 
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escaped: an error quotes the user's data, which may read as markup ('[/x]')
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
     except OSError as exc:  # the home cannot be written (a full disk, a read-only mount)
         from algostack.core.atomic_file import write_error
 
-        err.print(f"[red]error:[/red] {write_error(Path(exc.filename or home or '.'), exc)}",
-                  highlight=False, soft_wrap=True)  # fmt: skip
+        why = escape(str(write_error(Path(exc.filename or home or "."), exc)))
+        err.print(f"[red]error:[/red] {why}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
     err.print(
@@ -181,7 +183,7 @@ def run(
         code = code or EXIT_FAILED
     if code == EXIT_FAILED:  # the first cause, on one line, where a pipe or CI log shows it
         why = summary.notes[0] if summary.notes else "a component failed (see the summary)"
-        err.print(f"[red]error:[/red] run failed: {why}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] run failed: {escape(why)}", highlight=False, soft_wrap=True)
     finish(summary, as_json=as_json, exit_code=EXIT_INTERRUPTED if desk.interrupted else code)
 
 
@@ -251,7 +253,7 @@ def _prepare(
         )
     specs = [e.spec for e in catalog.entries if e.ok]
     for line in catalog.ignored_lines():
-        err.print(line, highlight=False, soft_wrap=True)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if not specs:
         raise ConfigError(f"no usable models under {paths.store / 'models'}")
     if bars is not None:  # as `replay` refuses it: a session of no bar, exit 0, said nothing

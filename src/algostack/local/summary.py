@@ -409,18 +409,21 @@ def render(summary: RunSummary) -> Any:
             )
         parts.append(c)
     tot = summary.totals()
+    # Plain text, not markup: a note quotes files, rows and errors ('[/x]' is not a tag).
     lines = [
-        f"bars {summary.bars:,}  trades {int(tot['trades'])}  PnL {_money(tot['total_pnl'])}  "
-        f"wall {summary.wall_s:.1f} s"
+        Text(
+            f"bars {summary.bars:,}  trades {int(tot['trades'])}  PnL {_money(tot['total_pnl'])}  "
+            f"wall {summary.wall_s:.1f} s"
+        )
     ]
-    lines += summary.notes
+    lines += [Text(note) for note in summary.notes]
     if summary.interrupted:
-        lines.append("[yellow]interrupted: stopped early, journals synced[/yellow]")
+        lines.append(Text("interrupted: stopped early, journals synced", style="yellow"))
     if summary.bucket:
-        lines.append(f"bucket:  {summary.bucket}")
+        lines.append(Text(f"bucket:  {summary.bucket}"))
     if summary.summary_path:
-        lines.append(f"summary: {summary.summary_path}")
+        lines.append(Text(f"summary: {summary.summary_path}"))
     if summary.report:
-        lines.append(f"report:  {summary.report}")
-    parts.extend(Text.from_markup(line) for line in lines)
+        lines.append(Text(f"report:  {summary.report}"))
+    parts.extend(lines)
     return Group(*parts)

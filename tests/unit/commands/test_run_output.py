@@ -68,3 +68,13 @@ def test_finish_in_a_pipe_prints_each_note_on_one_line(
         finish(_summary(note, "a short one"), as_json=False, exit_code=0)
     lines = capsys.readouterr().out.splitlines()
     assert note in lines and "a short one" in lines, lines
+
+
+def test_finish_prints_a_note_that_quotes_brackets_as_it_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a bad row's text in a note: Rich read it as markup and raised MarkupError on '[/x]'
+    note = "1 bad row(s) skipped, first: f.csv row 3: timestamp '[/x]' is not a time [bold]"
+    with pytest.raises(typer.Exit):
+        finish(_summary(note), as_json=False, exit_code=0)
+    assert note in capsys.readouterr().out.splitlines()
