@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from drill_kit import (
     Outcome,
     Run,
@@ -14,12 +15,21 @@ from drill_kit import (
     copy_models,
 )
 
+from algostack.testing.proctree import cmdline
 
-def _recovered(out: Outcome, undisturbed: Outcome, home: Path) -> None:
-    """A recoverable fault: exit 0 and the very fills of the undisturbed run."""
+
+def _recovered(out: Outcome, undisturbed: Outcome, home: Path, *, same_fills: bool = True) -> None:
+    """A recoverable fault: exit 0 and the very fills of the undisturbed run (or, where the
+    fault held fills back, every bar decided and the books equal to the account)."""
     assert out.code == 0, out.stderr[-2000:] + str(out.notes)
-    assert out.trades == undisturbed.trades
     assert out.summary is not None
+    if same_fills:
+        assert out.trades == undisturbed.trades
+    else:
+        assert undisturbed.summary is not None
+        decided = {m["key"]: m["decisions"] for m in undisturbed.summary["models"]}
+        assert {m["key"]: m["decisions"] for m in out.summary["models"]} == decided
+        assert any(n.endswith("reconciliation ok") for n in out.notes), out.notes
     assert_journals_whole(home)
     assert_bucket_equals_journals(home, out.summary)
 
@@ -98,33 +108,70 @@ def test_drill_ingest_killed_resumes_where_the_stream_stands(
     assert "resuming after the stream's last event" in log  # not the session from its start
 
 
-def test_drill_stalled_nats_server_recovers_and_trades_equal(
+def test_drill_nats_server_stopped_for_good_is_killed_restarted_and_trades_equal(
     models_home: Path, undisturbed: Outcome, tmp_path: Path
 ) -> None:
+    """SIGSTOP: alive, answering nothing. The run's pings go unanswered, it kills the server
+    and starts it again (it used to wait for ever)."""
     run = Run(copy_models(models_home, tmp_path))
     try:
         run.wait_trading()
-        pid = run.kill("nats-server", signal.SIGSTOP)
-        time.sleep(3)
-        import os
-
-        os.kill(pid, signal.SIGCONT)
+        run.kill("nats-server", signal.SIGSTOP)
         out = run.finish()
     finally:
         run.close()
     _recovered(out, undisturbed, tmp_path)
+    assert out.component("nats")["restarts"] == 1
+    assert any("nats-server answered none of 3 pings: hung" in n for n in out.notes), out.notes
 
 
-def test_drill_stalled_trader_makes_an_incomplete_run_exit_1(
+@pytest.mark.parametrize("what", [" trade ", " ingest ", " gateway "])
+def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
+    models_home: Path, undisturbed: Outcome, tmp_path: Path, what: str
+) -> None:
+    """SIGSTOP a trader, the ingest or the gateway: no heartbeat, bars or status for HANG_S,
+    so the run kills it and its supervisor starts it again, which resumes from the durable
+    state. The run used to wait for ever (ingest) or exit 0 with trades missing (gateway).
+    A stopped gateway holds the fills back for HANG_S, three hours of session at this pace:
+    the models decide those bars without them, so their later trades may differ (as with a
+    broker that answers late); every bar is decided and the books equal the account."""
+    run = Run(copy_models(models_home, tmp_path))
+    try:
+        run.wait_trading(fills=10)
+        run.kill(what, signal.SIGSTOP)
+        out = run.finish()
+    finally:
+        run.close()
+    _recovered(out, undisturbed, tmp_path, same_fills=what != " gateway ")
+    assert out.summary is not None
+    hung = [c for c in out.summary["components"] if c["restarts"]]
+    assert [c["kind"] for c in hung] == [what.strip().replace("trade", "trader")], hung
+    assert any(f"{hung[0]['name']} hung (no sign of life for " in n for n in out.notes), out.notes
+
+
+def test_drill_trader_dying_past_its_budget_makes_the_run_exit_1_saying_what_was_lost(
     models_home: Path, tmp_path: Path
 ) -> None:
+    """Killed at every start: after its two restarts the trader has failed for good, the
+    rest of the session is decided by no one, and the run says so (exit 1)."""
     run = Run(copy_models(models_home, tmp_path))
     try:
         run.wait_trading()
-        run.kill(" trade ", signal.SIGSTOP)  # hangs: decides nothing more, yet lives
+        name = cmdline(run.pids(" trade ")[0])  # one model's trader, every time
+        for restarts_left in (2, 1, 0):
+            dead = run.kill(name)
+            if restarts_left:
+                run.wait_for(lambda d=dead: any(p != d for p in run.pids(name)), "a restart", 30)
         out = run.finish(timeout=120)
     finally:
         run.close()
     assert out.code == 1
-    assert any("run incomplete" in n for n in out.notes), out.notes
+    assert out.summary is not None
+    failed = [c for c in out.summary["components"] if c["status"] == "failed"]
+    assert [c["kind"] for c in failed] == ["trader"] and failed[0]["restarts"] == 2, failed
+    lost = [n for n in out.notes if "run incomplete" in n]
+    assert lost and "undecided" in lost[0], out.notes
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert line.startswith(f"error: run failed: {failed[0]['name']} failed (exit code -9)"), line
     assert_journals_whole(tmp_path)
+    assert_bucket_equals_journals(tmp_path, out.summary)

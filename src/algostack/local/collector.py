@@ -85,6 +85,10 @@ class Collector:
         self.last_report_at = 0.0
         self.desk: DeskStatus | None = None
         """The gateway's latest status."""
+        self.desk_at = 0.0
+        """Monotonic time of the gateway's latest status (0: none yet)."""
+        self.market_at = 0.0
+        """Monotonic time of the latest bar message, re-sent ones included (0: none yet)."""
         self._heard_ns: dict[tuple[str, int], int] = {}
         """(symbol, bar ts) -> wall time the bar was heard here (latency fallback)."""
 
@@ -107,6 +111,7 @@ class Collector:
 
     def on_market(self, payload: bytes) -> None:
         """Record one published market event (only bars matter here)."""
+        self.market_at = self._clock()
         try:
             ev = codec.decode(payload)
         except msgspec.DecodeError:
@@ -190,6 +195,8 @@ class Collector:
             self.desk = decode_desk_status(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.undecodable += 1
+            return
+        self.desk_at = self._clock()
 
     def desk_line(self) -> str:
         """One line on the gateway's work, from its last status ("" before any)."""

@@ -12,6 +12,12 @@ every journal into the local bucket -> stop NATS -> summary and report.
 
 SIGINT/SIGTERM at any point jumps to the stop sequence (a second one kills at once); the
 journals are still synced and the summary says the run was interrupted.
+
+Every component is watched until the stop, nats-server included: one that dies is restarted
+(within its budget), and one that lives but gives no sign of life (``HANG_S``: a trader's
+heartbeat, the gateway's status, the ingest's bars at the run's pace, nats-server's answer to
+a ping) is hung: killed, then restarted as if it had died. So no component can hold the run
+for ever.
 """
 
 from __future__ import annotations
@@ -52,6 +58,16 @@ NATS_MAX_RESTARTS = 2
 """How often a dead nats-server is started again before the run gives up (each restart keeps
 its port, store and credentials: clients reconnect and resume from the durable state)."""
 NATS_POLL_S = 0.2
+HANG_S = 15.0
+"""A running component silent this long is hung: three of a trader's heartbeats (every 5 s),
+fifteen of the gateway's statuses (every 1 s), the ingest's bars (or three bar intervals at
+the run's pace, if longer). Before its first sign of life a component has ``READY_TIMEOUT_S``
+(loading models, restoring state). Nothing is judged while nats-server does not answer."""
+NATS_PING_S = 1.0
+"""How often the run pings nats-server (a flush round trip)."""
+NATS_HUNG_PINGS = 3
+"""Pings in a row that nats-server leaves unanswered (``NATS_PING_S`` + 2 s each) before it
+is killed and restarted as if it had died."""
 
 
 def algostack_argv(*args: str) -> list[str]:
@@ -118,6 +134,11 @@ class LocalDesk:
         self._signals = 0
         self.trader_names: list[str] = []
         self.nats_url = ""
+        self.hang_notes: list[str] = []
+        """One note per component found hung and killed (it was restarted, or failed)."""
+        self._bus: Any = None
+        self._nats_up_since = 0.0
+        """Monotonic time since when nats-server answers every ping (0: it does not now)."""
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -238,7 +259,7 @@ class LocalDesk:
         if cfg.source is SourceKind.REPLAY:
             args += ["--replay-file", str(cfg.replay_file)]
         args += ["--archive", str(cfg.paths.bucket)]  # market/ beside the models' live/
-        # A restarted ingest re-sends from the start; the duplicate window drops the re-sends.
+        # A restarted ingest resumes after the stream's last event (MarketSource.resume_after).
         return ChildSpec(
             "ingest", "ingest", algostack_argv(*args), env, cfg.paths.logs / "ingest.log"
         )
@@ -306,9 +327,29 @@ class LocalDesk:
         ready = all(s.key in views and views[s.key].heartbeat_at > 0 for s in self.specs)
         return ready or not self.traders_alive()
 
+    def _trader_of(self, key: str) -> str:
+        return "trader:packed" if self.cfg.packed else f"trader:{key}"
+
+    def _failed_for_good(self, key: str) -> bool:
+        child = self.supervisor.children.get(self._trader_of(key))
+        return child is not None and child.failed
+
     def _caught_up(self) -> bool:
-        done = all(self.collector.caught_up(s.key, s.symbol) for s in self.specs)
+        col = self.collector
+        done = all(
+            col.caught_up(s.key, s.symbol) or self._failed_for_good(s.key) for s in self.specs
+        )
         return done or not self.traders_alive()
+
+    def _lost(self, spec: ModelSpec) -> str:
+        """What model ``spec`` left undone: its bars not decided, the position it holds."""
+        col = self.collector
+        bars = len(col.prices.get(spec.symbol, ()))
+        view = col.models.get(spec.key)
+        decided = len(view.decided) if view is not None else 0
+        held = view.position if view is not None else 0
+        text = f"{spec.key}: {max(0, bars - decided)} of {bars} bar(s) undecided"
+        return text + (f", {held} shares of {spec.symbol} left held" if held else "")
 
     def _settled(self) -> bool:
         """Every fill the gateway reported is booked, and it has been quiet for a moment."""
@@ -320,13 +361,28 @@ class LocalDesk:
 
     async def _supervise_nats(self, server: Any) -> None:
         """Restart a nats-server that died (same port, store and credentials), up to
-        ``NATS_MAX_RESTARTS`` times; past that, abort the run."""
+        ``NATS_MAX_RESTARTS`` times; past that, abort the run. One that answers no ping
+        ``NATS_HUNG_PINGS`` times in a row is killed first (hung, e.g. stopped)."""
         from algostack.adapters.nats.server import NatsServerError
 
+        unanswered, pinged = 0, 0.0
         while True:
             await asyncio.sleep(NATS_POLL_S)
             if server.running:
-                continue
+                if self._bus is None or time.monotonic() - pinged < NATS_PING_S:
+                    continue
+                pinged = time.monotonic()
+                if await self._nats_answers():
+                    unanswered = 0
+                    continue
+                unanswered += 1
+                if unanswered < NATS_HUNG_PINGS:
+                    continue
+                unanswered = 0
+                why = f"nats-server answered none of {NATS_HUNG_PINGS} pings"
+                log.warning("%s: hung, killed to be restarted", why)
+                self.hang_notes.append(f"{why}: hung, killed and restarted")
+                server.kill()
             rc = server.returncode
             self.nats_exit_codes.append(rc if rc is not None else -1)
             if self.nats_restarts >= NATS_MAX_RESTARTS:
@@ -349,6 +405,60 @@ class LocalDesk:
                 self.nats_failed = True
                 self.abort(f"nats-server died (exit code {rc}) and could not restart: {exc}")
                 return
+
+    async def _nats_answers(self) -> bool:
+        """One ping (a flush round trip) of the run's own connection; keeps ``_nats_up_since``."""
+        bus = self._bus
+        ok = False
+        if bus.connected:  # a restarted server: the client reconnects by itself first
+            try:
+                await bus.flush(timeout_s=2.0)
+                ok = True
+            except Exception:  # a timeout or a connection lost meanwhile
+                ok = False
+        if not ok:
+            self._nats_up_since = 0.0
+        elif not self._nats_up_since:
+            self._nats_up_since = time.monotonic()
+        return ok
+
+    def _signs_of_life(self) -> list[tuple[str, float, float]]:
+        """(component, when it last gave a sign of life, how long it may be silent) for each
+        component judged in the current phase."""
+        col, kids = self.collector, self.supervisor.children
+        out = []
+        for name in self.trader_names:
+            keys = [s.key for s in self.specs] if name == "trader:packed" else [name[7:]]
+            beats = [col.models[k].heartbeat_at for k in keys if k in col.models]
+            out.append((name, max(beats, default=0.0), HANG_S))
+        out.append(("gateway", col.desk_at, HANG_S))
+        cfg = self.cfg
+        if self.phase == "trading" and cfg.source is not SourceKind.ALPACA and "ingest" in kids:
+            pace = 0.0 if cfg.speed is None else 3 * 60.0 / cfg.speed  # three bar intervals
+            out.append(("ingest", col.market_at, max(HANG_S, pace)))
+        return out
+
+    async def _watch_hung(self) -> None:
+        """Kill a component that lives but gives no sign of life (``HANG_S``), so its
+        supervisor restarts it as after a crash; only while nats-server answers."""
+        while self.phase in ("loading models", "trading", "catching up"):
+            await asyncio.sleep(1.0)
+            now, up = time.monotonic(), self._nats_up_since
+            if not up:
+                continue  # silence says nothing while the bus is down
+            kids = self.supervisor.children
+            for name, last, limit in self._signs_of_life():
+                child = kids.get(name)
+                if child is None or not child.running:
+                    continue
+                if last < child.started_at:  # nothing yet from this process
+                    limit = max(limit, READY_TIMEOUT_S)
+                silent = now - max(last, child.started_at, up)
+                if silent > limit:
+                    why = f"no sign of life for {silent:.0f} s"
+                    if self.supervisor.kill_hung(name, why):
+                        log.warning("%s hung (%s): killed to be restarted", name, why)
+                        self.hang_notes.append(f"{name} hung ({why}): killed")
 
     def nats_component(self) -> ComponentSummary:
         """The embedded nats-server as a component of the summary."""
@@ -374,12 +484,14 @@ class LocalDesk:
         server = EmbeddedNats(cfg.paths.nats, password=self._nats_password)
         server.start()  # from the main thread: PR_SET_PDEATHSIG follows the forking thread
         bus = None
-        watcher = asyncio.create_task(self._supervise_nats(server))
+        hung_watch: asyncio.Task[None] | None = None
+        watcher: asyncio.Task[None] | None = asyncio.create_task(self._supervise_nats(server))
         try:
             self.nats_url = server.url
             bus = await NatsBus.connect(
                 server.url, user=server.user, password=server.password, name="algostack-run"
             )
+            self._bus = bus
             from algostack.adapters.nats import order_channel as orders
 
             # each run starts from empty streams
@@ -407,6 +519,7 @@ class LocalDesk:
             await bus.subscribe(col.trader_subject, on_trader)
             env = self._child_env(server.user, server.password)
             self.phase = "loading models"
+            hung_watch = asyncio.create_task(self._watch_hung())
             await self.supervisor.start(self.gateway_spec(env))
             for spec in self.trader_specs(env):
                 await self.supervisor.start(spec)
@@ -429,11 +542,13 @@ class LocalDesk:
                     notes.append("every trader failed: the ingest was stopped mid-session")
             if not self.stop_requested.is_set():
                 self.phase = "catching up"
-                if not await self._until(self._caught_up, cfg.catch_up_timeout_s):
-                    lagging = [s.key for s in self.specs if not col.caught_up(s.key, s.symbol)]
+                await self._until(self._caught_up, cfg.catch_up_timeout_s)
+                lagging = [s for s in self.specs if not col.caught_up(s.key, s.symbol)]
+                if lagging:
                     notes.append(
-                        f"not caught up after {cfg.catch_up_timeout_s:.0f} s: {lagging} did not "
-                        "decide the session's last bars (run incomplete)"
+                        "run incomplete: "
+                        + "; ".join(self._lost(s) for s in lagging)
+                        + f" (caught-up wait {cfg.catch_up_timeout_s:.0f} s)"
                     )
                     self.incomplete = True
                 elif not await self._until(self._settled, cfg.catch_up_timeout_s, 0.05):
@@ -458,9 +573,11 @@ class LocalDesk:
                     with contextlib.suppress(Exception):
                         await bus.close(timeout_s=2.0)
                 await self.supervisor.stop_all()  # no-op unless an exception skipped it
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, hung_watch):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 server.stop()
                 self.nats_error = server.last_error()
                 self._defer_signals()
@@ -493,6 +610,7 @@ class LocalDesk:
                     f"{c.name} failed (exit code {c.exit_code})" + (f": {why}" if why else "")
                 )
         notes[0:0] = causes  # the causes first: `run` prints the first one as its error line
+        notes.extend(self.hang_notes)
         code = 0
         if self.incomplete or causes:
             code = EXIT_FAILED

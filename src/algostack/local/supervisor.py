@@ -1,5 +1,6 @@
 """Supervise child processes: each in its own process group, restarted on failure, stopped
-in order, never left behind.
+in order, never left behind; a child found hung (``kill_hung``: the caller judges its signs of
+life) is killed and restarted like one that crashed.
 
 Every child starts in a new session (so its process group holds it and anything it spawns,
 e.g. the dashboard's Streamlit server) and gets ``SIGTERM`` if the supervisor dies
@@ -72,6 +73,8 @@ class Child:
     failed: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = 0.0
+    hangs: int = 0
+    """Times it was found hung and killed (each then restarted as after a crash)."""
     failed_at: float = float("inf")
     """When it failed for good (monotonic): the first to fail is the likely cause."""
 
@@ -251,6 +254,18 @@ class Supervisor:
                 self._event(spec.name, f"cannot restart: {exc}")
                 break
         child.done.set()
+
+    def kill_hung(self, name: str, why: str) -> bool:
+        """SIGKILL the running process of ``name``, found hung (alive but giving no sign of
+        life: ``why``); its watcher then restarts it as after a crash, within the same
+        budget. False when it is not running or being stopped."""
+        child = self.children.get(name)
+        if child is None or child.stopping or not child.running:
+            return False
+        child.hangs += 1
+        self._event(name, f"hung ({why}): SIGKILL")
+        _signal_group(child.pgids[-1], signal.SIGKILL)
+        return True
 
     async def wait(self, name: str, timeout_s: float | None = None) -> int | None:
         """Wait until ``name`` is done (finished, failed or stopped); its last exit code."""

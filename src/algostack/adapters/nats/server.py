@@ -224,6 +224,13 @@ class EmbeddedNats:
         self.requested_port = port
         return self.start()
 
+    def kill(self) -> None:
+        """SIGKILL the server process (one that is hung: a ``restart`` then starts it again);
+        a no-op when it does not run."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(STOP_TIMEOUT_S)
+
     def last_error(self) -> str | None:
         """The last error the server logged in any of its lives (an ``[ERR]`` line without its
         pid and time: e.g. ``JetStream failed to store a msg on stream ...: write ...: no
