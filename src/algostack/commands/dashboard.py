@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from algostack.commands.error_line import print_error
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``dashboard`` command to the CLI."""
@@ -63,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 )
             proc = dl.start(launch)
         except AlgostackError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            print_error(exc)
             raise typer.Exit(2) from None
         console.print(f"dashboard: http://{host}:{port} (Ctrl-C to stop)")
 

@@ -25,11 +25,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    from rich.console import Console
-
+    from algostack.commands.error_line import print_error
     from algostack.errors import exit_code
 
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    print_error(exc)
     raise typer.Exit(exit_code(exc))
 
 

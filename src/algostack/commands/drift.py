@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import AsJson, BucketOpt, DirOpt, SlippageBps
 
 
@@ -54,7 +55,7 @@ def drift(
         report = drift_day(store, open_models_store(models, store), when, slippage_bps=slippage_bps)
         js, page = write_report(report, out if out is not None else Path.cwd())
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc, err)
         raise typer.Exit(exit_code(exc)) from None
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from algostack.commands.error_line import print_error
+
 ENV_HELP = "Environment: dev, qa or prod."
 
 
@@ -28,7 +30,6 @@ def _fail(exc: Exception) -> None:
     """One line for ``exc`` and the exit code: 2 for bad input or no usable AWS credentials or
     region (nothing was asked of AWS), 1 for a failure, an AWS refusal included."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from rich.console import Console
 
     from algostack.adapters.storage import aws_setup_problem
     from algostack.control.ec2 import error_message
@@ -41,7 +42,7 @@ def _fail(exc: Exception) -> None:
         message, code = f"AWS: {error_message(exc)}", EXIT_FAILED
     else:
         message, code = str(exc), exit_code(exc)
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code=code)
 
 

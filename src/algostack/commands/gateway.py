@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import NatsUrl, SlippageBps, SubjectEnv
 
 if TYPE_CHECKING:
@@ -115,11 +116,10 @@ def gateway(
 ) -> None:
     """Net the models' intents, send them to the broker, attribute fills back (docs/gateway.md)."""
     from rich.console import Console
-    from rich.markup import escape
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, ConfigError, service_exit_code
-    from algostack.logs import redact, setup_logging
+    from algostack.logs import setup_logging
 
     err = Console(stderr=True)
     try:
@@ -167,11 +167,7 @@ def gateway(
         # One line, secrets masked as in the logs; a state file it cannot write (a full
         # disk) is a FileWriteError naming the file: exit 3, not restarted. OSError: a write
         # no adapter wrapped.
-        err.print(
-            f"[red]error:[/red] gateway failed: {escape(redact(str(exc).replace(chr(10), ' ')))}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        print_error(f"gateway failed: {exc}", err)
         raise typer.Exit(2 if isinstance(exc, ValueError) else service_exit_code(exc)) from None
     Console().print(" ".join(f"{k}={v}" for k, v in counters.items()), highlight=False)
 

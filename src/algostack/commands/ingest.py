@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import NatsUrl
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def ingest(
         except ImportError:  # pragma: no cover - uvloop is absent on Windows
             stats = asyncio.run(coro)
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc, err)
         # 2: bad input (options, files), fixed by the user; 3: a full disk or store, refused
         # keys (a restart cannot help); 1: a runtime failure a restart may cure.
         raise typer.Exit(service_exit_code(exc)) from None
@@ -214,11 +215,10 @@ def ingest(
         )
     elif writer is not None:  # the verdict the ingest exits 1 for: one line, the cause in it
         why = writer.stats.last_error or "see the log"
-        err.print(
-            f"[red]error:[/red] archive in {writer.store.url} not complete "
+        print_error(
+            f"archive in {writer.store.url} not complete "
             f"({writer.stats.archived} event(s) written): {why}",
-            highlight=False,
-            soft_wrap=True,
+            err,
         )
     sys.stderr.flush()
     if writer is not None and not stats.archive_complete:

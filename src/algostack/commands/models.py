@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    from rich.console import Console
+    from algostack.commands.error_line import print_error
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code)
 
 

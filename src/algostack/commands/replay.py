@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import AsJson, Home, Report, SlippageBps
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ def replay(
     import asyncio
 
     from rich.console import Console
-    from rich.markup import escape
 
     from algostack.commands.run import _write_summary, finish
     from algostack.config import load_settings
@@ -99,7 +99,7 @@ def replay(
             )
         )
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(exc, err)
         raise typer.Exit(exit_code(exc)) from None
     notes = list(outcome.notes)
     notes += ignored

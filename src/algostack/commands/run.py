@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import AsJson, Home, Report, SlippageBps
 
 if TYPE_CHECKING:
@@ -104,7 +105,6 @@ def run(
     import asyncio
 
     from rich.console import Console
-    from rich.markup import escape
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, FileWriteError, exit_code
@@ -115,8 +115,7 @@ def run(
     try:
         kind = ls.SourceKind(source)
     except ValueError:
-        why = escape(f"--source must be synthetic, replay or alpaca: {source!r}")
-        err.print(f"[red]error:[/red] {why}", highlight=False, soft_wrap=True)
+        print_error(f"--source must be synthetic, replay or alpaca: {source!r}", err)
         raise typer.Exit(2) from None
     if replay is not None:
         kind = ls.SourceKind.REPLAY
@@ -141,14 +140,12 @@ def run(
 
         desk = LocalDesk(cfg, specs)
     except AlgostackError as exc:
-        # escaped: an error quotes the user's data, which may read as markup ('[/x]')
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(exc, err)  # plain text: an error may quote the user's data ('[/x]')
         raise typer.Exit(exit_code(exc)) from None
     except OSError as exc:  # the home cannot be written (a full disk, a read-only mount)
         from algostack.core.atomic_file import write_error
 
-        why = escape(str(write_error(Path(exc.filename or home or "."), exc)))
-        err.print(f"[red]error:[/red] {why}", highlight=False, soft_wrap=True)
+        print_error(write_error(Path(exc.filename or home or "."), exc), err)
         raise typer.Exit(1) from None
 
     err.print(
@@ -183,7 +180,7 @@ def run(
         code = code or EXIT_FAILED
     if code == EXIT_FAILED:  # the first cause, on one line, where a pipe or CI log shows it
         why = summary.notes[0] if summary.notes else "a component failed (see the summary)"
-        err.print(f"[red]error:[/red] run failed: {escape(why)}", highlight=False, soft_wrap=True)
+        print_error(f"run failed: {why}", err)
     finish(summary, as_json=as_json, exit_code=EXIT_INTERRUPTED if desk.interrupted else code)
 
 

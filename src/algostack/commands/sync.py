@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import Bucket
 
 _PREFIX_RE = re.compile(r"^models/([^/]+)/([^/]+)/([^/]+)$")
@@ -68,7 +69,7 @@ def sync_command(
         store = open_store(bucket)
         report = sync_journals(journal_dir, store, prefix, day=the_day, final=final)
     except AlgostackError as exc:
-        err.print(f"[red]error:[/red] sync failed: {exc}", highlight=False, soft_wrap=True)
+        print_error(f"sync failed: {exc}", err)
         raise typer.Exit(exit_code(exc)) from None  # 2 for bad input, 1 for a failed upload
     table = Table(title=f"sync -> {store.url}/{prefix}")
     table.add_column("key")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from algostack.commands.error_line import print_error
 from algostack.commands.options import Bucket, NatsUrl, SlippageBps, SubjectEnv, TrustPickle
 
 if TYPE_CHECKING:
@@ -176,12 +177,11 @@ def trade(
 ) -> None:
     """Trade models from NATS: features -> ensemble -> thresholds -> risk -> broker."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, service_exit_code
-    from algostack.logs import redact, setup_logging
+    from algostack.logs import setup_logging
 
     err = Console(stderr=True)
     try:
@@ -218,11 +218,7 @@ def trade(
     except (AlgostackError, ValueError, OSError) as exc:
         # ValueError: bad risk limits, thresholds, ... from core; OSError: a write no
         # adapter wrapped. One line (a journal it cannot write: FileWriteError names it).
-        err.print(
-            f"[red]error:[/red] trade failed: {escape(redact(str(exc).replace(chr(10), ' ')))}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        print_error(f"trade failed: {exc}", err)
         raise typer.Exit(service_exit_code(exc)) from None
     table = Table(title="algostack trade")
     for col in ("model", "bars", "decisions", "orders", "fills", "refused", "position"):
