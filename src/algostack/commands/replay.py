@@ -59,7 +59,7 @@ def replay(
 
     from rich.console import Console
 
-    from algostack.commands.run import _write_summary, finish
+    from algostack.commands.run import finish, write_report_page, write_summary_file
     from algostack.config import load_settings
     from algostack.errors import AlgostackError, ConfigError, exit_code
     from algostack.local import session as ls
@@ -121,18 +121,13 @@ def replay(
         summary_path=str(paths.summary_json),
     )
     if report:
-        from algostack.local.report import write_report
-
-        try:
-            summary.report = str(paths.report_html)
-            write_report(paths.report_html, summary, outcome.curves, outcome.prices)
-        except Exception as exc:  # a chart must never hide the summary
-            summary.report = ""
-            summary.notes.append(f"report not written: {exc}")
+        write_report_page(paths.report_html, summary, outcome.curves, outcome.prices)
     # The wall time covers everything the command did: loading, the replay, the report.
     summary.wall_s = round(time.monotonic() - started, 3)
-    _write_summary(paths.summary_json, summary)
-    finish(summary, as_json=as_json, exit_code=0)
+    code = 0 if write_summary_file(paths.summary_json, summary) else 1
+    if code:  # a full disk: one line, and the summary on stdout all the same
+        print_error(summary.notes[-1], err)
+    finish(summary, as_json=as_json, exit_code=code)
 
 
 class _Input(NamedTuple):

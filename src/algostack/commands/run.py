@@ -107,7 +107,7 @@ def run(
     from rich.console import Console
 
     from algostack.config import load_settings
-    from algostack.errors import AlgostackError, FileWriteError, exit_code
+    from algostack.errors import AlgostackError, exit_code
     from algostack.local import session as ls
 
     err = Console(stderr=True)
@@ -160,23 +160,10 @@ def run(
     summary.notes += source_notes
     summary.summary_path = str(paths.summary_json)
     if report:
-        from algostack.local.report import write_report
-
-        try:
-            summary.report = str(paths.report_html)
-            write_report(paths.report_html, summary, curves, desk.collector.prices)
-        except Exception as exc:  # a chart must never hide the summary
-            summary.report = ""
-            summary.notes.append(f"report not written: {exc}")
-            if isinstance(exc, OSError):
-                paths.report_html.unlink(missing_ok=True)  # no half page
+        write_report_page(paths.report_html, summary, curves, desk.collector.prices)
     if desk.interrupted:  # a signal in the report phase is noted, not obeyed
         summary.interrupted, code = True, EXIT_INTERRUPTED
-    try:
-        _write_summary(paths.summary_json, summary)
-    except FileWriteError as exc:  # a full disk: the summary still goes to stdout
-        summary.summary_path = ""
-        summary.notes.append(f"summary not written: {exc}")
+    if not write_summary_file(paths.summary_json, summary):
         code = code or EXIT_FAILED
     if code == EXIT_FAILED:  # the first cause, on one line, where a pipe or CI log shows it
         why = summary.notes[0] if summary.notes else "a component failed (see the summary)"
@@ -303,6 +290,35 @@ def _write_summary(path: Path, summary: RunSummary) -> None:
     from algostack.core.atomic_file import replace_file
 
     replace_file(path, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_summary_file(path: Path, summary: RunSummary) -> bool:
+    """``_write_summary``, a failure kept as a note (the summary still goes to stdout):
+    False when the file could not be written. For ``run`` and ``replay`` alike."""
+    from algostack.errors import FileWriteError
+
+    try:
+        _write_summary(path, summary)
+    except FileWriteError as exc:
+        summary.summary_path = ""
+        summary.notes.append(f"summary not written: {exc}")
+        return False
+    return True
+
+
+def write_report_page(path: Path, summary: RunSummary, curves: Any, prices: Any) -> None:
+    """The HTML report, or a note saying why not (a chart never hides the summary); a page
+    that could not be written whole is removed (no half page)."""
+    from algostack.local.report import write_report
+
+    try:
+        summary.report = str(path)
+        write_report(path, summary, curves, prices)
+    except Exception as exc:
+        summary.report = ""
+        summary.notes.append(f"report not written: {exc}")
+        if isinstance(exc, OSError):
+            path.unlink(missing_ok=True)
 
 
 def register(app: typer.Typer) -> None:

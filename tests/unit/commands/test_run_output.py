@@ -78,3 +78,42 @@ def test_finish_prints_a_note_that_quotes_brackets_as_it_is(
     with pytest.raises(typer.Exit):
         finish(_summary(note), as_json=False, exit_code=0)
     assert note in capsys.readouterr().out.splitlines()
+
+
+def test_replay_on_a_full_disk_says_the_summary_was_not_written_in_one_line(
+    disk: Path, tmp_path: Path
+) -> None:
+    """It ended in a traceback: replay wrote its summary outside any error handling."""
+    import math
+
+    from typer.testing import CliRunner
+
+    from algostack.adapters.artifacts.native_json import dump_native
+    from algostack.adapters.offline.bars_file import write_bars
+    from algostack.cli import app
+    from algostack.core.market import NS_PER_MIN, Bar
+
+    fold = tmp_path / "store/models/sma/AAPL/model_4-outer_0_inner_0.json"
+    fold.parent.mkdir(parents=True)
+    thresholds = {"long_entry": 0.0, "long_exit": 0.0}
+    fold.write_bytes(dump_native(kind="linear", features=["sma_ratio_10_30"], coef=[1.0],
+                                 intercept=0.0, thresholds=thresholds))  # fmt: skip
+    t0 = 1_710_509_400 * 1_000_000_000  # 2024-03-15 09:30 New York
+    pxs = [100.0 + 5.0 * math.sin(i / 12.0) for i in range(120)]
+    write_bars(tmp_path / "bars.csv", [
+        Bar(symbol="AAPL", ts=t0 + i * NS_PER_MIN, open=p, high=p + 0.2, low=p - 0.2,
+            close=p + 0.05, volume=1000.0) for i, p in enumerate(pxs)])  # fmt: skip
+    fill(disk)
+    res = CliRunner().invoke(
+        app,
+        ["replay", "--bars", str(tmp_path / "bars.csv"), "--models", str(tmp_path / "store"),
+         "--no-report", "--json", "--home", str(disk)],
+        env={"ALGOSTACK_HOME": str(disk), "COLUMNS": "80"},
+    )  # fmt: skip
+    assert isinstance(res.exception, SystemExit) and res.exit_code == 1, res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, res.stderr  # beside it, the log's own 'log not written' notice
+    (line,) = errors
+    assert line.startswith("error: summary not written: cannot write ") and ENOSPC in line
+    doc = json.loads(res.stdout)  # the summary still goes to stdout
+    assert doc["summary_path"] == "" and doc["bars"] == 120
