@@ -68,6 +68,11 @@ def test_drill_nats_server_dying_past_its_budget_stops_the_run_with_exit_1(
     assert out.summary is not None
     assert_journals_whole(tmp_path)
     assert_bucket_equals_journals(tmp_path, out.summary)
+    held = {k: rows[-1][5] for k, rows in out.trades.items() if rows and rows[-1][5] != "0"}
+    said = [n for n in out.notes if n.startswith("positions left held at the abort")]
+    assert bool(said) == bool(held), (held, out.notes)
+    for key, qty in held.items():  # each named with the position its journal ends on
+        assert f"{key} {qty} " in said[0], (key, qty, said)
 
 
 def _restarted(run: Run, dead: int) -> bool:

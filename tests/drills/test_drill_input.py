@@ -10,7 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from drill_kit import Run, algostack, copy_models
+from drill_kit import (
+    Run,
+    algostack,
+    assert_bucket_equals_journals,
+    assert_journals_whole,
+    copy_models,
+)
 
 from algostack.local.session import HomeLock
 
@@ -202,3 +208,5 @@ def test_drill_ctrl_c_twice_still_writes_the_summary_and_exits_130(
     assert out.code == 130
     assert out.summary is not None and out.summary["interrupted"]
     assert Path(out.summary["summary_path"]).is_file()
+    assert_journals_whole(home)
+    assert_bucket_equals_journals(home, out.summary)

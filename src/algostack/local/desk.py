@@ -611,6 +611,7 @@ class LocalDesk:
                 )
         notes[0:0] = causes  # the causes first: `run` prints the first one as its error line
         notes.extend(self.hang_notes)
+
         code = 0
         if self.incomplete or causes:
             code = EXIT_FAILED
@@ -678,6 +679,9 @@ class LocalDesk:
             )
             models.append(s)
             curves.append(c)
+        held = [f"{m.key} {m.final_position} {m.symbol}" for m in models if m.final_position]
+        if self.abort_reason and held:  # nothing could flatten them: their bus was gone
+            notes.append("positions left held at the abort (journals): " + "; ".join(held))
         summary = RunSummary(
             mode="run",
             run_id=run_id,
