@@ -38,3 +38,26 @@ def test_drill_ctrl_c_mid_session_stops_everything_and_syncs(
         assert (live / "live_trader.log").is_file() and (live / "manifest.json").is_file()
     assert_journals_whole(home)
     assert_bucket_equals_journals(home, summary)
+
+
+def test_drill_sigterm_in_the_report_phase_still_writes_the_summary_and_exits_130(
+    models_home: Path, tmp_path: Path
+) -> None:
+    """SIGTERM once the session is over and ``bars.csv`` is written (the report is drawn
+    next): it is noted, not obeyed; the report and the summary are still written. It used to
+    leave no summary.json and exit 143."""
+    home = copy_models(models_home, tmp_path / "home")
+    run = Run(home, "--max-speed")
+    try:
+        run.wait_for(lambda: any((home / "runs").glob("*/bars.csv")), "bars.csv", timeout=120)
+        run.proc.send_signal(signal.SIGTERM)
+        out = run.finish(timeout=60)
+    finally:
+        run.close()
+    assert out.code == 130, out.stderr[-3000:]
+    summary = out.summary
+    assert summary is not None and summary["interrupted"]
+    assert Path(summary["summary_path"]).is_file() and Path(summary["report"]).is_file()
+    assert summary["bars"] == 2 * 390  # the session had ended: every bar traded
+    assert_journals_whole(home)
+    assert_bucket_equals_journals(home, summary)
