@@ -330,3 +330,29 @@ def test_small_logistic_models_scored_in_plain_python_agree_with_numpy(tmp_path:
         assert small.score(x) == pytest.approx(big.score(x), rel=1e-12, abs=1e-15)
     with pytest.raises(ValueError, match="shape"):
         small.score(np.zeros(len(FEATS) + 1))
+
+
+def test_one_feature_linear_model_scores_the_very_float_of_the_dot_product(
+    tmp_path: Path,
+) -> None:
+    """An SMA cross (one feature) skips numpy's dot: the same bits, so the same decisions."""
+    from algostack.adapters.artifacts.loader import parse_fold
+    from algostack.adapters.artifacts.model import EnsembleModel
+
+    store = LocalDirStore(tmp_path)
+    rng = np.random.default_rng(11)
+    folds = []
+    for i in range(3):
+        data = dump_native(kind="linear", features=["sma_ratio_10_30"],
+                           coef=[float(rng.normal())], intercept=float(rng.normal()),
+                           thresholds=TH)  # fmt: skip
+        key = f"models/linear/AAPL/m_1-outer_{i}_inner_0.json"
+        write_fold(store, key, data)
+        folds.append(parse_fold(key, data))
+    one = _load(store, "models/linear/AAPL/m_1")
+    dot = EnsembleModel(one.spec, folds, plain_python_max=0)
+    assert one._score.__name__ == "linear_one" and dot._score.__name__ == "linear"
+    for x in rng.normal(scale=3.0, size=(500, 1)):
+        assert one.score(x) == dot.score(x)  # bit for bit
+    with pytest.raises(ValueError, match="shape"):
+        one.score(np.zeros(2))
