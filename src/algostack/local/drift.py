@@ -28,8 +28,11 @@ Each difference gets one likely cause, by the first rule that holds (``CAUSES``)
 
 The log rules (4-6) look at the whole day's ``live_trader.log`` beside the journal: its
 timestamps are wall-clock, not bar time, so a risk event or a restart is not tied to one
-trade. A model that held a position overnight, or whose features run across sessions, starts
-the replay flat and cold: its first trades may differ for that reason alone.
+trade. A model whose features run across sessions is warmed from the archive's earlier
+sessions before the day is replayed, as its trader was at start
+(``archive_reader.warm_from_archive``), and a model that held a position overnight starts the
+replay holding what its live journals of the earlier days end on, as its trader did
+(``services.trader.state.carried_position``); a session the archive lacks is a note.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ from algostack.core.naming import ModelSpec
 from algostack.core.orders import Side
 from algostack.core.simfill import FillRules
 from algostack.errors import ConfigError, DataError
+from algostack.services.archive_reader import warm_from_archive
+from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.types import ScoringModel
 
 PARTIAL = "partial or missed fill"
@@ -390,6 +395,16 @@ def drift_day(
     loaded = load_models(models_store, prefixes)
     rules = FillRules(slippage_bps)
     with tempfile.TemporaryDirectory(prefix="algostack-drift-") as tmp:
+
+        def prepare(spec: ModelSpec, runner: ModelRunner) -> None:
+            """As its trader started the day: features warmed, the overnight position held."""
+            if runner.sessions_to_warm():
+                warm_from_archive(bucket, runner, spec.symbol, day)
+            qty, avg = _carried_in(bucket, spec, d, Path(tmp) / "carried" / spec.key)
+            if qty:
+                runner.restore(None, [], (qty, avg))
+                runner.direction = 1  # long or flat: holding means long
+
         asyncio.run(
             replay_bars(
                 archived.ordered,
@@ -397,6 +412,7 @@ def drift_day(
                 slippage_bps=slippage_bps,
                 journal_root=Path(tmp),
                 fsync=False,
+                prepare=prepare,
             )
         )
         replayed = {spec.prefix: _replay_trades(Path(tmp) / spec.key, d) for spec, _ in loaded}
@@ -408,6 +424,19 @@ def drift_day(
         log = read_live_log(bucket.get_bytes(log_key)) if bucket.stat(log_key) else LiveLog()
         models.append(compare(spec, live, replayed[spec.prefix], archived, log, rules))
     return DriftReport(d, bucket.url, models_store.url, slippage_bps, models)
+
+
+def _carried_in(bucket: BucketStore, spec: ModelSpec, day: str, scratch: Path) -> tuple[int, float]:
+    """The position model ``spec`` holds into ``day``: what its live trades journals of the
+    days before it end on (``carried_position``, over copies of them in ``scratch``)."""
+    from algostack.services.trader.state import carried_position
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    for key in bucket.list_keys(f"{spec.prefix}/live/"):
+        name = key.rsplit("/", 1)[-1]
+        if name.startswith("trades_") and name.endswith(".csv") and name[7:-4] < day:
+            (scratch / name).write_bytes(bucket.get_bytes(key))
+    return carried_position(scratch, day, spec.symbol)
 
 
 def _replay_trades(directory: Path, day: str) -> list[Trade]:

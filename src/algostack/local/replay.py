@@ -248,8 +248,12 @@ async def replay_bars(
     clock: Callable[[], int] = time.time_ns,
     timer: Callable[[], float] = time.perf_counter,
     curve_points: int = CURVE_POINTS,
+    prepare: Callable[[ModelSpec, ModelRunner], None] | None = None,
 ) -> ReplayOutcome:
     """Run ``bars`` (time order) through one ``ModelRunner`` + ``SimBroker`` per model.
+
+    ``prepare(spec, runner)`` is called for each model before the first bar: to warm its
+    features or hand it the position it holds into the first day (``local.drift`` does).
 
     ``bars`` is consumed once, as the loop goes (a list or a file's ``bars()``): nothing per
     bar is kept. Each model's fills are booked bar by bar (``ModelBook``); its equity curve
@@ -275,6 +279,8 @@ async def replay_bars(
             fsync=fsync,
             clock=clock,
         )
+        if prepare is not None:
+            prepare(spec, runner)
         book = ModelBook(spec.symbol, curve_points=curve_points)
         runners[spec.key], brokers[spec.key] = runner, broker
         lanes[spec.key] = _Lane(runner, broker.fills, book)

@@ -8,10 +8,10 @@ out of order, no bar twice (across parts), no bar outside its day's partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from algostack.adapters.storage import BucketStore
 from algostack.core.market import NS_PER_MIN, Bar, datetime_to_ts, ts_to_datetime
@@ -21,7 +21,7 @@ from algostack.core.sessions import (
     new_york_day_bounds_ns,
     session,
 )
-from algostack.errors import DataError
+from algostack.errors import AlgostackError, DataError
 from algostack.services.archive import (
     KINDS,
     ROOT,
@@ -251,6 +251,50 @@ class _DayTimes:
                 )
             where_of[ts] = key
             prev = ts
+
+
+class Warmable(Protocol):
+    """What the archive warms: a model's runner (``services.trader.runner.ModelRunner``)."""
+
+    def sessions_to_warm(self) -> int: ...
+
+    def warm_history(self, bars: Iterable[Bar]) -> int: ...
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """What ``warm_from_archive`` fed: sessions wanted and found, bars used, what was missing."""
+
+    wanted: int
+    found: int
+    bars: int
+    missing: list[str]
+
+
+def warm_from_archive(store: BucketStore, runner: Warmable, symbol: str, day: date) -> WarmUp:
+    """Feed ``runner`` the ``sessions_to_warm`` sessions of ``symbol`` before ``day``, oldest
+    first (a model whose features run across sessions). A session the archive does not hold
+    (or cannot be read) is skipped and named in ``missing``: the model then warms up later,
+    on the bars it trades. The trader does this at start; ``drift`` before it replays a day."""
+    from algostack.core.sessions import previous_session
+
+    wanted = runner.sessions_to_warm()
+    days: list[date] = []
+    d = day
+    for _ in range(wanted):
+        d = previous_session(d).day
+        days.append(d)
+    found = used = 0
+    missing: list[str] = []
+    for d in reversed(days):
+        try:
+            bars = read_bars(store, d, symbols=[symbol], partial=True)
+        except AlgostackError as exc:
+            missing.append(str(exc))
+            continue
+        found += 1
+        used += runner.warm_history(bars)
+    return WarmUp(wanted, found, used, missing)
 
 
 @dataclass

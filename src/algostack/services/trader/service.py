@@ -293,36 +293,22 @@ class TraderService:
         )
 
     def _warm_from_archive(self, runner: ModelRunner, spec: ModelSpec, day: str) -> None:
-        """Feed the ``sessions_to_warm`` sessions before ``day`` from the archive (a session
-        it does not hold is logged and skipped: the model then warms up later, live)."""
+        """Feed the ``sessions_to_warm`` sessions before ``day`` from the archive
+        (``archive_reader.warm_from_archive``; a session it does not hold is logged)."""
         from datetime import date
 
-        from algostack.core.sessions import previous_session
-        from algostack.errors import AlgostackError
-        from algostack.services.archive_reader import read_bars
+        from algostack.services.archive_reader import warm_from_archive
 
         assert self.archive is not None
-        wanted = runner.sessions_to_warm()
-        days: list[date] = []
-        d = date.fromisoformat(day)
-        for _ in range(wanted):
-            d = previous_session(d).day
-            days.append(d)
-        found = used = 0
-        for d in reversed(days):
-            try:
-                bars = read_bars(self.archive, d, symbols=[spec.symbol], partial=True)
-            except AlgostackError as exc:
-                log.warning("warm-up: %s", exc, extra={"fields": {"model": spec.key}})
-                continue
-            found += 1
-            used += runner.warm_history(bars)
+        warm = warm_from_archive(self.archive, runner, spec.symbol, date.fromisoformat(day))
+        for why in warm.missing:
+            log.warning("warm-up: %s", why, extra={"fields": {"model": spec.key}})
         log.info(
             "warm-up from the archive: %d of %d sessions, %d bars of the model",
-            found,
-            wanted,
-            used,
-            extra={"fields": {"model": spec.key, "sessions": found, "bars": used}},
+            warm.found,
+            warm.wanted,
+            warm.bars,
+            extra={"fields": {"model": spec.key, "sessions": warm.found, "bars": warm.bars}},
         )
 
     # -- messages ------------------------------------------------------------------------------
