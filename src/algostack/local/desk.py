@@ -365,17 +365,20 @@ class LocalDesk:
         ``NATS_HUNG_PINGS`` times in a row is killed first (hung, e.g. stopped)."""
         from algostack.adapters.nats.server import NatsServerError
 
-        unanswered, pinged = 0, 0.0
+        unanswered, pinged = 0.0, 0.0
         while True:
             await asyncio.sleep(NATS_POLL_S)
             if server.running:
                 if self._bus is None or time.monotonic() - pinged < NATS_PING_S:
                     continue
                 pinged = time.monotonic()
-                if await self._nats_answers():
+                answer = await self._nats_answers()
+                if answer:
                     unanswered = 0
                     continue
-                unanswered += 1
+                # unanswered on a live connection counts 1; no connection (the client still
+                # reconnecting, as after every restart) counts a fifth, so only ~15 s of it does
+                unanswered += 1 if answer is None else 0.2
                 if unanswered < NATS_HUNG_PINGS:
                     continue
                 unanswered = 0
@@ -406,16 +409,18 @@ class LocalDesk:
                 self.abort(f"nats-server died (exit code {rc}) and could not restart: {exc}")
                 return
 
-    async def _nats_answers(self) -> bool:
-        """One ping (a flush round trip) of the run's own connection; keeps ``_nats_up_since``."""
+    async def _nats_answers(self) -> bool | None:
+        """One ping (a flush round trip) of the run's own connection: True answered, None
+        not answered on a live connection, False no connection (reconnecting); keeps
+        ``_nats_up_since``."""
         bus = self._bus
-        ok = False
+        ok: bool | None = False
         if bus.connected:  # a restarted server: the client reconnects by itself first
             try:
                 await bus.flush(timeout_s=2.0)
                 ok = True
-            except Exception:  # a timeout or a connection lost meanwhile
-                ok = False
+            except Exception:  # a timeout, or the connection lost meanwhile
+                ok = None
         if not ok:
             self._nats_up_since = 0.0
         elif not self._nats_up_since:
