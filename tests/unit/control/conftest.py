@@ -15,6 +15,8 @@ from algostack.control.config import ControlConfig
 from algostack.control.fakes import FakeSsm
 from algostack.control.runtime import Clients
 
+AL2023 = {"Name": "name", "Values": ["al2023-ami-2023.*-x86_64"]}
+
 
 @pytest.fixture
 def fake_time() -> FakeTime:
@@ -35,7 +37,10 @@ def aws(monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime) -> Iterator[Aws]:
         fake.attach(clients.ssm)
         overlay = Ec2Overlay()
         overlay.attach(clients.ec2)
-        ami = clients.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        # The image the stack looks up (infra's ami_name_filter), not all of moto's ~1,300:
+        # listing them all costs ~1 s a test.
+        amis = clients.ec2.describe_images(Owners=["amazon"], Filters=[AL2023])["Images"]
+        ami = amis[0]["ImageId"]
         yield Aws(clients, fake, overlay, fake_time, ami)
 
 
