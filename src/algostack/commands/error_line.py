@@ -7,6 +7,7 @@ secrets masked (``logs.redact``).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 
@@ -19,4 +20,7 @@ def print_error(message: object, console: Any = None) -> None:
 
     out = console if console is not None else Console(stderr=True)
     line = " ".join(redact(str(message)).split())
-    out.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+    # stderr on a full disk (a service's log): nothing can carry the line, and the exit code
+    # that follows must still be the command's own, not a traceback's 1
+    with contextlib.suppress(OSError):
+        out.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)

@@ -45,7 +45,7 @@ from algostack.local.summary import (
     RunSummary,
     summarize_model,
 )
-from algostack.local.supervisor import ChildSpec, Supervisor, last_error
+from algostack.local.supervisor import ChildSpec, Supervisor, last_error, no_room_for
 
 log = logging.getLogger("algostack.local.desk")
 
@@ -88,10 +88,7 @@ class DeskResult:
 
 def _mute_log(path: Path) -> str:
     """Why a failed component's log says nothing, when its disk is full (else "")."""
-    try:
-        full = os.statvfs(path.parent).f_bavail == 0
-    except OSError:
-        return ""
+    full = no_room_for(path)
     return f"its log could not say why: no space left on device for {path}" if full else ""
 
 

@@ -9,7 +9,8 @@ time, then ``SIGKILL``s what is left. ``kill_all`` (registered with ``atexit``) 
 line of defence. A child that exits unexpectedly is restarted up to ``max_restarts`` times,
 unless its exit code says a restart cannot help (``ChildSpec.final_codes``: bad input, or a
 full disk or store, as ``errors.service_exit_code`` maps them; systemd units say the same with
-``RestartPreventExitStatus``).
+``RestartPreventExitStatus``), or its log sits on a full disk: a child that cannot write even
+its log exits with whatever code it could (its error line is lost), and would again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ STOPPED_CODES = frozenset({0, -signal.SIGTERM, 128 + signal.SIGTERM, -signal.SIG
 FINAL_CODES = frozenset({EXIT_BAD_INPUT, EXIT_NO_RESTART})
 """Bad input, or a full disk or store: the same failure again after every restart."""
 _ERROR_MARKERS = (b'"level":"ERROR"', b'"level":"CRITICAL"', b"Traceback (most recent call")
+
+
+def no_room_for(path: Path | None) -> bool:
+    """Whether the disk that holds ``path`` (a child's log) has no byte left for it."""
+    if path is None:
+        return False
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -237,9 +248,10 @@ class Supervisor:
                 child.finished = True
                 self._event(spec.name, "finished")
                 break
-            if rc in spec.final_codes or child.restarts >= spec.max_restarts:
+            final = rc in spec.final_codes or no_room_for(spec.log_path)
+            if final or child.restarts >= spec.max_restarts:
                 child.failed, child.failed_at = True, time.monotonic()
-                why = "a restart cannot help" if rc in spec.final_codes else "no restarts left"
+                why = "a restart cannot help" if final else "no restarts left"
                 self._event(spec.name, f"failed with exit code {rc}, {why}")
                 break
             child.restarts += 1

@@ -17,6 +17,7 @@ from algostack.local.supervisor import (
     group_alive,
     last_error,
 )
+from algostack.testing.tiny_disk import FILLER, fill, tiny_disk
 
 PY = sys.executable
 
@@ -63,6 +64,26 @@ async def test_supervisor_leaves_failed_at_once_a_child_whose_exit_says_restarts
     (comp,) = sup.components()
     assert (comp.status, comp.restarts, len(sup.children["full"].pgids)) == ("failed", 0, 1)
     assert events[-1] == f"failed with exit code {code}, a restart cannot help"
+
+
+async def test_supervisor_leaves_failed_at_once_a_child_whose_log_disk_is_full(
+    tmp_path: Path,
+) -> None:
+    """A child that cannot write even its log dies with whatever code it could (its error
+    line lost): restarting it into the full disk would fail the same way, so it is not."""
+    events: list[str] = []
+    sup = Supervisor(sleep=_no_sleep, on_event=lambda _n, what: events.append(what))
+    with tiny_disk(tmp_path / "logs", "64k") as logs:
+        await sup.start(_spec("mute", "import sys; sys.exit(1)", logs))
+        fill(logs)
+        assert await sup.wait("mute", 20) == 1
+        (comp,) = sup.components()
+        assert (comp.status, comp.restarts) == ("failed", 0)
+        assert events[-1] == "failed with exit code 1, a restart cannot help"
+        (logs / FILLER).unlink()  # room again: the same crash is restarted as before
+        await sup.start(_spec("crash", "import sys; sys.exit(1)", logs, max_restarts=1))
+        assert await sup.wait("crash", 20) == 1
+        assert sup.components()[1].restarts == 1
 
 
 async def test_supervisor_stop_escalates_to_sigkill_and_kills_grandchild(tmp_path: Path) -> None:
