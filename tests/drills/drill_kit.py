@@ -24,7 +24,8 @@ from typing import Any
 from algostack.testing.proctree import cmdline, descendants
 
 DAY = "2024-03-15"  # a regular Friday session: 390 minutes, two symbols
-SPEED = "780"  # the default pace: a session in ~30 s, so a fault lands mid-session
+DEFAULT_SPEED = "780"  # `algostack run`'s own pace: a session in ~30 s
+SPEED = "1560"  # the drills' pace: a session in ~15 s, a fault still lands mid-session
 ALGOSTACK = [sys.executable, "-c", "from algostack.cli import main; main()"]
 TRADE_FIELDS = ("client_order_id", "side", "qty", "price", "ts_ns", "position_after")
 """What must be equal, fill by fill, between a disturbed run and the undisturbed one."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from drill_kit import (
+    DEFAULT_SPEED,
     Outcome,
     Run,
     assert_bucket_equals_journals,
@@ -139,8 +140,9 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     state. The run used to wait for ever (ingest) or exit 0 with trades missing (gateway).
     A stopped gateway holds the fills back for HANG_S, three hours of session at this pace:
     the models decide those bars without them, so their later trades may differ (as with a
-    broker that answers late); every bar is decided and the books equal the account."""
-    run = Run(copy_models(models_home, tmp_path))
+    broker that answers late); every bar is decided and the books equal the account. At
+    the default pace (twice the other drills'), so HANG_S ends well inside the session."""
+    run = Run(copy_models(models_home, tmp_path), speed=DEFAULT_SPEED)
     try:
         run.wait_trading(fills=10)
         run.kill(what, signal.SIGSTOP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -490,4 +491,48 @@ async def test_embedded_nats_restart_after_sigkill_keeps_port_store_and_clients(
         assert b.stats.reconnects >= 1
     finally:
         await b.close(timeout_s=5)
+        server.stop()
+
+
+async def test_ordered_subscription_follows_the_stream_again_soon_after_a_server_restart(
+    tmp_path: object,
+) -> None:
+    """nats-server killed and started again on its store: the ephemeral ordered consumer is
+    gone with it. nats-py re-creates one after two idle heartbeats unheard, 10-20 s at its
+    default of 5 s, and the gateway's bars (the simulator's prices) stopped that long: at
+    twice the default pace that was the rest of the session, and 100 orders never placed.
+    Every bar is delivered once, in order, within a few seconds of the restart."""
+    from pathlib import Path
+
+    store = Path(str(tmp_path)) / "js"
+    server = EmbeddedNats(store).start()
+    pub = await NatsBus.connect(server.url, user=server.user, password=server.password)
+    sub_bus = await NatsBus.connect(server.url, user=server.user, password=server.password)
+    got: list[int] = []
+    reached = {20: asyncio.Event(), 40: asyncio.Event()}
+
+    async def on_msg(m: BusMessage) -> None:
+        got.append(codec.decode(m.data).ts)
+        if len(got) in reached:
+            reached[len(got)].set()
+
+    try:
+        await pub.ensure_market_stream()
+        events = make_bars("AAPL", 40)
+        await pub.publish_events(events[:20])
+        await sub_bus.ordered_subscribe(["market.bars.>"], on_msg)
+        await asyncio.wait_for(reached[20].wait(), 5)
+        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(server.restart)
+        await pub.publish_events(events[20:])
+        await pub.flush_acks(timeout_s=10)
+        restarted = asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reached[40].wait(), 30)
+        waited = asyncio.get_running_loop().time() - restarted
+        assert got == [e.ts for e in events]
+        assert waited < 5, f"the ordered subscription came back {waited:.1f} s after the restart"
+    finally:
+        await sub_bus.close(timeout_s=5)
+        await pub.close(timeout_s=5)
         server.stop()

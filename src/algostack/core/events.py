@@ -97,6 +97,8 @@ class DeskStatus(msgspec.Struct, frozen=True, kw_only=True):
     """intents, refused, batches, venue_orders, crossed_shares, fills, ..."""
     models: dict[str, str] = msgspec.field(default_factory=dict)
     """Model -> symbol, for every model the gateway knows (from their heartbeats)."""
+    unplaced: int = 0
+    """Intents taken but not in a venue order yet (their batch open, or waiting its turn)."""
 
 
 TraderEvent = Heartbeat | Decision | RiskUpdate | PnlUpdate

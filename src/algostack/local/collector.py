@@ -205,11 +205,15 @@ class Collector:
             return ""
         c = d.counters
         bad = {s: r for s, r in d.reconciliation.items() if r != "ok"}
+        left = [f"{d.working} order(s) still working"] if d.working else []
+        left += [f"{d.unplaced} intent(s) never placed"] if d.unplaced else []
         return (
             f"gateway: {c.get('intents', 0)} intents in {c.get('batches', 0)} batches, "
             f"{c.get('venue_orders', 0)} orders to the {d.venue} account, "
             f"{c.get('crossed_shares', 0)} shares crossed inside the desk, "
-            f"{c.get('refused', 0)} refused; reconciliation "
+            f"{c.get('refused', 0)} refused; "
+            + (f"at its last report {' and '.join(left)}; " if left else "")
+            + "reconciliation "
             + (", ".join(f"{s} {r}" for s, r in sorted(bad.items())) if bad else "ok")
         )
 

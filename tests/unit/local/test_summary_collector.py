@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from algostack.core import codec
 from algostack.core.events import Decision, Heartbeat, PnlUpdate, encode_event
 from algostack.core.market import NS_PER_MIN, Bar, Trade
@@ -85,3 +87,8 @@ def test_collector_keeps_the_gateways_last_status_for_the_summary() -> None:
     assert line.startswith("gateway: 7 intents in 6 batches, 5 orders to the sim account")
     assert "40 shares crossed" in line and "1 refused" in line
     assert "AAPL halted: account holds 5" in line and "MSFT" not in line
+    assert "still working" not in line and "never placed" not in line
+    col.on_desk(encode_event(msgspec.structs.replace(status, working=2, unplaced=98)))
+    assert "at its last report 2 order(s) still working and 98 intent(s) never placed; " in (
+        col.desk_line()
+    )

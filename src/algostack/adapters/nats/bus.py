@@ -51,6 +51,9 @@ log = logging.getLogger("algostack.nats.bus")
 DEFAULT_MAX_INFLIGHT = 4096
 DEFAULT_DUPLICATE_WINDOW_S = 600.0
 """Ten minutes: covers a reconnect storm plus a backfill; the server keeps one id per message."""
+ORDERED_HEARTBEAT_S = 0.5
+"""Idle heartbeat of an ordered consumer: nats-py re-creates one that missed two (1-2 s after
+a server restart lost it; its default of 5 s left the gateway's bars stopped 10-20 s)."""
 
 
 class NatsUnreachableError(FatalError):
@@ -457,8 +460,10 @@ class NatsBus:
     ) -> Subscription:
         """Replay ``stream`` (from ``start_time``, else from its start) then follow it live.
 
-        An ordered consumer: ephemeral, no acks, re-created by nats-py after a gap. Raises
-        ``StreamMissingError`` (retryable) when the stream does not exist (yet).
+        An ordered consumer: ephemeral, no acks, re-created by nats-py after a gap, or after
+        two idle heartbeats unheard (``ORDERED_HEARTBEAT_S``: a restarted server has lost the
+        consumer). Raises ``StreamMissingError`` (retryable) when the stream does not exist
+        (yet).
         """
         config = api.ConsumerConfig(filter_subjects=list(filter_subjects))
         if start_time is not None:
@@ -484,6 +489,7 @@ class NatsBus:
             stream=stream,
             cb=handler,
             ordered_consumer=True,
+            idle_heartbeat=ORDERED_HEARTBEAT_S,
             config=config,
         )
         return Subscription(sub)

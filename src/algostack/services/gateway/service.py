@@ -704,6 +704,13 @@ class GatewayService:
             working=len(self.working),
             counters=dict(self.counters),
             models=dict(sorted(self.models.items())),
+            unplaced=sum(len(o.intents) for o in self.open.values())
+            + sum(
+                len(self.batches[b].record.intents)
+                for q in self.waiting.values()
+                for b in q
+                if b in self.batches
+            ),
         )
 
     async def publish_status(self) -> None:
