@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from drill_kit import (
     DEFAULT_SPEED,
+    SPEED,
     Outcome,
     Run,
     assert_bucket_equals_journals,
@@ -140,9 +141,15 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     state. The run used to wait for ever (ingest) or exit 0 with trades missing (gateway).
     A stopped gateway holds the fills back for HANG_S, three hours of session at this pace:
     the models decide those bars without them, so their later trades may differ (as with a
-    broker that answers late); every bar is decided and the books equal the account. At
-    the default pace (twice the other drills'), so HANG_S ends well inside the session."""
-    run = Run(copy_models(models_home, tmp_path), speed=DEFAULT_SPEED)
+    broker that answers late); every bar is decided and the books equal the account.
+
+    A trader and the ingest stop at the default pace, so HANG_S ends inside the session. The
+    gateway stops at the drills' pace, twice as fast: its hang outlasts the session, and the
+    run used to end then with exit 0, the gateway never restarted, its intents never placed
+    and positions held at the close unsaid. The run now waits for a gateway that has not
+    reported since the last bar, so the watchdog restarts it, and it names what is held."""
+    speed = SPEED if what == " gateway " else DEFAULT_SPEED
+    run = Run(copy_models(models_home, tmp_path), speed=speed)
     try:
         run.wait_trading(fills=10)
         run.kill(what, signal.SIGSTOP)
@@ -154,6 +161,14 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     hung = [c for c in out.summary["components"] if c["restarts"]]
     assert [c["kind"] for c in hung] == [what.strip().replace("trade", "trader")], hung
     assert any(f"{hung[0]['name']} hung (no sign of life for " in n for n in out.notes), out.notes
+    models = out.summary["models"]
+    held = [
+        f"{m['key']} {m['final_position']} {m['symbol']}" for m in models if m["final_position"]
+    ]
+    said = [n for n in out.notes if n.startswith("positions held at the end of the session: ")]
+    assert said == (
+        [f"positions held at the end of the session: {', '.join(held)}"] if held else []
+    )
 
 
 def test_drill_trader_dying_past_its_budget_makes_the_run_exit_1_saying_what_was_lost(

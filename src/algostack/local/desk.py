@@ -133,6 +133,8 @@ class LocalDesk:
         self.nats_url = ""
         self.hang_notes: list[str] = []
         """One note per component found hung and killed (it was restarted, or failed)."""
+        self._caught_up_at = 0.0
+        """Monotonic time the traders had all decided the last bar (the settle wait starts)."""
         self._bus: Any = None
         self._nats_up_since = 0.0
         """Monotonic time since when nats-server answers every ping (0: it does not now)."""
@@ -348,10 +350,31 @@ class LocalDesk:
         text = f"{spec.key}: {max(0, bars - decided)} of {bars} bar(s) undecided"
         return text + (f", {held} shares of {spec.symbol} left held" if held else "")
 
+    def _lost_at_stop(self) -> list[str]:
+        """What the gateway's last status left undone, and the positions the models hold."""
+        desk, col = self.collector.desk, self.collector
+        left = (
+            [f"at its last report {desk.unplaced} intent(s) never placed"]
+            if desk is not None and desk.unplaced
+            else ["no report from it since the session's last bar"]
+        )
+        held = [
+            f"{s.key} holds {col.models[s.key].position} shares of {s.symbol}"
+            for s in self.specs
+            if s.key in col.models and col.models[s.key].position
+        ]
+        return left + held
+
     def _settled(self) -> bool:
-        """Every fill the gateway reported is booked, and it has been quiet for a moment."""
+        """Every fill the gateway reported is booked, and it has been quiet for a moment; the
+        gateway has reported since the traders caught up, every intent in a venue order (a
+        gateway hung at the end of the session is silent, not settled: the watchdog then
+        restarts it, and it places what it held)."""
         col = self.collector
         done = all(col.settled(s.key) for s in self.specs) and col.quiet_for() >= SETTLE_S
+        if done and "gateway" in self.supervisor.children:
+            desk = col.desk
+            done = desk is not None and col.desk_at >= self._caught_up_at and not desk.unplaced
         return done or not self.traders_alive()
 
     # -- nats-server ---------------------------------------------------------------------------
@@ -545,6 +568,7 @@ class LocalDesk:
             if not self.stop_requested.is_set():
                 self.phase = "catching up"
                 await self._until(self._caught_up, cfg.catch_up_timeout_s)
+                self._caught_up_at = time.monotonic()
                 lagging = [s for s in self.specs if not col.caught_up(s.key, s.symbol)]
                 if lagging:
                     notes.append(
@@ -556,7 +580,14 @@ class LocalDesk:
                 elif not await self._until(self._settled, cfg.catch_up_timeout_s, 0.05):
                     self.incomplete = True
                     unsettled = [s.key for s in self.specs if not col.settled(s.key)]
-                    notes.append(f"fills reported by the gateway not booked: {unsettled}")
+                    if unsettled:
+                        notes.append(f"fills reported by the gateway not booked: {unsettled}")
+                    else:
+                        notes.append(
+                            "run incomplete: the gateway did not place every intent by the end"
+                            f" (settle wait {cfg.catch_up_timeout_s:.0f} s): "
+                            + "; ".join(self._lost_at_stop())
+                        )
             self.phase = "stopping"
             self._tick()
             await self.supervisor.stop_all(
@@ -656,6 +687,13 @@ class LocalDesk:
         col = self.collector
         if col.desk_line():
             notes.append(col.desk_line())
+        held = [
+            f"{s.key} {v.position} {s.symbol}"
+            for s in self.specs
+            if (v := col.models.get(s.key)) is not None and v.position
+        ]
+        if held:  # said whatever the cause: a model that keeps positions, or a fault
+            notes.append("positions held at the end of the session: " + ", ".join(held))
         models: list[ModelSummary] = []
         curves: list[ModelCurve] = []
         for spec in sorted(self.specs, key=lambda s: s.prefix):
