@@ -350,21 +350,6 @@ class LocalDesk:
         text = f"{spec.key}: {max(0, bars - decided)} of {bars} bar(s) undecided"
         return text + (f", {held} shares of {spec.symbol} left held" if held else "")
 
-    def _lost_at_stop(self) -> list[str]:
-        """What the gateway's last status left undone, and the positions the models hold."""
-        desk, col = self.collector.desk, self.collector
-        left = (
-            [f"at its last report {desk.unplaced} intent(s) never placed"]
-            if desk is not None and desk.unplaced
-            else ["no report from it since the session's last bar"]
-        )
-        held = [
-            f"{s.key} holds {col.models[s.key].position} shares of {s.symbol}"
-            for s in self.specs
-            if s.key in col.models and col.models[s.key].position
-        ]
-        return left + held
-
     def _settled(self) -> bool:
         """Every fill the gateway reported is booked, and it has been quiet for a moment; the
         gateway has reported since the traders caught up, every intent in a venue order (a
@@ -583,10 +568,15 @@ class LocalDesk:
                     if unsettled:
                         notes.append(f"fills reported by the gateway not booked: {unsettled}")
                     else:
+                        desk = col.desk
+                        left = (
+                            f"at its last report {desk.unplaced} intent(s) never placed"
+                            if desk is not None and desk.unplaced
+                            else "no report from it since the session's last bar"
+                        )
                         notes.append(
                             "run incomplete: the gateway did not place every intent by the end"
-                            f" (settle wait {cfg.catch_up_timeout_s:.0f} s): "
-                            + "; ".join(self._lost_at_stop())
+                            f" (settle wait {cfg.catch_up_timeout_s:.0f} s): {left}"
                         )
             self.phase = "stopping"
             self._tick()
