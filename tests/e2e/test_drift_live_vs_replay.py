@@ -18,11 +18,13 @@ DAY = "2024-03-15"
 JOURNAL = f"live/{DAY}/trades_{DAY}.csv"
 
 
-def _algostack(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _algostack(
+    *args: str, home: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from algostack.cli import main; main()", *args],
         capture_output=True, text=True, timeout=240, check=False, cwd=cwd,
-        env=dict(os.environ, ALGOSTACK_HOME=str(home)),
+        env=dict(os.environ, ALGOSTACK_HOME=str(home), **(env or {})),
     )  # fmt: skip
 
 
@@ -128,11 +130,7 @@ def s3_env(home: Path) -> Iterator[dict[str, str]]:
 
 def _with_s3(env: dict[str, str], *args: str, home: Path, cwd: Path) -> dict[str, object]:
     cwd.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(
-        [sys.executable, "-c", "from algostack.cli import main; main()", *args, "--json"],
-        capture_output=True, text=True, timeout=240, check=False, cwd=cwd,
-        env=dict(os.environ, ALGOSTACK_HOME=str(home), **env),
-    )  # fmt: skip
+    res = _algostack(*args, "--json", home=home, cwd=cwd, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     return dict(json.loads(res.stdout))
 
@@ -177,11 +175,7 @@ def test_s3_bucket_that_does_not_exist_is_one_line_exit_2(
                  ["replay", "--archive", "s3://no-such-desk", "--day", DAY,
                   "--models", str(home), "--no-report"],
                  ["drift", "--day", DAY, "--bucket", "s3://no-such-desk"]):  # fmt: skip
-        res = subprocess.run(
-            [sys.executable, "-c", "from algostack.cli import main; main()", *args],
-            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-            env=dict(os.environ, ALGOSTACK_HOME=str(home), **s3_env),
-        )  # fmt: skip
+        res = _algostack(*args, home=home, cwd=tmp_path, env=s3_env)
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         (line,) = res.stderr.strip().splitlines()
         assert "s3://no-such-desk" in line and "NoSuchBucket" in line, line

@@ -567,16 +567,12 @@ class LocalDesk:
                     unsettled = [s.key for s in self.specs if not col.settled(s.key)]
                     if unsettled:
                         notes.append(f"fills reported by the gateway not booked: {unsettled}")
-                    else:
-                        desk = col.desk
-                        left = (
-                            f"at its last report {desk.unplaced} intent(s) never placed"
-                            if desk is not None and desk.unplaced
-                            else "no report from it since the session's last bar"
-                        )
+                    else:  # the gateway's own note says how many, if it reported at all
+                        silent = col.desk_at < self._caught_up_at
                         notes.append(
                             "run incomplete: the gateway did not place every intent by the end"
-                            f" (settle wait {cfg.catch_up_timeout_s:.0f} s): {left}"
+                            f" (settle wait {cfg.catch_up_timeout_s:.0f} s)"
+                            + (": no report from it since the session's last bar" if silent else "")
                         )
             self.phase = "stopping"
             self._tick()
