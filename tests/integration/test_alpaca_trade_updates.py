@@ -24,7 +24,7 @@ from algostack.adapters.alpaca.trade_updates import (
     decode_frame,
     parse_update,
 )
-from algostack.adapters.alpaca.trading import AlpacaBroker
+from algostack.adapters.alpaca.trading import AlpacaBroker, BrokerOrder
 from algostack.core.backoff import Backoff
 from algostack.core.market import datetime_to_ts
 from algostack.errors import AuthError, DataError
@@ -190,18 +190,18 @@ async def test_trade_updates_new_partial_fill_fill_carry_executions_and_totals(
         await c.until(lambda: len(c.updates) == 3)
         new, part, fill = c.updates
         assert c.events() == ["new", "partial_fill", "fill"]
-        assert {u.order_id for u in c.updates} == {oid}
-        assert [(u.qty, u.filled_qty, u.position_qty) for u in c.updates] == [
+        assert {u.order.id for u in c.updates} == {oid}
+        assert [(u.qty, u.order.filled_qty, u.position_qty) for u in c.updates] == [
             (0, 0, None),
             (4, 4, 4),
             (6, 10, 10),
         ]
-        assert [u.status for u in c.updates] == ["new", "partially_filled", "filled"]
-        assert (part.price, fill.price, fill.filled_avg_price) == (100.0, 102.0, 101.2)
+        assert [u.order.status for u in c.updates] == ["new", "partially_filled", "filled"]
+        assert (part.price, fill.price, fill.order.filled_avg_price) == (100.0, 102.0, 101.2)
         assert new.execution_id == "" and part.execution_id != fill.execution_id
         acts = f.activities()
         assert [a["id"].split("::")[1] for a in acts] == [part.execution_id, fill.execution_id]
-        assert (fill.symbol, fill.side, fill.order_qty, fill.ts) == (
+        assert (fill.order.symbol, fill.order.side, fill.order.qty, fill.ts) == (
             "AAPL",
             "buy",
             10,
@@ -224,7 +224,7 @@ async def test_trade_updates_cancel_and_expire_events(fake: FakeAlpacaTrading) -
     assert r.status_code == 204
     assert fake.expire_open() == 1
     await c.until(lambda: len(c.updates) == 4)
-    assert [(u.event, u.order_id, u.status) for u in c.updates[2:]] == [
+    assert [(u.event, u.order.id, u.order.status) for u in c.updates[2:]] == [
         ("canceled", first, "canceled"),
         ("expired", second, "expired"),
     ]
@@ -254,7 +254,7 @@ async def test_trade_updates_dropped_fill_absent_but_in_fill_activities(
     fake.stream_drop(1)
     fake.fill_open()
     later = await submit(fake, "buy", 1, "MSFT")
-    await c.until(lambda: any(u.order_id == later for u in c.updates))
+    await c.until(lambda: any(u.order.id == later for u in c.updates))
     assert c.events() == ["new", "new"]  # the fill never came
     broker = AlpacaBroker(KEY, SECRET, url=fake.url, retry_wait_s=0.0)
     fills = await broker.fill_activities()
@@ -269,8 +269,8 @@ async def test_trade_updates_reordered_events_both_delivered(fake: FakeAlpacaTra
     oid = await submit(fake, "buy", 5)  # `new` is held back ...
     fake.fill_open()  # ... and sent after the fill
     await c.until(lambda: len(c.updates) == 2)
-    assert [(u.event, u.order_id) for u in c.updates] == [("fill", oid), ("new", oid)]
-    assert c.updates[0].filled_qty == 5
+    assert [(u.event, u.order.id) for u in c.updates] == [("fill", oid), ("new", oid)]
+    assert c.updates[0].order.filled_qty == 5
     await c.stop()
 
 
@@ -287,7 +287,7 @@ async def test_trade_updates_server_disconnect_reconnects_and_calls_on_connected
     assert len(c.sleeps) == c.stream.reconnects and max(c.sleeps) <= 0.02
     oid = await submit(fake, "buy", 2)
     await c.until(lambda: len(c.updates) == 1)
-    assert c.updates[0].order_id == oid
+    assert c.updates[0].order.id == oid
     await c.stop()
 
 
@@ -328,7 +328,7 @@ async def test_trade_updates_malformed_frames_counted_not_fatal(fake: FakeAlpaca
     fake.emit_raw({"event": "fill"})  # no order
     oid = await submit(fake, "buy", 1)
     await c.until(lambda: len(c.updates) == 1)
-    assert c.updates[0].order_id == oid and c.stream.malformed == 1
+    assert c.updates[0].order.id == oid and c.stream.malformed == 1
     await c.stop()
 
 
@@ -348,14 +348,17 @@ def test_parse_update_alpaca_fill_nanosecond_timestamp() -> None:
     assert stream == "trade_updates"
     assert parse_update(data) == TradeUpdate(
         event="fill",
-        order_id="o1",
-        client_order_id="c1",
-        symbol="AAPL",
-        side="sell",
-        order_qty=100,
-        filled_qty=100,
-        filled_avg_price=179.08,
-        status="filled",
+        order=BrokerOrder(
+            id="o1",
+            client_order_id="c1",
+            symbol="AAPL",
+            side="sell",
+            status="filled",
+            qty=100,
+            filled_qty=100,
+            filled_avg_price=179.08,
+            ts=0,
+        ),
         execution_id="e1",
         price=179.08,
         qty=100,

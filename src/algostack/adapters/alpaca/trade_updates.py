@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from websockets.exceptions import WebSocketException
 
-from algostack.adapters.alpaca.trading import Number, WireOrder, broker_order, float_of, shares_of
+from algostack.adapters.alpaca.trading import (
+    BrokerOrder,
+    Number,
+    WireOrder,
+    broker_order,
+    float_of,
+    shares_of,
+)
 from algostack.adapters.alpaca.websocket import close_quietly, connect_ws, reconnect_delay
 from algostack.adapters.alpaca.wire import auth_message, rfc3339_to_ns
 from algostack.core.backoff import Backoff, sleep_unless
@@ -64,20 +71,15 @@ MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 
 
 class TradeUpdate(msgspec.Struct, frozen=True):
-    """One order event. Quantities are whole shares; ``filled_qty`` is the order's total."""
+    """One order event: the order as it stands after it, and the event's own fill (if any)."""
 
     event: str
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    order_qty: int
-    filled_qty: int
-    filled_avg_price: float
-    status: str
+    order: BrokerOrder
+    """The order after the event (``filled_qty`` is its total so far)."""
     execution_id: str = ""
     price: float = 0.0
     qty: int = 0
+    """Shares of this event's fill (0 for an event that is not a fill)."""
     ts: int = 0
     """UTC ns of the update's ``timestamp`` (0 when absent)."""
     position_qty: int | None = None
@@ -115,17 +117,9 @@ def parse_update(data: bytes | msgspec.Raw) -> TradeUpdate:
     """Turn the ``data`` of a ``trade_updates`` message into a ``TradeUpdate``."""
     try:
         w = _UPDATE.decode(data)
-        o = broker_order(w.order)
         return TradeUpdate(
             event=w.event,
-            order_id=o.id,
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            side=o.side,
-            order_qty=o.qty,
-            filled_qty=o.filled_qty,
-            filled_avg_price=o.filled_avg_price,
-            status=o.status,
+            order=broker_order(w.order),
             execution_id=w.execution_id or "",
             price=float_of(w.price),
             qty=shares_of(w.qty),

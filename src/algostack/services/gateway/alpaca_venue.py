@@ -33,6 +33,7 @@ from algostack.services.gateway.venue import OnUpdate, VenueOrder, VenueUpdate
 
 if TYPE_CHECKING:
     from algostack.adapters.alpaca.trade_updates import TradeUpdate
+    from algostack.adapters.alpaca.trading import BrokerOrder
     from algostack.config import AlpacaSettings
 
 log = logging.getLogger("algostack.gateway.alpaca")
@@ -139,19 +140,8 @@ class AlpacaVenue:
             await self._on_ready()
 
     async def _on_trade_update(self, tu: TradeUpdate) -> None:
-        if self._on_update is None:
-            return
-        ts = tu.ts or time.time_ns()
-        await self._on_update(
-            VenueUpdate(
-                client_order_id=tu.client_order_id,
-                cum_qty=tu.filled_qty,
-                cum_value=tu.filled_qty * tu.filled_avg_price,
-                ts=ts,
-                done=tu.status in DONE,
-                reason="" if tu.status == "filled" else f"alpaca: order {tu.status} ({tu.event})",
-            )
-        )
+        if self._on_update is not None:
+            await self._on_update(_venue_update(tu.order, tu.ts or time.time_ns(), tu.event))
 
     async def place(self, order: VenueOrder) -> str:
         """Submit a day market order; "" when Alpaca holds it, else Alpaca's refusal."""
@@ -179,18 +169,8 @@ class AlpacaVenue:
                 await self.place(order)
                 continue
             self._order_ids[found.id] = cid
-            status = found.status
             if self._on_update is not None:
-                await self._on_update(
-                    VenueUpdate(
-                        client_order_id=cid,
-                        cum_qty=found.filled_qty,
-                        cum_value=found.filled_qty * found.filled_avg_price,
-                        ts=found.ts,
-                        done=status in DONE,
-                        reason="" if status == "filled" else f"alpaca: order {status}",
-                    )
-                )
+                await self._on_update(_venue_update(found, found.ts))
         for act in await self.broker.fill_activities(self._activities_after):
             if act.activity_id in self._activities_seen:
                 continue
@@ -243,3 +223,17 @@ class AlpacaVenue:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 5.0)
         await self.broker.close()
+
+
+def _venue_update(order: BrokerOrder, ts: int, event: str = "") -> VenueUpdate:
+    """What the gateway books of an Alpaca order as it stands (from an event or a lookup)."""
+    status = order.status
+    reason = f"alpaca: order {status}" + (f" ({event})" if event else "")
+    return VenueUpdate(
+        client_order_id=order.client_order_id,
+        cum_qty=order.filled_qty,
+        cum_value=order.filled_qty * order.filled_avg_price,
+        ts=ts,
+        done=status in DONE,
+        reason="" if status == "filled" else reason,
+    )
