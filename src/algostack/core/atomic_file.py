@@ -29,9 +29,13 @@ def write_error(path: Path, exc: OSError) -> FileWriteError:
     return FileWriteError(f"cannot write {path}: {os_error_text(exc)}")
 
 
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory (makes a rename in it durable)."""
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory by path: flushes what any descriptor of the file wrote, or
+    makes a rename in the directory durable; no-op when ``path`` does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
     try:
         os.fsync(fd)
     finally:
@@ -76,6 +80,6 @@ def replace_file(
         raise write_error(path, exc) from exc
     if fsync:
         try:
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
         except OSError as exc:
             raise write_error(path, exc) from exc

@@ -1,4 +1,5 @@
-"""Exponential backoff with full jitter, and the one retrier (``retry_sync``/``retry_async``).
+"""Exponential backoff with full jitter, the one retrier (``retry_sync``/``retry_async``), and
+the waits of a stopping service (``sleep_unless``, ``cancel_and_wait``).
 
 Stdlib only, so ``control/`` (stdlib + boto3) uses it too. Clock and sleep are injected so
 tests never sleep for real. docs/architecture.md says what goes through it and what does not.
@@ -9,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from algostack.errors import RetryableError
 
@@ -172,3 +173,13 @@ async def sleep_unless(
                 t.cancel()
         await asyncio.gather(sleeper, setter, return_exceptions=True)
     return event.is_set()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> list[Exception]:
+    """Cancel every task, wait for each to end, and return the errors of those that had
+    failed (a stopping service decides whether they matter; none is raised here)."""
+    chosen = list(tasks)
+    for task in chosen:
+        task.cancel()
+    ends = await asyncio.gather(*chosen, return_exceptions=True)
+    return [e for e in ends if isinstance(e, Exception)]

@@ -201,3 +201,21 @@ def test_retry_sync_and_retry_async_wait_and_give_up_alike() -> None:
         )
     assert sync.slept == aio.slept and len(sync.slept) >= 2 and sync.slept[1] >= 5
     assert str(sync_err.value) == str(async_err.value)
+
+
+async def test_cancel_and_wait_ends_every_task_and_returns_only_the_failures() -> None:
+    from algostack.core.backoff import cancel_and_wait
+
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    async def finish() -> None:
+        return None
+
+    running = asyncio.ensure_future(asyncio.sleep(3600))
+    failed, finished = asyncio.ensure_future(fail()), asyncio.ensure_future(finish())
+    await asyncio.sleep(0)  # the quick two end before the stop
+    errors = await asyncio.wait_for(cancel_and_wait([running, failed, finished]), 1.0)
+    assert [str(e) for e in errors] == ["boom"]
+    assert running.cancelled() and failed.done() and not finished.cancelled()
+    assert await cancel_and_wait([]) == []

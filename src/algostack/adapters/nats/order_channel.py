@@ -27,7 +27,7 @@ import nats.js.errors
 from nats.js import api
 
 from algostack.adapters.nats.publisher import store_full_error
-from algostack.core.backoff import Backoff, retry_async
+from algostack.core.backoff import Backoff, cancel_and_wait, retry_async
 from algostack.core.market import Bar
 from algostack.core.naming import safe_token
 from algostack.core.orders import Fill, OrderAck, OrderIntent, OrderReport, OrderStatus, bad_qty
@@ -239,11 +239,7 @@ class GatewayBroker:
 
     async def close(self) -> None:
         """Stop the sender and the reader (reports not yet committed are redelivered)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._psub is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._psub.unsubscribe()

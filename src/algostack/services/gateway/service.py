@@ -26,7 +26,7 @@ import nats.errors
 from algostack.adapters.nats import order_channel as channel
 from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.core import codec, sessions
-from algostack.core.backoff import Backoff, retry_async
+from algostack.core.backoff import Backoff, cancel_and_wait, retry_async
 from algostack.core.desk_risk import DeskLimits, DeskRisk
 from algostack.core.events import DeskStatus, Heartbeat, decode_event, encode_event
 from algostack.core.execution import (
@@ -784,11 +784,7 @@ class GatewayService:
         self._wake.set()
         if self._placing:  # orders on their way: let them land (bounded)
             await asyncio.wait(self._placing, timeout=10.0)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -26,6 +26,8 @@ from algostack.adapters.nats.bus import NatsBus, Subscription
 from algostack.adapters.nats.feed_consumer import Delivery
 from algostack.adapters.storage import BucketStore
 from algostack.core import codec
+from algostack.core.atomic_file import fsync_path
+from algostack.core.backoff import cancel_and_wait
 from algostack.core.events import Heartbeat, encode_event
 from algostack.core.market import Bar, TradingStatus
 from algostack.core.market_bus import BusMessage, recv_ns_of
@@ -38,7 +40,6 @@ from algostack.services.trader.model_feed import FOLLOW_INTERVAL_S, REPOSITION_S
 from algostack.services.trader.runner import ModelRunner
 from algostack.services.trader.state import (
     carried_position,
-    fsync_path,
     load_state,
     read_journal_fills,
     save_state,
@@ -589,15 +590,8 @@ class TraderService:
         self._stop.set()
         for slot in self.slots.values():
             await slot.feed.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # finish the shutdown of every model, then raise it
-                self._fail(exc)
+        for exc in await cancel_and_wait(self._tasks):
+            self._fail(exc)  # finish the shutdown of every model, then raise it
         if self._kill_sub is not None:
             with contextlib.suppress(Exception):
                 await self._kill_sub.unsubscribe()

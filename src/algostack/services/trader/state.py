@@ -94,18 +94,6 @@ _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder(RunnerState)
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file by path (flushes what any descriptor of it wrote); no-op when missing."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_state(dir: Path, state: RunnerState, *, fsync: bool = True) -> None:
     """Replace ``dir/.trader-state.json`` atomically (and durably unless ``fsync=False``)
     through ``.trader-state.tmp``; a failed write leaves the previous state and no temporary
