@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -132,7 +133,11 @@ def test_drill_nats_server_stopped_for_good_is_killed_restarted_and_trades_equal
     assert any("nats-server answered none of 3 pings: hung" in n for n in out.notes), out.notes
 
 
-@pytest.mark.parametrize("what", [" trade ", " ingest ", " gateway "])
+GATEWAY = " gateway --state-dir "
+"""The gateway's command line (a trader's holds `` --broker gateway ``)."""
+
+
+@pytest.mark.parametrize("what", [" trade ", " ingest ", GATEWAY])
 def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     models_home: Path, undisturbed: Outcome, tmp_path: Path, what: str
 ) -> None:
@@ -148,7 +153,7 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     run used to end then with exit 0, the gateway never restarted, its intents never placed
     and positions held at the close unsaid. The run now waits for a gateway that has not
     reported since the last bar, so the watchdog restarts it, and it names what is held."""
-    speed = SPEED if what == " gateway " else DEFAULT_SPEED
+    speed = SPEED if what == GATEWAY else DEFAULT_SPEED
     run = Run(copy_models(models_home, tmp_path), speed=speed)
     try:
         run.wait_trading(fills=10)
@@ -156,10 +161,10 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
         out = run.finish()
     finally:
         run.close()
-    _recovered(out, undisturbed, tmp_path, same_fills=what != " gateway ")
+    _recovered(out, undisturbed, tmp_path, same_fills=what != GATEWAY)
     assert out.summary is not None
     hung = [c for c in out.summary["components"] if c["restarts"]]
-    assert [c["kind"] for c in hung] == [what.strip().replace("trade", "trader")], hung
+    assert [c["kind"] for c in hung] == [what.split()[0].replace("trade", "trader")], hung
     assert any(f"{hung[0]['name']} hung (no sign of life for " in n for n in out.notes), out.notes
     models = out.summary["models"]
     held = [
@@ -169,6 +174,37 @@ def test_drill_component_stopped_for_good_is_killed_restarted_and_trades_equal(
     assert said == (
         [f"positions held at the end of the session: {', '.join(held)}"] if held else []
     )
+
+
+def test_drill_gateway_hung_again_after_its_restart_makes_the_run_exit_1_saying_so(
+    models_home: Path, tmp_path: Path
+) -> None:
+    """The gateway stops; the watchdog restarts it after HANG_S, when the session is over;
+    the new one stops too before it says anything. The settle wait then runs out with the
+    traders' last intents unread: the run must not exit 0. It says the gateway did not place
+    every intent and has not reported since the last bar, and what is held at the end."""
+    run = Run(copy_models(models_home, tmp_path))
+    try:
+        run.wait_trading(fills=10)
+        first = run.kill(GATEWAY, signal.SIGSTOP)
+        run.wait_for(lambda: any(p != first for p in run.pids(GATEWAY)), "a new gateway", 60)
+        os.kill(next(p for p in run.pids(GATEWAY) if p != first), signal.SIGSTOP)
+        out = run.finish()
+    finally:
+        run.close()
+    assert out.code == 1, out.stderr
+    assert out.component("gateway")["restarts"] == 1
+    said = (
+        "run incomplete: the gateway did not place every intent by the end (settle wait 15 s):"
+        " no report from it since the session's last bar"
+    )
+    assert said in out.notes, out.notes
+    assert any(ln.startswith("error: run failed: ") for ln in out.stderr.splitlines()), out.stderr
+    assert out.summary is not None
+    held = [m for m in out.summary["models"] if m["final_position"]]
+    assert bool(held) == any(n.startswith("positions held at the end") for n in out.notes)
+    assert_journals_whole(tmp_path)
+    assert_bucket_equals_journals(tmp_path, out.summary)
 
 
 def test_drill_trader_dying_past_its_budget_makes_the_run_exit_1_saying_what_was_lost(
