@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from algostack.commands.error_line import print_error
+from algostack.commands.output import print_whole
 
 ENV_HELP = "Environment: dev, qa or prod."
 
@@ -47,7 +48,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
@@ -60,7 +60,7 @@ def _table(title: str, rows: list[dict[str, Any]], *, broker: bool = False) -> N
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(*(str(r.get(k, "")) for k in keys))
-    Console().print(table)
+    print_whole(table)
 
 
 def _units_cell(row: dict[str, Any]) -> str:

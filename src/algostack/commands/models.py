@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from algostack.commands.options import AsJson, BucketOpt, DirOpt, TrustPickle, open_bucket
+from algostack.commands.output import print_whole
 
 models_app = typer.Typer(
     name="models",
@@ -94,7 +95,7 @@ def _print_catalog(catalog: Any) -> None:
             "" if e.config_error else _limits_text(e.trading.limits),
         ]
         table.add_row(*row, *(["; ".join(e.problems)] if problems else []))
-    console.print(table)
+    print_whole(table, console)
     if catalog.ignored and not console.is_terminal:  # a pipe or a CI log: never cut or folded
         for line in catalog.ignored_lines():
             console.print(line, highlight=False, soft_wrap=True)

@@ -9,6 +9,7 @@ import typer
 
 from algostack.commands.error_line import print_error
 from algostack.commands.options import AsJson, Home, Report, SlippageBps
+from algostack.commands.output import print_whole
 
 if TYPE_CHECKING:
     from algostack.local.desk import LocalDesk
@@ -42,17 +43,12 @@ def session_clock(ts: int) -> str:
 
 def finish(summary: RunSummary, *, as_json: bool, exit_code: int) -> None:
     """Print the summary (Rich or JSON) and exit with ``exit_code``."""
-    from rich.console import Console
-
     if as_json:
         import orjson
 
         typer.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=max(console.width, 110))
-        console.print(_render(summary), soft_wrap=True)  # a note is one line, even in a pipe
+        print_whole(_render(summary), soft_wrap=True)  # a note is one line, even in a pipe
     raise typer.Exit(exit_code)
 
 

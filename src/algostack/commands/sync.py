@@ -10,6 +10,7 @@ import typer
 
 from algostack.commands.error_line import print_error
 from algostack.commands.options import Bucket
+from algostack.commands.output import print_whole
 
 _PREFIX_RE = re.compile(r"^models/([^/]+)/([^/]+)/([^/]+)$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -78,7 +79,7 @@ def sync_command(
         table.add_row(key, "uploaded")
     for key in report.unchanged:
         table.add_row(key, "unchanged")
-    Console().print(table)
+    print_whole(table)
     Console().print(
         f"{len(report.uploaded)} uploaded ({report.bytes_uploaded} bytes), "
         f"{len(report.unchanged)} unchanged"

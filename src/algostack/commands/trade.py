@@ -11,6 +11,7 @@ import typer
 
 from algostack.commands.error_line import print_error
 from algostack.commands.options import Bucket, NatsUrl, SlippageBps, SubjectEnv, TrustPickle
+from algostack.commands.output import print_whole
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -225,7 +226,7 @@ def trade(
         table.add_column(col)
     for key, row in summary.items():
         table.add_row(key, *(str(v) for v in row.values()))
-    Console().print(table)
+    print_whole(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -58,10 +58,13 @@ def test_cli_models_list_shows_sizing_and_limits(tmp_path: Path) -> None:
     assert trading["key"] == CONFIG and trading["fixed_shares"] == 7
     assert trading["sizing"] == "7 shares" and trading["max_position_shares"] == 50
     assert trading["max_notional"] == 25_000.0 and trading["daily_loss_limit"] == 1_000.0
+    # an 80-column pipe: the row is whole, not squeezed to "siz…" and "50 sh, $2…"
     table = runner.invoke(
-        app, ["models", "list", "--dir", str(tmp_path / "a")], env={"COLUMNS": "250"}
+        app, ["models", "list", "--dir", str(tmp_path / "a")], env={"COLUMNS": "80"}
     )
-    assert table.exit_code == 0 and "7 shares" in table.stdout and "50 sh" in table.stdout
+    assert table.exit_code == 0, table.output
+    (row,) = [ln for ln in table.stdout.splitlines() if model["instance_name"] in ln]
+    assert "7 shares" in row and "50 sh, $25,000, loss $1,000" in row, table.stdout
 
 
 def test_cli_models_list_without_file_shows_the_defaults(tmp_path: Path) -> None:
