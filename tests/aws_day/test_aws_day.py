@@ -1,11 +1,12 @@
 """An AWS trading day on this machine, as it runs on AWS: Terraform as committed, real
 systemd hosts bootstrapped by run.sh through SSM, the paper broker reached only by the
 execution gateway on the ingest host (trading hosts hold no Alpaca key), the models' books
-summing to the account, the final sync and the stop; then a second day on the same hosts, then the
-fault drills: each breaks one thing outside the project, the controller must fail with a
-message naming the host and the cause (nothing downstream runs), and a re-invocation after
-the fix must converge. One module, in this order, on one desk (the fixture is module-scoped:
-the emulator patches moto's classes while it runs, and other tests use moto in-process)."""
+summing to the account, the final sync and the stop; then a second day on the same hosts,
+then the fault drills: each breaks one thing outside the project, the controller must fail
+with a message naming the host and the cause (nothing downstream runs), and a re-invocation
+after the fix must converge; a trader hung on its host is restarted by systemd. One module,
+in this order, on one desk (the fixture is module-scoped: the emulator patches moto's
+classes while it runs, and other tests use moto in-process)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from algostack.core.orders import Side, client_order_id
+from algostack.services.node.units import ABORT_TIMEOUT_S, RESTART_SEC, WATCHDOG_S
 from algostack.testing.aws.day import PAPER_KEY, PAPER_SECRET, AwsDay, Invoked
 from algostack.testing.aws.gitserver import keypair
 
@@ -290,6 +292,41 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
     (row,) = [r for r in desk.fleet_status(day)["instances"] if r["name"] == host]
     (unit,) = [u for u in row["units"] if u["unit"] == "algostack-trader.service"]
     assert (unit["active"], unit["sub"]) == ("active", "running"), unit
+
+
+def test_drill_trader_hung_on_its_host_is_restarted_by_systemds_watchdog(desk: AwsDay) -> None:
+    """The trader the crash drill above left running is stopped (SIGSTOP): alive, feeding
+    systemd's watchdog no more. systemd aborts it after WatchdogSec, kills it after
+    TimeoutAbortSec (a stopped process cannot take the SIGABRT) and restarts it, and the new
+    one comes up ready. Before the watchdog it stayed stopped, trading nothing, and its unit
+    said active (running) for the rest of the session."""
+    assert desk.cloud is not None
+    name = desk.spec(desk.model_prefixes[0]).instance_name(desk.env)
+    host = desk.cloud.by_name(name).host
+    unit = "algostack-trader.service"
+
+    def show() -> dict[str, str]:
+        props = "MainPID,NRestarts,ActiveState,SubState"
+        out = host.nsenter(["systemctl", "show", "-p", props, unit]).stdout
+        return dict(line.partition("=")[::2] for line in out.splitlines())
+
+    before = show()
+    assert before["ActiveState"] == "active", f"run the module in order: {unit} {before}"
+    host.nsenter(["kill", "-STOP", before["MainPID"]])
+    deadline = time.monotonic() + WATCHDOG_S + ABORT_TIMEOUT_S + RESTART_SEC + 120
+    now = show()
+    while not (
+        now["MainPID"] not in ("0", before["MainPID"])
+        and (now["ActiveState"], now["SubState"]) == ("active", "running")
+    ):
+        assert time.monotonic() < deadline, f"{unit} on {name} was not restarted: {now}"
+        time.sleep(1.0)
+        now = show()
+    assert int(now["NRestarts"]) == int(before["NRestarts"]) + 1, now
+    journal = host.nsenter(["journalctl", "-u", unit, "--no-pager", "-o", "cat"]).stdout
+    assert "Watchdog timeout" in journal, journal[-2000:]
+    # where it hung: the abort dumped the stopped process's stacks into its journal
+    assert "Fatal Python error: Aborted" in journal, journal[-2000:]
 
 
 def test_drill_status_checks_never_pass(desk: AwsDay) -> None:

@@ -28,7 +28,8 @@ ENV_READERS = {
     "local/supervisor.py": "builds the environment of a child process",
     "services/dashboard/launch.py": "builds the environment of the Streamlit child",
     "services/node/readiness.py": "systemd's notify protocol: the manager hands the socket "
-    "to the process in NOTIFY_SOCKET (what sd_notify(3) reads); not a setting",
+    "to the process in NOTIFY_SOCKET and its watchdog period in WATCHDOG_USEC/WATCHDOG_PID "
+    "(what sd_notify(3) and sd_watchdog_enabled(3) read); not settings",
     "testing/aws/cloud.py": "test harness: sets moto's own option for its in-process server",
     "testing/aws/gitserver.py": "test harness: builds git's child environment",
     "testing/aws/host.py": "test harness: builds an emulated host's child environment",

@@ -24,13 +24,18 @@ class Service(Protocol):
 
 
 async def serve_until_signalled(service: Service, bus: NatsBus) -> None:
-    """Run ``service`` until SIGTERM or SIGINT asks it to stop; then close ``bus``."""
+    """Run ``service`` until SIGTERM or SIGINT asks it to stop, feeding systemd's watchdog
+    meanwhile (on a host: a hung service is restarted); then close ``bus``."""
+    from algostack.services.node.readiness import feed_watchdog
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stop)
+    watchdog = asyncio.create_task(feed_watchdog())
     try:
         await service.run()
     finally:
+        watchdog.cancel()
         await bus.close()
 
 

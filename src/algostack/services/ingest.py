@@ -244,6 +244,7 @@ async def run_ingest(
     and statuses; a run that fails writes the archive's buffer but leaves its days incomplete.
     """
     from algostack.adapters.nats.server import EmbeddedNats
+    from algostack.services.node.readiness import feed_watchdog
 
     server: EmbeddedNats | None = None
     loop = asyncio.get_running_loop()
@@ -285,10 +286,12 @@ async def run_ingest(
             if on_ready is not None:
                 on_ready(bus.url)
             ready = asyncio.create_task(notify_when_subscribed(source))
+            watchdog = asyncio.create_task(feed_watchdog())  # a hung ingest is restarted
             try:
                 return await service.run()
             finally:
                 ready.cancel()
+                watchdog.cancel()
                 if handle_signals:
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         loop.remove_signal_handler(sig)

@@ -131,6 +131,16 @@ def test_render_ingest_units_run_the_contract_commands() -> None:
     assert ingest["Service"]["User"] == "ec2-user"
     assert ingest["Service"]["Type"] == "notify"
     assert _unit(plan.units["algostack-nats.service"])["Service"]["Type"] == "simple"
+    # every Python service that says it is ready is watched: hung, it is aborted (its stacks
+    # dumped to the journal) and restarted; nats-server and Streamlit are not Python loops
+    # that feed the watchdog
+    for name, text in plan.units.items():
+        service = _unit(text)["Service"]
+        watched = service["Type"] == "notify"
+        assert ("WatchdogSec" in service) == watched, name
+        if watched:
+            assert (service["WatchdogSec"], service["TimeoutAbortSec"]) == ("30", "10"), name
+            assert "PYTHONFAULTHANDLER=1" in text and service["Restart"] == "on-failure"
     assert plan.restart == tuple(plan.units)
     assert plan.checks["algostack-nats.service"] == "http://127.0.0.1:8222/healthz"
 
@@ -595,6 +605,45 @@ def test_notify_ready_sends_ready_on_the_notify_socket(tmp_path: Path) -> None:
         assert server.recv(100) == b"READY=1\nSTATUS=up"
     assert not node.notify_ready(environ={})
     assert not node.notify_ready(environ={"NOTIFY_SOCKET": str(tmp_path / "gone")})
+
+
+async def test_the_watchdog_is_fed_four_times_a_period_only_when_systemd_watches_this_process(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import os
+    import socket
+
+    from algostack.services.node.readiness import feed_watchdog
+
+    path = tmp_path / "notify.sock"
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": ""}
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        if len(slept) == 3:
+            raise asyncio.CancelledError  # the service stopped
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.setblocking(False)
+        for pid in (str(os.getpid()), ""):  # systemd names this process, or no one
+            slept.clear()
+            with pytest.raises(asyncio.CancelledError):
+                await feed_watchdog(environ={**env, "WATCHDOG_PID": pid}, sleep=sleep)
+            assert [server.recv(100) for _ in slept] == [b"WATCHDOG=1"] * 3
+            assert slept == [7.5] * 3
+        # inherited from a parent, no period, or no unit at all: nothing watches, nothing sent
+        for other in (
+            {"WATCHDOG_PID": str(os.getpid() + 1)},
+            {"WATCHDOG_USEC": ""},
+            {"WATCHDOG_USEC": "0"},
+        ):
+            await asyncio.wait_for(feed_watchdog(environ={**env, **other}, sleep=sleep), 1.0)
+        await asyncio.wait_for(feed_watchdog(environ={}, sleep=sleep), 1.0)
+        with pytest.raises(BlockingIOError):
+            server.recv(100)
 
 
 def test_every_service_stops_restarting_when_a_restart_cannot_help() -> None:

@@ -1,13 +1,15 @@
 """Whether a host came up (:func:`wait_ready`): each unit restarted, active, not restarting,
 and its health check passing; the Python services are ``Type=notify`` and send ``READY=1``
-through :func:`notify_ready` (nats-server answers ``/healthz``)."""
+through :func:`notify_ready` (nats-server answers ``/healthz``), then keep systemd's watchdog
+fed from their event loop (:func:`feed_watchdog`): a service that hangs is restarted."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from algostack.core.unit_state import UnitState
@@ -93,19 +95,20 @@ def wait_ready(
 # -- the services' side of readiness -----------------------------------------------------------
 
 
-def notify_ready(status: str = "", *, environ: Mapping[str, str] | None = None) -> bool:
-    """Tell systemd the service is ready (``READY=1`` on ``$NOTIFY_SOCKET``); stdlib only.
+WATCHDOG_PINGS_PER_PERIOD = 4
+"""``WATCHDOG=1`` is sent four times per ``WatchdogSec``: a late ping or two is not a hang."""
 
-    Returns False (and does nothing) outside a ``Type=notify`` unit or when the socket is
-    gone: readiness is a signal to the bootstrap, never a reason for a service to fail.
-    """
+
+def sd_notify(message: str, *, environ: Mapping[str, str] | None = None) -> bool:
+    """Send ``message`` to systemd (``$NOTIFY_SOCKET``); stdlib only. False (and nothing
+    done) outside a unit that listens, or when the socket is gone: a notification is a signal
+    to systemd, never a reason for a service to fail."""
     env = os.environ if environ is None else environ
     address = env.get("NOTIFY_SOCKET", "")
     if not address or not (address.startswith("/") or address.startswith("@")):
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace
-    message = "READY=1" + (f"\nSTATUS={status}" if status else "")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.connect(address)
@@ -113,3 +116,36 @@ def notify_ready(status: str = "", *, environ: Mapping[str, str] | None = None) 
     except OSError:
         return False
     return True
+
+
+def notify_ready(status: str = "", *, environ: Mapping[str, str] | None = None) -> bool:
+    """Tell systemd the service is ready (``READY=1``); False outside a ``Type=notify`` unit."""
+    return sd_notify("READY=1" + (f"\nSTATUS={status}" if status else ""), environ=environ)
+
+
+def watchdog_period_s(environ: Mapping[str, str] | None = None) -> float | None:
+    """systemd's ``WatchdogSec`` for this process, in seconds; None when nothing watches it
+    (no unit, no ``WatchdogSec``, or the variables were inherited from another process)."""
+    env = os.environ if environ is None else environ
+    usec, pid = env.get("WATCHDOG_USEC", ""), env.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    if pid and (not pid.isdigit() or int(pid) != os.getpid()):
+        return None
+    return int(usec) / 1e6
+
+
+async def feed_watchdog(
+    *,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Send ``WATCHDOG=1`` while the event loop runs (until cancelled); return at once when
+    systemd watches nothing. A loop that hangs stops the pings, and systemd aborts the unit
+    (``WatchdogSec``, docs/operations.md) and restarts it."""
+    period = watchdog_period_s(environ)
+    if period is None:
+        return
+    while True:
+        sd_notify("WATCHDOG=1", environ=environ)
+        await sleep(period / WATCHDOG_PINGS_PER_PERIOD)

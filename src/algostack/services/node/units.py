@@ -30,6 +30,12 @@ _CALENDAR_RE = re.compile(r"^[-0-9A-Za-z*/:,. ]+$")
 START_TIMEOUT_S = 300
 """systemd's own bound on a Type=notify start (loading models, warm-up); run.sh waits less."""
 RESTART_SEC = 5
+WATCHDOG_S = 30
+"""A Python service that stops feeding systemd's watchdog (its event loop hung) for this long
+is aborted and restarted (``Restart=on-failure``); the abort dumps its threads' stacks to
+the journal (``PYTHONFAULTHANDLER``)."""
+ABORT_TIMEOUT_S = 10
+"""After the watchdog's ``SIGABRT``, ``SIGKILL`` follows this soon (a stopped process)."""
 START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_S = 300
 """Past ``START_LIMIT_BURST`` starts in this many seconds systemd leaves a unit ``failed``
@@ -97,7 +103,13 @@ def _service(
 ) -> str:
     deps = " ".join(["network-online.target", *after])
     kind = (
-        ["Type=notify", "NotifyAccess=main", f"TimeoutStartSec={START_TIMEOUT_S}"]
+        [
+            "Type=notify",
+            "NotifyAccess=main",
+            f"TimeoutStartSec={START_TIMEOUT_S}",
+            f"WatchdogSec={WATCHDOG_S}",
+            f"TimeoutAbortSec={ABORT_TIMEOUT_S}",
+        ]
         if notify
         else ["Type=simple"]
     )
@@ -121,6 +133,7 @@ def _service(
         f"Environment=ALGOSTACK_DEPLOYMENT_CONFIG={layout.config_path}",
         f"Environment=ALGOSTACK_HOME={layout.state_dir}",
         "Environment=PYTHONUNBUFFERED=1",
+        "Environment=PYTHONFAULTHANDLER=1",
         *(f"Environment={e}" for e in environment),
         f"ExecStart={exec_start}",
         *extra,
