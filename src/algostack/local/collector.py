@@ -48,8 +48,10 @@ class TraderView:
     """Monotonic time of the last heartbeat (0: none yet)."""
     latencies_us: list[float] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
-    fills_reported: int = 0
-    """Fills the execution gateway reported to this model."""
+    reported_fills: set[str] = field(default_factory=set)
+    """Report ids of the fills the execution gateway reported to this model. A restarted
+    gateway sends again the reports its last save did not cover: JetStream drops the copy,
+    but this subscription hears it, so a count of messages would never settle."""
     risk_events: list[str] = field(default_factory=list)
     decided: set[int] = field(default_factory=set)
     """The bars (start ns) a decision was heard for: a trader that restarts decides again
@@ -185,7 +187,7 @@ class Collector:
             return
         self.last_report_at = self._clock()
         if report.kind == "fill":
-            self.view(report.model).fills_reported += 1
+            self.view(report.model).reported_fills.add(report.report_id)
 
     def on_desk(self, payload: bytes) -> None:
         """Keep the execution gateway's latest ``DeskStatus``."""
@@ -220,7 +222,7 @@ class Collector:
     def settled(self, key: str) -> bool:
         """True when model ``key`` has booked every fill the gateway reported to it."""
         v = self.models.get(key)
-        return v is None or len(v.fills) >= v.fills_reported
+        return v is None or len(v.fills) >= len(v.reported_fills)
 
     def quiet_for(self) -> float:
         """Seconds since the gateway's last report."""

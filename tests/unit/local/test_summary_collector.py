@@ -66,6 +66,44 @@ def test_collector_fills_pnl_and_other_env_ignored() -> None:
     assert col.undecodable == 1 and list(col.models) == ["m"]
 
 
+def test_collector_settles_on_each_reported_fill_once_whatever_a_gateway_sends_again() -> None:
+    from algostack.adapters.nats.order_channel import encode
+    from algostack.core.orders import OrderReport
+
+    col = Collector("local")
+    fills = [
+        Fill(
+            client_order_id=f"c{i}",
+            broker_order_id="b",
+            model="m",
+            symbol="AAPL",
+            side=Side.BUY,
+            qty=3,
+            price=10.0,
+            ts=T0 + i,
+        )
+        for i in range(2)
+    ]
+
+    def report(i: int) -> bytes:
+        rid = f"batch{i}:exec:0"
+        return encode(OrderReport(kind="fill", report_id=rid, client_order_id=f"c{i}",
+                                  model="m", fill=fills[i]))  # fmt: skip
+
+    col.on_report(report(0))
+    assert not col.settled("m")  # reported, not booked yet
+    col.on_trader("algostack.local.trader.m.fill", encode_event(fills[0]))
+    assert col.settled("m")
+    # The gateway is restarted and its last save predates that fill: it reports it again
+    # (same report id; JetStream drops the copy, a plain subscription hears it).
+    col.on_report(report(0))
+    assert col.settled("m")
+    col.on_report(report(1))
+    assert not col.settled("m")
+    col.on_trader("algostack.local.trader.m.fill", encode_event(fills[1]))
+    assert col.settled("m")
+
+
 def test_collector_keeps_the_gateways_last_status_for_the_summary() -> None:
     from algostack.core.events import DeskStatus, encode_event
     from algostack.local.collector import Collector
