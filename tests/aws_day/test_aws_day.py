@@ -296,10 +296,10 @@ def test_drill_trader_unit_crashes_at_start(desk: AwsDay) -> None:
 
 def test_drill_trader_hung_on_its_host_is_restarted_by_systemds_watchdog(desk: AwsDay) -> None:
     """The trader the crash drill above left running is stopped (SIGSTOP): alive, feeding
-    systemd's watchdog no more. systemd aborts it after WatchdogSec, kills it after
-    TimeoutAbortSec (a stopped process cannot take the SIGABRT) and restarts it, and the new
-    one comes up ready. Before the watchdog it stayed stopped, trading nothing, and its unit
-    said active (running) for the rest of the session."""
+    systemd's watchdog no more. systemd aborts it after WatchdogSec (SIGABRT, and SIGCONT
+    so that a stopped process takes it: its stacks go to the journal) and restarts it, and
+    the new one comes up ready. Before the watchdog it stayed stopped, trading nothing, and
+    its unit said active (running) for the rest of the session."""
     assert desk.cloud is not None
     name = desk.spec(desk.model_prefixes[0]).instance_name(desk.env)
     host = desk.cloud.by_name(name).host

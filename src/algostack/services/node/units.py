@@ -35,7 +35,8 @@ WATCHDOG_S = 30
 is aborted and restarted (``Restart=on-failure``); the abort dumps its threads' stacks to
 the journal (``PYTHONFAULTHANDLER``)."""
 ABORT_TIMEOUT_S = 10
-"""After the watchdog's ``SIGABRT``, ``SIGKILL`` follows this soon (a stopped process)."""
+"""A service the watchdog's ``SIGABRT`` does not end this soon (stuck in the kernel, say) is
+killed with ``SIGKILL``. systemd sends ``SIGCONT`` with the abort, so a stopped one dies."""
 START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_S = 300
 """Past ``START_LIMIT_BURST`` starts in this many seconds systemd leaves a unit ``failed``
